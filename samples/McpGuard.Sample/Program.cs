@@ -1,0 +1,3 @@
+using McpGuard.Sample;
+
+await SampleServer.Create(args).RunAsync();

@@ -1,0 +1,81 @@
+namespace McpGuard;
+
+/// <summary>
+/// The stable, machine-readable reason slugs McpGuard puts in every error it produces
+/// (<c>error.data.reason</c>, <c>error_code</c>, or the <c>**Error code:**</c> line of a tool result).
+/// Clients branch on these; they never change meaning between versions.
+/// </summary>
+public static class McpGuardReasons
+{
+    /// <summary>The body is not valid JSON (or not valid UTF-8).</summary>
+    public const string ParseError = "parse_error";
+
+    /// <summary>The body is JSON but not a single JSON-RPC 2.0 message.</summary>
+    public const string InvalidRequest = "invalid_request";
+
+    /// <summary>The body is larger than the configured limit.</summary>
+    public const string PayloadTooLarge = "payload_too_large";
+
+    /// <summary>The request's <c>Content-Type</c> is not <c>application/json</c>.</summary>
+    public const string UnsupportedMediaType = "unsupported_media_type";
+
+    /// <summary>The request's <c>Accept</c> header does not accept both <c>application/json</c> and <c>text/event-stream</c>.</summary>
+    public const string NotAcceptable = "not_acceptable";
+
+    /// <summary>The HTTP method is not served by the guarded endpoint.</summary>
+    public const string MethodNotAllowed = "method_not_allowed";
+
+    /// <summary>The request's <c>Origin</c> is not in the allow-list (DNS-rebinding protection).</summary>
+    public const string OriginNotAllowed = "origin_not_allowed";
+
+    /// <summary>The <c>Mcp-Method</c> or <c>Mcp-Name</c> header disagrees with the body.</summary>
+    public const string HeaderMismatch = "header_mismatch";
+
+    /// <summary>An unexpected failure inside the server. Not the caller's fault; do not loop on it.</summary>
+    public const string InternalError = "internal_error";
+
+    /// <summary>No credentials were presented.</summary>
+    public const string Unauthorized = "unauthorized";
+
+    /// <summary>The presented key or token is invalid, expired or revoked.</summary>
+    public const string InvalidToken = "invalid_token";
+
+    /// <summary>The caller is authenticated but lacks a scope this call needs.</summary>
+    public const string InsufficientScope = "insufficient_scope";
+
+    /// <summary>The caller's account is suspended.</summary>
+    public const string Suspended = "suspended";
+
+    /// <summary>A rate limit was reached; retry after the advertised delay.</summary>
+    public const string RateLimited = "rate_limited";
+
+    /// <summary>The account's balance does not cover the price and no free call is left.</summary>
+    public const string OutOfCredit = "out_of_credit";
+
+    /// <summary>The account's monthly spending cap would be exceeded.</summary>
+    public const string CapReached = "cap_reached";
+
+    /// <summary>The tool is paused by its publisher; retry later or pick another.</summary>
+    public const string ToolPaused = "tool_paused";
+
+    /// <summary>The tool is archived; do not retry.</summary>
+    public const string ToolArchived = "tool_archived";
+
+    /// <summary>The MCP server behind the guard failed. Any charge was refunded.</summary>
+    public const string UpstreamError = "upstream_error";
+
+    /// <summary>The MCP server behind the guard did not answer in time. Any charge was refunded.</summary>
+    public const string UpstreamTimeout = "upstream_timeout";
+
+    /// <summary>A tool argument was missing or invalid (tool result layer).</summary>
+    public const string InvalidParameter = "invalid_parameter";
+
+    /// <summary>The thing the tool was asked about does not exist (tool result layer).</summary>
+    public const string NotFound = "not_found";
+
+    /// <summary>The tool refused the operation for this caller (tool result layer).</summary>
+    public const string Forbidden = "forbidden";
+
+    /// <summary>The tool's own work timed out (tool result layer); retrying later may succeed.</summary>
+    public const string Timeout = "timeout";
+}

@@ -1,0 +1,20 @@
+using Microsoft.AspNetCore.Http;
+
+namespace McpGuard;
+
+/// <summary>The middleware behind <c>app.UseMcpGuard()</c>: guards requests to the configured path, passes the rest on.</summary>
+internal sealed class McpGuardMiddleware(RequestDelegate next, McpGuardPipeline pipeline, McpGuardStateProvider states)
+{
+    public Task InvokeAsync(HttpContext context)
+    {
+        var path = states.Current.Path;
+        var requestPath = context.Request.Path;
+        if (requestPath.Equals(path, StringComparison.OrdinalIgnoreCase)
+            || (requestPath.Value is { Length: > 1 } value && value[^1] == '/' && path.Value.AsSpan().Equals(value.AsSpan(0, value.Length - 1), StringComparison.OrdinalIgnoreCase)))
+        {
+            return pipeline.InvokeAsync(context, next);
+        }
+
+        return next(context);
+    }
+}

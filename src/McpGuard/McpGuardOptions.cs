@@ -1,0 +1,44 @@
+namespace McpGuard;
+
+/// <summary>
+/// McpGuard's configuration, bound from the section passed to <c>AddMcpGuard</c> (conventionally <c>"McpGuard"</c>).
+/// Validated at start-up; every problem is reported at once.
+/// </summary>
+/// <example>
+/// <code>
+/// "McpGuard": {
+///   "Path": "/mcp",
+///   "MaxRequestBodySize": 1048576,
+///   "AllowedOrigins": [ "https://app.example.com" ],
+///   "RequestIdHeader": "X-Request-Id",
+///   "Errors": { "Format": "JsonRpc" }
+/// }
+/// </code>
+/// </example>
+public sealed class McpGuardOptions
+{
+    /// <summary>The MCP endpoint <c>app.UseMcpGuard()</c> guards. Default <c>/mcp</c>. Ignored by <c>RequireMcpGuard()</c>, which guards the endpoint it is attached to.</summary>
+    public string Path { get; set; } = "/mcp";
+
+    /// <summary>The largest request body accepted, in bytes; a larger one gets 413. Default 1 MiB.</summary>
+    public long MaxRequestBodySize { get; set; } = 1024 * 1024;
+
+    /// <summary>The deepest JSON nesting accepted in a body; deeper is a parse error. Default 64.</summary>
+    public int MaxJsonDepth { get; set; } = 64;
+
+    /// <summary>
+    /// Web origins allowed to call the endpoint (exact <c>scheme://host[:port]</c>, or <c>*</c> for any).
+    /// A request that carries an <c>Origin</c> header not in this list gets 403 (DNS-rebinding protection).
+    /// Requests without <c>Origin</c> (non-browser clients) are not affected. Default: empty, so no browser origin is allowed.
+    /// </summary>
+    public IList<string> AllowedOrigins { get; } = [];
+
+    /// <summary>
+    /// The header that carries the request id on every response (and is read from the request when well-formed).
+    /// Default <c>X-Request-Id</c>.
+    /// </summary>
+    public string RequestIdHeader { get; set; } = "X-Request-Id";
+
+    /// <summary>Error rendering and catalog overrides.</summary>
+    public McpGuardErrorOptions Errors { get; } = new();
+}

@@ -1,0 +1,58 @@
+using McpGuard.Errors;
+using Microsoft.Extensions.Options;
+
+namespace McpGuard;
+
+/// <summary>Checks the whole of <see cref="McpGuardOptions"/> and reports every problem in one failure.</summary>
+internal sealed class McpGuardOptionsValidator : IValidateOptions<McpGuardOptions>
+{
+    private const string Section = "McpGuard";
+
+    public ValidateOptionsResult Validate(string? name, McpGuardOptions options)
+    {
+        var errors = new List<string>();
+
+        if (string.IsNullOrWhiteSpace(options.Path) || !options.Path.StartsWith('/'))
+        {
+            errors.Add($"{Section}:Path must start with '/' (got '{options.Path}').");
+        }
+
+        if (options.MaxRequestBodySize < 1 || options.MaxRequestBodySize > Array.MaxLength)
+        {
+            errors.Add($"{Section}:MaxRequestBodySize must be between 1 and {Array.MaxLength} bytes (got {options.MaxRequestBodySize}).");
+        }
+
+        if (options.MaxJsonDepth is < 1 or > 1024)
+        {
+            errors.Add($"{Section}:MaxJsonDepth must be between 1 and 1024 (got {options.MaxJsonDepth}).");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.RequestIdHeader) || !options.RequestIdHeader.All(IsTokenChar))
+        {
+            errors.Add($"{Section}:RequestIdHeader must be a valid HTTP header name (got '{options.RequestIdHeader}').");
+        }
+
+        for (var i = 0; i < options.AllowedOrigins.Count; i++)
+        {
+            var origin = options.AllowedOrigins[i];
+            if (origin == "*")
+            {
+                continue;
+            }
+
+            if (!Uri.TryCreate(origin, UriKind.Absolute, out var uri)
+                || (uri.Scheme != Uri.UriSchemeHttp && uri.Scheme != Uri.UriSchemeHttps)
+                || uri.PathAndQuery != "/" || origin.EndsWith('/'))
+            {
+                errors.Add($"{Section}:AllowedOrigins:{i} must be '*' or an origin like 'https://app.example.com' with no path or trailing slash (got '{origin}').");
+            }
+        }
+
+        McpGuardErrorCatalog.Validate(options.Errors, $"{Section}:Errors", errors);
+
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static bool IsTokenChar(char c) =>
+        char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c, StringComparison.Ordinal);
+}

@@ -1,0 +1,82 @@
+using McpGuard.Errors;
+using McpGuard.Protocol;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace McpGuard;
+
+/// <summary>
+/// Runs one guarded request: request id, front door, the gates, then the MCP endpoint, translating anything
+/// that escapes the endpoint. Shared by <c>UseMcpGuard()</c> and <c>RequireMcpGuard()</c>.
+/// </summary>
+internal sealed partial class McpGuardPipeline(
+    McpGuardStateProvider states,
+    FrontDoor frontDoor,
+    McpGuardErrorWriter writer,
+    ILogger<McpGuardPipeline> logger)
+{
+    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
+    {
+        if (context.Features.Get<McpGuardFeature>() is not null)
+        {
+            // Guarded twice (UseMcpGuard and RequireMcpGuard on the same endpoint): the first run did the work.
+            await next(context);
+            return;
+        }
+
+        var state = states.Current;
+        var incoming = context.Request.Headers[state.RequestIdHeader];
+        var requestId = incoming.Count == 1 && RequestIds.IsWellFormed(incoming[0]) ? incoming[0]! : RequestIds.NewId();
+        var feature = new McpGuardFeature(requestId, state);
+        context.Features.Set(feature);
+        context.TraceIdentifier = requestId;
+        context.Response.Headers[state.RequestIdHeader] = requestId;
+
+        var error = await frontDoor.CheckAsync(context, feature);
+        if (error is not null)
+        {
+            Log.Rejected(logger, error.Descriptor.Reason, error.Descriptor.StatusCode, requestId);
+            await writer.WriteAsync(context, error);
+            return;
+        }
+
+        await InvokeEndpointAsync(context, next, feature);
+    }
+
+    private async Task InvokeEndpointAsync(HttpContext context, RequestDelegate next, McpGuardFeature feature)
+    {
+        try
+        {
+            await next(context);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            Log.ClientDisconnected(logger, feature.RequestId);
+        }
+        catch (Exception ex)
+        {
+            Log.EndpointFailed(logger, ex, feature.RequestId);
+            if (context.Response.HasStarted)
+            {
+                // Too late to change the status: end the stream cleanly rather than resetting the connection.
+                return;
+            }
+
+            context.Response.Clear();
+            context.Response.Headers[feature.State.RequestIdHeader] = feature.RequestId;
+            await writer.WriteAsync(context, new McpGuardError(feature.State.Catalog[McpGuardReasons.InternalError]));
+        }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(2001, LogLevel.Information, "McpGuard refused request {RequestId}: {Reason} ({StatusCode}).", EventName = "Rejected")]
+        public static partial void Rejected(ILogger logger, string reason, int statusCode, string requestId);
+
+        [LoggerMessage(2002, LogLevel.Error, "The MCP endpoint failed while serving request {RequestId}.", EventName = "EndpointFailed")]
+        public static partial void EndpointFailed(ILogger logger, Exception exception, string requestId);
+
+        [LoggerMessage(2003, LogLevel.Debug, "The client disconnected during request {RequestId}.", EventName = "ClientDisconnected")]
+        public static partial void ClientDisconnected(ILogger logger, string requestId);
+    }
+}

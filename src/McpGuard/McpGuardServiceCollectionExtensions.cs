@@ -1,0 +1,63 @@
+using McpGuard;
+using McpGuard.Errors;
+using McpGuard.Protocol;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Registers McpGuard's services.</summary>
+public static class McpGuardServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds McpGuard, bound to a configuration section (conventionally <c>builder.Configuration.GetSection("McpGuard")</c>).
+    /// The options are validated when the host starts, reporting every problem at once, and reload when the
+    /// configuration changes; a reload that fails validation is logged and ignored.
+    /// </summary>
+    public static McpGuardBuilder AddMcpGuard(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.Configure<McpGuardOptions>(configuration);
+        return services.AddMcpGuard();
+    }
+
+    /// <summary>Adds McpGuard, configured in code (optionally on top of configuration bound elsewhere).</summary>
+    public static McpGuardBuilder AddMcpGuard(this IServiceCollection services, Action<McpGuardOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        if (configure is not null)
+        {
+            services.Configure(configure);
+        }
+
+        services.AddOptions<McpGuardOptions>().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<McpGuardOptions>, McpGuardOptionsValidator>());
+        services.AddProblemDetails();
+        services.AddHttpContextAccessor();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<McpGuardMarkerService>();
+        services.TryAddSingleton<McpGuardStateProvider>();
+        services.TryAddSingleton<AllowedMethods>();
+        services.TryAddSingleton<FrontDoor>();
+        services.TryAddSingleton(sp => new McpGuardErrorWriter(sp.GetService<Microsoft.AspNetCore.Http.IProblemDetailsService>()));
+        services.TryAddSingleton<McpGuardPipeline>();
+        return new McpGuardBuilder(services);
+    }
+}
+
+/// <summary>Present when <c>AddMcpGuard</c> ran; lets the pipeline extensions fail with a clear message when it did not.</summary>
+internal sealed class McpGuardMarkerService
+{
+    internal const string MissingMessage =
+        "McpGuard's services are not registered. Call builder.Services.AddMcpGuard(builder.Configuration.GetSection(\"McpGuard\")) in Program.cs before building the app.";
+
+    internal static void EnsureRegistered(IServiceProvider services)
+    {
+        if (services.GetService(typeof(McpGuardMarkerService)) is null)
+        {
+            throw new InvalidOperationException(MissingMessage);
+        }
+    }
+}

@@ -1,0 +1,37 @@
+using System.Collections.Frozen;
+using McpGuard.Errors;
+using Microsoft.AspNetCore.Http;
+
+namespace McpGuard;
+
+/// <summary>
+/// Validated options compiled into the shape the hot path wants: no per-request option lookups,
+/// no string parsing of configuration per request. Replaced whole on a good reload.
+/// </summary>
+internal sealed class McpGuardState
+{
+    public McpGuardState(McpGuardOptions options)
+    {
+        Path = new PathString(options.Path.Length > 1 ? options.Path.TrimEnd('/') : options.Path);
+        MaxRequestBodySize = options.MaxRequestBodySize;
+        MaxJsonDepth = options.MaxJsonDepth;
+        AllowAnyOrigin = options.AllowedOrigins.Contains("*");
+        AllowedOrigins = options.AllowedOrigins.Where(o => o != "*").ToFrozenSet(StringComparer.OrdinalIgnoreCase);
+        RequestIdHeader = options.RequestIdHeader;
+        Catalog = McpGuardErrorCatalog.Create(options.Errors);
+    }
+
+    public PathString Path { get; }
+
+    public long MaxRequestBodySize { get; }
+
+    public int MaxJsonDepth { get; }
+
+    public bool AllowAnyOrigin { get; }
+
+    public FrozenSet<string> AllowedOrigins { get; }
+
+    public string RequestIdHeader { get; }
+
+    public McpGuardErrorCatalog Catalog { get; }
+}

@@ -1,0 +1,284 @@
+using System.Buffers;
+using McpGuard.Errors;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Primitives;
+using ModelContextProtocol.Protocol;
+
+namespace McpGuard.Protocol;
+
+/// <summary>
+/// The checks every request to the guarded endpoint passes before anything else runs: Origin, HTTP method,
+/// Content-Type, Accept, body size, the JSON-RPC envelope, and the Mcp-Method / Mcp-Name headers.
+/// The body is read once into a pooled buffer, parsed once, and handed to the endpoint from that buffer.
+/// </summary>
+internal sealed class FrontDoor(AllowedMethods allowedMethods)
+{
+    private const string McpMethodHeader = "Mcp-Method";
+    private const string McpNameHeader = "Mcp-Name";
+    private const string ProtocolVersionHeader = "MCP-Protocol-Version";
+    private const string FirstVersionWithStandardHeaders = "2026-07-28";
+    private const int MaxEchoedHeaderLength = 100;
+
+    public async ValueTask<McpGuardError?> CheckAsync(HttpContext context, McpGuardFeature feature)
+    {
+        var state = feature.State;
+        var catalog = state.Catalog;
+        var request = context.Request;
+
+        var origin = request.Headers.Origin;
+        if (!StringValues.IsNullOrEmpty(origin) && !IsOriginAllowed(origin, state))
+        {
+            return new McpGuardError(catalog[McpGuardReasons.OriginNotAllowed], "Origin not allowed: this server does not accept requests from that web origin.");
+        }
+
+        if (!HttpMethods.IsPost(request.Method))
+        {
+            if (EndpointHandles(context, request.Method))
+            {
+                return null;
+            }
+
+            return new McpGuardError(catalog[McpGuardReasons.MethodNotAllowed], $"Method Not Allowed: this endpoint accepts {allowedMethods.For(context, state.Path)}.")
+            {
+                Allow = allowedMethods.For(context, state.Path),
+            };
+        }
+
+        if (!IsJsonContentType(request.ContentType))
+        {
+            return new McpGuardError(catalog[McpGuardReasons.UnsupportedMediaType], "Unsupported Media Type: send the body as Content-Type: application/json.");
+        }
+
+        if (!AcceptsJsonAndEventStream(request.Headers.Accept))
+        {
+            return new McpGuardError(catalog[McpGuardReasons.NotAcceptable], "Not Acceptable: the client must accept both application/json and text/event-stream.");
+        }
+
+        if (request.ContentLength > state.MaxRequestBodySize)
+        {
+            return TooLarge(catalog, state);
+        }
+
+        var (buffer, length) = await ReadBodyAsync(request, state.MaxRequestBodySize, context.RequestAborted);
+        if (buffer is null)
+        {
+            return TooLarge(catalog, state);
+        }
+
+        feature.AttachBody(buffer);
+        context.Response.RegisterForDispose(feature);
+        request.Body = new MemoryStream(buffer, 0, length, writable: false);
+
+        var protocolVersion = request.Headers[ProtocolVersionHeader].ToString();
+        if (!McpEnvelopeParser.TryParse(buffer.AsSpan(0, length), protocolVersion, state.MaxJsonDepth, out var envelope, out var failure))
+        {
+            return new McpGuardError(catalog[failure.Reason], failure.Detail) { Id = failure.Id };
+        }
+
+        feature.Envelope = envelope;
+        return CheckStandardHeaders(request.Headers, envelope!, protocolVersion, catalog);
+    }
+
+    private static McpGuardError TooLarge(McpGuardErrorCatalog catalog, McpGuardState state) =>
+        new(catalog[McpGuardReasons.PayloadTooLarge], $"Payload Too Large: the request body exceeds {state.MaxRequestBodySize} bytes.");
+
+    /// <summary>Reads the whole body into a pooled buffer; null when it is larger than <paramref name="limit"/>.</summary>
+    private static async ValueTask<(byte[]? Buffer, int Length)> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
+    {
+        var expected = request.ContentLength ?? 4096;
+        var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(expected + 1, limit + 1));
+        var length = 0;
+        try
+        {
+            while (true)
+            {
+                if (length == buffer.Length)
+                {
+                    var larger = ArrayPool<byte>.Shared.Rent((int)Math.Min((long)buffer.Length * 2, limit + 1));
+                    buffer.AsSpan(0, length).CopyTo(larger);
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    buffer = larger;
+                }
+
+                var read = await request.Body.ReadAsync(buffer.AsMemory(length), cancellationToken);
+                if (read == 0)
+                {
+                    return (buffer, length);
+                }
+
+                length += read;
+                if (length > limit)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    return (null, 0);
+                }
+            }
+        }
+        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            // The server's own body limit is lower than ours; answer the same way.
+            ArrayPool<byte>.Shared.Return(buffer);
+            return (null, 0);
+        }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+    }
+
+    private static McpGuardError? CheckStandardHeaders(IHeaderDictionary headers, McpEnvelope envelope, string protocolVersion, McpGuardErrorCatalog catalog)
+    {
+        if (envelope.Kind == McpMessageKind.Response)
+        {
+            return null;
+        }
+
+        // From 2026-07-28 the headers are required; before, they are checked only when sent.
+        var required = protocolVersion.Length > 0 && string.CompareOrdinal(protocolVersion, FirstVersionWithStandardHeaders) >= 0;
+
+        var methodHeader = headers[McpMethodHeader];
+        if (methodHeader.Count == 0)
+        {
+            if (required)
+            {
+                return Mismatch(catalog, envelope, "Header mismatch: the Mcp-Method header is required.");
+            }
+        }
+        else if (methodHeader.Count > 1 || !string.Equals(methodHeader[0]!.Trim(), envelope.Method, StringComparison.Ordinal))
+        {
+            return Mismatch(catalog, envelope, $"Header mismatch: Mcp-Method header value '{Echo(methodHeader)}' does not match body value '{envelope.Method}'.");
+        }
+
+        var routingName = envelope.RoutingName;
+        var nameHeader = headers[McpNameHeader];
+        if (nameHeader.Count == 0)
+        {
+            if (required && routingName is not null)
+            {
+                return Mismatch(catalog, envelope, "Header mismatch: the Mcp-Name header is required.");
+            }
+
+            return null;
+        }
+
+        var decoded = nameHeader.Count == 1 ? McpHeaderEncoder.DecodeValue(nameHeader[0]!.Trim()) : null;
+        if (decoded is null || !string.Equals(decoded, routingName, StringComparison.Ordinal))
+        {
+            return Mismatch(catalog, envelope, $"Header mismatch: Mcp-Name header value '{Echo(nameHeader)}' does not match body value '{routingName}'.");
+        }
+
+        return null;
+    }
+
+    private static McpGuardError Mismatch(McpGuardErrorCatalog catalog, McpEnvelope envelope, string detail) =>
+        new(catalog[McpGuardReasons.HeaderMismatch], detail) { Id = envelope.Id };
+
+    private static string Echo(StringValues values)
+    {
+        var text = values.ToString();
+        return text.Length <= MaxEchoedHeaderLength ? text : string.Concat(text.AsSpan(0, MaxEchoedHeaderLength), "…");
+    }
+
+    private static bool EndpointHandles(HttpContext context, string method)
+    {
+        var methods = context.GetEndpoint()?.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods;
+        if (methods is null)
+        {
+            return false;
+        }
+
+        foreach (var candidate in methods)
+        {
+            if (string.Equals(candidate, method, StringComparison.OrdinalIgnoreCase))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    internal static bool IsOriginAllowed(StringValues origin, McpGuardState state)
+    {
+        if (origin.Count != 1)
+        {
+            return false;
+        }
+
+        return state.AllowAnyOrigin || state.AllowedOrigins.Contains(origin[0]!);
+    }
+
+    /// <summary><c>application/json</c>, optionally with <c>charset=utf-8</c>; any other charset is refused.</summary>
+    internal static bool IsJsonContentType(string? contentType)
+    {
+        if (string.IsNullOrEmpty(contentType))
+        {
+            return false;
+        }
+
+        var span = contentType.AsSpan();
+        var semicolon = span.IndexOf(';');
+        var mediaType = (semicolon < 0 ? span : span[..semicolon]).Trim();
+        if (!mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase))
+        {
+            return false;
+        }
+
+        while (semicolon >= 0)
+        {
+            span = span[(semicolon + 1)..];
+            semicolon = span.IndexOf(';');
+            var parameter = (semicolon < 0 ? span : span[..semicolon]).Trim();
+            var equals = parameter.IndexOf('=');
+            if (equals < 0)
+            {
+                continue;
+            }
+
+            var name = parameter[..equals].Trim();
+            var value = parameter[(equals + 1)..].Trim().Trim('"');
+            if (name.Equals("charset", StringComparison.OrdinalIgnoreCase)
+                && !value.Equals("utf-8", StringComparison.OrdinalIgnoreCase)
+                && !value.Equals("utf8", StringComparison.OrdinalIgnoreCase))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>Streamable HTTP clients must accept both JSON and SSE responses; wildcards count.</summary>
+    internal static bool AcceptsJsonAndEventStream(StringValues accept)
+    {
+        bool json = false, eventStream = false;
+        foreach (var value in accept)
+        {
+            var span = value.AsSpan();
+            while (!span.IsEmpty)
+            {
+                var comma = span.IndexOf(',');
+                var part = comma < 0 ? span : span[..comma];
+                span = comma < 0 ? default : span[(comma + 1)..];
+                var semicolon = part.IndexOf(';');
+                var mediaType = (semicolon < 0 ? part : part[..semicolon]).Trim();
+                if (mediaType.Equals("*/*", StringComparison.OrdinalIgnoreCase))
+                {
+                    json = eventStream = true;
+                }
+                else if (mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) || mediaType.Equals("application/*", StringComparison.OrdinalIgnoreCase))
+                {
+                    json = true;
+                }
+                else if (mediaType.Equals("text/event-stream", StringComparison.OrdinalIgnoreCase) || mediaType.Equals("text/*", StringComparison.OrdinalIgnoreCase))
+                {
+                    eventStream = true;
+                }
+            }
+        }
+
+        return json && eventStream;
+    }
+}

@@ -1,0 +1,157 @@
+using System.Text.Json;
+
+namespace McpGuard.Protocol;
+
+/// <summary>What kind of JSON-RPC message a POST carried.</summary>
+internal enum McpMessageKind
+{
+    Request,
+    Notification,
+    Response,
+}
+
+/// <summary>A JSON-RPC id as it appeared on the wire: absent, a string, or an integer.</summary>
+internal readonly struct JsonRpcId : IEquatable<JsonRpcId>
+{
+    private readonly string? _string;
+    private readonly long _number;
+    private readonly byte _kind; // 0 none, 1 string, 2 number
+
+    public JsonRpcId(string value)
+    {
+        _string = value;
+        _kind = 1;
+    }
+
+    public JsonRpcId(long value)
+    {
+        _number = value;
+        _kind = 2;
+    }
+
+    public bool IsNone => _kind == 0;
+
+    public void WriteTo(Utf8JsonWriter writer, ReadOnlySpan<byte> propertyName)
+    {
+        switch (_kind)
+        {
+            case 1:
+                writer.WriteString(propertyName, _string);
+                break;
+            case 2:
+                writer.WriteNumber(propertyName, _number);
+                break;
+            default:
+                writer.WriteNull(propertyName);
+                break;
+        }
+    }
+
+    public object? ToObject() => _kind switch
+    {
+        1 => _string,
+        2 => _number,
+        _ => null,
+    };
+
+    public bool Equals(JsonRpcId other) => _kind == other._kind && _number == other._number && string.Equals(_string, other._string, StringComparison.Ordinal);
+
+    public override bool Equals(object? obj) => obj is JsonRpcId other && Equals(other);
+
+    public override int GetHashCode() => HashCode.Combine(_kind, _number, _string);
+
+    public override string ToString() => _kind switch
+    {
+        1 => _string!,
+        2 => _number.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        _ => "null",
+    };
+
+    public static bool operator ==(JsonRpcId left, JsonRpcId right) => left.Equals(right);
+
+    public static bool operator !=(JsonRpcId left, JsonRpcId right) => !left.Equals(right);
+}
+
+/// <summary>
+/// The JSON-RPC envelope of one MCP POST, parsed once by the front door and kept in
+/// <c>HttpContext.Features</c>. Every gate reads it from there; nothing parses the body again.
+/// </summary>
+internal sealed class McpEnvelope
+{
+    public required McpMessageKind Kind { get; init; }
+
+    public JsonRpcId Id { get; init; }
+
+    /// <summary>The JSON-RPC method; null for responses.</summary>
+    public string? Method { get; init; }
+
+    /// <summary><c>params.name</c> for <c>tools/call</c> and <c>prompts/get</c>.</summary>
+    public string? Name { get; init; }
+
+    /// <summary><c>params.uri</c> for <c>resources/read</c> and friends.</summary>
+    public string? Uri { get; init; }
+
+    /// <summary>
+    /// The protocol version the message declares: the <c>MCP-Protocol-Version</c> header, else
+    /// <c>params._meta["io.modelcontextprotocol/protocolVersion"]</c>, else <c>initialize</c>'s <c>params.protocolVersion</c>.
+    /// </summary>
+    public string? ProtocolVersion { get; init; }
+
+    /// <summary>The tool name when this is a <c>tools/call</c> request.</summary>
+    public string? ToolName => IsToolCall ? Name : null;
+
+    public bool IsToolCall => Kind == McpMessageKind.Request && string.Equals(Method, McpMethods.ToolsCall, StringComparison.Ordinal);
+
+    /// <summary>The value the <c>Mcp-Name</c> header must repeat for this method, if any.</summary>
+    public string? RoutingName => Method switch
+    {
+        McpMethods.ToolsCall or McpMethods.PromptsGet => Name,
+        McpMethods.ResourcesRead or McpMethods.ResourcesSubscribe or McpMethods.ResourcesUnsubscribe => Uri,
+        _ => null,
+    };
+}
+
+/// <summary>The MCP method names McpGuard cares about, interned so the parser allocates none for them.</summary>
+internal static class McpMethods
+{
+    public const string Initialize = "initialize";
+    public const string Ping = "ping";
+    public const string ToolsCall = "tools/call";
+    public const string ToolsList = "tools/list";
+    public const string ResourcesRead = "resources/read";
+    public const string ResourcesList = "resources/list";
+    public const string ResourcesSubscribe = "resources/subscribe";
+    public const string ResourcesUnsubscribe = "resources/unsubscribe";
+    public const string PromptsGet = "prompts/get";
+    public const string PromptsList = "prompts/list";
+    public const string NotificationsInitialized = "notifications/initialized";
+    public const string ServerDiscover = "server/discover";
+
+    private static readonly string[] Known =
+    [
+        Initialize, Ping, ToolsCall, ToolsList, ResourcesRead, ResourcesList, ResourcesSubscribe,
+        ResourcesUnsubscribe, PromptsGet, PromptsList, NotificationsInitialized, ServerDiscover,
+        "notifications/cancelled", "notifications/progress", "completion/complete", "logging/setLevel",
+        "resources/templates/list", "subscriptions/listen",
+    ];
+
+    private static readonly byte[][] KnownUtf8 = Known.Select(System.Text.Encoding.UTF8.GetBytes).ToArray();
+
+    /// <summary>Returns the interned name for a known method, else a new string.</summary>
+    public static string Read(ref Utf8JsonReader reader)
+    {
+        if (!reader.ValueIsEscaped && !reader.HasValueSequence)
+        {
+            var span = reader.ValueSpan;
+            for (var i = 0; i < KnownUtf8.Length; i++)
+            {
+                if (span.SequenceEqual(KnownUtf8[i]))
+                {
+                    return Known[i];
+                }
+            }
+        }
+
+        return reader.GetString()!;
+    }
+}

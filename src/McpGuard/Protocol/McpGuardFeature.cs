@@ -1,0 +1,33 @@
+using System.Buffers;
+
+namespace McpGuard.Protocol;
+
+/// <summary>
+/// The one per-request object McpGuard keeps in <c>HttpContext.Features</c>: the request id, the state in
+/// force when the request arrived, the envelope once the front door has parsed it, and the pooled body
+/// buffer, returned when the response is done.
+/// </summary>
+internal sealed class McpGuardFeature(string requestId, McpGuardState state) : IDisposable
+{
+    private byte[]? _body;
+
+    public string RequestId { get; } = requestId;
+
+    public McpGuardState State { get; } = state;
+
+    /// <summary>Null until the front door accepted a POST body (and for GET/DELETE passed through).</summary>
+    public McpEnvelope? Envelope { get; set; }
+
+    /// <summary>The reason of an in-band tool error produced by <c>WithMcpGuard()</c> for this request, if any.</summary>
+    public string? ToolErrorReason { get; set; }
+
+    public void AttachBody(byte[] pooled) => _body = pooled;
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _body, null) is { } body)
+        {
+            ArrayPool<byte>.Shared.Return(body);
+        }
+    }
+}

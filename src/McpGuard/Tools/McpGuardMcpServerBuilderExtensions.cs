@@ -1,0 +1,23 @@
+using McpGuard;
+using McpGuard.Tools;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Adds McpGuard's tool-layer behaviour to a C# SDK MCP server.</summary>
+public static class McpGuardMcpServerBuilderExtensions
+{
+    /// <summary>
+    /// Translates exceptions thrown by tools into <c>isError: true</c> results whose first text line is
+    /// <c>**Error code:** &lt;reason&gt;</c>, with the same data in <c>structuredContent</c>. Independent of the
+    /// HTTP guard: it also works on a server McpGuard does not front, and the guard does not need it.
+    /// </summary>
+    public static IMcpServerBuilder WithMcpGuard(this IMcpServerBuilder builder, Action<McpGuardToolOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var options = new McpGuardToolOptions();
+        configure?.Invoke(options);
+        var filter = new McpGuardToolExceptionFilter(options);
+        builder.WithRequestFilters(filters => filters.AddCallToolFilter(filter.Wrap));
+        return builder;
+    }
+}

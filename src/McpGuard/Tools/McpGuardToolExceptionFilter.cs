@@ -1,0 +1,143 @@
+using System.Buffers;
+using System.Text.Json;
+using McpGuard.Errors;
+using McpGuard.Protocol;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using ModelContextProtocol;
+using ModelContextProtocol.Protocol;
+using ModelContextProtocol.Server;
+
+namespace McpGuard.Tools;
+
+/// <summary>
+/// A C# SDK call-tool filter that turns exceptions thrown by tools into <c>isError: true</c> results with a
+/// stable <c>**Error code:**</c> line, instead of the SDK's opaque "An error occurred invoking 'x'.".
+/// <see cref="McpException"/> (including <see cref="McpProtocolException"/>) is left to the SDK, which turns it
+/// into a JSON-RPC error or its own tool error; cancellation of the call itself is left alone.
+/// </summary>
+internal sealed partial class McpGuardToolExceptionFilter(McpGuardToolOptions options)
+{
+    private const string GenericInternalMessage = "The tool failed unexpectedly.";
+
+    public McpRequestHandler<CallToolRequestParams, CallToolResult> Wrap(McpRequestHandler<CallToolRequestParams, CallToolResult> next) =>
+        async (request, cancellationToken) =>
+        {
+            try
+            {
+                return await next(request, cancellationToken);
+            }
+            catch (McpException)
+            {
+                throw;
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+            catch (Exception ex)
+            {
+                return Translate(request, ex);
+            }
+        };
+
+    private CallToolResult Translate(RequestContext<CallToolRequestParams> request, Exception exception)
+    {
+        var services = request.Services;
+        var feature = services?.GetService<IHttpContextAccessor>()?.HttpContext?.Features.Get<McpGuardFeature>();
+        var catalog = feature?.State.Catalog ?? services?.GetService<McpGuardStateProvider>()?.Current.Catalog ?? McpGuardErrorCatalog.Default;
+        var logger = (ILogger?)services?.GetService<ILoggerFactory>()?.CreateLogger<McpGuardToolExceptionFilter>() ?? NullLogger.Instance;
+
+        var error = Map(exception);
+        var descriptor = Describe(catalog, error);
+        var toolName = request.Params?.Name ?? "(unknown)";
+        var requestId = feature?.RequestId;
+        if (descriptor.Reason == McpGuardReasons.InternalError)
+        {
+            Log.ToolFailed(logger, exception, toolName, requestId);
+        }
+        else
+        {
+            Log.ToolRefused(logger, exception, toolName, descriptor.Reason, requestId);
+        }
+
+        if (feature is not null)
+        {
+            feature.ToolErrorReason = descriptor.Reason;
+        }
+
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            McpGuardErrorWriter.WriteStructured(writer, descriptor, requestId, [.. error.Details], retryAfter: null);
+            writer.WriteEndObject();
+        }
+
+        using var document = JsonDocument.Parse(buffer.WrittenMemory);
+        return new CallToolResult
+        {
+            IsError = true,
+            Content = [new TextContentBlock { Text = McpGuardErrorWriter.ToolResultText(descriptor.Reason, error.Message, descriptor.Suggestion) }],
+            StructuredContent = document.RootElement.Clone(),
+        };
+    }
+
+    /// <summary>The user's mappings first, in order; then the built-in ones.</summary>
+    internal McpGuardToolError Map(Exception exception)
+    {
+        foreach (var (type, map) in options.Mappings)
+        {
+            if (type.IsInstanceOfType(exception))
+            {
+                return map(exception);
+            }
+        }
+
+        return exception switch
+        {
+            McpGuardException guard => new McpGuardToolError(guard.Reason, guard.Message)
+            {
+                Suggestion = guard.Suggestion,
+                Retryable = guard.Retryable,
+                Details = guard.Details,
+            },
+            ArgumentException argument => new McpGuardToolError(McpGuardReasons.InvalidParameter, argument.Message),
+            KeyNotFoundException or FileNotFoundException => new McpGuardToolError(McpGuardReasons.NotFound, "The requested item was not found."),
+            UnauthorizedAccessException => new McpGuardToolError(McpGuardReasons.Forbidden, "This operation is not permitted for the caller."),
+            TimeoutException or OperationCanceledException => new McpGuardToolError(McpGuardReasons.Timeout, "The operation timed out."),
+            _ => new McpGuardToolError(McpGuardReasons.InternalError, GenericInternalMessage),
+        };
+    }
+
+    private static McpGuardErrorDescriptor Describe(McpGuardErrorCatalog catalog, McpGuardToolError error)
+    {
+        var known = McpGuardErrorCatalog.IsKnownReason(error.Reason) ? catalog[error.Reason] : null;
+        var retryable = error.Retryable ?? known?.Retryable ?? false;
+        var action = known?.Action ?? (retryable ? McpGuardClientAction.RetryLater : McpGuardClientAction.FixRequest);
+        if (known is not null && error.Retryable is bool overridden && overridden != known.Retryable)
+        {
+            action = overridden ? McpGuardClientAction.RetryLater : McpGuardClientAction.DoNotRetry;
+        }
+
+        return new McpGuardErrorDescriptor(
+            error.Reason,
+            known?.StatusCode ?? StatusCodes.Status200OK,
+            known?.Code ?? 0,
+            error.Message,
+            retryable,
+            action,
+            error.Suggestion ?? known?.Suggestion ?? (retryable ? "Retry later." : "Fix the call and try again."));
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(3001, LogLevel.Error, "Tool '{Tool}' failed during request {RequestId}; the caller sees internal_error.", EventName = "ToolFailed")]
+        public static partial void ToolFailed(ILogger logger, Exception exception, string tool, string? requestId);
+
+        [LoggerMessage(3002, LogLevel.Information, "Tool '{Tool}' refused the call during request {RequestId}: {Reason}.", EventName = "ToolRefused")]
+        public static partial void ToolRefused(ILogger logger, Exception exception, string tool, string reason, string? requestId);
+    }
+}

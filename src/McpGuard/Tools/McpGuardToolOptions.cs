@@ -1,0 +1,37 @@
+namespace McpGuard;
+
+/// <summary>
+/// How <c>WithMcpGuard()</c> turns exceptions thrown by tools into results. Mappings added here are
+/// tried first, in the order added; then the built-in ones:
+/// <see cref="McpGuardException"/> → its own reason; <see cref="ArgumentException"/> → <c>invalid_parameter</c>
+/// (its message is shown); <see cref="KeyNotFoundException"/> and <see cref="FileNotFoundException"/> →
+/// <c>not_found</c>; <see cref="UnauthorizedAccessException"/> → <c>forbidden</c>; <see cref="TimeoutException"/>
+/// → <c>timeout</c>; anything else → <c>internal_error</c> with a generic message.
+/// </summary>
+/// <example>
+/// <code>
+/// builder.Services.AddMcpServer().WithTools&lt;MyTools&gt;().WithMcpGuard(tools =&gt;
+///     tools.Map&lt;QuotaException&gt;(ex =&gt; new McpGuardToolError("quota_exceeded", "The daily quota is used up.") { Retryable = true }));
+/// </code>
+/// </example>
+public sealed class McpGuardToolOptions
+{
+    internal List<(Type Type, Func<Exception, McpGuardToolError> Map)> Mappings { get; } = [];
+
+    /// <summary>Maps exceptions of type <typeparamref name="TException"/> (and derived types) to a tool error.</summary>
+    public McpGuardToolOptions Map<TException>(Func<TException, McpGuardToolError> map)
+        where TException : Exception
+    {
+        ArgumentNullException.ThrowIfNull(map);
+        Mappings.Add((typeof(TException), ex => map((TException)ex)));
+        return this;
+    }
+
+    /// <summary>Maps exceptions of type <typeparamref name="TException"/> to a fixed reason and message.</summary>
+    public McpGuardToolOptions Map<TException>(string reason, string message)
+        where TException : Exception
+    {
+        var error = new McpGuardToolError(reason, message);
+        return Map<TException>(_ => error);
+    }
+}
