@@ -1,3 +1,8 @@
 using McpGuard.Sample;
 
+if (SampleCommands.TryRun(args, Console.Out))
+{
+    return;
+}
+
 await SampleServer.Create(args).RunAsync();

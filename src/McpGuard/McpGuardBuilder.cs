@@ -9,4 +9,14 @@ public sealed class McpGuardBuilder
 
     /// <summary>The application's services.</summary>
     public IServiceCollection Services { get; }
+
+    /// <summary>
+    /// Adds a store of API keys created at run time, consulted after the keys in configuration.
+    /// </summary>
+    public McpGuardBuilder AddKeyStore<TStore>()
+        where TStore : class, IMcpGuardKeyStore
+    {
+        Services.AddSingleton<IMcpGuardKeyStore, TStore>();
+        return this;
+    }
 }

@@ -1,3 +1,4 @@
+using McpGuard.Auth;
 using Microsoft.AspNetCore.Http;
 
 namespace McpGuard;
@@ -7,7 +8,13 @@ internal sealed class McpGuardMiddleware(RequestDelegate next, McpGuardPipeline 
 {
     public Task InvokeAsync(HttpContext context)
     {
-        var path = states.Current.Path;
+        var state = states.Current;
+        if (ProtectedResourceMetadataEndpoint.Matches(context, state.Auth))
+        {
+            return ProtectedResourceMetadataEndpoint.WriteAsync(context, state.Auth);
+        }
+
+        var path = state.Path;
         var requestPath = context.Request.Path;
         if (requestPath.Equals(path, StringComparison.OrdinalIgnoreCase)
             || (requestPath.Value is { Length: > 1 } value && value[^1] == '/' && path.Value.AsSpan().Equals(value.AsSpan(0, value.Length - 1), StringComparison.OrdinalIgnoreCase)))

@@ -41,4 +41,16 @@ public sealed class McpGuardOptions
 
     /// <summary>Error rendering and catalog overrides.</summary>
     public McpGuardErrorOptions Errors { get; } = new();
+
+    /// <summary>Authentication: API keys, JWT bearer tokens, protected-resource metadata.</summary>
+    public McpGuardAuthOptions Auth { get; } = new();
+
+    /// <summary>Per-tool policies (scopes), keyed by tool name.</summary>
+    public IDictionary<string, McpGuardToolPolicy> Tools { get; } = new Dictionary<string, McpGuardToolPolicy>(StringComparer.Ordinal);
+
+    /// <summary>Per-method policies (scopes) for MCP methods other than <c>tools/call</c>, keyed by method.</summary>
+    public IDictionary<string, McpGuardMethodPolicy> Methods { get; } = new Dictionary<string, McpGuardMethodPolicy>(StringComparer.Ordinal);
+
+    /// <summary>Accounts known from configuration, keyed by account id.</summary>
+    public IDictionary<string, McpGuardAccountOptions> Accounts { get; } = new Dictionary<string, McpGuardAccountOptions>(StringComparer.Ordinal);
 }

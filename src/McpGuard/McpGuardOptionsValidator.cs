@@ -1,3 +1,4 @@
+using McpGuard.Auth;
 using McpGuard.Errors;
 using Microsoft.Extensions.Options;
 
@@ -49,6 +50,7 @@ internal sealed class McpGuardOptionsValidator : IValidateOptions<McpGuardOption
         }
 
         McpGuardErrorCatalog.Validate(options.Errors, $"{Section}:Errors", errors);
+        AuthOptionsValidation.Validate(options, errors);
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

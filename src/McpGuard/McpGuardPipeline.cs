@@ -1,3 +1,4 @@
+using McpGuard.Auth;
 using McpGuard.Errors;
 using McpGuard.Protocol;
 using Microsoft.AspNetCore.Http;
@@ -12,6 +13,8 @@ namespace McpGuard;
 internal sealed partial class McpGuardPipeline(
     McpGuardStateProvider states,
     FrontDoor frontDoor,
+    AuthenticationGate authentication,
+    AuthorizationGate authorization,
     McpGuardErrorWriter writer,
     ILogger<McpGuardPipeline> logger)
 {
@@ -32,7 +35,9 @@ internal sealed partial class McpGuardPipeline(
         context.TraceIdentifier = requestId;
         context.Response.Headers[state.RequestIdHeader] = requestId;
 
-        var error = await frontDoor.CheckAsync(context, feature);
+        var error = await frontDoor.CheckAsync(context, feature)
+            ?? await authentication.CheckAsync(context, feature)
+            ?? authorization.Check(feature);
         if (error is not null)
         {
             Log.Rejected(logger, error.Descriptor.Reason, error.Descriptor.StatusCode, requestId);

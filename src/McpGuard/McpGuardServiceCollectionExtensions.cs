@@ -1,6 +1,8 @@
 using McpGuard;
+using McpGuard.Auth;
 using McpGuard.Errors;
 using McpGuard.Protocol;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -41,6 +43,15 @@ public static class McpGuardServiceCollectionExtensions
         services.TryAddSingleton<McpGuardStateProvider>();
         services.TryAddSingleton<AllowedMethods>();
         services.TryAddSingleton<FrontDoor>();
+        services.TryAddSingleton<AuthenticationGate>();
+        services.TryAddSingleton<AuthorizationGate>();
+        if (!services.Any(d => d.ServiceType == typeof(JwtBearerOptionsSetup)))
+        {
+            services.AddSingleton<JwtBearerOptionsSetup>();
+            services.AddSingleton<IConfigureOptions<JwtBearerOptions>>(sp => sp.GetRequiredService<JwtBearerOptionsSetup>());
+            services.AddAuthentication().AddJwtBearer(AuthenticationGate.JwtScheme, _ => { });
+        }
+
         services.TryAddSingleton(sp => new McpGuardErrorWriter(sp.GetService<Microsoft.AspNetCore.Http.IProblemDetailsService>()));
         services.TryAddSingleton<McpGuardPipeline>();
         return new McpGuardBuilder(services);

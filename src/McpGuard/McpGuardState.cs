@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using McpGuard.Auth;
 using McpGuard.Errors;
 using Microsoft.AspNetCore.Http;
 
@@ -12,6 +13,7 @@ internal sealed class McpGuardState
 {
     public McpGuardState(McpGuardOptions options)
     {
+        Options = options;
         Path = new PathString(options.Path.Length > 1 ? options.Path.TrimEnd('/') : options.Path);
         MaxRequestBodySize = options.MaxRequestBodySize;
         MaxJsonDepth = options.MaxJsonDepth;
@@ -19,7 +21,13 @@ internal sealed class McpGuardState
         AllowedOrigins = options.AllowedOrigins.Where(o => o != "*").ToFrozenSet(StringComparer.OrdinalIgnoreCase);
         RequestIdHeader = options.RequestIdHeader;
         Catalog = McpGuardErrorCatalog.Create(options.Errors);
+        Auth = new AuthState(options);
     }
+
+    public AuthState Auth { get; }
+
+    /// <summary>The validated options this state was compiled from.</summary>
+    public McpGuardOptions Options { get; }
 
     public PathString Path { get; }
 

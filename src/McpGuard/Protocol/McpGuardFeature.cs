@@ -1,4 +1,5 @@
 using System.Buffers;
+using McpGuard.Auth;
 
 namespace McpGuard.Protocol;
 
@@ -17,6 +18,9 @@ internal sealed class McpGuardFeature(string requestId, McpGuardState state) : I
 
     /// <summary>Null until the front door accepted a POST body (and for GET/DELETE passed through).</summary>
     public McpEnvelope? Envelope { get; set; }
+
+    /// <summary>The authenticated caller; null when authentication is off or the method is anonymous.</summary>
+    public McpGuardCaller? Caller { get; set; }
 
     /// <summary>The reason of an in-band tool error produced by <c>WithMcpGuard()</c> for this request, if any.</summary>
     public string? ToolErrorReason { get; set; }

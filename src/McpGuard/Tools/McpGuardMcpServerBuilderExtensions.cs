@@ -10,6 +10,7 @@ public static class McpGuardMcpServerBuilderExtensions
     /// Translates exceptions thrown by tools into <c>isError: true</c> results whose first text line is
     /// <c>**Error code:** &lt;reason&gt;</c>, with the same data in <c>structuredContent</c>. Independent of the
     /// HTTP guard: it also works on a server McpGuard does not front, and the guard does not need it.
+    /// Behind the guard, <c>tools/list</c> also shows each caller only the tools its scopes allow.
     /// </summary>
     public static IMcpServerBuilder WithMcpGuard(this IMcpServerBuilder builder, Action<McpGuardToolOptions>? configure = null)
     {
@@ -17,7 +18,11 @@ public static class McpGuardMcpServerBuilderExtensions
         var options = new McpGuardToolOptions();
         configure?.Invoke(options);
         var filter = new McpGuardToolExceptionFilter(options);
-        builder.WithRequestFilters(filters => filters.AddCallToolFilter(filter.Wrap));
+        builder.WithRequestFilters(filters =>
+        {
+            filters.AddCallToolFilter(filter.Wrap);
+            filters.AddListToolsFilter(McpGuardToolListFilter.Wrap);
+        });
         return builder;
     }
 }

@@ -1,0 +1,75 @@
+using System.Security.Claims;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace McpGuard.Sample;
+
+/// <summary>
+/// Small helpers run instead of the server: <c>keygen</c> creates an API key and its hash, <c>hash</c> hashes a
+/// key for appsettings.json, <c>token</c> mints a development JWT signed with <c>McpGuard:Auth:Jwt:SigningKey</c>.
+/// </summary>
+public static class SampleCommands
+{
+    public static bool TryRun(string[] args, TextWriter output)
+    {
+        if (args.Length == 0)
+        {
+            return false;
+        }
+
+        switch (args[0])
+        {
+            case "keygen":
+                var (key, hash) = McpGuardApiKeys.Generate(Option(args, "--prefix") ?? "mcpg");
+                output.WriteLine($"key:  {key}");
+                output.WriteLine($"hash: {hash}");
+                output.WriteLine("Give the key to its owner (it is shown only now) and add the hash to McpGuard:Auth:ApiKeys:Keys.");
+                return true;
+            case "hash" when args.Length == 2:
+                output.WriteLine(McpGuardApiKeys.Hash(args[1]));
+                return true;
+            case "token":
+                output.WriteLine(MintToken(args));
+                return true;
+            case "hash" or "help" or "--help":
+                output.WriteLine("usage: keygen [--prefix mcpg] | hash <key> | token [--sub alice] [--scope \"tools:basic tools:premium\"] [--minutes 60] | (no arguments: run the server)");
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    private static string MintToken(string[] args)
+    {
+        var configuration = new ConfigurationBuilder()
+            .SetBasePath(AppContext.BaseDirectory)
+            .AddJsonFile("appsettings.json")
+            .AddCommandLine(args.Where(a => a.StartsWith("--McpGuard", StringComparison.Ordinal)).ToArray())
+            .Build();
+        var jwt = configuration.GetSection("McpGuard:Auth:Jwt");
+        var signingKey = jwt["SigningKey"] ?? throw new InvalidOperationException("McpGuard:Auth:Jwt:SigningKey is not configured.");
+        var minutes = int.Parse(Option(args, "--minutes") ?? "60", System.Globalization.CultureInfo.InvariantCulture);
+        var now = TimeProvider.System.GetUtcNow().UtcDateTime;
+        var descriptor = new SecurityTokenDescriptor
+        {
+            Issuer = jwt["Issuer"],
+            Audience = jwt["Audience"] ?? configuration["McpGuard:Auth:Resource"],
+            Subject = new ClaimsIdentity(
+            [
+                new Claim(jwt["AccountClaim"] ?? "sub", Option(args, "--sub") ?? "alice"),
+                new Claim("scope", Option(args, "--scope") ?? "tools:basic tools:premium"),
+            ]),
+            IssuedAt = now,
+            NotBefore = now,
+            Expires = now.AddMinutes(minutes),
+            SigningCredentials = new SigningCredentials(new SymmetricSecurityKey(Convert.FromBase64String(signingKey)), SecurityAlgorithms.HmacSha256),
+        };
+        return new JsonWebTokenHandler().CreateToken(descriptor);
+    }
+
+    private static string? Option(string[] args, string name)
+    {
+        var index = Array.IndexOf(args, name);
+        return index >= 0 && index + 1 < args.Length ? args[index + 1] : null;
+    }
+}

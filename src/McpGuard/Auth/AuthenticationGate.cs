@@ -1,0 +1,233 @@
+using System.Buffers;
+using System.Collections.Frozen;
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text;
+using McpGuard.Errors;
+using McpGuard.Protocol;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Microsoft.Net.Http.Headers;
+
+namespace McpGuard.Auth;
+
+/// <summary>
+/// Authenticates the caller with an API key or a JWT, chosen by the credential's shape. Every failure with a
+/// credential is the same 401 <c>invalid_token</c> to the client (no oracle telling which check failed);
+/// the log says which, naming the key id but never the secret. The credential is removed from the request
+/// before the endpoint runs, so it is never forwarded upstream.
+/// </summary>
+internal sealed partial class AuthenticationGate(TimeProvider timeProvider, ILogger<AuthenticationGate> logger, IMcpGuardKeyStore? keyStore = null)
+{
+    internal const string JwtScheme = "McpGuard.Jwt";
+    internal const string ApiKeyAuthenticationType = "McpGuard.ApiKey";
+    internal const string InvalidKeyMessage = "invalid or expired API key";
+    internal const string InvalidTokenMessage = "invalid or expired token";
+    private const string BearerPrefix = "Bearer ";
+    private const int MaxCredentialLength = 8192;
+
+    public async ValueTask<McpGuardError?> CheckAsync(HttpContext context, McpGuardFeature feature)
+    {
+        var state = feature.State;
+        var auth = state.Auth;
+        if (!auth.Enabled)
+        {
+            return null;
+        }
+
+        var anonymous = feature.Envelope?.Method is { } method && auth.AnonymousMethods.Contains(method);
+        var credential = ReadCredential(context.Request, auth, out var fromKeyHeader);
+        if (credential is null)
+        {
+            return anonymous
+                ? null
+                : new McpGuardError(state.Catalog[McpGuardReasons.Unauthorized], auth.KeysEnabled ? InvalidKeyMessage : "Authentication required: send an OAuth access token as a Bearer token.")
+                {
+                    Challenge = Challenges.Unauthorized(auth, error: null, description: null, ChallengeScopes(auth, feature)),
+                };
+        }
+
+        McpGuardCaller? caller;
+        string failureMessage;
+        if (auth.KeysEnabled && (fromKeyHeader || credential.StartsWith(auth.KeyPrefix, StringComparison.Ordinal)))
+        {
+            caller = await AuthenticateKeyAsync(credential, auth, feature.RequestId, context.RequestAborted);
+            failureMessage = InvalidKeyMessage;
+        }
+        else if (auth.JwtEnabled && LooksLikeJwt(credential))
+        {
+            caller = await AuthenticateJwtAsync(context, auth.AccountClaim, feature.RequestId);
+            failureMessage = InvalidTokenMessage;
+        }
+        else
+        {
+            Log.CredentialShapeUnknown(logger, feature.RequestId);
+            caller = null;
+            failureMessage = auth.KeysEnabled ? InvalidKeyMessage : InvalidTokenMessage;
+        }
+
+        if (caller is null)
+        {
+            return new McpGuardError(state.Catalog[McpGuardReasons.InvalidToken], failureMessage)
+            {
+                Challenge = Challenges.Unauthorized(auth, "invalid_token", failureMessage, ChallengeScopes(auth, feature)),
+            };
+        }
+
+        feature.Caller = caller;
+        context.User = caller.Principal;
+        context.Request.Headers.Remove(HeaderNames.Authorization);
+        if (auth.KeyHeader is not null)
+        {
+            context.Request.Headers.Remove(auth.KeyHeader);
+        }
+
+        return null;
+    }
+
+    /// <summary>The scopes a challenge names: this call's, else every scope the resource supports.</summary>
+    internal static string[] ChallengeScopes(AuthState auth, McpGuardFeature feature)
+    {
+        var required = auth.RequiredScopes(feature.Envelope);
+        return required.Length > 0 ? required : auth.ScopesSupported;
+    }
+
+    private static string? ReadCredential(HttpRequest request, AuthState auth, out bool fromKeyHeader)
+    {
+        fromKeyHeader = false;
+        var authorization = request.Headers.Authorization;
+        if (authorization.Count == 1 && authorization[0] is { } value
+            && value.StartsWith(BearerPrefix, StringComparison.OrdinalIgnoreCase))
+        {
+            var token = value.AsSpan(BearerPrefix.Length).Trim();
+            return token.IsEmpty ? null : token.ToString();
+        }
+
+        if (auth.KeyHeader is not null && request.Headers[auth.KeyHeader] is { Count: 1 } keyHeader && !string.IsNullOrWhiteSpace(keyHeader[0]))
+        {
+            fromKeyHeader = true;
+            return keyHeader[0]!.Trim();
+        }
+
+        return null;
+    }
+
+    private async ValueTask<McpGuardCaller?> AuthenticateKeyAsync(string credential, AuthState auth, string requestId, CancellationToken cancellationToken)
+    {
+        if (credential.Length > MaxCredentialLength)
+        {
+            Log.KeyRejected(logger, "too long", "(none)", requestId);
+            return null;
+        }
+
+        var hash = new byte[SHA256.HashSizeInBytes];
+        var bytes = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(credential.Length));
+        try
+        {
+            var length = Encoding.UTF8.GetBytes(credential, bytes);
+            SHA256.HashData(bytes.AsSpan(0, length), hash);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(bytes, clearArray: true);
+        }
+
+        // Compare against every configured key in constant time, without stopping at a match.
+        McpGuardApiKey? key = null;
+        foreach (var configured in auth.Keys)
+        {
+            if (CryptographicOperations.FixedTimeEquals(configured.Hash, hash))
+            {
+                key = configured.Key;
+            }
+        }
+
+        if (key is null && keyStore is not null)
+        {
+            key = await keyStore.FindByHashAsync(hash, cancellationToken);
+        }
+
+        if (key is null)
+        {
+            Log.KeyRejected(logger, "unknown", "(none)", requestId);
+            return null;
+        }
+
+        if (key.Revoked)
+        {
+            Log.KeyRejected(logger, "revoked", key.Id, requestId);
+            return null;
+        }
+
+        if (key.ExpiresAt is { } expiresAt && expiresAt <= timeProvider.GetUtcNow())
+        {
+            Log.KeyRejected(logger, "expired", key.Id, requestId);
+            return null;
+        }
+
+        var scopes = key.Scopes.ToFrozenSet(StringComparer.Ordinal);
+        var claims = new List<Claim>(scopes.Count + 2) { new("sub", key.Account), new("mcpguard:key_id", key.Id) };
+        claims.AddRange(scopes.Select(s => new Claim("scope", s)));
+        var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, ApiKeyAuthenticationType, "sub", null));
+        return new McpGuardCaller(key.Account, key.Id, scopes, McpGuardCredentialKind.ApiKey, principal);
+    }
+
+    private async ValueTask<McpGuardCaller?> AuthenticateJwtAsync(HttpContext context, string accountClaim, string requestId)
+    {
+        var result = await context.AuthenticateAsync(JwtScheme);
+        if (!result.Succeeded || result.Principal is null)
+        {
+            // The exception type says why (expired, bad signature, wrong audience…); its message may carry token parts.
+            Log.TokenRejected(logger, result.Failure?.GetType().Name ?? "no token", requestId);
+            return null;
+        }
+
+        var principal = result.Principal;
+        var account = principal.FindFirst(accountClaim)?.Value;
+        if (string.IsNullOrEmpty(account))
+        {
+            Log.TokenRejected(logger, $"no '{accountClaim}' claim", requestId);
+            return null;
+        }
+
+        var scopes = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var claim in principal.FindAll(c => c.Type is "scope" or "scp"))
+        {
+            scopes.UnionWith(claim.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        }
+
+        return new McpGuardCaller(account, null, scopes.ToFrozenSet(StringComparer.Ordinal), McpGuardCredentialKind.Jwt, principal);
+    }
+
+    /// <summary>Three dot-separated base64url segments.</summary>
+    internal static bool LooksLikeJwt(string credential)
+    {
+        var dots = 0;
+        foreach (var c in credential)
+        {
+            if (c == '.')
+            {
+                dots++;
+            }
+            else if (!char.IsAsciiLetterOrDigit(c) && c is not ('-' or '_'))
+            {
+                return false;
+            }
+        }
+
+        return dots == 2;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(4001, LogLevel.Information, "API key rejected ({Why}) for request {RequestId}; key id {KeyId}.", EventName = "KeyRejected")]
+        public static partial void KeyRejected(ILogger logger, string why, string keyId, string requestId);
+
+        [LoggerMessage(4002, LogLevel.Information, "Bearer token rejected ({Why}) for request {RequestId}.", EventName = "TokenRejected")]
+        public static partial void TokenRejected(ILogger logger, string why, string requestId);
+
+        [LoggerMessage(4003, LogLevel.Information, "Credential for request {RequestId} is neither an API key nor a JWT.", EventName = "CredentialShapeUnknown")]
+        public static partial void CredentialShapeUnknown(ILogger logger, string requestId);
+    }
+}

@@ -1,0 +1,51 @@
+using McpGuard.Errors;
+using McpGuard.Protocol;
+using Microsoft.Extensions.Logging;
+
+namespace McpGuard.Auth;
+
+/// <summary>
+/// After authentication: refuses suspended accounts (403 <c>suspended</c>), then calls whose required scopes
+/// the caller lacks (403 <c>insufficient_scope</c> with a step-up challenge naming every scope the call needs).
+/// </summary>
+internal sealed partial class AuthorizationGate(ILogger<AuthorizationGate> logger)
+{
+    public McpGuardError? Check(McpGuardFeature feature)
+    {
+        var state = feature.State;
+        var auth = state.Auth;
+        if (feature.Caller is not { } caller)
+        {
+            return null;
+        }
+
+        if (auth.SuspendedAccounts.Contains(caller.Account))
+        {
+            Log.Suspended(logger, caller.Account, feature.RequestId);
+            return new McpGuardError(state.Catalog[McpGuardReasons.Suspended], "Account suspended: contact the server's operator.");
+        }
+
+        var required = auth.RequiredScopes(feature.Envelope);
+        if (!caller.HasAll(required))
+        {
+            var scope = string.Join(' ', required);
+            Log.InsufficientScope(logger, caller.Account, scope, feature.RequestId);
+            return new McpGuardError(state.Catalog[McpGuardReasons.InsufficientScope], $"Insufficient scope: this call needs {scope}.")
+            {
+                Challenge = Challenges.InsufficientScope(auth, required),
+                Data = [new("scope", scope)],
+            };
+        }
+
+        return null;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(4101, LogLevel.Information, "Account {Account} is suspended; request {RequestId} refused.", EventName = "Suspended")]
+        public static partial void Suspended(ILogger logger, string account, string requestId);
+
+        [LoggerMessage(4102, LogLevel.Information, "Account {Account} lacks scope '{Scope}' for request {RequestId}.", EventName = "InsufficientScope")]
+        public static partial void InsufficientScope(ILogger logger, string account, string scope, string requestId);
+    }
+}

@@ -1,0 +1,64 @@
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.Tokens;
+
+namespace McpGuard.Auth;
+
+/// <summary>
+/// Configures McpGuard's own JwtBearer scheme from <see cref="McpGuardJwtOptions"/>: signature, issuer,
+/// lifetime and an audience equal to the canonical resource. Claims keep their JWT names (<c>sub</c>, <c>scope</c>).
+/// </summary>
+internal sealed class JwtBearerOptionsSetup : IConfigureNamedOptions<JwtBearerOptions>
+{
+    private readonly McpGuardStateProvider _states;
+    private readonly TimeProvider _timeProvider;
+
+    public JwtBearerOptionsSetup(McpGuardStateProvider states, IOptionsMonitorCache<JwtBearerOptions> cache, TimeProvider timeProvider)
+    {
+        _states = states;
+        _timeProvider = timeProvider;
+
+        // The handler caches its options; drop them when a good McpGuard reload lands so the next request rebuilds them.
+        states.Reloaded += _ => cache.TryRemove(AuthenticationGate.JwtScheme);
+    }
+
+    public void Configure(JwtBearerOptions options) => Configure(Options.DefaultName, options);
+
+    public void Configure(string? name, JwtBearerOptions options)
+    {
+        if (name != AuthenticationGate.JwtScheme)
+        {
+            return;
+        }
+
+        var guard = _states.Current.Options;
+        var timeProvider = _timeProvider;
+        var jwt = guard.Auth.Jwt;
+        var audience = jwt.Audience ?? guard.Auth.Resource;
+        options.MapInboundClaims = false;
+        options.TimeProvider = timeProvider;
+        options.Authority = jwt.Authority;
+        options.RequireHttpsMetadata = !jwt.AllowInsecureMetadata;
+        options.Audience = audience;
+        options.TokenValidationParameters = new TokenValidationParameters
+        {
+            ValidateIssuer = true,
+            ValidIssuer = jwt.Issuer,
+            ValidateAudience = true,
+            ValidAudience = audience,
+            ValidateLifetime = true,
+            RequireExpirationTime = true,
+            RequireSignedTokens = true,
+            ClockSkew = jwt.ClockSkew,
+            ValidateIssuerSigningKey = true,
+            IssuerSigningKey = jwt.SigningKey is { } key ? new SymmetricSecurityKey(Convert.FromBase64String(key)) : null,
+            NameClaimType = jwt.AccountClaim,
+            LifetimeValidator = (notBefore, expires, _, parameters) =>
+            {
+                var now = timeProvider.GetUtcNow().UtcDateTime;
+                return (notBefore is null || notBefore.Value <= now + parameters.ClockSkew)
+                    && expires is not null && expires.Value > now - parameters.ClockSkew;
+            },
+        };
+    }
+}

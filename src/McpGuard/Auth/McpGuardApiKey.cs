@@ -1,0 +1,25 @@
+namespace McpGuard;
+
+/// <summary>An API key as a store knows it: never the secret, only what the key grants.</summary>
+/// <param name="Id">A stable id for logs and admin.</param>
+/// <param name="Account">The billing party the key belongs to.</param>
+/// <param name="Scopes">The scopes the key grants.</param>
+public sealed record McpGuardApiKey(string Id, string Account, IReadOnlyList<string> Scopes)
+{
+    /// <summary>When the key stops working, if ever.</summary>
+    public DateTimeOffset? ExpiresAt { get; init; }
+
+    /// <summary>A revoked key never works again.</summary>
+    public bool Revoked { get; init; }
+}
+
+/// <summary>
+/// Where keys created at run time live (the credits issue backs this with its database). Keys from
+/// configuration are always checked first. Implementations look keys up by the SHA-256 of the whole key,
+/// so a lookup's timing says nothing useful about any secret.
+/// </summary>
+public interface IMcpGuardKeyStore
+{
+    /// <summary>Finds the key whose SHA-256 (32 bytes) is <paramref name="sha256"/>, or null.</summary>
+    ValueTask<McpGuardApiKey?> FindByHashAsync(ReadOnlyMemory<byte> sha256, CancellationToken cancellationToken);
+}
