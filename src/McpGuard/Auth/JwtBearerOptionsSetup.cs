@@ -46,6 +46,9 @@ internal sealed class JwtBearerOptionsSetup : IConfigureNamedOptions<JwtBearerOp
             ValidIssuer = jwt.Issuer,
             ValidateAudience = true,
             ValidAudience = audience,
+
+            // The audience must equal the canonical resource; IdentityModel would otherwise accept "<resource>/" too.
+            IgnoreTrailingSlashWhenValidatingAudience = false,
             ValidateLifetime = true,
             RequireExpirationTime = true,
             RequireSignedTokens = true,

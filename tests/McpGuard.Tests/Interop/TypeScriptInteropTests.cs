@@ -1,0 +1,224 @@
+using System.Diagnostics;
+using System.Text.Json;
+using McpGuard.Tests.Infrastructure;
+using Microsoft.IdentityModel.JsonWebTokens;
+
+namespace McpGuard.Tests.Interop;
+
+/// <summary>
+/// The official TypeScript MCP SDK client (tests/interop-ts, run with Node.js 20) against the sample on a real port:
+/// an API-key session, the SDK's own parsing of our challenge, RFC 9728 discovery and resource check, and its full
+/// OAuth flow through a real authorization server. Needs <c>node</c> on PATH; installs the pinned SDK with
+/// <c>npm ci</c> when tests/interop-ts/node_modules is missing.
+/// </summary>
+public sealed class TypeScriptInteropTests
+{
+    private const string AllScopes = "tools:basic tools:premium";
+    private const string EchoText = "hello from TypeScript";
+    private static readonly TimeSpan ScriptTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan InstallTimeout = TimeSpan.FromMinutes(4);
+    private static readonly SemaphoreSlim InstallLock = new(1, 1);
+
+    [Fact]
+    public async Task TypeScript_client_calls_tools_with_an_api_key_and_accepts_our_challenge_and_metadata()
+    {
+        var (host, log, resource) = await OAuthResourceServer.StartAsync(authorizationServer: null);
+        await using var _ = host;
+
+        var output = await RunScriptAsync(host.McpEndpoint.ToString(), DemoKeys.Alice);
+
+        // (a) A session with the API key.
+        Assert.Equal(["add", "echo", "fail", "premium_report", "slow"], Strings(output.GetProperty("tools")));
+        AssertEcho(output.GetProperty("echo"));
+
+        // (b) Our 401, as the SDK parses it (first Bearer challenge, comma-separated parameters).
+        var metadataUrl = $"{host.BaseAddress.GetLeftPart(UriPartial.Authority)}/.well-known/oauth-protected-resource/mcp";
+        var challenge = output.GetProperty("challenge");
+        Assert.Equal(401, challenge.GetProperty("status").GetInt32());
+        Assert.Equal($"Bearer resource_metadata=\"{metadataUrl}\", scope=\"{AllScopes}\"", challenge.GetProperty("wwwAuthenticate").GetString());
+        Assert.Equal(metadataUrl, challenge.GetProperty("resourceMetadataUrl").GetString());
+        Assert.Equal(AllScopes, challenge.GetProperty("scope").GetString());
+        Assert.Equal(JsonValueKind.Null, challenge.GetProperty("error").ValueKind);
+
+        // The metadata the SDK fetched and validated (its zod schema) and the resource it would send to an authorization server.
+        var metadata = output.GetProperty("metadata");
+        Assert.Equal(
+            ["authorization_servers", "bearer_methods_supported", "resource", "resource_name", "scopes_supported"],
+            metadata.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(resource, metadata.GetProperty("resource").GetString());
+        Assert.Equal(["http://127.0.0.1:5080/dev-issuer"], Strings(metadata.GetProperty("authorization_servers")));
+        Assert.Equal(["tools:basic", "tools:premium"], Strings(metadata.GetProperty("scopes_supported")));
+        Assert.Equal(["header"], Strings(metadata.GetProperty("bearer_methods_supported")));
+        Assert.Equal("McpGuard sample", metadata.GetProperty("resource_name").GetString());
+        var check = output.GetProperty("resourceCheck");
+        Assert.True(check.GetProperty("allowed").GetBoolean());
+        Assert.Equal(resource, check.GetProperty("requestedResource").GetString());
+        Assert.Equal(resource, check.GetProperty("selectedResource").GetString());
+
+        // The server's view: the key authenticated every request of the session (initialize, notifications/initialized,
+        // tools/list, tools/call; the SDK's GET for a standalone SSE stream, if sent before the session closes, gets 405
+        // from this POST-only endpoint); the raw POST without credentials got the 401, and the SDK then read our metadata.
+        var key = $"Bearer {DemoKeys.Alice}";
+        Assert.Equal(
+            [(key, 200), (key, 202), (key, 200), (key, 200), ("", 401)],
+            log.Entries.Where(r => r.Method == "POST" && r.Path == "/mcp").Select(r => (r.Authorization, r.StatusCode)));
+        Assert.Equal(
+            [("/.well-known/oauth-protected-resource/mcp", "", 200)],
+            log.Entries.Where(r => r.Method == "GET" && r.Path != "/mcp").Select(r => (r.Path, r.Authorization, r.StatusCode)));
+        Assert.All(log.Entries.Where(r => r.Method == "GET" && r.Path == "/mcp"), r => Assert.Equal((key, 405), (r.Authorization, r.StatusCode)));
+    }
+
+    [Fact]
+    public async Task TypeScript_client_completes_its_oauth_flow_through_our_metadata_and_calls_tools()
+    {
+        await using var authorizationServer = await TestAuthorizationServer.StartAsync();
+        var (host, log, resource) = await OAuthResourceServer.StartAsync(authorizationServer);
+        await using var _ = host;
+
+        var output = await RunScriptAsync("--oauth", host.McpEndpoint.ToString());
+
+        Assert.Equal(["add", "echo", "fail", "premium_report", "slow"], Strings(output.GetProperty("tools")));
+        AssertEcho(output.GetProperty("echo"));
+        Assert.Equal("dcr-client-1", output.GetProperty("clientId").GetString());
+        Assert.Equal(AllScopes, output.GetProperty("grantedScope").GetString());
+        var authorization = Assert.Single(output.GetProperty("authorizations").EnumerateArray().ToList());
+        Assert.Equal(resource, authorization.GetProperty("resource").GetString());
+        Assert.Equal(AllScopes, authorization.GetProperty("scope").GetString());
+        Assert.Equal("S256", authorization.GetProperty("code_challenge_method").GetString());
+
+        // The authorization server saw the SDK's discovery, registration, authorization and token requests for our
+        // resource (finishAuth() discovers the authorization server again before exchanging the code).
+        Assert.Equal(
+            [
+                "GET /.well-known/oauth-authorization-server 200", "POST /register 201", "GET /authorize 302",
+                "GET /.well-known/oauth-authorization-server 200", "POST /token 200",
+            ],
+            authorizationServer.Requests.Select(r => $"{r.Method} {r.Path} {r.StatusCode}"));
+        Assert.Equal(resource, authorizationServer.RequestsTo("/token")[0].Parameters["resource"]);
+        var issued = Assert.Single(authorizationServer.IssuedTokens);
+        Assert.Equal([resource], new JsonWebToken(issued.AccessToken).Audiences);
+
+        // The server's view: the 401 with the challenge; our metadata read (by auth() and again by finishAuth());
+        // then every request of the session carried the issued token.
+        var metadataUrl = $"{host.BaseAddress.GetLeftPart(UriPartial.Authority)}/.well-known/oauth-protected-resource/mcp";
+        var bearer = $"Bearer {issued.AccessToken}";
+        var posts = log.Entries.Where(r => r.Method == "POST" && r.Path == "/mcp").ToList();
+        Assert.Equal([("", 401), (bearer, 200), (bearer, 202), (bearer, 200), (bearer, 200)], posts.Select(r => (r.Authorization, r.StatusCode)));
+        Assert.Equal($"Bearer resource_metadata=\"{metadataUrl}\", scope=\"{AllScopes}\"", posts[0].WwwAuthenticate);
+        Assert.Equal(
+            [("/.well-known/oauth-protected-resource/mcp", "", 200), ("/.well-known/oauth-protected-resource/mcp", "", 200)],
+            log.Entries.Where(r => r.Method == "GET" && r.Path != "/mcp").Select(r => (r.Path, r.Authorization, r.StatusCode)));
+        Assert.All(log.Entries.Where(r => r.Method == "GET" && r.Path == "/mcp"), r => Assert.Equal((bearer, 405), (r.Authorization, r.StatusCode)));
+    }
+
+    private static void AssertEcho(JsonElement echo)
+    {
+        Assert.False(echo.TryGetProperty("isError", out var isError) && isError.GetBoolean());
+        var content = Assert.Single(echo.GetProperty("content").EnumerateArray().ToList());
+        Assert.Equal("text", content.GetProperty("type").GetString());
+        Assert.Equal(EchoText, content.GetProperty("text").GetString());
+    }
+
+    private static string[] Strings(JsonElement array) => [.. array.EnumerateArray().Select(e => e.GetString()!)];
+
+    /// <summary>Runs tests/interop-ts/interop.mjs with a 60-second limit and parses the JSON it prints.</summary>
+    private static async Task<JsonElement> RunScriptAsync(params string[] arguments)
+    {
+        var node = FindOnPath(OperatingSystem.IsWindows() ? ["node.exe"] : ["node"])
+            ?? throw new Xunit.Sdk.XunitException(
+                "Node.js was not found on PATH. The TypeScript interop tests need Node.js 20 (https://nodejs.org/): install it, "
+                + "then run `npm ci --prefix tests/interop-ts` (or let this test do it) and run the tests again.");
+        var folder = Path.Combine(RepositoryRoot(), "tests", "interop-ts");
+        await EnsurePackagesAsync(folder);
+
+        var (exitCode, stdout, stderr) = await RunAsync(node, [Path.Combine(folder, "interop.mjs"), .. arguments], folder, ScriptTimeout);
+        Assert.True(exitCode == 0, $"interop.mjs exited with {exitCode}.\nstderr:\n{stderr}\nstdout:\n{stdout}");
+        using var document = JsonDocument.Parse(stdout);
+        return document.RootElement.Clone();
+    }
+
+    private static async Task EnsurePackagesAsync(string folder)
+    {
+        var sdk = Path.Combine(folder, "node_modules", "@modelcontextprotocol", "sdk", "package.json");
+        await InstallLock.WaitAsync();
+        try
+        {
+            if (File.Exists(sdk))
+            {
+                return;
+            }
+
+            var npm = FindOnPath(OperatingSystem.IsWindows() ? ["npm.cmd", "npm.exe"] : ["npm"])
+                ?? throw new Xunit.Sdk.XunitException("npm was not found on PATH (it ships with Node.js 20): it is needed once to install tests/interop-ts.");
+            var (exitCode, stdout, stderr) = await RunAsync(npm, ["ci", "--no-audit", "--no-fund"], folder, InstallTimeout);
+            Assert.True(exitCode == 0 && File.Exists(sdk), $"`npm ci` in {folder} failed with {exitCode}.\nstderr:\n{stderr}\nstdout:\n{stdout}");
+        }
+        finally
+        {
+            InstallLock.Release();
+        }
+    }
+
+    private static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string fileName, string[] arguments, string workingDirectory, TimeSpan limit)
+    {
+        var start = new ProcessStartInfo(fileName)
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start {fileName}.");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(limit);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            throw new Xunit.Sdk.XunitException(
+                $"{Path.GetFileName(fileName)} {string.Join(' ', arguments)} did not finish within {limit.TotalSeconds} s.\nstderr:\n{await stderr}\nstdout:\n{await stdout}");
+        }
+
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
+    private static string? FindOnPath(string[] names)
+    {
+        foreach (var directory in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        {
+            foreach (var name in names)
+            {
+                var candidate = Path.Combine(directory, name);
+                if (File.Exists(candidate))
+                {
+                    return candidate;
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "McpGuard.sln")))
+            {
+                return directory.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"No McpGuard.sln above {AppContext.BaseDirectory}.");
+    }
+}
