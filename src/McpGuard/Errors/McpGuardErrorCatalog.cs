@@ -50,7 +50,7 @@ internal sealed class McpGuardErrorCatalog
         new(McpGuardReasons.InsufficientScope, StatusCodes.Status403Forbidden, -31103, "Insufficient scope", false,
             McpGuardClientAction.RequestScope, "Obtain credentials with the scopes named in the WWW-Authenticate challenge, then retry."),
         new(McpGuardReasons.Suspended, StatusCodes.Status403Forbidden, -31104, "Account suspended", false,
-            McpGuardClientAction.ContactSupport, "Contact the server's operator about the account."),
+            McpGuardClientAction.ContactSupport, "Contact the server's operator about the account.") { AllowsToolResult = true },
         new(McpGuardReasons.RateLimited, StatusCodes.Status429TooManyRequests, -31201, "Rate limit exceeded", true,
             McpGuardClientAction.BackOff, "Wait for the number of seconds in Retry-After, then retry.") { AllowsToolResult = true },
         new(McpGuardReasons.OutOfCredit, StatusCodes.Status402PaymentRequired, -31301, "Insufficient credit", false,
@@ -169,7 +169,7 @@ internal sealed class McpGuardErrorCatalog
 
             if (reasonOptions.Code is int code && code is >= -32099 and <= -32020 && !SpecificationDefinedCodes.Contains(code))
             {
-                errors.Add($"{at}:Code {code} lies in -32099..-32020, which the MCP specification reserves; it defines only {string.Join(", ", SpecificationDefinedCodes.Order())} there. Pick a code outside -32768..-32000.");
+                errors.Add($"{at}:Code {code} lies in -32099..-32020, which the MCP specification reserves; it defines only {string.Join(", ", SpecificationDefinedCodes.Order())} there. Application codes belong outside -32768..-32000.");
             }
 
             if (reasonOptions.Message is { } message && string.IsNullOrWhiteSpace(message))
