@@ -45,12 +45,11 @@ public static class McpGuardServiceCollectionExtensions
         services.TryAddSingleton<FrontDoor>();
         services.TryAddSingleton<AuthenticationGate>();
         services.TryAddSingleton<AuthorizationGate>();
-        if (!services.Any(d => d.ServiceType == typeof(JwtBearerOptionsSetup)))
-        {
-            services.AddSingleton<JwtBearerOptionsSetup>();
-            services.AddSingleton<IConfigureOptions<JwtBearerOptions>>(sp => sp.GetRequiredService<JwtBearerOptionsSetup>());
-            services.AddAuthentication().AddJwtBearer(AuthenticationGate.JwtScheme, _ => { });
-        }
+        // JwtBearer's handler validates tokens, but as a component the gate runs, not as a registered
+        // authentication scheme: a registered scheme would become the app's default and run on every request.
+        services.TryAddSingleton<JwtBearerOptionsSetup>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<JwtBearerOptions>, JwtBearerOptionsSetupForwarder>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<JwtBearerOptions>, JwtBearerPostConfigureOptions>());
 
         services.TryAddSingleton(sp => new McpGuardErrorWriter(sp.GetService<Microsoft.AspNetCore.Http.IProblemDetailsService>()));
         services.TryAddSingleton<McpGuardPipeline>();

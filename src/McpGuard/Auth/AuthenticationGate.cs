@@ -5,7 +5,10 @@ using System.Security.Cryptography;
 using System.Text;
 using McpGuard.Errors;
 using McpGuard.Protocol;
+using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.Extensions.Options;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Net.Http.Headers;
@@ -18,8 +21,15 @@ namespace McpGuard.Auth;
 /// the log says which, naming the key id but never the secret. The credential is removed from the request
 /// before the endpoint runs, so it is never forwarded upstream.
 /// </summary>
-internal sealed partial class AuthenticationGate(TimeProvider timeProvider, ILogger<AuthenticationGate> logger, IMcpGuardKeyStore? keyStore = null)
+internal sealed partial class AuthenticationGate(
+    TimeProvider timeProvider,
+    IOptionsMonitor<JwtBearerOptions> jwtOptions,
+    ILoggerFactory loggerFactory,
+    ILogger<AuthenticationGate> logger,
+    IMcpGuardKeyStore? keyStore = null)
 {
+    private static readonly AuthenticationScheme JwtAuthenticationScheme = new(JwtScheme, displayName: null, typeof(JwtBearerHandler));
+
     internal const string JwtScheme = "McpGuard.Jwt";
     internal const string ApiKeyAuthenticationType = "McpGuard.ApiKey";
     internal const string InvalidKeyMessage = "invalid or expired API key";
@@ -175,7 +185,11 @@ internal sealed partial class AuthenticationGate(TimeProvider timeProvider, ILog
 
     private async ValueTask<McpGuardCaller?> AuthenticateJwtAsync(HttpContext context, string accountClaim, string requestId)
     {
-        var result = await context.AuthenticateAsync(JwtScheme);
+        // A fresh handler per call, outside IAuthenticationService: nothing is cached on the request and the
+        // app's own authentication (if any) is untouched.
+        var handler = new JwtBearerHandler(jwtOptions, loggerFactory, UrlEncoder.Default);
+        await handler.InitializeAsync(JwtAuthenticationScheme, context);
+        var result = await handler.AuthenticateAsync();
         if (!result.Succeeded || result.Principal is null)
         {
             // The exception type says why (expired, bad signature, wrong audience…); its message may carry token parts.

@@ -65,3 +65,11 @@ internal sealed class JwtBearerOptionsSetup : IConfigureNamedOptions<JwtBearerOp
         };
     }
 }
+
+/// <summary>Registers the one <see cref="JwtBearerOptionsSetup"/> singleton as an options configurer without a second instance.</summary>
+internal sealed class JwtBearerOptionsSetupForwarder(JwtBearerOptionsSetup setup) : IConfigureNamedOptions<JwtBearerOptions>
+{
+    public void Configure(JwtBearerOptions options) => setup.Configure(options);
+
+    public void Configure(string? name, JwtBearerOptions options) => setup.Configure(name, options);
+}

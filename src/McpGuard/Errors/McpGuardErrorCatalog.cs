@@ -169,7 +169,7 @@ internal sealed class McpGuardErrorCatalog
 
             if (reasonOptions.Code is int code && code is >= -32099 and <= -32020 && !SpecificationDefinedCodes.Contains(code))
             {
-                errors.Add($"{at}:Code {code} lies in -32099..-32020, which the MCP specification reserves; it defines only {string.Join(", ", SpecificationDefinedCodes.Order())} there. Pick a code outside -32768..-32000.");
+                errors.Add($"{at}:Code {code} lies in -32099..-32020, which the MCP specification reserves; it defines only {string.Join(", ", SpecificationDefinedCodes.Order())} there. Application codes belong outside -32768..-32000.");
             }
 
             if (reasonOptions.Message is { } message && string.IsNullOrWhiteSpace(message))

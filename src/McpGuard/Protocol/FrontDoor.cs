@@ -163,6 +163,11 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
             return null;
         }
 
+        if (routingName is null)
+        {
+            return Mismatch(catalog, envelope, $"Header mismatch: method '{envelope.Method}' has no name for the Mcp-Name header to repeat.");
+        }
+
         var decoded = nameHeader.Count == 1 ? McpHeaderEncoder.DecodeValue(nameHeader[0]!.Trim()) : null;
         if (decoded is null || !string.Equals(decoded, routingName, StringComparison.Ordinal))
         {

@@ -56,6 +56,13 @@ internal static class McpEnvelopeParser
             return false;
         }
 
+        // Checked up front: Utf8JsonReader throws on a body with no token at all, like any other bad JSON.
+        if (body.TrimStart(" \t\r\n"u8).IsEmpty)
+        {
+            failure = new(McpGuardReasons.ParseError, "Parse error: the request body is empty.", default);
+            return false;
+        }
+
         var reader = new Utf8JsonReader(body, new JsonReaderOptions
         {
             CommentHandling = JsonCommentHandling.Disallow,
@@ -74,12 +81,7 @@ internal static class McpEnvelopeParser
 
         try
         {
-            if (!reader.Read())
-            {
-                failure = new(McpGuardReasons.ParseError, "Parse error: the request body is empty.", default);
-                return false;
-            }
-
+            reader.Read();
             if (reader.TokenType != JsonTokenType.StartObject)
             {
                 var isBatch = reader.TokenType == JsonTokenType.StartArray;
@@ -102,7 +104,9 @@ internal static class McpEnvelopeParser
                 }
                 else if (reader.ValueTextEquals(IdProperty))
                 {
-                    structural ??= Mark(ref seen, Seen.Id, "id");
+                    // Marked even after an earlier problem: with two ids neither can be trusted, so none is echoed.
+                    var duplicateId = Mark(ref seen, Seen.Id, "id");
+                    structural ??= duplicateId;
                     reader.Read();
                     switch (reader.TokenType)
                     {
@@ -117,6 +121,8 @@ internal static class McpEnvelopeParser
                             reader.Skip();
                             break;
                     }
+
+                    idValid &= duplicateId is null;
                 }
                 else if (reader.ValueTextEquals(MethodProperty))
                 {
@@ -138,7 +144,9 @@ internal static class McpEnvelopeParser
                     reader.Read();
                     if (reader.TokenType == JsonTokenType.StartObject)
                     {
-                        structural ??= ReadParams(ref reader, ref name, ref uri, ref initializeVersion, ref metaVersion);
+                        // Always read params through, even after an earlier problem, so the reader stays in step.
+                        var paramsProblem = ReadParams(ref reader, ref name, ref uri, ref initializeVersion, ref metaVersion);
+                        structural ??= paramsProblem;
                     }
                     else
                     {
@@ -170,6 +178,12 @@ internal static class McpEnvelopeParser
         catch (JsonException)
         {
             failure = new(McpGuardReasons.ParseError, "Parse error: the request body is not valid JSON.", default);
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            // GetString() refuses a \uD800-\uDFFF escape without its partner; no .NET reader can turn it into a string.
+            failure = new(McpGuardReasons.ParseError, "Parse error: a string in the JSON-RPC envelope contains an unpaired surrogate escape (\\uD800-\\uDFFF).", default);
             return false;
         }
 
@@ -214,6 +228,11 @@ internal static class McpEnvelopeParser
         else if ((seen & (Seen.Result | Seen.Error)) is Seen.Result or Seen.Error && !id.IsNone)
         {
             kind = McpMessageKind.Response;
+        }
+        else if ((seen & (Seen.Result | Seen.Error)) != 0)
+        {
+            failure = new(McpGuardReasons.InvalidRequest, "Invalid Request: a response needs an id and exactly one of result or error.", echoId);
+            return false;
         }
         else
         {

@@ -105,6 +105,7 @@ internal sealed partial class McpGuardToolExceptionFilter(McpGuardToolOptions op
                 Details = guard.Details,
             },
             ArgumentException argument => new McpGuardToolError(McpGuardReasons.InvalidParameter, argument.Message),
+            JsonException => new McpGuardToolError(McpGuardReasons.InvalidParameter, "An argument does not have the type the tool's input schema asks for."),
             KeyNotFoundException or FileNotFoundException => new McpGuardToolError(McpGuardReasons.NotFound, "The requested item was not found."),
             UnauthorizedAccessException => new McpGuardToolError(McpGuardReasons.Forbidden, "This operation is not permitted for the caller."),
             TimeoutException or OperationCanceledException => new McpGuardToolError(McpGuardReasons.Timeout, "The operation timed out."),

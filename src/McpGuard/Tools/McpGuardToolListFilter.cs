@@ -8,7 +8,8 @@ namespace McpGuard.Tools;
 
 /// <summary>
 /// A C# SDK list-tools filter: shows an authenticated caller only the tools whose required scopes it holds
-/// (<c>McpGuard:Auth:FilterToolList</c>, on by default). Anonymous callers and unguarded servers see the list unchanged.
+/// (<c>McpGuard:Auth:FilterToolList</c>, on by default). An anonymous caller sees only the tools that need no scope;
+/// servers McpGuard does not front see the list unchanged.
 /// </summary>
 internal static class McpGuardToolListFilter
 {
@@ -17,13 +18,15 @@ internal static class McpGuardToolListFilter
         {
             var result = await next(request, cancellationToken);
             var feature = request.Services?.GetService<IHttpContextAccessor>()?.HttpContext?.Features.Get<McpGuardFeature>();
-            if (feature?.Caller is not { } caller || !feature.State.Auth.FilterToolList)
+            if (feature is null || !feature.State.Auth.Enabled || !feature.State.Auth.FilterToolList)
             {
                 return result;
             }
 
+            // An anonymous caller (tools/list in AnonymousMethods) sees only the tools that need no scope.
             var auth = feature.State.Auth;
-            result.Tools = [.. result.Tools.Where(tool => caller.HasAll(auth.ToolRequiredScopes(tool.Name)))];
+            var caller = feature.Caller;
+            result.Tools = [.. result.Tools.Where(tool => auth.ToolRequiredScopes(tool.Name) is var required && (required.Length == 0 || (caller?.HasAll(required) ?? false)))];
             return result;
         };
 }

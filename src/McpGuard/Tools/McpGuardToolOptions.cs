@@ -4,9 +4,10 @@ namespace McpGuard;
 /// How <c>WithMcpGuard()</c> turns exceptions thrown by tools into results. Mappings added here are
 /// tried first, in the order added; then the built-in ones:
 /// <see cref="McpGuardException"/> → its own reason; <see cref="ArgumentException"/> → <c>invalid_parameter</c>
-/// (its message is shown); <see cref="KeyNotFoundException"/> and <see cref="FileNotFoundException"/> →
+/// (its message is shown); <see cref="System.Text.Json.JsonException"/> (an argument of the wrong type) → <c>invalid_parameter</c>;
+/// <see cref="KeyNotFoundException"/> and <see cref="FileNotFoundException"/> →
 /// <c>not_found</c>; <see cref="UnauthorizedAccessException"/> → <c>forbidden</c>; <see cref="TimeoutException"/>
-/// → <c>timeout</c>; anything else → <c>internal_error</c> with a generic message.
+/// and an <see cref="OperationCanceledException"/> that is not the call's own cancellation → <c>timeout</c>; anything else → <c>internal_error</c> with a generic message.
 /// </summary>
 /// <example>
 /// <code>

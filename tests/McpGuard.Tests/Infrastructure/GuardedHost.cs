@@ -56,7 +56,9 @@ public sealed class GuardedHost : IAsyncDisposable
         IReadOnlyDictionary<string, string?>? configuration = null)
     {
         var logs = new LogSink();
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory, EnvironmentName = "Production" });
+        // An empty content root: the sample's appsettings.json sits in the test output folder and must not leak into test-built apps.
+        var contentRoot = Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "test-built-app")).FullName;
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = contentRoot, EnvironmentName = "Production" });
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         Prepare(builder, logs, configuration);
         build(builder);

@@ -69,6 +69,22 @@ public sealed class SdkClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task An_argument_of_the_wrong_type_is_invalid_parameter_not_internal_error()
+    {
+        await using var client = await ConnectAsync();
+
+        var result = await client.CallToolAsync("add", new Dictionary<string, object?> { ["a"] = "x", ["b"] = 2 });
+
+        Assert.True(result.IsError);
+        var text = Assert.IsType<TextContentBlock>(Assert.Single(result.Content)).Text;
+        Assert.Equal(
+            "**Error code:** invalid_parameter\nAn argument does not have the type the tool's input schema asks for.\nCheck the tool's input schema (tools/list), fix the arguments and call again.",
+            text);
+        Assert.Equal("invalid_parameter", result.StructuredContent!.Value.GetProperty("reason").GetString());
+        Assert.DoesNotContain(_host.Logs.Entries, e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Error);
+    }
+
+    [Fact]
     public async Task A_crashing_tool_is_logged_once_with_the_request_id()
     {
         await using var client = await ConnectAsync();
