@@ -45,7 +45,10 @@ public sealed class McpGuardOptions
     /// <summary>Authentication: API keys, JWT bearer tokens, protected-resource metadata.</summary>
     public McpGuardAuthOptions Auth { get; } = new();
 
-    /// <summary>Per-tool policies (scopes), keyed by tool name.</summary>
+    /// <summary>Rate limits: policies, the default policy, which methods count.</summary>
+    public McpGuardRateLimitOptions RateLimits { get; } = new();
+
+    /// <summary>Per-tool policies (scopes, rate limit), keyed by tool name.</summary>
     public IDictionary<string, McpGuardToolPolicy> Tools { get; } = new Dictionary<string, McpGuardToolPolicy>(StringComparer.Ordinal);
 
     /// <summary>Per-method policies (scopes) for MCP methods other than <c>tools/call</c>, keyed by method.</summary>

@@ -1,5 +1,6 @@
 using McpGuard.Auth;
 using McpGuard.Errors;
+using McpGuard.RateLimiting;
 using Microsoft.Extensions.Options;
 
 namespace McpGuard;
@@ -51,6 +52,7 @@ internal sealed class McpGuardOptionsValidator : IValidateOptions<McpGuardOption
 
         McpGuardErrorCatalog.Validate(options.Errors, $"{Section}:Errors", errors);
         AuthOptionsValidation.Validate(options, errors);
+        RateLimitOptionsValidation.Validate(options, errors);
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

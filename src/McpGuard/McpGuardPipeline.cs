@@ -1,5 +1,6 @@
 using McpGuard.Auth;
 using McpGuard.Errors;
+using McpGuard.RateLimiting;
 using McpGuard.Protocol;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -15,6 +16,7 @@ internal sealed partial class McpGuardPipeline(
     FrontDoor frontDoor,
     AuthenticationGate authentication,
     AuthorizationGate authorization,
+    RateLimitGate rateLimits,
     McpGuardErrorWriter writer,
     ILogger<McpGuardPipeline> logger)
 {
@@ -37,7 +39,8 @@ internal sealed partial class McpGuardPipeline(
 
         var error = await frontDoor.CheckAsync(context, feature)
             ?? await authentication.CheckAsync(context, feature)
-            ?? authorization.Check(feature);
+            ?? authorization.Check(feature)
+            ?? rateLimits.Check(context, feature);
         if (error is not null)
         {
             Log.Rejected(logger, error.Descriptor.Reason, error.Descriptor.StatusCode, requestId);

@@ -6,6 +6,9 @@ public sealed class McpGuardToolPolicy
 {
     /// <summary>Scopes a caller needs, all of them, to call the tool.</summary>
     public IList<string> Scopes { get; } = [];
+
+    /// <summary>The rate-limit policy (a name under <c>McpGuard:RateLimits:Policies</c>) for this tool, checked with the default policy.</summary>
+    public string? RateLimitPolicy { get; set; }
 }
 
 /// <summary>What McpGuard enforces for one MCP method (other than <c>tools/call</c>), keyed by method under <c>McpGuard:Methods</c>.</summary>
@@ -14,6 +17,9 @@ public sealed class McpGuardMethodPolicy
 {
     /// <summary>Scopes a caller needs, all of them, to call the method.</summary>
     public IList<string> Scopes { get; } = [];
+
+    /// <summary>The rate-limit policy for this method, checked with the default policy (when the method counts).</summary>
+    public string? RateLimitPolicy { get; set; }
 }
 
 /// <summary>An account (the billing party a key or token belongs to), keyed by account id under <c>McpGuard:Accounts</c>.</summary>

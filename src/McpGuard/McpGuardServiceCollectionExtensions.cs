@@ -1,5 +1,6 @@
 using McpGuard;
 using McpGuard.Auth;
+using McpGuard.RateLimiting;
 using McpGuard.Errors;
 using McpGuard.Protocol;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
@@ -45,6 +46,8 @@ public static class McpGuardServiceCollectionExtensions
         services.TryAddSingleton<FrontDoor>();
         services.TryAddSingleton<AuthenticationGate>();
         services.TryAddSingleton<AuthorizationGate>();
+        services.TryAddSingleton<IMcpGuardRateLimiterProvider, LocalRateLimiterProvider>();
+        services.TryAddSingleton<RateLimitGate>();
         // JwtBearer's handler validates tokens, but as a component the gate runs, not as a registered
         // authentication scheme: a registered scheme would become the app's default and run on every request.
         services.TryAddSingleton<JwtBearerOptionsSetup>();

@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using McpGuard.Auth;
 using McpGuard.Errors;
+using McpGuard.RateLimiting;
 using Microsoft.AspNetCore.Http;
 
 namespace McpGuard;
@@ -22,7 +23,10 @@ internal sealed class McpGuardState
         RequestIdHeader = options.RequestIdHeader;
         Catalog = McpGuardErrorCatalog.Create(options.Errors);
         Auth = new AuthState(options);
+        RateLimits = new RateLimitState(options);
     }
+
+    public RateLimitState RateLimits { get; }
 
     public AuthState Auth { get; }
 

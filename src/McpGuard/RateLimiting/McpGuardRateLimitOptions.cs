@@ -1,0 +1,83 @@
+namespace McpGuard;
+
+/// <summary>
+/// Rate limits: named policies of one or more windows, a default policy every counted call is checked
+/// against, and policies assigned to tools (<c>McpGuard:Tools:&lt;tool&gt;:RateLimitPolicy</c>) or methods.
+/// Bound from <c>McpGuard:RateLimits</c>.
+/// </summary>
+/// <example>
+/// <code>
+/// "RateLimits": {
+///   "DefaultPolicy": "default",
+///   "Policies": {
+///     "default": { "Windows": [ { "Permits": 120, "Window": "00:01:00" }, { "Permits": 10000, "Window": "1.00:00:00" } ] },
+///     "add":     { "PerTool": true, "Windows": [ { "Permits": 30, "Window": "00:01:00" } ] }
+///   }
+/// }
+/// </code>
+/// </example>
+public sealed class McpGuardRateLimitOptions
+{
+    /// <summary>Whose budget a call spends: the account (default) or the API key. Callers without credentials are partitioned by remote address.</summary>
+    public McpGuardRateLimitPartition PartitionBy { get; set; } = McpGuardRateLimitPartition.Account;
+
+    /// <summary>The policy every counted call is checked against, in addition to its tool's or method's own policy. None when null.</summary>
+    public string? DefaultPolicy { get; set; }
+
+    /// <summary>The MCP methods that count. Default <c>tools/call</c>, <c>resources/read</c>, <c>prompts/get</c>. Notifications and responses never count.</summary>
+    public IList<string> CountedMethods { get; } = [];
+
+    /// <summary>Policies by name.</summary>
+    public IDictionary<string, McpGuardRateLimitPolicy> Policies { get; } = new Dictionary<string, McpGuardRateLimitPolicy>(StringComparer.Ordinal);
+
+    internal static readonly string[] DefaultCountedMethods = ["tools/call", "resources/read", "prompts/get"];
+}
+
+/// <summary>Whose budget a call spends.</summary>
+public enum McpGuardRateLimitPartition
+{
+    /// <summary>The account (all of its keys and tokens share one budget).</summary>
+    Account,
+
+    /// <summary>The API key (tokens, which have no key, fall back to the account).</summary>
+    Key,
+}
+
+/// <summary>How a window counts.</summary>
+public enum McpGuardRateLimitAlgorithm
+{
+    /// <summary>Fixed windows aligned to the clock (a per-minute window resets on the minute, a per-day window at 00:00 UTC).</summary>
+    FixedWindow,
+
+    /// <summary>A window that slides in <see cref="McpGuardRateLimitWindow.Segments"/> steps.</summary>
+    SlidingWindow,
+
+    /// <summary>A bucket of <see cref="McpGuardRateLimitWindow.Permits"/> tokens refilled evenly over the window.</summary>
+    TokenBucket,
+}
+
+/// <summary>A named rate-limit policy.</summary>
+public sealed class McpGuardRateLimitPolicy
+{
+    /// <summary>How every window of the policy counts. Default <see cref="McpGuardRateLimitAlgorithm.FixedWindow"/>.</summary>
+    public McpGuardRateLimitAlgorithm Algorithm { get; set; } = McpGuardRateLimitAlgorithm.FixedWindow;
+
+    /// <summary>Each tool gets its own budget under this policy (else all tools assigned to it share one). Default false.</summary>
+    public bool PerTool { get; set; }
+
+    /// <summary>The windows; a call must fit in every one.</summary>
+    public IList<McpGuardRateLimitWindow> Windows { get; } = [];
+}
+
+/// <summary>One window of a policy: <see cref="Permits"/> calls per <see cref="Window"/>.</summary>
+public sealed class McpGuardRateLimitWindow
+{
+    /// <summary>Calls allowed per window.</summary>
+    public int Permits { get; set; }
+
+    /// <summary>The window's length, at least one second, in whole seconds (e.g. <c>00:01:00</c>, <c>1.00:00:00</c>).</summary>
+    public TimeSpan Window { get; set; }
+
+    /// <summary>For sliding windows: how many segments the window slides by. Default 6.</summary>
+    public int Segments { get; set; } = 6;
+}

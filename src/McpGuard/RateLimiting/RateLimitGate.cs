@@ -1,0 +1,165 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using System.Threading.RateLimiting;
+using McpGuard.Errors;
+using McpGuard.Protocol;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace McpGuard.RateLimiting;
+
+/// <summary>Who a call's permits are counted against, and which tool it calls.</summary>
+internal readonly record struct RateLimitSubject(string Partition, string? Tool);
+
+/// <summary>
+/// Spends one permit of every window that applies to a counted call (the call's own policy, then the default
+/// policy), using the runtime's partitioned limiters chained together. A refused call gets 429 with
+/// <c>Retry-After</c> and never reaches the endpoint. Every response that passes authentication carries the
+/// IETF httpapi <c>RateLimit-Policy</c> and <c>RateLimit</c> headers, so clients can slow down before they are refused.
+/// </summary>
+internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provider, TimeProvider clock, ILogger<RateLimitGate> logger) : IDisposable
+{
+    private const string PolicyHeader = "RateLimit-Policy";
+    private const string StateHeader = "RateLimit";
+
+    // Keyed by window definition (a record), so a reload that keeps a window keeps its counters.
+    private readonly ConcurrentDictionary<(McpGuardRateLimiterWindow Window, bool PerTool), PartitionedRateLimiter<RateLimitSubject>> _windows = new();
+    private readonly ConcurrentDictionary<(CompiledRateLimitPolicy? Specific, CompiledRateLimitPolicy? Default), Chain> _chains = new();
+
+    public McpGuardError? Check(HttpContext context, McpGuardFeature feature)
+    {
+        var state = feature.State;
+        var limits = state.RateLimits;
+        if (!limits.Enabled || feature.Envelope is not { } envelope)
+        {
+            return null;
+        }
+
+        var counts = limits.Counts(envelope);
+        var chain = GetChain(counts ? limits.SpecificPolicy(envelope) : null, limits.Default);
+        if (chain.Windows.Length == 0)
+        {
+            return null;
+        }
+
+        var subject = new RateLimitSubject(Partition(context, feature, limits), envelope.ToolName);
+        McpGuardError? error = null;
+        if (counts)
+        {
+            using var lease = chain.Limiter.AttemptAcquire(subject);
+            if (!lease.IsAcquired)
+            {
+                var retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var delay) ? delay : TimeSpan.FromSeconds(1);
+                var seconds = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds));
+                var exhausted = chain.Windows.FirstOrDefault(w => Available(w, subject) <= 0).Window;
+                Log.Limited(logger, subject.Partition, exhausted?.Name ?? "(unknown)", seconds, feature.RequestId);
+                error = new McpGuardError(state.Catalog[McpGuardReasons.RateLimited], $"Rate limit exceeded: retry after {seconds} s.")
+                {
+                    RetryAfterSeconds = seconds,
+                    Data = exhausted is null ? [] : [new("limit", exhausted.Name)],
+                };
+            }
+        }
+
+        WriteHeaders(context.Response.Headers, chain, subject);
+        return error;
+    }
+
+    private Chain GetChain(CompiledRateLimitPolicy? specific, CompiledRateLimitPolicy? @default) =>
+        _chains.GetOrAdd((specific, @default), static (key, gate) => gate.BuildChain(key.Specific, key.Default), this);
+
+    private Chain BuildChain(CompiledRateLimitPolicy? specific, CompiledRateLimitPolicy? @default)
+    {
+        var windows = new List<(McpGuardRateLimiterWindow Window, PartitionedRateLimiter<RateLimitSubject> Limiter)>();
+        foreach (var policy in new[] { specific, @default })
+        {
+            if (policy is null)
+            {
+                continue;
+            }
+
+            // Shortest window first: the one most likely to refuse is asked before longer ones are spent.
+            foreach (var window in policy.Windows.OrderBy(w => w.Window))
+            {
+                windows.Add((window, _windows.GetOrAdd((window, policy.PerTool), static (key, gate) => gate.CreateWindow(key.Window, key.PerTool), this)));
+            }
+        }
+
+        var limiter = windows.Count switch
+        {
+            0 => null,
+            1 => windows[0].Limiter,
+            _ => PartitionedRateLimiter.CreateChained([.. windows.Select(w => w.Limiter)]),
+        };
+        var policyHeader = string.Join(", ", windows.Select(w => $"\"{w.Window.Name}\";q={w.Window.Permits};w={(long)w.Window.Window.TotalSeconds}"));
+        return new Chain([.. windows], limiter!, policyHeader);
+    }
+
+    private PartitionedRateLimiter<RateLimitSubject> CreateWindow(McpGuardRateLimiterWindow window, bool perTool) =>
+        PartitionedRateLimiter.Create<RateLimitSubject, string>(subject =>
+        {
+            var key = perTool && subject.Tool is { } tool ? $"{subject.Partition}|tool:{tool}" : subject.Partition;
+            return RateLimitPartition.Get(key, partition => provider.Create(partition, window));
+        });
+
+    private static long Available((McpGuardRateLimiterWindow Window, PartitionedRateLimiter<RateLimitSubject> Limiter) window, RateLimitSubject subject) =>
+        window.Limiter.GetStatistics(subject)?.CurrentAvailablePermits ?? 0;
+
+    private void WriteHeaders(IHeaderDictionary headers, Chain chain, RateLimitSubject subject)
+    {
+        var now = clock.GetUtcNow();
+        var builder = new StringBuilder();
+        foreach (var window in chain.Windows)
+        {
+            if (builder.Length > 0)
+            {
+                builder.Append(", ");
+            }
+
+            var reset = (long)Math.Ceiling(ClockedRateLimiter.TimeToReset(window.Window, now).TotalSeconds);
+            builder.Append('"').Append(window.Window.Name).Append("\";r=")
+                .Append(Math.Max(0, Available(window, subject)).ToString(CultureInfo.InvariantCulture))
+                .Append(";t=").Append(reset.ToString(CultureInfo.InvariantCulture));
+        }
+
+        headers[PolicyHeader] = chain.PolicyHeader;
+        headers[StateHeader] = builder.ToString();
+    }
+
+    /// <summary>
+    /// The partition a caller's permits come from. Authenticated callers: their account (or key). Others: the
+    /// connection's remote address, which ASP.NET Core's forwarded-headers middleware updates when the app
+    /// configures it. McpGuard never reads a forwarding header itself, so a client cannot pick its partition.
+    /// </summary>
+    private static string Partition(HttpContext context, McpGuardFeature feature, RateLimitState limits)
+    {
+        if (feature.Caller is { } caller)
+        {
+            return limits.PartitionBy == McpGuardRateLimitPartition.Key && caller.KeyId is { } keyId
+                ? "key:" + keyId
+                : "account:" + caller.Account;
+        }
+
+        return "ip:" + (context.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+    }
+
+    public void Dispose()
+    {
+        foreach (var limiter in _windows.Values)
+        {
+            limiter.Dispose();
+        }
+    }
+
+    private sealed record Chain(
+        (McpGuardRateLimiterWindow Window, PartitionedRateLimiter<RateLimitSubject> Limiter)[] Windows,
+        PartitionedRateLimiter<RateLimitSubject> Limiter,
+        string PolicyHeader);
+
+    private static partial class Log
+    {
+        [LoggerMessage(5001, LogLevel.Information, "Rate limit {Window} reached for {Partition}; request {RequestId} refused, retry after {Seconds} s.", EventName = "RateLimited")]
+        public static partial void Limited(ILogger logger, string partition, string window, long seconds, string requestId);
+    }
+}
