@@ -11,6 +11,17 @@ public sealed class McpGuardBuilder
     public IServiceCollection Services { get; }
 
     /// <summary>
+    /// Replaces the built-in ledger (SQLite or in-memory, per <c>McpGuard:Credits:Store</c>) with your own store.
+    /// </summary>
+    public McpGuardBuilder AddLedgerStore<TStore>()
+        where TStore : class, IMcpGuardLedgerStore
+    {
+        Services.AddSingleton<TStore>();
+        Services.AddSingleton(sp => new Credits.McpGuardCustomLedgerStore(sp.GetRequiredService<TStore>()));
+        return this;
+    }
+
+    /// <summary>
     /// Adds a store of API keys created at run time, consulted after the keys in configuration.
     /// </summary>
     public McpGuardBuilder AddKeyStore<TStore>()

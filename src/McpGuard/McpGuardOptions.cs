@@ -45,6 +45,9 @@ public sealed class McpGuardOptions
     /// <summary>Authentication: API keys, JWT bearer tokens, protected-resource metadata.</summary>
     public McpGuardAuthOptions Auth { get; } = new();
 
+    /// <summary>Spend and credit gates: prices, balances, caps, the ledger.</summary>
+    public McpGuardCreditOptions Credits { get; } = new();
+
     /// <summary>Rate limits: policies, the default policy, which methods count.</summary>
     public McpGuardRateLimitOptions RateLimits { get; } = new();
 

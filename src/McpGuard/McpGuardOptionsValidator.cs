@@ -1,4 +1,5 @@
 using McpGuard.Auth;
+using McpGuard.Credits;
 using McpGuard.Errors;
 using McpGuard.RateLimiting;
 using Microsoft.Extensions.Options;
@@ -53,6 +54,7 @@ internal sealed class McpGuardOptionsValidator : IValidateOptions<McpGuardOption
         McpGuardErrorCatalog.Validate(options.Errors, $"{Section}:Errors", errors);
         AuthOptionsValidation.Validate(options, errors);
         RateLimitOptionsValidation.Validate(options, errors);
+        CreditOptionsValidation.Validate(options, errors);
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

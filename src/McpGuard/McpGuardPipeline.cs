@@ -1,4 +1,5 @@
 using McpGuard.Auth;
+using McpGuard.Credits;
 using McpGuard.Errors;
 using McpGuard.RateLimiting;
 using McpGuard.Protocol;
@@ -17,6 +18,7 @@ internal sealed partial class McpGuardPipeline(
     AuthenticationGate authentication,
     AuthorizationGate authorization,
     RateLimitGate rateLimits,
+    CreditGate credits,
     McpGuardErrorWriter writer,
     ILogger<McpGuardPipeline> logger)
 {
@@ -40,7 +42,8 @@ internal sealed partial class McpGuardPipeline(
         var error = await frontDoor.CheckAsync(context, feature)
             ?? await authentication.CheckAsync(context, feature)
             ?? authorization.Check(feature)
-            ?? rateLimits.Check(context, feature);
+            ?? rateLimits.Check(context, feature)
+            ?? await credits.CheckAsync(context, feature);
         if (error is not null)
         {
             Log.Rejected(logger, error.Descriptor.Reason, error.Descriptor.StatusCode, requestId);
@@ -55,7 +58,14 @@ internal sealed partial class McpGuardPipeline(
     {
         try
         {
-            await next(context);
+            if (feature.Charge is not null)
+            {
+                await credits.InvokeChargedAsync(context, next, feature, writer);
+            }
+            else
+            {
+                await next(context);
+            }
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {

@@ -1,5 +1,6 @@
 using McpGuard;
 using McpGuard.Auth;
+using McpGuard.Credits;
 using McpGuard.RateLimiting;
 using McpGuard.Errors;
 using McpGuard.Protocol;
@@ -48,6 +49,9 @@ public static class McpGuardServiceCollectionExtensions
         services.TryAddSingleton<AuthorizationGate>();
         services.TryAddSingleton<IMcpGuardRateLimiterProvider, LocalRateLimiterProvider>();
         services.TryAddSingleton<RateLimitGate>();
+        services.TryAddSingleton<LedgerAccessor>();
+        services.TryAddSingleton<CreditGate>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.Extensions.Hosting.IHostedService, LedgerStartup>());
         // JwtBearer's handler validates tokens, but as a component the gate runs, not as a registered
         // authentication scheme: a registered scheme would become the app's default and run on every request.
         services.TryAddSingleton<JwtBearerOptionsSetup>();

@@ -1,5 +1,6 @@
 using System.Collections.Frozen;
 using McpGuard.Auth;
+using McpGuard.Credits;
 using McpGuard.Errors;
 using McpGuard.RateLimiting;
 using Microsoft.AspNetCore.Http;
@@ -24,7 +25,10 @@ internal sealed class McpGuardState
         Catalog = McpGuardErrorCatalog.Create(options.Errors);
         Auth = new AuthState(options);
         RateLimits = new RateLimitState(options);
+        Credits = new CreditState(options);
     }
+
+    public CreditState Credits { get; }
 
     public RateLimitState RateLimits { get; }
 

@@ -26,6 +26,7 @@ internal sealed partial class AuthenticationGate(
     IOptionsMonitor<JwtBearerOptions> jwtOptions,
     ILoggerFactory loggerFactory,
     ILogger<AuthenticationGate> logger,
+    Credits.LedgerAccessor ledger,
     IMcpGuardKeyStore? keyStore = null)
 {
     private static readonly AuthenticationScheme JwtAuthenticationScheme = new(JwtScheme, displayName: null, typeof(JwtBearerHandler));
@@ -62,7 +63,7 @@ internal sealed partial class AuthenticationGate(
         string failureMessage;
         if (auth.KeysEnabled && (fromKeyHeader || credential.StartsWith(auth.KeyPrefix, StringComparison.Ordinal)))
         {
-            caller = await AuthenticateKeyAsync(credential, auth, feature.RequestId, context.RequestAborted);
+            caller = await AuthenticateKeyAsync(credential, auth, state.Credits.Enabled ? ledger.Keys : null, feature.RequestId, context.RequestAborted);
             failureMessage = InvalidKeyMessage;
         }
         else if (auth.JwtEnabled && LooksLikeJwt(credential))
@@ -123,7 +124,7 @@ internal sealed partial class AuthenticationGate(
         return null;
     }
 
-    private async ValueTask<McpGuardCaller?> AuthenticateKeyAsync(string credential, AuthState auth, string requestId, CancellationToken cancellationToken)
+    private async ValueTask<McpGuardCaller?> AuthenticateKeyAsync(string credential, AuthState auth, IMcpGuardKeyStore? ledgerKeys, string requestId, CancellationToken cancellationToken)
     {
         if (credential.Length > MaxCredentialLength)
         {
@@ -151,6 +152,11 @@ internal sealed partial class AuthenticationGate(
             {
                 key = configured.Key;
             }
+        }
+
+        if (key is null && ledgerKeys is not null)
+        {
+            key = await ledgerKeys.FindByHashAsync(hash, cancellationToken);
         }
 
         if (key is null && keyStore is not null)

@@ -8,7 +8,7 @@ namespace McpGuard.Auth;
 /// After authentication: refuses suspended accounts (403 <c>suspended</c>), then calls whose required scopes
 /// the caller lacks (403 <c>insufficient_scope</c> with a step-up challenge naming every scope the call needs).
 /// </summary>
-internal sealed partial class AuthorizationGate(ILogger<AuthorizationGate> logger)
+internal sealed partial class AuthorizationGate(Credits.LedgerAccessor ledger, ILogger<AuthorizationGate> logger)
 {
     public McpGuardError? Check(McpGuardFeature feature)
     {
@@ -19,7 +19,7 @@ internal sealed partial class AuthorizationGate(ILogger<AuthorizationGate> logge
             return null;
         }
 
-        if (auth.SuspendedAccounts.Contains(caller.Account))
+        if (auth.SuspendedAccounts.Contains(caller.Account) || (state.Credits.Enabled && ledger.Store.IsSuspended(caller.Account)))
         {
             Log.Suspended(logger, caller.Account, feature.RequestId);
             return new McpGuardError(state.Catalog[McpGuardReasons.Suspended], "Account suspended: contact the server's operator.");

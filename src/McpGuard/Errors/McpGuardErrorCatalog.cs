@@ -57,6 +57,8 @@ internal sealed class McpGuardErrorCatalog
             McpGuardClientAction.TopUp, "Top up the account, then retry.") { AllowsToolResult = true },
         new(McpGuardReasons.CapReached, StatusCodes.Status402PaymentRequired, -31302, "Monthly spending cap reached", false,
             McpGuardClientAction.RaiseCap, "Raise the monthly cap or wait for it to reset on the 1st (UTC).") { AllowsToolResult = true },
+        new(McpGuardReasons.DuplicateRequest, StatusCodes.Status409Conflict, -31303, "Request id already charged", false,
+            McpGuardClientAction.FixRequest, "Send each call with its own X-Request-Id (or none, and McpGuard makes one)."),
         new(McpGuardReasons.ToolPaused, StatusCodes.Status503ServiceUnavailable, -31401, "Tool paused", true,
             McpGuardClientAction.RetryLater, "The publisher paused this tool; retry later or pick another.") { AllowsToolResult = true },
         new(McpGuardReasons.ToolArchived, StatusCodes.Status410Gone, -31402, "Tool archived", false,

@@ -52,6 +52,9 @@ public static class McpGuardReasons
     /// <summary>The account's balance does not cover the price and no free call is left.</summary>
     public const string OutOfCredit = "out_of_credit";
 
+    /// <summary>The request id was already charged; each call needs its own.</summary>
+    public const string DuplicateRequest = "duplicate_request";
+
     /// <summary>The account's monthly spending cap would be exceeded.</summary>
     public const string CapReached = "cap_reached";
 

@@ -1,5 +1,6 @@
 using System.Buffers;
 using McpGuard.Auth;
+using McpGuard.Credits;
 
 namespace McpGuard.Protocol;
 
@@ -21,6 +22,9 @@ internal sealed class McpGuardFeature(string requestId, McpGuardState state) : I
 
     /// <summary>The authenticated caller; null when authentication is off or the method is anonymous.</summary>
     public McpGuardCaller? Caller { get; set; }
+
+    /// <summary>The charge taken for this request, settled after the endpoint ran; null for free calls.</summary>
+    public ChargeTicket? Charge { get; set; }
 
     /// <summary>The reason of an in-band tool error produced by <c>WithMcpGuard()</c> for this request, if any.</summary>
     public string? ToolErrorReason { get; set; }

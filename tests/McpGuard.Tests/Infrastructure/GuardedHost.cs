@@ -69,6 +69,12 @@ public sealed class GuardedHost : IAsyncDisposable
 
     private static void Prepare(WebApplicationBuilder builder, LogSink logs, IReadOnlyDictionary<string, string?>? configuration)
     {
+        // Every host gets its own ledger file, so hosts never share balances; a test may name its own.
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["McpGuard:Credits:SqlitePath"] = Path.Combine(Path.GetTempPath(), "mcpguard-tests", $"ledger-{Guid.NewGuid():N}.db"),
+        });
+
         if (configuration is not null)
         {
             builder.Configuration.AddInMemoryCollection(configuration);

@@ -1,0 +1,202 @@
+using System.Globalization;
+using McpGuard.Errors;
+using McpGuard.Protocol;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+
+namespace McpGuard.Credits;
+
+/// <summary>A charge taken for this request, to be settled after the endpoint ran.</summary>
+internal sealed record ChargeTicket(long PriceMicro, bool Free, long BalanceAfterMicro);
+
+/// <summary>
+/// The last gate before the endpoint: refuses paused and archived tools, then charges priced calls (free tier,
+/// then balance, then monthly cap) durably before the endpoint runs. After it, <see cref="InvokeChargedAsync"/>
+/// lets the debit stand when the server answered, and refunds it in the same request when the server failed:
+/// an HTTP 5xx, an exception, a stream that broke mid-way, a timeout, or the client going away.
+/// </summary>
+internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clock, ILogger<CreditGate> logger)
+{
+    internal const string ChargeHeader = "McpGuard-Charge-Micro";
+    internal const string BalanceHeader = "McpGuard-Balance-Micro";
+
+    public async ValueTask<McpGuardError?> CheckAsync(HttpContext context, McpGuardFeature feature)
+    {
+        var state = feature.State;
+        var credits = state.Credits;
+        if (!credits.Enabled || feature.Envelope is not { Kind: McpMessageKind.Request } envelope)
+        {
+            return null;
+        }
+
+        var store = ledger.Store;
+        if (envelope.ToolName is { } tool)
+        {
+            var status = store.GetToolStatus(tool) ?? (credits.ToolStatuses.TryGetValue(tool, out var configured) ? configured : McpGuardToolStatus.Live);
+            if (status == McpGuardToolStatus.Paused)
+            {
+                return new McpGuardError(state.Catalog[McpGuardReasons.ToolPaused], $"Tool paused: '{tool}' is paused by its publisher.") { Data = [new("tool", tool)] };
+            }
+
+            if (status == McpGuardToolStatus.Archived)
+            {
+                return new McpGuardError(state.Catalog[McpGuardReasons.ToolArchived], $"Tool archived: '{tool}' is no longer offered.") { Data = [new("tool", tool)] };
+            }
+        }
+
+        var price = credits.Price(envelope);
+        if (price == 0)
+        {
+            return null;
+        }
+
+        if (feature.Caller is not { } caller)
+        {
+            // Anonymous methods cannot be priced: there is nobody to charge.
+            return new McpGuardError(state.Catalog[McpGuardReasons.Unauthorized], "Authentication required: this call has a price.");
+        }
+
+        var now = clock.GetUtcNow();
+        var subject = envelope.ToolName ?? envelope.Method!;
+        var result = await store.ChargeAsync(
+            new McpGuardChargeRequest(caller.Account, feature.RequestId, subject, price, credits.FreeCallsFor(caller.Account), now),
+            CancellationToken.None);
+
+        switch (result.Outcome)
+        {
+            case McpGuardChargeOutcome.OutOfCredit:
+                Log.Refused(logger, caller.Account, "out_of_credit", price, feature.RequestId);
+                return new McpGuardError(state.Catalog[McpGuardReasons.OutOfCredit], "Insufficient credit")
+                {
+                    Data = credits.TopUpUrl is { } url
+                        ? [new("balance_micro", result.BalanceMicro), new("price_micro", price), new("topup_url", url)]
+                        : [new("balance_micro", result.BalanceMicro), new("price_micro", price)],
+                };
+            case McpGuardChargeOutcome.CapReached:
+                Log.Refused(logger, caller.Account, "cap_reached", price, feature.RequestId);
+                return new McpGuardError(state.Catalog[McpGuardReasons.CapReached], "Monthly spending cap reached")
+                {
+                    Data = [new("cap_micro", result.MonthlyCapMicro), new("spent_micro", result.SpentThisMonthMicro), new("price_micro", price), new("resets_at", CreditState.NextMonth(now))],
+                };
+            case McpGuardChargeOutcome.DuplicateRequest:
+                Log.Refused(logger, caller.Account, "duplicate_request", price, feature.RequestId);
+                return new McpGuardError(state.Catalog[McpGuardReasons.DuplicateRequest], $"Request id '{feature.RequestId}' was already charged.");
+        }
+
+        var free = result.Outcome == McpGuardChargeOutcome.Free;
+        feature.Charge = new ChargeTicket(price, free, result.BalanceMicro);
+        context.Response.OnStarting(static state =>
+        {
+            var (response, ticket) = ((HttpResponse, ChargeTicket))state;
+            if (response.StatusCode < StatusCodes.Status500InternalServerError)
+            {
+                response.Headers[ChargeHeader] = (ticket.Free ? 0 : ticket.PriceMicro).ToString(CultureInfo.InvariantCulture);
+                response.Headers[BalanceHeader] = ticket.BalanceAfterMicro.ToString(CultureInfo.InvariantCulture);
+            }
+
+            return Task.CompletedTask;
+        }, (context.Response, feature.Charge));
+        return null;
+    }
+
+    /// <summary>
+    /// Runs the endpoint for a charged call under the upstream timeout and settles the charge: the debit stands when
+    /// the server answered (a tool result with <c>isError: true</c> is an answer), and is refunded otherwise.
+    /// </summary>
+    public async Task InvokeChargedAsync(HttpContext context, RequestDelegate next, McpGuardFeature feature, McpGuardErrorWriter writer)
+    {
+        var credits = feature.State.Credits;
+        var original = context.Features.GetRequiredFeature<IHttpRequestLifetimeFeature>();
+        using var timeout = new CancellationTokenSource(credits.UpstreamTimeout, clock);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(original.RequestAborted, timeout.Token);
+        context.Features.Set<IHttpRequestLifetimeFeature>(new LinkedLifetime(original, linked.Token));
+
+        string? failure = null;
+        Exception? exception = null;
+        try
+        {
+            await next(context);
+        }
+        catch (OperationCanceledException) when (original.RequestAborted.IsCancellationRequested)
+        {
+            failure = "client disconnected";
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            failure = "timeout";
+        }
+        catch (Exception ex)
+        {
+            failure = "exception";
+            exception = ex;
+        }
+        finally
+        {
+            context.Features.Set(original);
+        }
+
+        if (failure is null)
+        {
+            if (timeout.IsCancellationRequested)
+            {
+                failure = "timeout";
+            }
+            else if (original.RequestAborted.IsCancellationRequested)
+            {
+                failure = "client disconnected";
+            }
+            else if (context.Response.StatusCode >= StatusCodes.Status500InternalServerError)
+            {
+                failure = "upstream status " + context.Response.StatusCode.ToString(CultureInfo.InvariantCulture);
+            }
+            else if (credits.RefundToolInternalErrors && feature.ToolErrorReason == McpGuardReasons.InternalError)
+            {
+                failure = "tool internal_error";
+            }
+        }
+
+        if (failure is null)
+        {
+            return;
+        }
+
+        var refunded = await ledger.Store.RefundAsync(feature.RequestId, clock.GetUtcNow(), CancellationToken.None);
+        Log.Refunded(logger, feature.RequestId, failure, refunded);
+
+        if (exception is not null)
+        {
+            // The pipeline logs it once and answers 500 internal_error when it still can.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(exception).Throw();
+        }
+
+        if (failure == "timeout" && !context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            context.Response.Headers[feature.State.RequestIdHeader] = feature.RequestId;
+            await writer.WriteAsync(context, new McpGuardError(feature.State.Catalog[McpGuardReasons.UpstreamTimeout],
+                $"Upstream timeout: no answer within {credits.UpstreamTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s; the charge was refunded."));
+        }
+    }
+
+    /// <summary>The request's lifetime with <c>RequestAborted</c> also firing on the upstream timeout; aborting still aborts the connection.</summary>
+    private sealed class LinkedLifetime(IHttpRequestLifetimeFeature inner, CancellationToken token) : IHttpRequestLifetimeFeature
+    {
+        public CancellationToken RequestAborted
+        {
+            get => token;
+            set => throw new NotSupportedException("McpGuard owns RequestAborted while a charged call runs.");
+        }
+
+        public void Abort() => inner.Abort();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(6101, LogLevel.Information, "Account {Account} refused ({Reason}) for a call priced {Price}; request {RequestId}.", EventName = "ChargeRefused")]
+        public static partial void Refused(ILogger logger, string account, string reason, long price, string requestId);
+
+        [LoggerMessage(6102, LogLevel.Information, "Request {RequestId} failed upstream ({Failure}); refunded: {Refunded}.", EventName = "Refunded")]
+        public static partial void Refunded(ILogger logger, string requestId, string failure, bool refunded);
+    }
+}

@@ -1,0 +1,485 @@
+using Microsoft.Extensions.Logging;
+
+namespace McpGuard.Credits;
+
+/// <summary>
+/// The ledger's rules, over state held in memory and made durable by a <see cref="LedgerJournal"/>.
+/// Every change happens under one lock (so a balance can never be spent twice) and is handed to the
+/// journal in that same order; the caller is answered only once the journal says the change is durable.
+/// </summary>
+internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, IAsyncDisposable
+{
+    private readonly LedgerJournal _journal;
+    private readonly ILogger _logger;
+    private readonly Lock _lock = new();
+    private readonly Dictionary<string, AccountState> _accounts = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ChargeRecord> _charges = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, McpGuardToolStatus> _toolStatus = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (McpGuardApiKey Key, string Hash)> _keysById = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _keyIdByHash = new(StringComparer.Ordinal);
+    private long _lastId;
+    private Exception? _fault;
+
+    public LedgerEngine(LedgerJournal journal, TimeProvider clock, ILogger logger)
+    {
+        _journal = journal;
+        _logger = logger;
+        Replay(journal.Load(), clock.GetUtcNow());
+    }
+
+    public async ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var writes = new List<Task>();
+        lock (_lock)
+        {
+            ThrowIfFaulted();
+            if (_accounts.Count > 0)
+            {
+                return false;
+            }
+
+            foreach (var seed in seeds)
+            {
+                var account = GetOrCreate(seed.Account, now, writes);
+                account.Cap = seed.MonthlyCapMicro;
+                account.Suspended = seed.Suspended;
+                writes.Add(Append(new JournalWrite { Account = (account.Id, account.Cap, account.Suspended, now) }));
+                if (seed.InitialBalanceMicro > 0)
+                {
+                    account.Balance += seed.InitialBalanceMicro;
+                    writes.Add(Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.TopUp, seed.InitialBalanceMicro, null, null, now, false, "seed") }));
+                }
+            }
+        }
+
+        await Task.WhenAll(writes);
+        return true;
+    }
+
+    public async ValueTask<McpGuardChargeResult> ChargeAsync(McpGuardChargeRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(request.PriceMicro);
+        McpGuardChargeResult result;
+        var writes = new List<Task>(2);
+        lock (_lock)
+        {
+            ThrowIfFaulted();
+            var account = GetOrCreate(request.Account, request.Now, writes);
+            var month = MonthKey(request.Now);
+            account.Roll(month);
+            if (_charges.ContainsKey(request.RequestId))
+            {
+                return new McpGuardChargeResult(McpGuardChargeOutcome.DuplicateRequest, account.Balance, account.MonthSpent, account.Cap);
+            }
+
+            if (request.FreeCallsPerMonth - account.MonthFree > 0)
+            {
+                account.MonthFree++;
+                _charges[request.RequestId] = new ChargeRecord(account.Id, request.Tool, request.PriceMicro, 0, true, month);
+                writes.Add(Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Usage, 0, request.Tool, request.RequestId, request.Now, true, null) }));
+                result = new McpGuardChargeResult(McpGuardChargeOutcome.Free, account.Balance, account.MonthSpent, account.Cap);
+            }
+            else if (account.Balance < request.PriceMicro)
+            {
+                return new McpGuardChargeResult(McpGuardChargeOutcome.OutOfCredit, account.Balance, account.MonthSpent, account.Cap);
+            }
+            else if (account.Cap is long cap && account.MonthSpent + request.PriceMicro > cap)
+            {
+                return new McpGuardChargeResult(McpGuardChargeOutcome.CapReached, account.Balance, account.MonthSpent, account.Cap);
+            }
+            else
+            {
+                account.Balance -= request.PriceMicro;
+                account.MonthSpent += request.PriceMicro;
+                _charges[request.RequestId] = new ChargeRecord(account.Id, request.Tool, request.PriceMicro, request.PriceMicro, false, month);
+                writes.Add(Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Usage, -request.PriceMicro, request.Tool, request.RequestId, request.Now, false, null) }));
+                result = new McpGuardChargeResult(McpGuardChargeOutcome.Charged, account.Balance, account.MonthSpent, account.Cap);
+            }
+        }
+
+        await Task.WhenAll(writes);
+        return result;
+    }
+
+    public async ValueTask<bool> RefundAsync(string requestId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        Task write;
+        lock (_lock)
+        {
+            ThrowIfFaulted();
+            if (!_charges.TryGetValue(requestId, out var charge) || charge.Refunded)
+            {
+                return false;
+            }
+
+            charge.Refunded = true;
+            var account = _accounts[charge.Account];
+            account.Roll(MonthKey(now));
+            account.Balance += charge.Amount;
+            if (charge.Month == account.Month)
+            {
+                if (charge.Free)
+                {
+                    account.MonthFree--;
+                }
+                else
+                {
+                    account.MonthSpent -= charge.Amount;
+                }
+            }
+
+            write = Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Refund, charge.Amount, charge.Tool, requestId, now, charge.Free, null) });
+        }
+
+        await write;
+        return true;
+    }
+
+    public async ValueTask<McpGuardLedgerEntry> TopUpAsync(string account, long amountMicro, string? note, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(amountMicro);
+        return await MoveAsync(account, McpGuardLedgerEntryKind.TopUp, amountMicro, note, now);
+    }
+
+    public async ValueTask<McpGuardLedgerEntry> AdjustAsync(string account, long amountMicro, string note, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(note);
+        return await MoveAsync(account, McpGuardLedgerEntryKind.Adjustment, amountMicro, note, now);
+    }
+
+    private async ValueTask<McpGuardLedgerEntry> MoveAsync(string accountId, McpGuardLedgerEntryKind kind, long amount, string? note, DateTimeOffset now)
+    {
+        McpGuardLedgerEntry entry;
+        var writes = new List<Task>(2);
+        lock (_lock)
+        {
+            ThrowIfFaulted();
+            var account = GetOrCreate(accountId, now, writes);
+            if (account.Balance + amount < 0)
+            {
+                throw new InvalidOperationException($"An adjustment of {amount} would take account '{accountId}' below zero (balance {account.Balance}).");
+            }
+
+            account.Balance = checked(account.Balance + amount);
+            entry = NewEntry(account, kind, amount, null, null, now, false, note);
+            writes.Add(Append(new JournalWrite { Entry = entry }));
+        }
+
+        await Task.WhenAll(writes);
+        return entry;
+    }
+
+    public ValueTask<McpGuardAccount?> GetAccountAsync(string account, int freeCallsPerMonth, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            ThrowIfFaulted();
+            if (!_accounts.TryGetValue(account, out var state))
+            {
+                return ValueTask.FromResult<McpGuardAccount?>(null);
+            }
+
+            var month = MonthKey(now);
+            var spent = state.Month == month ? state.MonthSpent : 0;
+            var free = state.Month == month ? state.MonthFree : 0;
+            return ValueTask.FromResult<McpGuardAccount?>(new McpGuardAccount(state.Id, state.Balance, state.Cap, spent, Math.Max(0, freeCallsPerMonth - free), state.Suspended));
+        }
+    }
+
+    public async ValueTask SetMonthlyCapAsync(string account, long? capMicro, CancellationToken cancellationToken)
+    {
+        if (capMicro is < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(capMicro), capMicro, "A cap is zero or more micro-units.");
+        }
+
+        await UpdateAccountAsync(account, state => state.Cap = capMicro);
+    }
+
+    public async ValueTask SetSuspendedAsync(string account, bool suspended, CancellationToken cancellationToken) =>
+        await UpdateAccountAsync(account, state => state.Suspended = suspended);
+
+    private async ValueTask UpdateAccountAsync(string accountId, Action<AccountState> change)
+    {
+        var writes = new List<Task>(2);
+        lock (_lock)
+        {
+            ThrowIfFaulted();
+            var now = DateTimeOffset.UnixEpoch;
+            var account = GetOrCreate(accountId, now, writes);
+            change(account);
+            writes.Add(Append(new JournalWrite { Account = (account.Id, account.Cap, account.Suspended, account.Created) }));
+        }
+
+        await Task.WhenAll(writes);
+    }
+
+    public bool IsSuspended(string account)
+    {
+        lock (_lock)
+        {
+            return _accounts.TryGetValue(account, out var state) && state.Suspended;
+        }
+    }
+
+    public ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken) =>
+        ReadPageAsync(account, before, limit, cancellationToken);
+
+    private async ValueTask<McpGuardLedgerPage> ReadPageAsync(string account, long? before, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        var rows = await _journal.ReadAsync(account, before, limit + 1, cancellationToken);
+        var page = rows.Take(limit).ToList();
+        return new McpGuardLedgerPage(page, rows.Count > limit ? page[^1].Id : null);
+    }
+
+    public async ValueTask SetToolStatusAsync(string tool, McpGuardToolStatus? status, CancellationToken cancellationToken)
+    {
+        Task write;
+        lock (_lock)
+        {
+            ThrowIfFaulted();
+            if (status is { } value)
+            {
+                _toolStatus[tool] = value;
+            }
+            else
+            {
+                _toolStatus.Remove(tool);
+            }
+
+            write = Append(new JournalWrite { ToolStatus = (tool, status) });
+        }
+
+        await write;
+    }
+
+    public McpGuardToolStatus? GetToolStatus(string tool)
+    {
+        lock (_lock)
+        {
+            return _toolStatus.TryGetValue(tool, out var status) ? status : null;
+        }
+    }
+
+    public async ValueTask CreateKeyAsync(McpGuardApiKey key, byte[] sha256, CancellationToken cancellationToken)
+    {
+        Task write;
+        lock (_lock)
+        {
+            ThrowIfFaulted();
+            var hash = Convert.ToHexString(sha256);
+            if (_keysById.ContainsKey(key.Id) || _keyIdByHash.ContainsKey(hash))
+            {
+                throw new InvalidOperationException($"A key with id '{key.Id}' (or the same secret) already exists.");
+            }
+
+            _keysById[key.Id] = (key, hash);
+            _keyIdByHash[hash] = key.Id;
+            write = Append(new JournalWrite { NewKey = (key, sha256, DateTimeOffset.UnixEpoch) });
+        }
+
+        await write;
+    }
+
+    public async ValueTask<bool> RevokeKeyAsync(string keyId, CancellationToken cancellationToken)
+    {
+        Task write;
+        lock (_lock)
+        {
+            ThrowIfFaulted();
+            if (!_keysById.TryGetValue(keyId, out var entry))
+            {
+                return false;
+            }
+
+            _keysById[keyId] = (entry.Key with { Revoked = true }, entry.Hash);
+            write = Append(new JournalWrite { RevokedKeyId = keyId });
+        }
+
+        await write;
+        return true;
+    }
+
+    public ValueTask<McpGuardApiKey?> FindByHashAsync(ReadOnlyMemory<byte> sha256, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var found = _keyIdByHash.TryGetValue(Convert.ToHexString(sha256.Span), out var id) ? _keysById[id].Key : null;
+            return ValueTask.FromResult(found);
+        }
+    }
+
+    public ValueTask DisposeAsync() => _journal.DisposeAsync();
+
+    private void ThrowIfFaulted()
+    {
+        if (_fault is not null)
+        {
+            throw new InvalidOperationException("The ledger store failed to write and stopped accepting changes; see the earlier error in the log.", _fault);
+        }
+    }
+
+    private Task Append(JournalWrite write)
+    {
+        var task = _journal.AppendAsync(write);
+        if (!task.IsCompletedSuccessfully)
+        {
+            task.ContinueWith(
+                static (t, state) =>
+                {
+                    var engine = (LedgerEngine)state!;
+                    engine._fault ??= t.Exception!.GetBaseException();
+                    Log.JournalFailed(engine._logger, engine._fault);
+                },
+                this,
+                CancellationToken.None,
+                TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+        }
+
+        return task;
+    }
+
+    private AccountState GetOrCreate(string id, DateTimeOffset now, List<Task> writes)
+    {
+        if (!_accounts.TryGetValue(id, out var account))
+        {
+            _accounts[id] = account = new AccountState(id, now);
+            writes.Add(Append(new JournalWrite { Account = (id, null, false, now) }));
+        }
+
+        return account;
+    }
+
+    private McpGuardLedgerEntry NewEntry(AccountState account, McpGuardLedgerEntryKind kind, long amount, string? tool, string? requestId, DateTimeOffset now, bool free, string? note) =>
+        new(++_lastId, account.Id, kind, amount, account.Balance, tool, requestId, now, free, note);
+
+    internal static int MonthKey(DateTimeOffset time)
+    {
+        var utc = time.UtcDateTime;
+        return (utc.Year * 12) + utc.Month - 1;
+    }
+
+    /// <summary>Rebuilds balances, this month's spend and free calls, charges and keys from what the journal holds.</summary>
+    private void Replay(LedgerSnapshot snapshot, DateTimeOffset now)
+    {
+        foreach (var (id, cap, suspended) in snapshot.Accounts)
+        {
+            _accounts[id] = new AccountState(id, DateTimeOffset.UnixEpoch) { Cap = cap, Suspended = suspended };
+        }
+
+        var month = MonthKey(now);
+        foreach (var entry in snapshot.Entries)
+        {
+            _lastId = Math.Max(_lastId, entry.Id);
+            if (!_accounts.TryGetValue(entry.Account, out var account))
+            {
+                _accounts[entry.Account] = account = new AccountState(entry.Account, entry.Timestamp);
+            }
+
+            account.Roll(month);
+            account.Balance += entry.AmountMicro;
+            var entryMonth = MonthKey(entry.Timestamp);
+            switch (entry.Kind)
+            {
+                case McpGuardLedgerEntryKind.Usage when entry.RequestId is { } requestId:
+                    _charges[requestId] = new ChargeRecord(entry.Account, entry.Tool, -entry.AmountMicro, -entry.AmountMicro, entry.Free, entryMonth);
+                    if (entryMonth == month)
+                    {
+                        if (entry.Free)
+                        {
+                            account.MonthFree++;
+                        }
+                        else
+                        {
+                            account.MonthSpent -= entry.AmountMicro;
+                        }
+                    }
+
+                    break;
+                case McpGuardLedgerEntryKind.Refund when entry.RequestId is { } requestId && _charges.TryGetValue(requestId, out var charge):
+                    charge.Refunded = true;
+                    if (charge.Month == month)
+                    {
+                        if (charge.Free)
+                        {
+                            account.MonthFree--;
+                        }
+                        else
+                        {
+                            account.MonthSpent -= charge.Amount;
+                        }
+                    }
+
+                    break;
+            }
+        }
+
+        foreach (var (key, hash) in snapshot.Keys)
+        {
+            var hex = Convert.ToHexString(hash);
+            _keysById[key.Id] = (key, hex);
+            _keyIdByHash[hex] = key.Id;
+        }
+
+        foreach (var (tool, status) in snapshot.ToolStatuses)
+        {
+            _toolStatus[tool] = status;
+        }
+    }
+
+    private sealed class AccountState(string id, DateTimeOffset created)
+    {
+        public string Id { get; } = id;
+
+        public DateTimeOffset Created { get; } = created;
+
+        public long Balance { get; set; }
+
+        public long? Cap { get; set; }
+
+        public bool Suspended { get; set; }
+
+        public int Month { get; private set; } = -1;
+
+        public long MonthSpent { get; set; }
+
+        public int MonthFree { get; set; }
+
+        /// <summary>Starts a new month's spend and free calls when the calendar month (UTC) changes.</summary>
+        public void Roll(int month)
+        {
+            if (month > Month)
+            {
+                Month = month;
+                MonthSpent = 0;
+                MonthFree = 0;
+            }
+        }
+    }
+
+    private sealed class ChargeRecord(string account, string? tool, long price, long amount, bool free, int month)
+    {
+        public string Account { get; } = account;
+
+        public string? Tool { get; } = tool;
+
+        public long Price { get; } = price;
+
+        /// <summary>What was debited (0 for a free call).</summary>
+        public long Amount { get; } = amount;
+
+        public bool Free { get; } = free;
+
+        public int Month { get; } = month;
+
+        public bool Refunded { get; set; }
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(6901, LogLevel.Critical, "The ledger journal failed to write; the ledger stops accepting changes.", EventName = "JournalFailed")]
+        public static partial void JournalFailed(ILogger logger, Exception exception);
+    }
+}

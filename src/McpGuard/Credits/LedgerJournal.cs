@@ -1,0 +1,74 @@
+namespace McpGuard.Credits;
+
+/// <summary>One durable change: a ledger row and/or a change of account, key or tool state.</summary>
+internal sealed record JournalWrite
+{
+    public McpGuardLedgerEntry? Entry { get; init; }
+
+    /// <summary>Insert or update the account row (cap, suspended).</summary>
+    public (string Id, long? Cap, bool Suspended, DateTimeOffset Now)? Account { get; init; }
+
+    public (string Tool, McpGuardToolStatus? Status)? ToolStatus { get; init; }
+
+    public (McpGuardApiKey Key, byte[] Hash, DateTimeOffset Now)? NewKey { get; init; }
+
+    public string? RevokedKeyId { get; init; }
+}
+
+/// <summary>Everything the engine needs to rebuild its state on start.</summary>
+internal sealed record LedgerSnapshot(
+    IReadOnlyList<McpGuardLedgerEntry> Entries,
+    IReadOnlyList<(string Id, long? Cap, bool Suspended)> Accounts,
+    IReadOnlyList<(McpGuardApiKey Key, byte[] Hash)> Keys,
+    IReadOnlyList<(string Tool, McpGuardToolStatus Status)> ToolStatuses);
+
+/// <summary>Where the engine's changes become durable, in the order the engine made them.</summary>
+internal abstract class LedgerJournal : IAsyncDisposable
+{
+    public abstract LedgerSnapshot Load();
+
+    /// <summary>Queues a change; the task completes when it is durable. Called in the engine's order.</summary>
+    public abstract Task AppendAsync(JournalWrite write);
+
+    public abstract ValueTask<IReadOnlyList<McpGuardLedgerEntry>> ReadAsync(string account, long? before, int limit, CancellationToken cancellationToken);
+
+    public virtual ValueTask DisposeAsync() => ValueTask.CompletedTask;
+}
+
+/// <summary>The in-memory journal: rows kept per account in process memory, gone on restart.</summary>
+internal sealed class InMemoryJournal : LedgerJournal
+{
+    private readonly Dictionary<string, List<McpGuardLedgerEntry>> _rows = new(StringComparer.Ordinal);
+    private readonly Lock _lock = new();
+
+    public override LedgerSnapshot Load() => new([], [], [], []);
+
+    public override Task AppendAsync(JournalWrite write)
+    {
+        if (write.Entry is { } entry)
+        {
+            lock (_lock)
+            {
+                if (!_rows.TryGetValue(entry.Account, out var rows))
+                {
+                    _rows[entry.Account] = rows = [];
+                }
+
+                rows.Add(entry);
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public override ValueTask<IReadOnlyList<McpGuardLedgerEntry>> ReadAsync(string account, long? before, int limit, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            IReadOnlyList<McpGuardLedgerEntry> page = _rows.TryGetValue(account, out var rows)
+                ? [.. rows.Where(r => before is null || r.Id < before).OrderByDescending(r => r.Id).Take(limit)]
+                : [];
+            return ValueTask.FromResult(page);
+        }
+    }
+}

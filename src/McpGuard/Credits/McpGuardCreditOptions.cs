@@ -1,0 +1,75 @@
+namespace McpGuard;
+
+/// <summary>
+/// Spend and credit gates: prices per call in micro-units, prepaid balances, free tiers, monthly caps and a
+/// durable ledger with automatic refunds. Bound from <c>McpGuard:Credits</c>. Prices live on tools
+/// (<c>McpGuard:Tools:&lt;tool&gt;:Price</c>) and methods; accounts under <c>McpGuard:Accounts</c>.
+/// </summary>
+/// <example>
+/// <code>
+/// "Credits": {
+///   "Enabled": true,
+///   "Store": "Sqlite",
+///   "SqlitePath": "mcpguard-ledger.db",
+///   "TopUpUrl": "https://billing.example.com/topup"
+/// }
+/// </code>
+/// </example>
+public sealed class McpGuardCreditOptions
+{
+    /// <summary>Charge for calls. Default false.</summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>Where the ledger lives. Default <see cref="McpGuardLedgerStoreKind.Sqlite"/>.</summary>
+    public McpGuardLedgerStoreKind Store { get; set; } = McpGuardLedgerStoreKind.Sqlite;
+
+    /// <summary>The SQLite file, absolute or relative to the content root. Created and migrated on start. Default <c>mcpguard-ledger.db</c>.</summary>
+    public string SqlitePath { get; set; } = "mcpguard-ledger.db";
+
+    /// <summary>The price of a <c>tools/call</c> whose tool has no price of its own, in micro-units. Default 0.</summary>
+    public long DefaultPrice { get; set; }
+
+    /// <summary>
+    /// Methods that never cost anything, whatever <see cref="DefaultPrice"/> says. Default: <c>initialize</c>, <c>ping</c>,
+    /// <c>server/discover</c>, the list methods and <c>completion/complete</c>. Notifications and responses are always free.
+    /// </summary>
+    public IList<string> FreeMethods { get; } = [];
+
+    /// <summary>Where a client tops up; sent as <c>topup_url</c> with <c>out_of_credit</c>.</summary>
+    public string? TopUpUrl { get; set; }
+
+    /// <summary>How long a priced call may take before it is cancelled, refunded and answered 504 <c>upstream_timeout</c>. Default 30 s.</summary>
+    public TimeSpan UpstreamTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Also refund calls whose tool failed with <c>internal_error</c> under <c>WithMcpGuard()</c>. Default false: a tool result, even an error, is the tool answering.</summary>
+    public bool RefundToolInternalErrors { get; set; }
+
+    internal static readonly string[] DefaultFreeMethods =
+    [
+        "initialize", "ping", "server/discover", "tools/list", "resources/list", "resources/templates/list",
+        "prompts/list", "completion/complete", "logging/setLevel",
+    ];
+}
+
+/// <summary>Where the ledger lives.</summary>
+public enum McpGuardLedgerStoreKind
+{
+    /// <summary>A SQLite file (WAL, group commit). The default: durable across restarts and crashes.</summary>
+    Sqlite,
+
+    /// <summary>Process memory: for tests and demos; everything is lost on restart.</summary>
+    InMemory,
+}
+
+/// <summary>Whether a tool is offered.</summary>
+public enum McpGuardToolStatus
+{
+    /// <summary>Offered.</summary>
+    Live,
+
+    /// <summary>Paused by its publisher: 503 <c>tool_paused</c>, retry later.</summary>
+    Paused,
+
+    /// <summary>Withdrawn: 410 <c>tool_archived</c>, do not retry.</summary>
+    Archived,
+}

@@ -1,0 +1,295 @@
+using System.Globalization;
+using System.Threading.Channels;
+using Microsoft.Data.Sqlite;
+
+namespace McpGuard.Credits;
+
+/// <summary>
+/// The SQLite journal: a WAL database with <c>synchronous=FULL</c>, so a change is on disk before its caller
+/// is answered. One writer drains a queue and commits whatever has accumulated in a single transaction
+/// (group commit): concurrent callers share one fsync instead of paying one each.
+/// </summary>
+internal sealed class SqliteJournal : LedgerJournal
+{
+    private const int SchemaVersion = 1;
+    private const int MaxBatch = 1024;
+
+    private readonly string _connectionString;
+    private readonly SqliteConnection _writer;
+    private readonly Channel<(JournalWrite Write, TaskCompletionSource Done)> _queue =
+        Channel.CreateUnbounded<(JournalWrite, TaskCompletionSource)>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Task _writerLoop;
+
+    public SqliteJournal(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString();
+        _writer = new SqliteConnection(_connectionString);
+        _writer.Open();
+        Execute(_writer, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;");
+        Migrate();
+        _writerLoop = Task.Run(WriteLoopAsync);
+    }
+
+    private void Migrate()
+    {
+        using var version = _writer.CreateCommand();
+        version.CommandText = "PRAGMA user_version;";
+        var current = Convert.ToInt32(version.ExecuteScalar(), CultureInfo.InvariantCulture);
+        if (current > SchemaVersion)
+        {
+            throw new InvalidOperationException($"The ledger database has schema version {current}; this McpGuard knows up to {SchemaVersion}. Use a newer McpGuard.");
+        }
+
+        if (current < 1)
+        {
+            Execute(_writer, """
+                BEGIN;
+                CREATE TABLE accounts (id TEXT PRIMARY KEY, monthly_cap INTEGER NULL, suspended INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
+                CREATE TABLE ledger (
+                    id INTEGER PRIMARY KEY, account TEXT NOT NULL, kind TEXT NOT NULL, amount INTEGER NOT NULL,
+                    balance_after INTEGER NOT NULL, tool TEXT NULL, request_id TEXT NULL, free INTEGER NOT NULL DEFAULT 0,
+                    note TEXT NULL, created_at TEXT NOT NULL);
+                CREATE INDEX ledger_by_account ON ledger (account, id);
+                CREATE UNIQUE INDEX ledger_by_request ON ledger (request_id, kind) WHERE request_id IS NOT NULL;
+                CREATE TABLE api_keys (id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE, account TEXT NOT NULL, scopes TEXT NOT NULL,
+                    expires_at TEXT NULL, revoked INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
+                CREATE TABLE tool_status (tool TEXT PRIMARY KEY, status TEXT NOT NULL);
+                PRAGMA user_version = 1;
+                COMMIT;
+                """);
+        }
+    }
+
+    public override LedgerSnapshot Load()
+    {
+        var entries = new List<McpGuardLedgerEntry>();
+        using (var command = _writer.CreateCommand())
+        {
+            command.CommandText = "SELECT id, account, kind, amount, balance_after, tool, request_id, free, note, created_at FROM ledger ORDER BY id;";
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                entries.Add(ReadEntry(reader));
+            }
+        }
+
+        var accounts = new List<(string, long?, bool)>();
+        using (var command = _writer.CreateCommand())
+        {
+            command.CommandText = "SELECT id, monthly_cap, suspended FROM accounts;";
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                accounts.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetInt64(1), reader.GetInt64(2) != 0));
+            }
+        }
+
+        var keys = new List<(McpGuardApiKey, byte[])>();
+        using (var command = _writer.CreateCommand())
+        {
+            command.CommandText = "SELECT id, hash, account, scopes, expires_at, revoked FROM api_keys;";
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                var key = new McpGuardApiKey(reader.GetString(0), reader.GetString(2), reader.GetString(3).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                {
+                    ExpiresAt = reader.IsDBNull(4) ? null : DateTimeOffset.Parse(reader.GetString(4), CultureInfo.InvariantCulture),
+                    Revoked = reader.GetInt64(5) != 0,
+                };
+                keys.Add((key, (byte[])reader.GetValue(1)));
+            }
+        }
+
+        var tools = new List<(string, McpGuardToolStatus)>();
+        using (var command = _writer.CreateCommand())
+        {
+            command.CommandText = "SELECT tool, status FROM tool_status;";
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                tools.Add((reader.GetString(0), Enum.Parse<McpGuardToolStatus>(reader.GetString(1))));
+            }
+        }
+
+        return new LedgerSnapshot(entries, accounts, keys, tools);
+    }
+
+    public override Task AppendAsync(JournalWrite write)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_queue.Writer.TryWrite((write, done)))
+        {
+            done.SetException(new ObjectDisposedException(nameof(SqliteJournal)));
+        }
+
+        return done.Task;
+    }
+
+    public override async ValueTask<IReadOnlyList<McpGuardLedgerEntry>> ReadAsync(string account, long? before, int limit, CancellationToken cancellationToken)
+    {
+        await using var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id, account, kind, amount, balance_after, tool, request_id, free, note, created_at FROM ledger WHERE account = $account AND id < $before ORDER BY id DESC LIMIT $limit;";
+        command.Parameters.AddWithValue("$account", account);
+        command.Parameters.AddWithValue("$before", before ?? long.MaxValue);
+        command.Parameters.AddWithValue("$limit", limit);
+        var rows = new List<McpGuardLedgerEntry>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            rows.Add(ReadEntry(reader));
+        }
+
+        return rows;
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var batch = new List<(JournalWrite Write, TaskCompletionSource Done)>(MaxBatch);
+        using var insertEntry = Prepare("INSERT INTO ledger (id, account, kind, amount, balance_after, tool, request_id, free, note, created_at) VALUES ($id, $account, $kind, $amount, $balance, $tool, $request, $free, $note, $at);",
+            "$id", "$account", "$kind", "$amount", "$balance", "$tool", "$request", "$free", "$note", "$at");
+        using var upsertAccount = Prepare("INSERT INTO accounts (id, monthly_cap, suspended, created_at) VALUES ($id, $cap, $suspended, $at) ON CONFLICT (id) DO UPDATE SET monthly_cap = excluded.monthly_cap, suspended = excluded.suspended;",
+            "$id", "$cap", "$suspended", "$at");
+        using var upsertTool = Prepare("INSERT INTO tool_status (tool, status) VALUES ($tool, $status) ON CONFLICT (tool) DO UPDATE SET status = excluded.status;", "$tool", "$status");
+        using var deleteTool = Prepare("DELETE FROM tool_status WHERE tool = $tool;", "$tool");
+        using var insertKey = Prepare("INSERT INTO api_keys (id, hash, account, scopes, expires_at, revoked, created_at) VALUES ($id, $hash, $account, $scopes, $expires, $revoked, $at);",
+            "$id", "$hash", "$account", "$scopes", "$expires", "$revoked", "$at");
+        using var revokeKey = Prepare("UPDATE api_keys SET revoked = 1 WHERE id = $id;", "$id");
+
+        while (await _queue.Reader.WaitToReadAsync())
+        {
+            batch.Clear();
+            while (batch.Count < MaxBatch && _queue.Reader.TryRead(out var item))
+            {
+                batch.Add(item);
+            }
+
+            try
+            {
+                using var transaction = _writer.BeginTransaction();
+                foreach (var command in new[] { insertEntry, upsertAccount, upsertTool, deleteTool, insertKey, revokeKey })
+                {
+                    command.Transaction = transaction;
+                }
+
+                foreach (var (write, _) in batch)
+                {
+                    if (write.Account is { } account)
+                    {
+                        Run(upsertAccount, account.Id, account.Cap, account.Suspended ? 1 : 0, Format(account.Now));
+                    }
+
+                    if (write.Entry is { } e)
+                    {
+                        Run(insertEntry, e.Id, e.Account, e.Kind.ToString(), e.AmountMicro, e.BalanceAfterMicro, e.Tool, e.RequestId, e.Free ? 1 : 0, e.Note, Format(e.Timestamp));
+                    }
+
+                    if (write.ToolStatus is { } tool)
+                    {
+                        if (tool.Status is { } status)
+                        {
+                            Run(upsertTool, tool.Tool, status.ToString());
+                        }
+                        else
+                        {
+                            Run(deleteTool, tool.Tool);
+                        }
+                    }
+
+                    if (write.NewKey is { } key)
+                    {
+                        Run(insertKey, key.Key.Id, key.Hash, key.Key.Account, string.Join(' ', key.Key.Scopes),
+                            key.Key.ExpiresAt is { } expires ? Format(expires) : null, key.Key.Revoked ? 1 : 0, Format(key.Now));
+                    }
+
+                    if (write.RevokedKeyId is { } revoked)
+                    {
+                        Run(revokeKey, revoked);
+                    }
+                }
+
+                transaction.Commit();
+                foreach (var (_, done) in batch)
+                {
+                    done.SetResult();
+                }
+            }
+            catch (Exception ex)
+            {
+                // The in-memory state is ahead of the disk now: fail this batch and everything after it.
+                _queue.Writer.TryComplete(ex);
+                foreach (var (_, done) in batch)
+                {
+                    done.SetException(ex);
+                }
+
+                while (_queue.Reader.TryRead(out var rest))
+                {
+                    rest.Done.SetException(ex);
+                }
+
+                return;
+            }
+        }
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        try
+        {
+            await _writerLoop;
+        }
+        finally
+        {
+            await _writer.DisposeAsync();
+            await base.DisposeAsync();
+        }
+    }
+
+    private SqliteCommand Prepare(string sql, params string[] parameters)
+    {
+        var command = _writer.CreateCommand();
+        command.CommandText = sql;
+        foreach (var name in parameters)
+        {
+            command.Parameters.Add(new SqliteParameter { ParameterName = name });
+        }
+
+        command.Prepare();
+        return command;
+    }
+
+    private static void Run(SqliteCommand command, params object?[] values)
+    {
+        for (var i = 0; i < values.Length; i++)
+        {
+            command.Parameters[i].Value = values[i] ?? DBNull.Value;
+        }
+
+        command.ExecuteNonQuery();
+    }
+
+    private static McpGuardLedgerEntry ReadEntry(SqliteDataReader reader) => new(
+        reader.GetInt64(0),
+        reader.GetString(1),
+        Enum.Parse<McpGuardLedgerEntryKind>(reader.GetString(2)),
+        reader.GetInt64(3),
+        reader.GetInt64(4),
+        reader.IsDBNull(5) ? null : reader.GetString(5),
+        reader.IsDBNull(6) ? null : reader.GetString(6),
+        DateTimeOffset.Parse(reader.GetString(9), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal),
+        reader.GetInt64(7) != 0,
+        reader.IsDBNull(8) ? null : reader.GetString(8));
+
+    private static string Format(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture);
+
+    private static void Execute(SqliteConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+}
