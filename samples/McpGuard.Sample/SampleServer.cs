@@ -25,6 +25,7 @@ public static class SampleServer
         var app = builder.Build();
         app.UseMcpGuard();
         app.MapStatelessMcp("/mcp");
+        app.MapMcpGuardAdmin("/admin");
         return app;
     }
 }

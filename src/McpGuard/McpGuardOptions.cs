@@ -51,6 +51,9 @@ public sealed class McpGuardOptions
     /// <summary>Rate limits: policies, the default policy, which methods count.</summary>
     public McpGuardRateLimitOptions RateLimits { get; } = new();
 
+    /// <summary>The admin API (<c>MapMcpGuardAdmin</c>): how it is protected.</summary>
+    public McpGuardAdminOptions Admin { get; } = new();
+
     /// <summary>Per-tool policies (scopes, rate limit), keyed by tool name.</summary>
     public IDictionary<string, McpGuardToolPolicy> Tools { get; } = new Dictionary<string, McpGuardToolPolicy>(StringComparer.Ordinal);
 

@@ -1,3 +1,4 @@
+using McpGuard.Admin;
 using McpGuard.Auth;
 using McpGuard.Credits;
 using McpGuard.Errors;
@@ -55,6 +56,7 @@ internal sealed class McpGuardOptionsValidator : IValidateOptions<McpGuardOption
         AuthOptionsValidation.Validate(options, errors);
         RateLimitOptionsValidation.Validate(options, errors);
         CreditOptionsValidation.Validate(options, errors);
+        AdminOptionsValidation.Validate(options, errors);
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

@@ -1,4 +1,5 @@
 using McpGuard;
+using McpGuard.Admin;
 using McpGuard.Auth;
 using McpGuard.Credits;
 using McpGuard.RateLimiting;
@@ -51,6 +52,7 @@ public static class McpGuardServiceCollectionExtensions
         services.TryAddSingleton<RateLimitGate>();
         services.TryAddSingleton<LedgerAccessor>();
         services.TryAddSingleton<CreditGate>();
+        services.TryAddSingleton<AdminApi>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.Extensions.Hosting.IHostedService, LedgerStartup>());
         // JwtBearer's handler validates tokens, but as a component the gate runs, not as a registered
         // authentication scheme: a registered scheme would become the app's default and run on every request.

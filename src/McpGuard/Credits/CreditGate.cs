@@ -8,7 +8,11 @@ using Microsoft.Extensions.Logging;
 namespace McpGuard.Credits;
 
 /// <summary>A charge taken for this request, to be settled after the endpoint ran.</summary>
-internal sealed record ChargeTicket(long PriceMicro, bool Free, long BalanceAfterMicro);
+internal sealed record ChargeTicket(long PriceMicro, bool Free, long BalanceAfterMicro)
+{
+    /// <summary>Set once the charge was given back; a response that starts after that carries no charge headers.</summary>
+    public bool Refunded { get; set; }
+}
 
 /// <summary>
 /// The last gate before the endpoint: refuses paused and archived tools, then charges priced calls (free tier,
@@ -89,7 +93,7 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
         context.Response.OnStarting(static state =>
         {
             var (response, ticket) = ((HttpResponse, ChargeTicket))state;
-            if (response.StatusCode < StatusCodes.Status500InternalServerError)
+            if (response.StatusCode < StatusCodes.Status500InternalServerError && !ticket.Refunded)
             {
                 response.Headers[ChargeHeader] = (ticket.Free ? 0 : ticket.PriceMicro).ToString(CultureInfo.InvariantCulture);
                 response.Headers[BalanceHeader] = ticket.BalanceAfterMicro.ToString(CultureInfo.InvariantCulture);
@@ -111,6 +115,8 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
         using var timeout = new CancellationTokenSource(credits.UpstreamTimeout, clock);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(original.RequestAborted, timeout.Token);
         context.Features.Set<IHttpRequestLifetimeFeature>(new LinkedLifetime(original, linked.Token));
+        var body = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
+        context.Features.Set<IHttpResponseBodyFeature>(new DeferredStartResponseBody(body));
 
         string? failure = null;
         Exception? exception = null;
@@ -134,6 +140,7 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
         finally
         {
             context.Features.Set(original);
+            context.Features.Set(body);
         }
 
         if (failure is null)
@@ -162,6 +169,7 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
         }
 
         var refunded = await ledger.Store.RefundAsync(feature.RequestId, clock.GetUtcNow(), CancellationToken.None);
+        feature.Charge!.Refunded = refunded;
         Log.Refunded(logger, feature.RequestId, failure, refunded);
 
         if (exception is not null)

@@ -18,6 +18,11 @@ internal static class CreditOptionsValidation
             errors.Add($"{At}:Store must be Sqlite or InMemory (got '{credits.Store}').");
         }
 
+        if (!Enum.IsDefined(credits.Durability))
+        {
+            errors.Add($"{At}:Durability must be ProcessCrash or PowerLoss (got '{credits.Durability}').");
+        }
+
         if (credits.Store == McpGuardLedgerStoreKind.Sqlite && string.IsNullOrWhiteSpace(credits.SqlitePath))
         {
             errors.Add($"{At}:SqlitePath must name the ledger's SQLite file.");

@@ -30,7 +30,8 @@ internal sealed class LedgerAccessor(
             ? new InMemoryJournal()
             : new SqliteJournal(Path.IsPathRooted(credits.SqlitePath)
                 ? credits.SqlitePath
-                : Path.Combine(environment?.ContentRootPath ?? AppContext.BaseDirectory, credits.SqlitePath));
+                : Path.Combine(environment?.ContentRootPath ?? AppContext.BaseDirectory, credits.SqlitePath),
+                credits.Durability);
         return new LedgerEngine(journal, clock, logger);
     }
 

@@ -10,6 +10,7 @@ namespace McpGuard.Credits;
 internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, IAsyncDisposable
 {
     private readonly LedgerJournal _journal;
+    private readonly TimeProvider _clock;
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
     private readonly Dictionary<string, AccountState> _accounts = new(StringComparer.Ordinal);
@@ -23,6 +24,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
     public LedgerEngine(LedgerJournal journal, TimeProvider clock, ILogger logger)
     {
         _journal = journal;
+        _clock = clock;
         _logger = logger;
         Replay(journal.Load(), clock.GetUtcNow());
     }
@@ -205,8 +207,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
         lock (_lock)
         {
             ThrowIfFaulted();
-            var now = DateTimeOffset.UnixEpoch;
-            var account = GetOrCreate(accountId, now, writes);
+            var account = GetOrCreate(accountId, _clock.GetUtcNow(), writes);
             change(account);
             writes.Add(Append(new JournalWrite { Account = (account.Id, account.Cap, account.Suspended, account.Created) }));
         }
@@ -276,7 +277,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
 
             _keysById[key.Id] = (key, hash);
             _keyIdByHash[hash] = key.Id;
-            write = Append(new JournalWrite { NewKey = (key, sha256, DateTimeOffset.UnixEpoch) });
+            write = Append(new JournalWrite { NewKey = (key, sha256, _clock.GetUtcNow()) });
         }
 
         await write;

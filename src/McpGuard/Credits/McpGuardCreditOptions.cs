@@ -26,6 +26,14 @@ public sealed class McpGuardCreditOptions
     /// <summary>The SQLite file, absolute or relative to the content root. Created and migrated on start. Default <c>mcpguard-ledger.db</c>.</summary>
     public string SqlitePath { get; set; } = "mcpguard-ledger.db";
 
+    /// <summary>
+    /// How hard SQLite works to keep a commit. <see cref="McpGuardLedgerDurability.ProcessCrash"/> (default): a charge
+    /// is in the WAL before the caller is answered, so it survives the server being killed (even with SIGKILL).
+    /// <see cref="McpGuardLedgerDurability.PowerLoss"/> also fsyncs every group commit, so it survives the machine
+    /// losing power, at the cost of one disk flush on the path of every priced call.
+    /// </summary>
+    public McpGuardLedgerDurability Durability { get; set; } = McpGuardLedgerDurability.ProcessCrash;
+
     /// <summary>The price of a <c>tools/call</c> whose tool has no price of its own, in micro-units. Default 0.</summary>
     public long DefaultPrice { get; set; }
 
@@ -49,6 +57,16 @@ public sealed class McpGuardCreditOptions
         "initialize", "ping", "server/discover", "tools/list", "resources/list", "resources/templates/list",
         "prompts/list", "completion/complete", "logging/setLevel",
     ];
+}
+
+/// <summary>What an acknowledged charge survives (SQLite store).</summary>
+public enum McpGuardLedgerDurability
+{
+    /// <summary>The server process dying, however abruptly (WAL with <c>synchronous=NORMAL</c>). The default.</summary>
+    ProcessCrash,
+
+    /// <summary>The machine losing power too (WAL with <c>synchronous=FULL</c>: an fsync per group commit).</summary>
+    PowerLoss,
 }
 
 /// <summary>Where the ledger lives.</summary>

@@ -5,9 +5,10 @@ using Microsoft.Data.Sqlite;
 namespace McpGuard.Credits;
 
 /// <summary>
-/// The SQLite journal: a WAL database with <c>synchronous=FULL</c>, so a change is on disk before its caller
-/// is answered. One writer drains a queue and commits whatever has accumulated in a single transaction
-/// (group commit): concurrent callers share one fsync instead of paying one each.
+/// The SQLite journal: a WAL database where a change is committed before its caller is answered. With
+/// <c>synchronous=NORMAL</c> (the default) a commit survives the process being killed; with <c>FULL</c> it is
+/// fsynced and survives power loss too. One writer drains a queue and commits whatever has accumulated in a
+/// single transaction (group commit): concurrent callers share one commit (and one fsync) instead of paying one each.
 /// </summary>
 internal sealed class SqliteJournal : LedgerJournal
 {
@@ -20,13 +21,15 @@ internal sealed class SqliteJournal : LedgerJournal
         Channel.CreateUnbounded<(JournalWrite, TaskCompletionSource)>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writerLoop;
 
-    public SqliteJournal(string path)
+    public SqliteJournal(string path, McpGuardLedgerDurability durability = McpGuardLedgerDurability.ProcessCrash)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString();
         _writer = new SqliteConnection(_connectionString);
         _writer.Open();
-        Execute(_writer, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;");
+        Execute(_writer, durability == McpGuardLedgerDurability.PowerLoss
+            ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;"
+            : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;");
         Migrate();
         _writerLoop = Task.Run(WriteLoopAsync);
     }
@@ -63,8 +66,12 @@ internal sealed class SqliteJournal : LedgerJournal
 
     public override LedgerSnapshot Load()
     {
+        // Its own connection: the writer loop is already preparing its statements on _writer, and a SqliteConnection
+        // used from two threads at once corrupts its command list (seen as a NullReferenceException when it closes).
+        using var connection = new SqliteConnection(_connectionString);
+        connection.Open();
         var entries = new List<McpGuardLedgerEntry>();
-        using (var command = _writer.CreateCommand())
+        using (var command = connection.CreateCommand())
         {
             command.CommandText = "SELECT id, account, kind, amount, balance_after, tool, request_id, free, note, created_at FROM ledger ORDER BY id;";
             using var reader = command.ExecuteReader();
@@ -75,7 +82,7 @@ internal sealed class SqliteJournal : LedgerJournal
         }
 
         var accounts = new List<(string, long?, bool)>();
-        using (var command = _writer.CreateCommand())
+        using (var command = connection.CreateCommand())
         {
             command.CommandText = "SELECT id, monthly_cap, suspended FROM accounts;";
             using var reader = command.ExecuteReader();
@@ -86,7 +93,7 @@ internal sealed class SqliteJournal : LedgerJournal
         }
 
         var keys = new List<(McpGuardApiKey, byte[])>();
-        using (var command = _writer.CreateCommand())
+        using (var command = connection.CreateCommand())
         {
             command.CommandText = "SELECT id, hash, account, scopes, expires_at, revoked FROM api_keys;";
             using var reader = command.ExecuteReader();
@@ -102,7 +109,7 @@ internal sealed class SqliteJournal : LedgerJournal
         }
 
         var tools = new List<(string, McpGuardToolStatus)>();
-        using (var command = _writer.CreateCommand())
+        using (var command = connection.CreateCommand())
         {
             command.CommandText = "SELECT tool, status FROM tool_status;";
             using var reader = command.ExecuteReader();

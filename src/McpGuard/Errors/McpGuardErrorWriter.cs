@@ -171,7 +171,8 @@ internal sealed class McpGuardErrorWriter(IProblemDetailsService? problemDetails
 
         foreach (var (key, value) in error.Data)
         {
-            problem.Extensions[key] = value;
+            // Times render as in the other formats ("2026-06-01T00:00:00Z"), not as System.Text.Json's "+00:00".
+            problem.Extensions[key] = value is DateTimeOffset time ? FormatTime(time) : value;
         }
 
         var resolve = new Dictionary<string, object?>(StringComparer.Ordinal)
@@ -207,6 +208,8 @@ internal sealed class McpGuardErrorWriter(IProblemDetailsService? problemDetails
         }
     }
 
+    private static string FormatTime(DateTimeOffset time) => time.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
     private static void WriteValue(Utf8JsonWriter writer, object? value)
     {
         switch (value)
@@ -230,7 +233,7 @@ internal sealed class McpGuardErrorWriter(IProblemDetailsService? problemDetails
                 writer.WriteStringValue(u.IsAbsoluteUri ? u.AbsoluteUri : u.OriginalString);
                 break;
             case DateTimeOffset d:
-                writer.WriteStringValue(d.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
+                writer.WriteStringValue(FormatTime(d));
                 break;
             case IEnumerable<string> list:
                 writer.WriteStartArray();

@@ -72,7 +72,7 @@ public sealed class GuardedHost : IAsyncDisposable
         // Every host gets its own ledger file, so hosts never share balances; a test may name its own.
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
-            ["McpGuard:Credits:SqlitePath"] = Path.Combine(Path.GetTempPath(), "mcpguard-tests", $"ledger-{Guid.NewGuid():N}.db"),
+            ["McpGuard:Credits:SqlitePath"] = Path.Combine(TempLedgerFolder, $"ledger-{Guid.NewGuid():N}.db"),
         });
 
         if (configuration is not null)
@@ -142,8 +142,20 @@ public sealed class GuardedHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // The per-host ledger file (and its WAL) goes with the host, unless a test chose its own file.
+        var ledger = App.Configuration["McpGuard:Credits:SqlitePath"];
         Client.Dispose();
         await App.StopAsync();
         await App.DisposeAsync();
+
+        if (ledger is not null && ledger.StartsWith(TempLedgerFolder, StringComparison.Ordinal))
+        {
+            foreach (var suffix in new[] { "", "-wal", "-shm" })
+            {
+                File.Delete(ledger + suffix);
+            }
+        }
     }
+
+    private static readonly string TempLedgerFolder = Path.Combine(Path.GetTempPath(), "mcpguard-tests");
 }

@@ -1,0 +1,560 @@
+using System.Net;
+using McpGuard.Credits;
+using McpGuard.Tests.Infrastructure;
+using McpGuard.Tests.Integration;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace McpGuard.Tests.Credits;
+
+/// <summary>
+/// Automatic refunds: when the server fails to serve a charged call (5xx, exception, broken stream, timeout,
+/// client gone) the debit is reversed in the same request, leaving a usage row and a refund row for the
+/// request id and the balance where it was. When the tool answered, even with an error, the debit stands.
+/// </summary>
+public sealed class RefundTests
+{
+    private const long Price = 700;
+    private const long Balance = 10_000;
+    private const string Partial = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n";
+    private static readonly string Work = CreditCalls.ToolCall(12, "work", "{}");
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
+
+    public static TheoryData<McpGuardLedgerStoreKind> Stores => new() { McpGuardLedgerStoreKind.InMemory, McpGuardLedgerStoreKind.Sqlite };
+
+    // ---- (a) the endpoint answers 5xx ----
+
+    [Theory]
+    [InlineData(McpGuardLedgerStoreKind.Sqlite, 500)]
+    [InlineData(McpGuardLedgerStoreKind.InMemory, 500)]
+    [InlineData(McpGuardLedgerStoreKind.Sqlite, 502)]
+    [InlineData(McpGuardLedgerStoreKind.Sqlite, 503)]
+    public async Task An_endpoint_that_answers_5xx_is_refunded(McpGuardLedgerStoreKind store, int status)
+    {
+        await using var guarded = await RefundHost.StartAsync(store, async context =>
+        {
+            context.Response.StatusCode = status;
+            await context.Response.WriteAsync("upstream broke");
+        });
+
+        using var response = await guarded.SendAsync(Work, "refund-5xx");
+
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal("upstream broke", await response.Content.ReadAsStringAsync());
+        Assert.Null(CreditCalls.Header(response, CreditCalls.ChargeHeader));
+        Assert.Null(CreditCalls.Header(response, CreditCalls.BalanceHeader));
+        await guarded.AssertRefundedAsync("refund-5xx");
+    }
+
+    [Theory]
+    [InlineData(200)]
+    [InlineData(400)]
+    [InlineData(404)]
+    [InlineData(499)]
+    public async Task An_endpoint_that_answers_below_500_keeps_the_charge(int status)
+    {
+        await using var guarded = await RefundHost.StartAsync(McpGuardLedgerStoreKind.Sqlite, async context =>
+        {
+            context.Response.StatusCode = status;
+            await context.Response.WriteAsync("answered");
+        });
+
+        using var response = await guarded.SendAsync(Work, "kept-4xx");
+
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal("700", CreditCalls.Header(response, CreditCalls.ChargeHeader));
+        Assert.Equal("9300", CreditCalls.Header(response, CreditCalls.BalanceHeader));
+        await guarded.AssertChargedAsync("kept-4xx");
+    }
+
+    // ---- (b) the endpoint throws ----
+
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task An_endpoint_that_throws_gives_500_internal_error_and_is_refunded(McpGuardLedgerStoreKind store)
+    {
+        await using var guarded = await RefundHost.StartAsync(store, _ => throw new InvalidOperationException("database unreachable"));
+
+        using var response = await guarded.SendAsync(Work, "refund-throw");
+
+        await WireAssert.JsonRpcErrorAsync(response, HttpStatusCode.InternalServerError, -32603, "Internal error", "internal_error", id: 12L);
+        Assert.Equal("refund-throw", WireAssert.RequestId(response));
+        Assert.Null(CreditCalls.Header(response, CreditCalls.ChargeHeader));
+        Assert.Null(CreditCalls.Header(response, CreditCalls.BalanceHeader));
+        await guarded.AssertRefundedAsync("refund-throw");
+    }
+
+    // ---- (c) the stream breaks mid-way ----
+
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task A_stream_that_breaks_mid_way_is_refunded_though_its_headers_already_announced_the_charge(McpGuardLedgerStoreKind store)
+    {
+        await using var guarded = await RefundHost.StartAsync(store, async context =>
+        {
+            context.Response.ContentType = "text/event-stream";
+            await context.Response.WriteAsync(Partial);
+            await context.Response.Body.FlushAsync();
+            throw new InvalidOperationException("lost the upstream after the first event");
+        });
+
+        using var request = CreditCalls.Post(Work, DemoKeys.Alice, "refund-stream");
+        using var response = await guarded.Host.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead).WaitAsync(Bound);
+        var body = await response.Content.ReadAsStringAsync().WaitAsync(Bound);
+
+        // The client reads a truncated stream: the status and headers went out with the first event, before the failure.
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.ToString());
+        Assert.Equal(Partial, body);
+        Assert.Equal("700", CreditCalls.Header(response, CreditCalls.ChargeHeader));
+        Assert.Equal("9300", CreditCalls.Header(response, CreditCalls.BalanceHeader));
+        await guarded.AssertRefundedAsync("refund-stream");
+    }
+
+    // ---- (d) the endpoint does not answer in time ----
+
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task A_timeout_cancels_the_endpoint_answers_504_and_refunds(McpGuardLedgerStoreKind store)
+    {
+        var clock = new SteppingClock(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
+        var entered = new TaskCompletionSource<CancellationToken>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var observed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var guarded = await RefundHost.StartAsync(
+            store,
+            async context =>
+            {
+                entered.TrySetResult(context.RequestAborted);
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, context.RequestAborted);
+                }
+                catch (OperationCanceledException)
+                {
+                    observed.TrySetResult();
+                    throw;
+                }
+            },
+            new Dictionary<string, string?> { ["McpGuard:Credits:UpstreamTimeout"] = "00:00:05" },
+            clock);
+
+        var send = guarded.SendAsync(Work, "refund-timeout");
+        var token = await entered.Task.WaitAsync(Bound);
+        clock.Advance(TimeSpan.FromMilliseconds(4999));
+        Assert.False(token.IsCancellationRequested, "cancelled before the upstream timeout");
+        Assert.False(observed.Task.IsCompleted);
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.True(token.IsCancellationRequested, "not cancelled at the upstream timeout");
+        using var response = await send.WaitAsync(Bound);
+
+        await observed.Task.WaitAsync(Bound);
+        await WireAssert.JsonRpcErrorAsync(response, HttpStatusCode.GatewayTimeout, -31502,
+            "Upstream timeout: no answer within 5 s; the charge was refunded.", "upstream_timeout", id: 12L);
+        Assert.Equal("refund-timeout", WireAssert.RequestId(response));
+        Assert.Null(CreditCalls.Header(response, CreditCalls.ChargeHeader));
+        Assert.Null(CreditCalls.Header(response, CreditCalls.BalanceHeader));
+        await guarded.AssertRefundedAsync("refund-timeout");
+    }
+
+    [Theory]
+    [InlineData("stream")]
+    [InlineData("writer")]
+    public async Task An_endpoint_that_flushed_its_headers_but_wrote_nothing_still_gets_504_on_timeout(string flush)
+    {
+        // The MCP SDK's Streamable HTTP transport flushes its SSE headers as soon as a call arrives. A flush before
+        // the first byte must not start the response, or a timeout could only end as an empty 200 stream.
+        var clock = new SteppingClock(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var guarded = await RefundHost.StartAsync(
+            McpGuardLedgerStoreKind.Sqlite,
+            async context =>
+            {
+                context.Response.ContentType = "text/event-stream";
+                context.Response.Headers.CacheControl = "no-cache,no-store";
+                if (flush == "stream")
+                {
+                    await context.Response.Body.FlushAsync(context.RequestAborted);
+                }
+                else
+                {
+                    await context.Response.BodyWriter.FlushAsync(context.RequestAborted);
+                }
+
+                entered.TrySetResult();
+                await Task.Delay(Timeout.Infinite, context.RequestAborted);
+            },
+            new Dictionary<string, string?> { ["McpGuard:Credits:UpstreamTimeout"] = "00:00:05" },
+            clock);
+
+        var send = guarded.SendAsync(Work, $"flushed-{flush}");
+        await entered.Task.WaitAsync(Bound);
+        clock.Advance(TimeSpan.FromSeconds(5));
+        using var response = await send.WaitAsync(Bound);
+
+        await WireAssert.JsonRpcErrorAsync(response, HttpStatusCode.GatewayTimeout, -31502,
+            "Upstream timeout: no answer within 5 s; the charge was refunded.", "upstream_timeout", id: 12L);
+        Assert.Null(CreditCalls.Header(response, CreditCalls.ChargeHeader));
+        Assert.Null(CreditCalls.Header(response, CreditCalls.BalanceHeader));
+        await guarded.AssertRefundedAsync($"flushed-{flush}");
+    }
+
+    [Fact]
+    public async Task Everything_a_charged_endpoint_writes_arrives_in_order()
+    {
+        await using var guarded = await RefundHost.StartAsync(McpGuardLedgerStoreKind.Sqlite, async context =>
+        {
+            context.Response.ContentType = "text/plain";
+            await context.Response.Body.FlushAsync();
+            await context.Response.WriteAsync("one,");
+            var span = context.Response.BodyWriter.GetSpan(4);
+            "two,"u8.CopyTo(span);
+            context.Response.BodyWriter.Advance(4);
+            await context.Response.BodyWriter.FlushAsync();
+            await context.Response.Body.WriteAsync("three,"u8.ToArray());
+            await context.Response.Body.FlushAsync();
+            await context.Response.BodyWriter.WriteAsync("four"u8.ToArray());
+        });
+
+        using var response = await guarded.SendAsync(Work, "in-order");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("one,two,three,four", await response.Content.ReadAsStringAsync());
+        Assert.Equal("700", CreditCalls.Header(response, CreditCalls.ChargeHeader));
+        await guarded.AssertChargedAsync("in-order");
+    }
+
+    [Fact]
+    public async Task A_sample_tool_that_outlives_the_timeout_gets_504_and_a_refund()
+    {
+        // Real time, bounded: a 200 ms timeout against `slow` asked to wait 30 s, through the MCP SDK's transport.
+        await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?> { ["McpGuard:Credits:UpstreamTimeout"] = "00:00:00.2" });
+        var path = CreditCalls.LedgerPath(host);
+
+        using var response = await CreditCalls.CallAsync(host, CreditCalls.ToolCall(8, "slow", """{"ms":30000}"""), "slow-timeout").WaitAsync(Bound);
+
+        await WireAssert.JsonRpcErrorAsync(response, HttpStatusCode.GatewayTimeout, -31502,
+            "Upstream timeout: no answer within 0.2 s; the charge was refunded.", "upstream_timeout", id: 8L);
+        Assert.Null(CreditCalls.Header(response, CreditCalls.ChargeHeader));
+        Assert.Equal(
+            [("Usage", -100L, 999_900L), ("Refund", 100L, 1_000_000L)],
+            LedgerFile.Rows(path, "alice").Where(r => r.RequestId == "slow-timeout").Select(r => (r.Kind, r.Amount, r.BalanceAfter)));
+        Assert.Equal(1_000_000, LedgerFile.Balance(path, "alice"));
+    }
+
+    [Fact]
+    public async Task A_timeout_on_the_system_clock_answers_504_and_refunds()
+    {
+        // Real time, bounded: the 200 ms timeout is the behaviour under test.
+        var observed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var guarded = await RefundHost.StartAsync(
+            McpGuardLedgerStoreKind.Sqlite,
+            async context =>
+            {
+                try
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(30), context.RequestAborted);
+                }
+                catch (OperationCanceledException)
+                {
+                    observed.TrySetResult();
+                    throw;
+                }
+            },
+            new Dictionary<string, string?> { ["McpGuard:Credits:UpstreamTimeout"] = "00:00:00.2" });
+
+        using var response = await guarded.SendAsync(Work, "refund-timeout-real").WaitAsync(Bound);
+
+        Assert.True(observed.Task.IsCompleted, "the endpoint did not see the cancellation");
+        await WireAssert.JsonRpcErrorAsync(response, HttpStatusCode.GatewayTimeout, -31502,
+            "Upstream timeout: no answer within 0.2 s; the charge was refunded.", "upstream_timeout", id: 12L);
+        await guarded.AssertRefundedAsync("refund-timeout-real");
+    }
+
+    [Fact]
+    public async Task An_endpoint_that_answers_within_the_timeout_keeps_the_charge_and_its_token_is_not_cancelled()
+    {
+        var clock = new SteppingClock(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
+        CancellationToken seen = default;
+        await using var guarded = await RefundHost.StartAsync(
+            McpGuardLedgerStoreKind.Sqlite,
+            async context =>
+            {
+                seen = context.RequestAborted;
+                clock.Advance(TimeSpan.FromMilliseconds(4999));
+                await context.Response.WriteAsync("in time");
+            },
+            new Dictionary<string, string?> { ["McpGuard:Credits:UpstreamTimeout"] = "00:00:05" },
+            clock);
+
+        using var response = await guarded.SendAsync(Work, "in-time");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("in time", await response.Content.ReadAsStringAsync());
+        Assert.False(seen.IsCancellationRequested);
+        Assert.True(seen.CanBeCanceled);
+        await guarded.AssertChargedAsync("in-time");
+        Assert.Equal(0, clock.ArmedTimers);
+    }
+
+    // ---- (f) the client goes away ----
+
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task A_client_that_disconnects_mid_call_is_refunded(McpGuardLedgerStoreKind store)
+    {
+        // The client cancels its request while the endpoint is still working: the server never answered,
+        // so the gate treats the call as not served and refunds it in the same request; nothing is written back.
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var observed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var guarded = await RefundHost.StartAsync(store, async context =>
+        {
+            entered.TrySetResult();
+            try
+            {
+                await Task.Delay(Timeout.Infinite, context.RequestAborted);
+            }
+            catch (OperationCanceledException)
+            {
+                observed.TrySetResult();
+                throw;
+            }
+        });
+        using var cancel = new CancellationTokenSource();
+        using var request = CreditCalls.Post(Work, DemoKeys.Alice, "refund-gone");
+
+        var send = guarded.Host.Client.SendAsync(request, cancel.Token);
+        await entered.Task.WaitAsync(Bound);
+        await cancel.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => send);
+        await observed.Task.WaitAsync(Bound);
+        await guarded.Finished("refund-gone").WaitAsync(Bound);
+        await guarded.AssertRefundedAsync("refund-gone");
+    }
+
+    // ---- (e) tool errors on the sample ----
+
+    [Fact]
+    public async Task A_crashing_tool_is_refunded_when_RefundToolInternalErrors_is_on()
+    {
+        await using var host = await GuardedHost.StartSampleAsync();
+        var path = CreditCalls.LedgerPath(host);
+
+        using var response = await CreditCalls.CallAsync(host, CreditCalls.ToolCall(5, "fail", """{"kind":"crash"}"""), "crash-1");
+
+        await AssertToolErrorAsync(response, 5, "internal_error", "The tool failed unexpectedly.",
+            "Report the request id to the server's operator; do not retry in a loop.", "do_not_retry", "crash-1");
+        // The result (and its headers) went out before the gate settled the charge: the headers announce a charge the ledger then refunds.
+        Assert.Equal("100", CreditCalls.Header(response, CreditCalls.ChargeHeader));
+        Assert.Equal("999900", CreditCalls.Header(response, CreditCalls.BalanceHeader));
+        Assert.Equal(
+            [("Usage", -100L, 999_900L, "fail"), ("Refund", 100L, 1_000_000L, "fail")],
+            LedgerFile.Rows(path, "alice").Where(r => r.RequestId == "crash-1").Select(r => (r.Kind, r.Amount, r.BalanceAfter, r.Tool)));
+        Assert.Equal(1_000_000, LedgerFile.Balance(path, "alice"));
+    }
+
+    [Fact]
+    public async Task A_crashing_tool_keeps_the_charge_when_RefundToolInternalErrors_is_off()
+    {
+        await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?> { ["McpGuard:Credits:RefundToolInternalErrors"] = "false" });
+        var path = CreditCalls.LedgerPath(host);
+
+        using var response = await CreditCalls.CallAsync(host, CreditCalls.ToolCall(5, "fail", """{"kind":"crash"}"""), "crash-2");
+
+        await AssertToolErrorAsync(response, 5, "internal_error", "The tool failed unexpectedly.",
+            "Report the request id to the server's operator; do not retry in a loop.", "do_not_retry", "crash-2");
+        Assert.Equal("100", CreditCalls.Header(response, CreditCalls.ChargeHeader));
+        Assert.Equal(
+            [("Usage", -100L, 999_900L, "fail")],
+            LedgerFile.Rows(path, "alice").Where(r => r.RequestId == "crash-2").Select(r => (r.Kind, r.Amount, r.BalanceAfter, r.Tool)));
+        Assert.Equal(999_900, LedgerFile.Balance(path, "alice"));
+    }
+
+    [Fact]
+    public async Task A_tool_that_rejects_its_argument_keeps_the_charge()
+    {
+        await using var host = await GuardedHost.StartSampleAsync();
+        var path = CreditCalls.LedgerPath(host);
+
+        using var response = await CreditCalls.CallAsync(host, CreditCalls.ToolCall(6, "fail", """{"kind":"argument"}"""), "argument-1");
+
+        await AssertToolErrorAsync(response, 6, "invalid_parameter", "kind=argument was asked to fail: the argument is rejected. (Parameter 'kind')",
+            "Check the tool's input schema (tools/list), fix the arguments and call again.", "fix_request", "argument-1");
+        Assert.Equal("100", CreditCalls.Header(response, CreditCalls.ChargeHeader));
+        Assert.Equal(
+            [("Usage", -100L, 999_900L, "fail")],
+            LedgerFile.Rows(path, "alice").Where(r => r.RequestId == "argument-1").Select(r => (r.Kind, r.Amount, r.BalanceAfter, r.Tool)));
+        Assert.Equal(999_900, LedgerFile.Balance(path, "alice"));
+    }
+
+    [Fact]
+    public async Task A_refunded_free_call_gives_the_free_call_back()
+    {
+        await using var host = await GuardedHost.StartSampleAsync();
+        var path = CreditCalls.LedgerPath(host);
+
+        using var crash = await CreditCalls.CallAsync(host, CreditCalls.ToolCall(1, "fail", """{"kind":"crash"}"""), "bob-crash", DemoKeys.Bob);
+        var free = new List<HttpResponseMessage>();
+        for (var i = 2; i <= 4; i++)
+        {
+            free.Add(await CreditCalls.CallAsync(host, CreditCalls.Add(i), $"bob-{i}", DemoKeys.Bob));
+        }
+
+        Assert.Equal("0", CreditCalls.Header(crash, CreditCalls.ChargeHeader));
+        Assert.All(free, r => Assert.Equal("0", CreditCalls.Header(r, CreditCalls.ChargeHeader)));
+        Assert.Equal(
+            [
+                ("TopUp", 240L, (string?)null, false),
+                ("Usage", 0L, "bob-crash", true),
+                ("Refund", 0L, "bob-crash", true),
+                ("Usage", 0L, "bob-2", true),
+                ("Usage", 0L, "bob-3", true),
+                ("Usage", 0L, "bob-4", true),
+            ],
+            LedgerFile.Rows(path, "bob").Select(r => (r.Kind, r.Amount, r.RequestId, r.Free)));
+        free.ForEach(r => r.Dispose());
+    }
+
+    private static async Task AssertToolErrorAsync(HttpResponseMessage response, long id, string reason, string message, string suggestion, string action, string requestId)
+    {
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var answer = await Sse.ReadSingleMessageAsync(response);
+        Assert.Equal(id, answer.GetProperty("id").GetInt64());
+        var result = answer.GetProperty("result");
+        Assert.True(result.GetProperty("isError").GetBoolean());
+        Assert.Equal($"**Error code:** {reason}\n{message}\n{suggestion}", Assert.Single(result.GetProperty("content").EnumerateArray().ToList()).GetProperty("text").GetString());
+        WireAssert.JsonEquals(
+            $$"""{"reason":"{{reason}}","request_id":"{{requestId}}","retryable":false,"action":"{{action}}"}""",
+            result.GetProperty("structuredContent"));
+    }
+
+    /// <summary>An app the test builds: API keys, credits on the chosen store, the tool <c>work</c> priced 700, alice holding 10 000.</summary>
+    private sealed class RefundHost : IAsyncDisposable
+    {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<string, TaskCompletionSource> _finished = new();
+
+        private RefundHost()
+        {
+        }
+
+        public GuardedHost Host { get; private set; } = null!;
+
+        public McpGuardLedgerStoreKind Store { get; private set; }
+
+        public static async Task<RefundHost> StartAsync(
+            McpGuardLedgerStoreKind store,
+            RequestDelegate endpoint,
+            IReadOnlyDictionary<string, string?>? extra = null,
+            TimeProvider? clock = null)
+        {
+            var guarded = new RefundHost { Store = store };
+            var configuration = new Dictionary<string, string?>
+            {
+                ["McpGuard:Auth:Resource"] = "http://127.0.0.1/mcp",
+                ["McpGuard:Auth:ApiKeys:Enabled"] = "true",
+                ["McpGuard:Auth:ApiKeys:Keys:0:Id"] = "k-alice",
+                ["McpGuard:Auth:ApiKeys:Keys:0:Account"] = "alice",
+                ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKeys.Hash(DemoKeys.Alice),
+                ["McpGuard:Credits:Enabled"] = "true",
+                ["McpGuard:Credits:Store"] = store.ToString(),
+                ["McpGuard:Tools:work:Price"] = Price.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["McpGuard:Accounts:alice:InitialBalance"] = Balance.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            };
+            foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
+            {
+                configuration[key] = value;
+            }
+
+            guarded.Host = await GuardedHost.StartAsync(
+                builder =>
+                {
+                    builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard"));
+                    if (clock is not null)
+                    {
+                        builder.Services.AddSingleton(clock);
+                    }
+                },
+                app =>
+                {
+                    // Outermost: completes when the whole guarded request, settlement included, is done.
+                    app.Use(async (context, next) =>
+                    {
+                        try
+                        {
+                            await next(context);
+                        }
+                        finally
+                        {
+                            var id = context.Request.Headers["X-Request-Id"].ToString();
+                            guarded._finished.GetOrAdd(id, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+                        }
+                    });
+                    app.UseMcpGuard();
+                    app.MapPost("/mcp", endpoint);
+                },
+                configuration);
+            return guarded;
+        }
+
+        public Task Finished(string requestId) =>
+            _finished.GetOrAdd(requestId, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
+
+        public async Task<HttpResponseMessage> SendAsync(string body, string requestId)
+        {
+            using var request = CreditCalls.Post(body, DemoKeys.Alice, requestId);
+            var response = await Host.Client.SendAsync(request).WaitAsync(Bound);
+            await Finished(requestId).WaitAsync(Bound);
+            return response;
+        }
+
+        /// <summary>Two rows for the request (usage −price, refund +price) and the balance where it started.</summary>
+        public async Task AssertRefundedAsync(string requestId)
+        {
+            var rows = await RowsAsync();
+            Assert.Equal(
+                [
+                    new Row("alice", "TopUp", Balance, Balance, null, null, false, "seed"),
+                    new Row("alice", "Usage", -Price, Balance - Price, "work", requestId, false, null),
+                    new Row("alice", "Refund", Price, Balance, "work", requestId, false, null),
+                ],
+                rows);
+            await AssertBalanceAsync(Balance, rows);
+        }
+
+        /// <summary>One usage row for the request and the balance less the price.</summary>
+        public async Task AssertChargedAsync(string requestId)
+        {
+            var rows = await RowsAsync();
+            Assert.Equal(
+                [
+                    new Row("alice", "TopUp", Balance, Balance, null, null, false, "seed"),
+                    new Row("alice", "Usage", -Price, Balance - Price, "work", requestId, false, null),
+                ],
+                rows);
+            await AssertBalanceAsync(Balance - Price, rows);
+        }
+
+        private async Task AssertBalanceAsync(long expected, List<Row> rows)
+        {
+            var store = Host.App.Services.GetRequiredService<LedgerAccessor>().Store;
+            var account = await store.GetAccountAsync("alice", 0, DateTimeOffset.UtcNow, default);
+            Assert.Equal(expected, account!.BalanceMicro);
+            Assert.Equal(expected, rows.Sum(r => r.Amount));
+        }
+
+        private async Task<List<Row>> RowsAsync()
+        {
+            if (Store == McpGuardLedgerStoreKind.Sqlite)
+            {
+                return [.. LedgerFile.Rows(CreditCalls.LedgerPath(Host), "alice").Select(r => new Row(r.Account, r.Kind, r.Amount, r.BalanceAfter, r.Tool, r.RequestId, r.Free, r.Note))];
+            }
+
+            var page = await Host.App.Services.GetRequiredService<LedgerAccessor>().Store.GetLedgerAsync("alice", null, 100, default);
+            Assert.Null(page.NextCursor);
+            return [.. page.Entries.Reverse().Select(e => new Row(e.Account, e.Kind.ToString(), e.AmountMicro, e.BalanceAfterMicro, e.Tool, e.RequestId, e.Free, e.Note))];
+        }
+
+        public ValueTask DisposeAsync() => Host.DisposeAsync();
+    }
+}
