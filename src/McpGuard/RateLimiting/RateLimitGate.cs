@@ -60,9 +60,9 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
             using var lease = probe;
             if (!lease.IsAcquired)
             {
-                var retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var delay) ? delay : TimeSpan.FromSeconds(1);
+                // When several windows are full, the call fits again only when the last of them frees a permit.
+                var (exhausted, retryAfter) = LongestWait(chain, subject, lease);
                 var seconds = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds));
-                var exhausted = chain.Windows.FirstOrDefault(w => Available(w, subject) <= 0).Window;
                 Log.Limited(logger, subject.Partition, exhausted?.Name ?? "(unknown)", seconds, feature.RequestId);
                 error = new McpGuardError(state.Catalog[McpGuardReasons.RateLimited], $"Rate limit exceeded: retry after {seconds} s.")
                 {
@@ -74,6 +74,28 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
 
         WriteHeaders(context.Response.Headers, chain, subject);
         return error;
+    }
+
+    private static (McpGuardRateLimiterWindow? Window, TimeSpan RetryAfter) LongestWait(Chain chain, RateLimitSubject subject, RateLimitLease refused)
+    {
+        McpGuardRateLimiterWindow? longest = null;
+        var wait = TimeSpan.Zero;
+        foreach (var (window, limiter) in chain.Windows)
+        {
+            using var probe = limiter.AttemptAcquire(subject, 0);
+            if (!probe.IsAcquired && probe.TryGetMetadata(MetadataName.RetryAfter, out var windowWait) && windowWait >= wait)
+            {
+                longest = window;
+                wait = windowWait;
+            }
+        }
+
+        if (longest is null)
+        {
+            wait = refused.TryGetMetadata(MetadataName.RetryAfter, out var delay) ? delay : TimeSpan.FromSeconds(1);
+        }
+
+        return (longest, wait);
     }
 
     private Chain GetChain(CompiledRateLimitPolicy? specific, CompiledRateLimitPolicy? @default) =>

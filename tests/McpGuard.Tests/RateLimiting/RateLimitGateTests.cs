@@ -219,6 +219,24 @@ public sealed class RateLimitGateTests
     }
 
     [Fact]
+    public async Task When_several_windows_are_full_retry_after_names_the_one_that_frees_last()
+    {
+        // 3 a minute and 3 a day: after three calls at 10:00:30 both are full; the minute frees in 30 s, the day at midnight.
+        var clock = new ManualTimeProvider(HalfPastTen);
+        await using var host = await RateLimitWire.StartSampleAsync(clock, new Dictionary<string, string?>
+        {
+            ["McpGuard:RateLimits:Policies:default:Windows:0:Permits"] = "3",
+            ["McpGuard:RateLimits:Policies:default:Windows:1:Permits"] = "3",
+        });
+        const string Policy = "\"default-1m\";q=3;w=60, \"default-1d\";q=3;w=86400";
+        await RateLimitWire.SpendAsync(host, DemoKeys.Bob, "echo", 3);
+
+        using var refused = await host.PostMcpAsync(AuthResponses.Echo(id: 4), apiKey: DemoKeys.Bob);
+
+        await RateLimitWire.AssertRateLimitedAsync(refused, 4, 50370, "default-1d", Policy, "\"default-1m\";r=0;t=30, \"default-1d\";r=0;t=50370");
+    }
+
+    [Fact]
     public async Task Two_accounts_do_not_affect_each_other()
     {
         var clock = new ManualTimeProvider(HalfPastTen);
