@@ -16,6 +16,15 @@ internal sealed partial class AuthorizationGate(Credits.LedgerAccessor ledger, I
         var auth = state.Auth;
         if (feature.Caller is not { } caller)
         {
+            // An anonymous method passes without credentials only when the call needs no scope.
+            if (auth.Enabled && auth.RequiredScopes(feature.Envelope) is { Length: > 0 } needed)
+            {
+                return new McpGuardError(state.Catalog[McpGuardReasons.Unauthorized], auth.KeysEnabled ? AuthenticationGate.InvalidKeyMessage : "Authentication required: this call needs a scope.")
+                {
+                    Challenge = Challenges.Unauthorized(auth, error: null, description: null, needed),
+                };
+            }
+
             return null;
         }
 

@@ -22,7 +22,7 @@ internal sealed class ClockedRateLimiter : RateLimiter
     private readonly Lock _lock = new();
     private long _segmentNumber;       // fixed/sliding: the current (segment) window number since the Unix epoch
     private long _used;                // fixed: permits used in the current window
-    private double _tokens;            // token bucket: tokens available
+    private Int128 _level;             // token bucket: tokens available × window ticks (exact; a double drifts below whole tokens)
     private long _lastTicks;           // token bucket: when tokens were last added
     private long _lastActivity;        // when a permit was last granted
     private long _successful;
@@ -35,7 +35,7 @@ internal sealed class ClockedRateLimiter : RateLimiter
         _windowTicks = window.Window.Ticks;
         _segmentTicks = window.Algorithm == McpGuardRateLimitAlgorithm.SlidingWindow ? _windowTicks / window.Segments : _windowTicks;
         _segments = window.Algorithm == McpGuardRateLimitAlgorithm.SlidingWindow ? new long[window.Segments] : [];
-        _tokens = window.Permits;
+        _level = Capacity;
         _lastTicks = _lastActivity = Now();
         _segmentNumber = _lastTicks / _segmentTicks;
     }
@@ -89,7 +89,7 @@ internal sealed class ClockedRateLimiter : RateLimiter
             switch (_window.Algorithm)
             {
                 case McpGuardRateLimitAlgorithm.TokenBucket:
-                    _tokens -= permitCount;
+                    _level -= (Int128)permitCount * _windowTicks;
                     break;
                 case McpGuardRateLimitAlgorithm.SlidingWindow:
                     _segments[(int)(_segmentNumber % _segments.Length)] += permitCount;
@@ -121,11 +121,13 @@ internal sealed class ClockedRateLimiter : RateLimiter
         return TimeSpan.FromTicks(step - (ticks % step));
     }
 
+    private Int128 Capacity => (Int128)_window.Permits * _windowTicks;
+
     private long Now() => _clock.GetUtcNow().UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks;
 
     private long Available() => _window.Algorithm switch
     {
-        McpGuardRateLimitAlgorithm.TokenBucket => (long)Math.Floor(_tokens),
+        McpGuardRateLimitAlgorithm.TokenBucket => (long)(_level / _windowTicks),
         McpGuardRateLimitAlgorithm.SlidingWindow => _window.Permits - _segments.Sum(),
         _ => _window.Permits - _used,
     };
@@ -136,7 +138,7 @@ internal sealed class ClockedRateLimiter : RateLimiter
         {
             if (now > _lastTicks)
             {
-                _tokens = Math.Min(_window.Permits, _tokens + ((double)(now - _lastTicks) * _window.Permits / _windowTicks));
+                _level = Int128.Min(Capacity, _level + ((Int128)(now - _lastTicks) * _window.Permits));
                 _lastTicks = now;
             }
 
@@ -178,8 +180,8 @@ internal sealed class ClockedRateLimiter : RateLimiter
         switch (_window.Algorithm)
         {
             case McpGuardRateLimitAlgorithm.TokenBucket:
-                var missing = permitCount - _tokens;
-                return (long)Math.Ceiling(missing * _windowTicks / _window.Permits);
+                var missing = ((Int128)permitCount * _windowTicks) - _level;
+                return (long)((missing + _window.Permits - 1) / _window.Permits);
             case McpGuardRateLimitAlgorithm.SlidingWindow:
                 // Walk forward segment by segment until enough used permits have slid out.
                 var available = Available();

@@ -25,7 +25,8 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
 
     // Keyed by window definition (a record), so a reload that keeps a window keeps its counters.
     private readonly ConcurrentDictionary<(McpGuardRateLimiterWindow Window, bool PerTool), PartitionedRateLimiter<RateLimitSubject>> _windows = new();
-    private readonly ConcurrentDictionary<(CompiledRateLimitPolicy? Specific, CompiledRateLimitPolicy? Default), Chain> _chains = new();
+    // Keyed by the policies' text, so reloads that keep them reuse the chain instead of adding one each time.
+    private readonly ConcurrentDictionary<(string? Specific, string? Default), Chain> _chains = new();
 
     public McpGuardError? Check(HttpContext context, McpGuardFeature feature)
     {
@@ -47,12 +48,21 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
         McpGuardError? error = null;
         if (counts)
         {
-            using var lease = chain.Limiter.AttemptAcquire(subject);
+            // Ask every window before spending: the chained limiter spends the windows it passes before one refuses,
+            // and a window cannot take a permit back, so a refused call would cost permits it never used.
+            var probe = chain.Limiter.AttemptAcquire(subject, 0);
+            if (probe.IsAcquired)
+            {
+                probe.Dispose();
+                probe = chain.Limiter.AttemptAcquire(subject);
+            }
+
+            using var lease = probe;
             if (!lease.IsAcquired)
             {
-                var retryAfter = lease.TryGetMetadata(MetadataName.RetryAfter, out var delay) ? delay : TimeSpan.FromSeconds(1);
+                // When several windows are full, the call fits again only when the last of them frees a permit.
+                var (exhausted, retryAfter) = LongestWait(chain, subject, lease);
                 var seconds = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds));
-                var exhausted = chain.Windows.FirstOrDefault(w => Available(w, subject) <= 0).Window;
                 Log.Limited(logger, subject.Partition, exhausted?.Name ?? "(unknown)", seconds, feature.RequestId);
                 error = new McpGuardError(state.Catalog[McpGuardReasons.RateLimited], $"Rate limit exceeded: retry after {seconds} s.")
                 {
@@ -66,8 +76,30 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
         return error;
     }
 
+    private static (McpGuardRateLimiterWindow? Window, TimeSpan RetryAfter) LongestWait(Chain chain, RateLimitSubject subject, RateLimitLease refused)
+    {
+        McpGuardRateLimiterWindow? longest = null;
+        var wait = TimeSpan.Zero;
+        foreach (var (window, limiter) in chain.Windows)
+        {
+            using var probe = limiter.AttemptAcquire(subject, 0);
+            if (!probe.IsAcquired && probe.TryGetMetadata(MetadataName.RetryAfter, out var windowWait) && windowWait >= wait)
+            {
+                longest = window;
+                wait = windowWait;
+            }
+        }
+
+        if (longest is null)
+        {
+            wait = refused.TryGetMetadata(MetadataName.RetryAfter, out var delay) ? delay : TimeSpan.FromSeconds(1);
+        }
+
+        return (longest, wait);
+    }
+
     private Chain GetChain(CompiledRateLimitPolicy? specific, CompiledRateLimitPolicy? @default) =>
-        _chains.GetOrAdd((specific, @default), static (key, gate) => gate.BuildChain(key.Specific, key.Default), this);
+        _chains.GetOrAdd((specific?.Signature, @default?.Signature), static (_, args) => args.Gate.BuildChain(args.Specific, args.Default), (Gate: this, Specific: specific, Default: @default));
 
     private Chain BuildChain(CompiledRateLimitPolicy? specific, CompiledRateLimitPolicy? @default)
     {

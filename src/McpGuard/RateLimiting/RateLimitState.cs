@@ -5,7 +5,11 @@ using McpGuard.Protocol;
 namespace McpGuard.RateLimiting;
 
 /// <summary>A policy compiled for the hot path.</summary>
-internal sealed record CompiledRateLimitPolicy(string Name, bool PerTool, McpGuardRateLimiterWindow[] Windows);
+internal sealed record CompiledRateLimitPolicy(string Name, bool PerTool, McpGuardRateLimiterWindow[] Windows)
+{
+    /// <summary>The policy's whole definition as text: equal policies (say, before and after a reload) share chains and counters.</summary>
+    public string Signature { get; } = $"{Name}|{PerTool}|{string.Join('|', Windows.Select(w => w.ToString()))}";
+}
 
 /// <summary>Rate-limit settings compiled for the hot path (part of <see cref="McpGuardState"/>).</summary>
 internal sealed class RateLimitState

@@ -131,6 +131,20 @@ public sealed class ScopeTests
     }
 
     [Fact]
+    public async Task An_anonymous_method_still_needs_credentials_for_a_call_that_needs_a_scope()
+    {
+        await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?>
+        {
+            ["McpGuard:Auth:AnonymousMethods:0"] = "tools/call",
+        });
+
+        using var response = await host.PostMcpAsync(Echo(), apiKey: null);
+
+        await AssertJsonRpcErrorAsync(
+            response, HttpStatusCode.Unauthorized, $"Bearer resource_metadata=\"{MetadataUrl}\", scope=\"tools:basic\"", -31101, InvalidKeyMessage, "unauthorized");
+    }
+
+    [Fact]
     public async Task Anonymous_methods_pass_without_credentials_while_tool_calls_still_need_them()
     {
         await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?>
