@@ -164,6 +164,19 @@ public sealed class FrontDoorHeaderParsingTests
     }
 
     [Fact]
+    public void New_request_ids_are_uuid_v7_so_the_ledger_index_grows_at_its_end()
+    {
+        var before = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var bytes = System.Buffers.Text.Base64Url.DecodeFromChars(RequestIds.NewId().AsSpan(4));
+        var after = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+
+        var milliseconds = ((long)bytes[0] << 40) | ((long)bytes[1] << 32) | ((long)bytes[2] << 24) | ((long)bytes[3] << 16) | ((long)bytes[4] << 8) | bytes[5];
+        Assert.InRange(milliseconds, before, after);
+        Assert.Equal(7, bytes[6] >> 4);
+        Assert.Equal(0b10, bytes[8] >> 6);
+    }
+
+    [Fact]
     public void New_request_ids_do_not_repeat()
     {
         var ids = Enumerable.Range(0, 10_000).Select(_ => RequestIds.NewId()).ToHashSet(StringComparer.Ordinal);
