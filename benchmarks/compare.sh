@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# What the guard costs: the sample with the guard on against the same sample with it off, same calls, same machine.
+#
+#   benchmarks/compare.sh                 # concurrency: echo and add at 1, 8, 32 and 128 connections (about 4 minutes)
+#   benchmarks/compare.sh --sizes         # body size: echo with ~1 KB, 64 KB and ~1 MB bodies at 8 connections (2 minutes)
+#   benchmarks/compare.sh --all           # both
+#   CONNECTIONS="32" TOOLS=echo ROUNDS=5 DURATION=5 benchmarks/compare.sh
+#
+# Builds Release and starts samples/McpGuard.Sample twice on 127.0.0.1:
+#   guarded    Sample:Guard=true, SQLite ledger in a fresh temp dir, rate limits raised so they never cap the run,
+#              alice's balance and monthly cap large enough for every call (echo is free, add costs 800 µ);
+#   unguarded  Sample:Guard=false: the same MCP server and tools with no guard at all (no auth, no limits, no price).
+# wrk sends the same requests, headers included, to both (benchmarks/wrk/*.lua). For each connection count (or body
+# size) and tool, both servers get a warm-up, then ROUNDS runs each, alternating guarded, unguarded, guarded, … so
+# machine noise hits both. It prints every run, then per row the median req/s, p50 and p99 of each server, the
+# guarded/unguarded throughput ratio (of the medians, with the range of the per-round paired ratios), the added p50
+# (guarded − unguarded) and the non-2xx and socket-error count, and checks the targets in docs/performance.md.
+# Each run's line ends with the 1-minute load average after it: on a shared machine, read the figures with it.
+# Exits non-zero on errors (a server that does not start or answers wrongly, any non-2xx or socket error), never on a
+# missed target. Both servers are stopped by their PIDs on every exit.
+set -euo pipefail
+
+MODE=concurrency
+case "${1:-}" in
+    "" | --concurrency) ;;
+    --sizes) MODE=sizes ;;
+    --all) MODE=all ;;
+    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    *) echo "usage: $0 [--concurrency | --sizes | --all]" >&2; exit 2 ;;
+esac
+
+DURATION=${DURATION:-4}                            # seconds per measured wrk run
+ROUNDS=${ROUNDS:-3}                                # guarded/unguarded pairs per row
+WARMUP=${WARMUP:-2}                                # seconds of unreported warm-up per server and row
+JIT_WARMUP=${JIT_WARMUP:-5}                        # seconds per server and tool at 8 connections, before anything else
+CONNECTIONS=${CONNECTIONS:-"1 8 32 128"}           # concurrency mode: connection counts
+TOOLS=${TOOLS:-"echo add"}                         # concurrency mode: tools
+SIZES=${SIZES:-"1024 65536 1000000"}               # sizes mode: request body bytes (the guard's default limit is 1 MiB)
+SIZE_CONNECTIONS=${SIZE_CONNECTIONS:-8}            # sizes mode: connections
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+command -v wrk >/dev/null 2>&1 || { echo "wrk not found (apt-get install wrk)" >&2; exit 1; }
+
+echo "== building Release"
+dotnet build -c Release samples/McpGuard.Sample -nologo -v quiet >/dev/null
+dll=samples/McpGuard.Sample/bin/Release/net10.0/McpGuard.Sample.dll
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()' 2>/dev/null || echo "$1"
+}
+guarded_port=$(free_port 5097)
+open_port=$(free_port 5098)
+work=$(mktemp -d -t mcpguard-compare.XXXXXX)
+guarded_pid=""
+open_pid=""
+
+stop() { # stop <pid>: TERM, wait up to 10 s, then KILL
+    local p=$1
+    if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+        kill "$p" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$p" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -9 "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    fi
+}
+
+cleanup() {
+    stop "$guarded_pid"
+    stop "$open_pid"
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+limit=100000000
+echo "== starting guarded on 127.0.0.1:$guarded_port, unguarded on 127.0.0.1:$open_port"
+dotnet "$dll" --urls "http://127.0.0.1:$guarded_port" \
+    --Sample:Guard=true \
+    --McpGuard:Credits:Store=Sqlite \
+    --McpGuard:Credits:SqlitePath="$work/ledger.db" \
+    --McpGuard:RateLimits:Policies:default:Windows:0:Permits=$limit \
+    --McpGuard:RateLimits:Policies:default:Windows:1:Permits=$limit \
+    --McpGuard:RateLimits:Policies:add:Windows:0:Permits=$limit \
+    --McpGuard:Accounts:alice:InitialBalance=1000000000000 \
+    --McpGuard:Accounts:alice:MonthlyCap=2000000000000 \
+    >"$work/guarded.log" 2>&1 &
+guarded_pid=$!
+dotnet "$dll" --urls "http://127.0.0.1:$open_port" --Sample:Guard=false >"$work/open.log" 2>&1 &
+open_pid=$!
+
+url_of() { if [ "$1" = guarded ]; then echo "http://127.0.0.1:$guarded_port/mcp"; else echo "http://127.0.0.1:$open_port/mcp"; fi; }
+pid_of() { if [ "$1" = guarded ]; then echo "$guarded_pid"; else echo "$open_pid"; fi; }
+
+call() { # call <server> <tool> [key]: one request with the body and headers wrk sends; prints the body and "HTTP <status>"
+    local body auth=()
+    body=$(sed -n "s/^wrk.body = '\(.*\)'$/\1/p" "benchmarks/wrk/$2.lua")
+    if [ -n "${3-mcpg_demo_alice}" ]; then auth=(-H "Authorization: Bearer ${3-mcpg_demo_alice}"); fi
+    curl -s -m 10 -w '\nHTTP %{http_code}\n' "$(url_of "$1")" \
+        -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' "${auth[@]}" -d "$body"
+}
+
+for server in guarded open; do
+    for i in $(seq 1 150); do
+        if ! kill -0 "$(pid_of $server)" 2>/dev/null; then
+            echo "the $server sample exited during start-up:" >&2
+            cat "$work/$server.log" >&2
+            exit 1
+        fi
+        if call "$server" echo 2>/dev/null | grep -q '^HTTP 200$'; then break; fi
+        if [ "$i" -eq 150 ]; then echo "the $server sample did not answer within 30 s" >&2; cat "$work/$server.log" >&2; exit 1; fi
+        sleep 0.2
+    done
+done
+
+echo "== smoke check"
+expect() { # expect <what> <pattern> <output>
+    grep -q -- "$2" <<<"$3" || { echo "$1 did not answer as expected:" >&2; echo "$3" >&2; exit 1; }
+}
+for server in guarded open; do
+    expect "$server echo" '"text":"hello"' "$(call $server echo)"
+    expect "$server add" '"text":"5"' "$(call $server add)"
+done
+expect "guarded echo without a key" '^HTTP 401$' "$(call guarded echo '')"
+expect "unguarded echo without a key" '^HTTP 200$' "$(call open echo '')"
+echo "both answer echo and add; without a key the guarded server answers 401, the unguarded one 200"
+
+run_wrk() { # run_wrk <server> <script> <connections> <seconds>: prints wrk's RESULT line
+    local threads=$(( $3 < 2 ? $3 : 2 )) out
+    out=$(timeout $(( $4 + 30 )) wrk -t"$threads" -c"$3" -d"$4"s --timeout 10s --latency -s "benchmarks/wrk/$2.lua" "$(url_of "$1")") \
+        || { echo "wrk failed against $1 ($2, $3 connections)" >&2; echo "$out" >&2; exit 1; }
+    grep '^RESULT' <<<"$out" || { echo "wrk printed no RESULT line:" >&2; echo "$out" >&2; exit 1; }
+}
+
+field() { # field <name> <RESULT line>
+    sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"
+}
+
+results="$work/results.tsv"
+: >"$results"
+
+measure() { # measure <mode> <row key> <label> <script> <connections>: warm-up, then ROUNDS alternating runs
+    local mode=$1 key=$2 label=$3 script=$4 c=$5 line
+    for server in guarded open; do run_wrk "$server" "$script" "$c" "$WARMUP" >/dev/null; done
+    for round in $(seq 1 "$ROUNDS"); do
+        for server in guarded open; do
+            line=$(run_wrk "$server" "$script" "$c" "$DURATION")
+            printf '%-8s %-6s %-9s %5s %10s %9s %9s %7s %7s %6s\n' "$key" "$label" "$server" "$round" "$(field rps "$line")" \
+                "$(field p50_ms "$line")" "$(field p99_ms "$line")" "$(field non2xx "$line")" "$(field socket_errors "$line")" \
+                "$(cut -d' ' -f1 /proc/loadavg)"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$key" "$label" "$server" "$round" "$(field rps "$line")" \
+                "$(field p50_ms "$line")" "$(field p99_ms "$line")" "$(field non2xx "$line")" "$(field socket_errors "$line")" >>"$results"
+        done
+    done
+}
+
+run_header() {
+    printf '%-8s %-6s %-9s %5s %10s %9s %9s %7s %7s %6s\n' "$1" tool server round "req/s" "p50 ms" "p99 ms" non2xx sockerr load1
+}
+
+summary() { # summary <mode> <row heading>: one line per row, medians over the rounds
+    awk -F'\t' -v mode="$1" -v heading="$2" '
+        function median(list,    a, n, i, j, t) {
+            n = split(list, a, " ")
+            for (i = 2; i <= n; i++) { t = a[i] + 0; for (j = i - 1; j >= 1 && a[j] + 0 > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        $1 == mode {
+            k = $2 SUBSEP $3
+            if (!(k in seen)) { seen[k] = 1; order[++rows] = k }
+            s = $4
+            rps[k, s] = rps[k, s] " " $6; p50[k, s] = p50[k, s] " " $7; p99[k, s] = p99[k, s] " " $8
+            bad[k] += $9 + $10
+            if (s == "guarded") g[k, $5] = $6; else o[k, $5] = $6
+            if ($5 > maxround[k]) maxround[k] = $5
+        }
+        END {
+            printf "%-8s %-5s %9s %8s %8s %9s %8s %8s %7s %13s %8s %6s\n", heading, "tool", "guard r/s", "p50 ms", "p99 ms",
+                "open r/s", "p50 ms", "p99 ms", "ratio", "paired range", "+p50 ms", "errors"
+            for (r = 1; r <= rows; r++) {
+                k = order[r]; split(k, part, SUBSEP)
+                gr = median(rps[k, "guarded"]); orr = median(rps[k, "open"])
+                gp50 = median(p50[k, "guarded"]); op50 = median(p50[k, "open"])
+                lo = ""; hi = ""
+                for (i = 1; i <= maxround[k]; i++) {
+                    if ((k SUBSEP i) in g && (k SUBSEP i) in o && o[k, i] > 0) {
+                        q = 100 * g[k, i] / o[k, i]
+                        if (lo == "" || q < lo) lo = q
+                        if (hi == "" || q > hi) hi = q
+                    }
+                }
+                range = lo == "" ? "-" : sprintf("%.1f-%.1f%%", lo, hi)
+                printf "%-8s %-5s %9.0f %8.3f %8.3f %9.0f %8.3f %8.3f %6.1f%% %13s %8.3f %6d\n", part[1], part[2],
+                    gr, gp50, median(p99[k, "guarded"]), orr, op50, median(p99[k, "open"]), 100 * gr / orr, range, gp50 - op50, bad[k]
+            }
+        }' "$results"
+}
+
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit+uncommitted"; fi
+echo "== commit $commit; $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== ${ROUNDS} rounds of ${DURATION}s per server and row after ${WARMUP}s warm-ups; medians over the rounds"
+
+echo "== JIT warm-up: ${JIT_WARMUP}s per server and tool at 8 connections, not reported"
+for tool in echo add; do
+    for server in guarded open; do run_wrk "$server" "$tool" 8 "$JIT_WARMUP" >/dev/null; done
+done
+
+if [ "$MODE" != sizes ]; then
+    echo "== concurrency: tools/call $TOOLS at $CONNECTIONS connections"
+    run_header conns
+    for c in $CONNECTIONS; do
+        for tool in $TOOLS; do measure concurrency "$c" "$tool" "$tool" "$c"; done
+    done
+fi
+
+if [ "$MODE" != concurrency ]; then
+    echo "== body size: tools/call echo at $SIZE_CONNECTIONS connections, request bodies of $SIZES bytes"
+    run_header bytes
+    for size in $SIZES; do
+        export ECHO_BODY_BYTES=$size
+        measure sizes "$size" echo echo-size "$SIZE_CONNECTIONS"
+    done
+fi
+
+echo
+echo "== summary, commit $commit, load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "   ratio = guarded/unguarded median req/s; paired range = min-max of the per-round guarded/unguarded ratios;"
+echo "   +p50 = guarded median p50 - unguarded median p50"
+if [ "$MODE" != sizes ]; then summary concurrency conns; fi
+if [ "$MODE" != concurrency ]; then
+    [ "$MODE" = all ] && echo
+    summary sizes bytes
+fi
+
+if [ "$MODE" != sizes ]; then
+    echo
+    echo "== targets (32 connections)"
+    summary concurrency conns | awk '
+        $1 == "32" && $2 == "echo" {
+            r = $9 + 0; a = $11 + 0; found = 1
+            printf "echo guarded/unguarded >= 90%%: %.1f%% %s\n", r, (r >= 90 ? "met" : "MISSED")
+            printf "echo added p50 < 0.2 ms: %.3f ms %s\n", a, (a < 0.2 ? "met" : "MISSED")
+        }
+        $1 == "32" && $2 == "add" {
+            r = $9 + 0; found = 1
+            printf "add guarded/unguarded >= 75%%: %.1f%% %s\n", r, (r >= 75 ? "met" : "MISSED")
+        }
+        END { if (!found) print "no 32-connection row in this run" }'
+fi
+
+errors=$(awk -F'\t' '{ n += $9 + $10 } END { print n + 0 }' "$results")
+if [ "$errors" -gt 0 ]; then
+    echo "$errors non-2xx answers or socket errors (see the runs above); guarded server log tail:" >&2
+    tail -n 20 "$work/guarded.log" >&2
+    exit 1
+fi
