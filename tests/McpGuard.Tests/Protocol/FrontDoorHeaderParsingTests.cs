@@ -183,4 +183,43 @@ public sealed class FrontDoorHeaderParsingTests
 
         Assert.Equal(10_000, ids.Count);
     }
+
+    [Fact]
+    public void New_request_ids_made_on_many_threads_at_once_do_not_repeat()
+    {
+        var ids = new System.Collections.Concurrent.ConcurrentBag<string>();
+
+        Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 8 }, _ =>
+        {
+            for (var i = 0; i < 2_000; i++)
+            {
+                ids.Add(RequestIds.NewId());
+            }
+        });
+
+        Assert.Equal(16_000, ids.Distinct(StringComparer.Ordinal).Count());
+    }
+
+    [Theory]
+    [InlineData((byte)0xFF, "req_ASNFZ4mrf_-__________w")]
+    [InlineData((byte)0x00, "req_ASNFZ4mrcACAAAAAAAAAAA")]
+    public void A_request_id_puts_the_time_version_variant_and_74_random_bits_where_uuid_v7_has_them(byte fill, string expected)
+    {
+        var random = Enumerable.Repeat(fill, RequestIds.RandomBytesPerId).ToArray();
+
+        Assert.Equal(expected, RequestIds.Create(0x0123456789AB, random));
+    }
+
+    [Fact]
+    public void A_request_id_is_the_runtimes_uuid_v7_for_the_same_time_and_random_bits()
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            var time = DateTimeOffset.UnixEpoch.AddMilliseconds(Random.Shared.NextInt64(0, 1L << 47));
+            var uuid = Guid.CreateVersion7(time).ToByteArray(bigEndian: true);
+            byte[] random = [(byte)(uuid[6] & 0x0F), uuid[7], (byte)(uuid[8] & 0x3F), .. uuid.AsSpan(9)];
+
+            Assert.Equal("req_" + System.Buffers.Text.Base64Url.EncodeToString(uuid), RequestIds.Create(time.ToUnixTimeMilliseconds(), random));
+        }
+    }
 }
