@@ -127,27 +127,43 @@ internal static class McpMethods
     public const string NotificationsInitialized = "notifications/initialized";
     public const string ServerDiscover = "server/discover";
 
-    private static readonly string[] Known =
+    private static readonly KnownStrings Known = new(
     [
         Initialize, Ping, ToolsCall, ToolsList, ResourcesRead, ResourcesList, ResourcesSubscribe,
         ResourcesUnsubscribe, PromptsGet, PromptsList, NotificationsInitialized, ServerDiscover,
         "notifications/cancelled", "notifications/progress", "completion/complete", "logging/setLevel",
         "resources/templates/list", "subscriptions/listen",
-    ];
-
-    private static readonly byte[][] KnownUtf8 = Known.Select(System.Text.Encoding.UTF8.GetBytes).ToArray();
+    ]);
 
     /// <summary>Returns the interned name for a known method, else a new string.</summary>
-    public static string Read(ref Utf8JsonReader reader)
+    public static string Read(ref Utf8JsonReader reader) => Known.Read(ref reader);
+}
+
+/// <summary>The MCP protocol versions published so far, interned so that reading one allocates nothing.</summary>
+internal static class McpProtocolVersions
+{
+    private static readonly KnownStrings Known = new(["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]);
+
+    /// <summary>Returns the interned string for a known version, else a new string.</summary>
+    public static string Read(ref Utf8JsonReader reader) => Known.Read(ref reader);
+}
+
+/// <summary>A few strings a JSON value often holds, compared as UTF-8 so that reading one of them allocates nothing.</summary>
+internal sealed class KnownStrings(string[] values)
+{
+    private readonly byte[][] _utf8 = values.Select(System.Text.Encoding.UTF8.GetBytes).ToArray();
+
+    /// <summary>The current string token: the interned value when it is one of the known strings as written (no escapes), else a new string.</summary>
+    public string Read(ref Utf8JsonReader reader)
     {
         if (!reader.ValueIsEscaped && !reader.HasValueSequence)
         {
             var span = reader.ValueSpan;
-            for (var i = 0; i < KnownUtf8.Length; i++)
+            for (var i = 0; i < _utf8.Length; i++)
             {
-                if (span.SequenceEqual(KnownUtf8[i]))
+                if (span.SequenceEqual(_utf8[i]))
                 {
-                    return Known[i];
+                    return values[i];
                 }
             }
         }

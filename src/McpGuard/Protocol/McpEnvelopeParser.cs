@@ -304,7 +304,7 @@ internal static class McpEnvelopeParser
             else if (reader.ValueTextEquals(ProtocolVersionProperty))
             {
                 reader.Read();
-                initializeVersion = reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
+                initializeVersion = reader.TokenType == JsonTokenType.String ? McpProtocolVersions.Read(ref reader) : null;
                 reader.Skip();
             }
             else if (reader.ValueTextEquals(MetaProperty))
@@ -318,7 +318,7 @@ internal static class McpEnvelopeParser
                         reader.Read();
                         if (isVersion && reader.TokenType == JsonTokenType.String)
                         {
-                            metaVersion = reader.GetString();
+                            metaVersion = McpProtocolVersions.Read(ref reader);
                         }
 
                         reader.Skip();

@@ -254,6 +254,33 @@ public sealed class McpEnvelopeParserTests
         Assert.Equal("echo", envelope.Name);
     }
 
+    [Theory]
+    [InlineData("2024-11-05")]
+    [InlineData("2025-03-26")]
+    [InlineData("2025-06-18")]
+    [InlineData("2025-11-25")]
+    [InlineData("2026-07-28")]
+    public void Published_protocol_versions_come_back_as_interned_strings(string version)
+    {
+        var fromInitialize = Parse("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"VERSION"}}""".Replace("VERSION", version, StringComparison.Ordinal));
+        var fromMeta = Parse("""{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"VERSION"}}}""".Replace("VERSION", version, StringComparison.Ordinal));
+
+        // Theory data arrives as a copy; the interned literal is the one the parser hands out.
+        var interned = string.Intern(version);
+        Assert.True(ReferenceEquals(interned, fromInitialize.ProtocolVersion), $"initialize's '{version}' was not interned");
+        Assert.True(ReferenceEquals(interned, fromMeta.ProtocolVersion), $"_meta's '{version}' was not interned");
+    }
+
+    [Fact]
+    public void An_unpublished_or_escaped_protocol_version_is_read_as_written()
+    {
+        var unknown = Parse("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2099-01-01"}}""");
+        var escaped = Parse("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025\u002d06-18"}}""");
+
+        Assert.Equal("2099-01-01", unknown.ProtocolVersion);
+        Assert.Equal("2025-06-18", escaped.ProtocolVersion);
+    }
+
     // ---- method interning and escapes ----
 
     public static TheoryData<string> KnownMethods()
