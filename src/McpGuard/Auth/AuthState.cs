@@ -122,5 +122,9 @@ internal sealed class AuthState
     /// <summary>The tool's required scopes (for filtering <c>tools/list</c>).</summary>
     public string[] ToolRequiredScopes(string tool) => ToolScopes.TryGetValue(tool, out var scopes) ? scopes : NoScopes;
 
-    internal sealed record ConfiguredKey(byte[] Hash, McpGuardApiKey Key);
+    internal sealed record ConfiguredKey(byte[] Hash, McpGuardApiKey Key)
+    {
+        /// <summary>What the key grants, compiled once with the configuration instead of on every request.</summary>
+        public ApiKeyGrant Grant { get; } = new(Key);
+    }
 }

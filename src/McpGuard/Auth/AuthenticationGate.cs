@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Collections.Frozen;
-using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text;
 using McpGuard.Errors;
@@ -49,7 +48,7 @@ internal sealed partial class AuthenticationGate(
 
         var anonymous = feature.Envelope?.Method is { } method && auth.AnonymousMethods.Contains(method);
         var credential = ReadCredential(context.Request, auth, out var fromKeyHeader);
-        if (credential is null)
+        if (credential.IsEmpty)
         {
             return anonymous
                 ? null
@@ -61,12 +60,12 @@ internal sealed partial class AuthenticationGate(
 
         McpGuardCaller? caller;
         string failureMessage;
-        if (auth.KeysEnabled && (fromKeyHeader || credential.StartsWith(auth.KeyPrefix, StringComparison.Ordinal)))
+        if (auth.KeysEnabled && (fromKeyHeader || credential.Span.StartsWith(auth.KeyPrefix, StringComparison.Ordinal)))
         {
-            caller = await AuthenticateKeyAsync(credential, auth, state.Credits.Enabled ? ledger.Keys : null, feature.RequestId, context.RequestAborted);
+            caller = await AuthenticateKeyAsync(credential.Span, auth, state.Credits.Enabled ? ledger.Keys : null, feature.RequestId, context.RequestAborted);
             failureMessage = InvalidKeyMessage;
         }
-        else if (auth.JwtEnabled && LooksLikeJwt(credential))
+        else if (auth.JwtEnabled && LooksLikeJwt(credential.Span))
         {
             caller = await AuthenticateJwtAsync(context, auth.AccountClaim, feature.RequestId);
             failureMessage = InvalidTokenMessage;
@@ -104,57 +103,70 @@ internal sealed partial class AuthenticationGate(
         return required.Length > 0 ? required : auth.ScopesSupported;
     }
 
-    private static string? ReadCredential(HttpRequest request, AuthState auth, out bool fromKeyHeader)
+    /// <summary>The credential as sent (a slice of the header, no copy); empty when there is none.</summary>
+    private static ReadOnlyMemory<char> ReadCredential(HttpRequest request, AuthState auth, out bool fromKeyHeader)
     {
         fromKeyHeader = false;
         var authorization = request.Headers.Authorization;
         if (authorization.Count == 1 && authorization[0] is { } value
             && value.StartsWith(BearerPrefix, StringComparison.OrdinalIgnoreCase))
         {
-            var token = value.AsSpan(BearerPrefix.Length).Trim();
-            return token.IsEmpty ? null : token.ToString();
+            return value.AsMemory(BearerPrefix.Length).Trim();
         }
 
         if (auth.KeyHeader is not null && request.Headers[auth.KeyHeader] is { Count: 1 } keyHeader && !string.IsNullOrWhiteSpace(keyHeader[0]))
         {
             fromKeyHeader = true;
-            return keyHeader[0]!.Trim();
+            return keyHeader[0].AsMemory().Trim();
         }
 
-        return null;
+        return default;
     }
 
-    private async ValueTask<McpGuardCaller?> AuthenticateKeyAsync(string credential, AuthState auth, IMcpGuardKeyStore? ledgerKeys, string requestId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Finds the key by the SHA-256 of the credential: configuration first (compared in constant time, with what the
+    /// key grants compiled once), then the ledger's keys, then a registered key store. Completes synchronously for
+    /// a configured key; the hash is copied to the heap only when a store has to be asked.
+    /// </summary>
+    private ValueTask<McpGuardCaller?> AuthenticateKeyAsync(ReadOnlySpan<char> credential, AuthState auth, IMcpGuardKeyStore? ledgerKeys, string requestId, CancellationToken cancellationToken)
     {
         if (credential.Length > MaxCredentialLength)
         {
             Log.KeyRejected(logger, "too long", "(none)", requestId);
-            return null;
+            return ValueTask.FromResult<McpGuardCaller?>(null);
         }
 
-        var hash = new byte[SHA256.HashSizeInBytes];
-        var bytes = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(credential.Length));
-        try
-        {
-            var length = Encoding.UTF8.GetBytes(credential, bytes);
-            SHA256.HashData(bytes.AsSpan(0, length), hash);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(bytes, clearArray: true);
-        }
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        HashCredential(credential, hash);
 
         // Compare against every configured key in constant time, without stopping at a match.
-        McpGuardApiKey? key = null;
-        foreach (var configured in auth.Keys)
+        AuthState.ConfiguredKey? configured = null;
+        foreach (var candidate in auth.Keys)
         {
-            if (CryptographicOperations.FixedTimeEquals(configured.Hash, hash))
+            if (CryptographicOperations.FixedTimeEquals(candidate.Hash, hash))
             {
-                key = configured.Key;
+                configured = candidate;
             }
         }
 
-        if (key is null && ledgerKeys is not null)
+        if (configured is not null)
+        {
+            return ValueTask.FromResult(Accept(configured.Key, configured.Grant, requestId));
+        }
+
+        if (ledgerKeys is null && keyStore is null)
+        {
+            Log.KeyRejected(logger, "unknown", "(none)", requestId);
+            return ValueTask.FromResult<McpGuardCaller?>(null);
+        }
+
+        return FindStoredKeyAsync(hash.ToArray(), ledgerKeys, requestId, cancellationToken);
+    }
+
+    private async ValueTask<McpGuardCaller?> FindStoredKeyAsync(byte[] hash, IMcpGuardKeyStore? ledgerKeys, string requestId, CancellationToken cancellationToken)
+    {
+        McpGuardApiKey? key = null;
+        if (ledgerKeys is not null)
         {
             key = await ledgerKeys.FindByHashAsync(hash, cancellationToken);
         }
@@ -170,6 +182,27 @@ internal sealed partial class AuthenticationGate(
             return null;
         }
 
+        return Accept(key, new ApiKeyGrant(key), requestId);
+    }
+
+    /// <summary>SHA-256 of the credential's UTF-8 bytes, encoded on the stack (or in a pooled buffer for long ones) and wiped after.</summary>
+    internal static void HashCredential(ReadOnlySpan<char> credential, Span<byte> hash)
+    {
+        const int StackLimit = 256;
+        var byteCount = Encoding.UTF8.GetMaxByteCount(credential.Length);
+        var rented = byteCount > StackLimit ? ArrayPool<byte>.Shared.Rent(byteCount) : null;
+        var bytes = rented is null ? stackalloc byte[StackLimit] : rented.AsSpan();
+        var length = Encoding.UTF8.GetBytes(credential, bytes);
+        SHA256.HashData(bytes[..length], hash);
+        CryptographicOperations.ZeroMemory(bytes[..length]);
+        if (rented is not null)
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    private McpGuardCaller? Accept(McpGuardApiKey key, ApiKeyGrant grant, string requestId)
+    {
         if (key.Revoked)
         {
             Log.KeyRejected(logger, "revoked", key.Id, requestId);
@@ -182,11 +215,7 @@ internal sealed partial class AuthenticationGate(
             return null;
         }
 
-        var scopes = key.Scopes.ToFrozenSet(StringComparer.Ordinal);
-        var claims = new List<Claim>(scopes.Count + 2) { new("sub", key.Account), new("mcpguard:key_id", key.Id) };
-        claims.AddRange(scopes.Select(s => new Claim("scope", s)));
-        var principal = new ClaimsPrincipal(new ClaimsIdentity(claims, ApiKeyAuthenticationType, "sub", null));
-        return new McpGuardCaller(key.Account, key.Id, scopes, McpGuardCredentialKind.ApiKey, principal);
+        return new McpGuardCaller(key.Account, key.Id, grant.Scopes, McpGuardCredentialKind.ApiKey, grant.CreatePrincipal(key));
     }
 
     private async ValueTask<McpGuardCaller?> AuthenticateJwtAsync(HttpContext context, string accountClaim, string requestId)
@@ -221,7 +250,7 @@ internal sealed partial class AuthenticationGate(
     }
 
     /// <summary>Three dot-separated base64url segments.</summary>
-    internal static bool LooksLikeJwt(string credential)
+    internal static bool LooksLikeJwt(ReadOnlySpan<char> credential)
     {
         var dots = 0;
         foreach (var c in credential)

@@ -1,0 +1,36 @@
+using System.Collections.Frozen;
+using System.Security.Claims;
+
+namespace McpGuard.Auth;
+
+/// <summary>
+/// What an API key grants, in the shape the gates want: its scopes as a set, and the principal a request made with
+/// it carries. Configured keys compile this once; keys from a store, on each request (a store may hand back a
+/// changed key at any time).
+/// </summary>
+internal sealed class ApiKeyGrant(McpGuardApiKey key)
+{
+    public FrozenSet<string> Scopes { get; } = key.Scopes.ToFrozenSet(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A new principal for one request (the app may change it, so none is shared): <c>sub</c> (the account),
+    /// <c>mcpguard:key_id</c>, then one <c>scope</c> claim per scope, authentication type
+    /// <see cref="AuthenticationGate.ApiKeyAuthenticationType"/>, name claim <c>sub</c>. Each claim is created with the
+    /// identity as its subject, so the identity keeps it instead of storing a copy.
+    /// </summary>
+    public ClaimsPrincipal CreatePrincipal(McpGuardApiKey key)
+    {
+        var identity = new ClaimsIdentity(AuthenticationGate.ApiKeyAuthenticationType, "sub", roleType: null);
+        identity.AddClaim(NewClaim("sub", key.Account, identity));
+        identity.AddClaim(NewClaim("mcpguard:key_id", key.Id, identity));
+        foreach (var scope in Scopes)
+        {
+            identity.AddClaim(NewClaim("scope", scope, identity));
+        }
+
+        return new ClaimsPrincipal(identity);
+    }
+
+    private static Claim NewClaim(string type, string value, ClaimsIdentity identity) =>
+        new(type, value, ClaimValueTypes.String, ClaimsIdentity.DefaultIssuer, ClaimsIdentity.DefaultIssuer, identity);
+}

@@ -1,0 +1,73 @@
+using System.Security.Claims;
+using System.Security.Cryptography;
+using System.Text;
+using McpGuard.Auth;
+
+namespace McpGuard.Tests.Auth;
+
+/// <summary>What an API key grants, compiled once per configured key: the scope set and a fresh principal per request.</summary>
+public sealed class ApiKeyGrantTests
+{
+    private static readonly McpGuardApiKey Key = new("k1", "alice", ["tools:basic", "tools:premium", "tools:basic"]);
+
+    [Fact]
+    public void The_principal_is_the_one_the_gate_always_built()
+    {
+        var grant = new ApiKeyGrant(Key);
+        // The construction the gate used before the grant was compiled once: claims copied into a new identity.
+        var scopes = Key.Scopes.ToHashSet(StringComparer.Ordinal);
+        var claims = new List<Claim> { new("sub", Key.Account), new("mcpguard:key_id", Key.Id) };
+        claims.AddRange(grant.Scopes.Select(s => new Claim("scope", s)));
+        var expected = new ClaimsPrincipal(new ClaimsIdentity(claims, AuthenticationGate.ApiKeyAuthenticationType, "sub", null));
+
+        var principal = grant.CreatePrincipal(Key);
+
+        Assert.True(scopes.SetEquals(grant.Scopes));
+        var identity = Assert.IsType<ClaimsIdentity>(Assert.Single(principal.Identities));
+        var expectedIdentity = Assert.Single(expected.Identities);
+        Assert.Equal(
+            (expectedIdentity.AuthenticationType, expectedIdentity.NameClaimType, expectedIdentity.RoleClaimType, expectedIdentity.IsAuthenticated, expectedIdentity.Name, expectedIdentity.Label, expectedIdentity.Actor),
+            (identity.AuthenticationType, identity.NameClaimType, identity.RoleClaimType, identity.IsAuthenticated, identity.Name, identity.Label, identity.Actor));
+        Assert.Equal(
+            expectedIdentity.Claims.Select(c => (c.Type, c.Value, c.ValueType, c.Issuer, c.OriginalIssuer, c.Properties.Count)),
+            identity.Claims.Select(c => (c.Type, c.Value, c.ValueType, c.Issuer, c.OriginalIssuer, c.Properties.Count)));
+        Assert.Equal(["sub", "mcpguard:key_id", "scope", "scope"], identity.Claims.Select(c => c.Type));
+        Assert.All(identity.Claims, c => Assert.Same(identity, c.Subject));
+        Assert.Equal("alice", principal.Identity?.Name);
+    }
+
+    [Fact]
+    public void Every_request_gets_its_own_principal_so_a_change_to_one_reaches_no_other()
+    {
+        var grant = new ApiKeyGrant(Key);
+
+        var first = grant.CreatePrincipal(Key);
+        var second = grant.CreatePrincipal(Key);
+        ((ClaimsIdentity)first.Identity!).AddClaim(new Claim("role", "admin"));
+        first.AddIdentity(new ClaimsIdentity("extra"));
+        ((ClaimsIdentity)first.Identity!).RemoveClaim(first.FindFirst("mcpguard:key_id"));
+
+        Assert.NotSame(first, second);
+        Assert.NotSame(first.Identity, second.Identity);
+        Assert.Empty(first.Claims.Intersect(second.Claims)); // no Claim object is shared
+        Assert.Single(second.Identities);
+        Assert.Equal(["sub", "mcpguard:key_id", "scope", "scope"], second.Claims.Select(c => c.Type));
+        Assert.Null(second.FindFirst("role"));
+        Assert.Equal(["sub", "scope", "scope", "role"], first.Claims.Select(c => c.Type));
+    }
+
+    [Theory]
+    [InlineData("mcpg_demo_alice")]
+    [InlineData("mcpg_ünïcødé_🔑")]
+    [InlineData(null)] // 5,000 characters: encoded in a pooled buffer rather than on the stack
+    public void A_credential_hashes_to_the_sha256_of_its_utf8_bytes(string? credential)
+    {
+        credential ??= "mcpg_" + new string('x', 4995);
+        Span<byte> hash = stackalloc byte[32];
+
+        AuthenticationGate.HashCredential(credential, hash);
+
+        Assert.Equal(SHA256.HashData(Encoding.UTF8.GetBytes(credential)), hash.ToArray());
+        Assert.Equal(McpGuardApiKeys.Hash(credential), Convert.ToHexStringLower(hash));
+    }
+}
