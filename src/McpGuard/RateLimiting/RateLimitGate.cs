@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using System.Text;
+using System.Runtime.CompilerServices;
 using System.Threading.RateLimiting;
 using McpGuard.Errors;
 using McpGuard.Protocol;
@@ -9,8 +9,22 @@ using Microsoft.Extensions.Logging;
 
 namespace McpGuard.RateLimiting;
 
-/// <summary>Who a call's permits are counted against, and which tool it calls.</summary>
-internal readonly record struct RateLimitSubject(string Partition, string? Tool);
+/// <summary>
+/// Who a call's permits are counted against, and which tool it calls. The partition is kept as its two parts
+/// (<c>account:</c> and the account, say) so that no string is built per call; <see cref="Partition"/> joins them
+/// when one is needed (a new limiter, a log line).
+/// </summary>
+internal readonly record struct RateLimitSubject(string PartitionKind, string PartitionId, string? Tool)
+{
+    public string Partition => PartitionKind + PartitionId;
+}
+
+/// <summary>What a window's limiters are keyed by: the partition, and the tool for per-tool windows.</summary>
+internal readonly record struct RateLimitPartitionKey(string PartitionKind, string PartitionId, string? Tool)
+{
+    /// <summary>The partition as the limiter provider sees it: <c>account:alice</c>, or <c>account:alice|tool:add</c> per tool.</summary>
+    public override string ToString() => Tool is { } tool ? $"{PartitionKind}{PartitionId}|tool:{tool}" : PartitionKind + PartitionId;
+}
 
 /// <summary>
 /// Spends one permit of every window that applies to a counted call (the call's own policy, then the default
@@ -44,20 +58,13 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
             return null;
         }
 
-        var subject = new RateLimitSubject(Partition(context, feature, limits), envelope.ToolName);
+        var subject = Subject(context, feature, limits, envelope.ToolName);
         McpGuardError? error = null;
         if (counts)
         {
-            // Ask every window before spending: the chained limiter spends the windows it passes before one refuses,
+            // Ask the windows before spending: the chained limiter spends the windows it passes before one refuses,
             // and a window cannot take a permit back, so a refused call would cost permits it never used.
-            var probe = chain.Limiter.AttemptAcquire(subject, 0);
-            if (probe.IsAcquired)
-            {
-                probe.Dispose();
-                probe = chain.Limiter.AttemptAcquire(subject);
-            }
-
-            using var lease = probe;
+            using var lease = Probe(chain, subject) ?? chain.Limiter.AttemptAcquire(subject);
             if (!lease.IsAcquired)
             {
                 // When several windows are full, the call fits again only when the last of them frees a permit.
@@ -98,6 +105,27 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
         return (longest, wait);
     }
 
+    /// <summary>
+    /// Asks the windows after the first, in the chain's order, whether they have a permit, spending none (as the chained
+    /// limiter does with zero permits, without its combined lease). Null when all have one; else the first refusal, for its
+    /// retry-after. The first window needs no asking: the chain asks it first, so when it refuses nothing has been spent.
+    /// </summary>
+    private static RateLimitLease? Probe(Chain chain, RateLimitSubject subject)
+    {
+        for (var i = 1; i < chain.Windows.Length; i++)
+        {
+            var probe = chain.Windows[i].Limiter.AttemptAcquire(subject, 0);
+            if (!probe.IsAcquired)
+            {
+                return probe;
+            }
+
+            probe.Dispose();
+        }
+
+        return null;
+    }
+
     private Chain GetChain(CompiledRateLimitPolicy? specific, CompiledRateLimitPolicy? @default) =>
         _chains.GetOrAdd((specific?.Signature, @default?.Signature), static (_, args) => args.Gate.BuildChain(args.Specific, args.Default), (Gate: this, Specific: specific, Default: @default));
 
@@ -128,35 +156,41 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
         return new Chain([.. windows], limiter!, policyHeader);
     }
 
-    private PartitionedRateLimiter<RateLimitSubject> CreateWindow(McpGuardRateLimiterWindow window, bool perTool) =>
-        PartitionedRateLimiter.Create<RateLimitSubject, string>(subject =>
-        {
-            var key = perTool && subject.Tool is { } tool ? $"{subject.Partition}|tool:{tool}" : subject.Partition;
-            return RateLimitPartition.Get(key, partition => provider.Create(partition, window));
-        });
+    private PartitionedRateLimiter<RateLimitSubject> CreateWindow(McpGuardRateLimiterWindow window, bool perTool)
+    {
+        // One factory per window, not a closure per call; the provider sees the partition as text, built once per partition.
+        Func<RateLimitPartitionKey, RateLimiter> factory = key => provider.Create(key.ToString(), window);
+        return PartitionedRateLimiter.Create<RateLimitSubject, RateLimitPartitionKey>(subject =>
+            RateLimitPartition.Get(new RateLimitPartitionKey(subject.PartitionKind, subject.PartitionId, perTool ? subject.Tool : null), factory));
+    }
 
     private static long Available((McpGuardRateLimiterWindow Window, PartitionedRateLimiter<RateLimitSubject> Limiter) window, RateLimitSubject subject) =>
         window.Limiter.GetStatistics(subject)?.CurrentAvailablePermits ?? 0;
 
+    /// <summary>Writes <c>RateLimit-Policy</c> (fixed per chain) and <c>RateLimit</c>, built in one pass into one string.</summary>
     private void WriteHeaders(IHeaderDictionary headers, Chain chain, RateLimitSubject subject)
     {
         var now = clock.GetUtcNow();
-        var builder = new StringBuilder();
-        foreach (var window in chain.Windows)
+        var value = new DefaultInterpolatedStringHandler(0, 0, CultureInfo.InvariantCulture, stackalloc char[256]);
+        for (var i = 0; i < chain.Windows.Length; i++)
         {
-            if (builder.Length > 0)
+            var window = chain.Windows[i];
+            if (i > 0)
             {
-                builder.Append(", ");
+                value.AppendLiteral(", ");
             }
 
             var reset = (long)Math.Ceiling(ClockedRateLimiter.TimeToReset(window.Window, now).TotalSeconds);
-            builder.Append('"').Append(window.Window.Name).Append("\";r=")
-                .Append(Math.Max(0, Available(window, subject)).ToString(CultureInfo.InvariantCulture))
-                .Append(";t=").Append(reset.ToString(CultureInfo.InvariantCulture));
+            value.AppendLiteral("\"");
+            value.AppendFormatted(window.Window.Name);
+            value.AppendLiteral("\";r=");
+            value.AppendFormatted(Math.Max(0, Available(window, subject)));
+            value.AppendLiteral(";t=");
+            value.AppendFormatted(reset);
         }
 
         headers[PolicyHeader] = chain.PolicyHeader;
-        headers[StateHeader] = builder.ToString();
+        headers[StateHeader] = value.ToStringAndClear();
     }
 
     /// <summary>
@@ -164,16 +198,16 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
     /// connection's remote address, which ASP.NET Core's forwarded-headers middleware updates when the app
     /// configures it. McpGuard never reads a forwarding header itself, so a client cannot pick its partition.
     /// </summary>
-    private static string Partition(HttpContext context, McpGuardFeature feature, RateLimitState limits)
+    private static RateLimitSubject Subject(HttpContext context, McpGuardFeature feature, RateLimitState limits, string? tool)
     {
         if (feature.Caller is { } caller)
         {
             return limits.PartitionBy == McpGuardRateLimitPartition.Key && caller.KeyId is { } keyId
-                ? "key:" + keyId
-                : "account:" + caller.Account;
+                ? new("key:", keyId, tool)
+                : new("account:", caller.Account, tool);
         }
 
-        return "ip:" + (context.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+        return new("ip:", context.Connection.RemoteIpAddress?.ToString() ?? "unknown", tool);
     }
 
     public void Dispose()

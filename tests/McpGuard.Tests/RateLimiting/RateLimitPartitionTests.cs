@@ -1,0 +1,104 @@
+using System.Collections.Concurrent;
+using System.Collections.Frozen;
+using System.Net;
+using System.Security.Claims;
+using McpGuard.Auth;
+using McpGuard.Protocol;
+using McpGuard.RateLimiting;
+using McpGuard.Tests.Infrastructure;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace McpGuard.Tests.RateLimiting;
+
+/// <summary>
+/// The gate driven directly, with a provider that records what it is asked for: the partition names a limiter
+/// provider sees (a distributed provider keys its counters by them), and that each partition's limiter is made once.
+/// </summary>
+public sealed class RateLimitPartitionTests
+{
+    private static readonly DateTimeOffset Noon = new(2026, 11, 21, 12, 0, 0, TimeSpan.Zero);
+
+    [Theory]
+    [InlineData(McpGuardRateLimitPartition.Account, "account:alice")]
+    [InlineData(McpGuardRateLimitPartition.Key, "key:k1")]
+    public void The_provider_sees_the_partition_and_for_per_tool_windows_the_tool(McpGuardRateLimitPartition partitionBy, string partition)
+    {
+        var provider = new RecordingProvider(new ManualTimeProvider(Noon));
+        using var gate = new RateLimitGate(provider, new ManualTimeProvider(Noon), NullLogger<RateLimitGate>.Instance);
+        var state = State(partitionBy);
+
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Null(gate.Check(new DefaultHttpContext(), Feature(state, "add", Caller())));
+            Assert.Null(gate.Check(new DefaultHttpContext(), Feature(state, "echo", Caller())));
+        }
+
+        // One limiter per (partition, window), each made on first use and kept: add's window is per tool, the default's is not.
+        Assert.Equal(
+            [(partition, "default-1d"), (partition, "default-1m"), ($"{partition}|tool:add", "add-1m")],
+            provider.Created.Order());
+    }
+
+    [Fact]
+    public void Anonymous_callers_are_partitioned_by_remote_address()
+    {
+        var provider = new RecordingProvider(new ManualTimeProvider(Noon));
+        using var gate = new RateLimitGate(provider, new ManualTimeProvider(Noon), NullLogger<RateLimitGate>.Instance);
+        var context = new DefaultHttpContext();
+        context.Connection.RemoteIpAddress = IPAddress.Parse("10.0.0.7");
+
+        Assert.Null(gate.Check(context, Feature(State(McpGuardRateLimitPartition.Account), "echo", caller: null)));
+
+        Assert.Equal([("ip:10.0.0.7", "default-1d"), ("ip:10.0.0.7", "default-1m")], provider.Created.Order());
+    }
+
+    [Fact]
+    public void A_partition_key_reads_as_the_partition_and_its_tool()
+    {
+        Assert.Equal("account:alice", new RateLimitPartitionKey("account:", "alice", null).ToString());
+        Assert.Equal("account:alice|tool:add", new RateLimitPartitionKey("account:", "alice", "add").ToString());
+        Assert.Equal("account:alice", new RateLimitSubject("account:", "alice", "add").Partition);
+        Assert.NotEqual(new RateLimitPartitionKey("account:", "alice", "add"), new RateLimitPartitionKey("account:", "alice", null));
+        Assert.Equal(new RateLimitPartitionKey("account:", "alice", "add"), new RateLimitPartitionKey("account:", new string("alice".AsSpan()), new string("add".AsSpan())));
+    }
+
+    private static McpGuardState State(McpGuardRateLimitPartition partitionBy)
+    {
+        var options = new McpGuardOptions();
+        options.RateLimits.PartitionBy = partitionBy;
+        options.RateLimits.DefaultPolicy = "default";
+        var @default = new McpGuardRateLimitPolicy();
+        @default.Windows.Add(new McpGuardRateLimitWindow { Permits = 100, Window = TimeSpan.FromMinutes(1) });
+        @default.Windows.Add(new McpGuardRateLimitWindow { Permits = 1000, Window = TimeSpan.FromDays(1) });
+        var add = new McpGuardRateLimitPolicy { PerTool = true };
+        add.Windows.Add(new McpGuardRateLimitWindow { Permits = 10, Window = TimeSpan.FromMinutes(1) });
+        options.RateLimits.Policies["default"] = @default;
+        options.RateLimits.Policies["add"] = add;
+        options.Tools["add"] = new McpGuardToolPolicy { RateLimitPolicy = "add" };
+        return new McpGuardState(options);
+    }
+
+    private static McpGuardCaller Caller() =>
+        new("alice", "k1", FrozenSet<string>.Empty, McpGuardCredentialKind.ApiKey, new ClaimsPrincipal());
+
+    private static McpGuardFeature Feature(McpGuardState state, string tool, McpGuardCaller? caller) =>
+        new("req_test", state)
+        {
+            Envelope = new McpEnvelope { Kind = McpMessageKind.Request, Id = new JsonRpcId(1), Method = McpMethods.ToolsCall, Name = tool },
+            Caller = caller,
+        };
+
+    private sealed class RecordingProvider(TimeProvider clock) : IMcpGuardRateLimiterProvider
+    {
+        private readonly ConcurrentQueue<(string Partition, string Window)> _created = new();
+
+        public IEnumerable<(string Partition, string Window)> Created => _created;
+
+        public System.Threading.RateLimiting.RateLimiter Create(string partition, McpGuardRateLimiterWindow window)
+        {
+            _created.Enqueue((partition, window.Name));
+            return new ClockedRateLimiter(window, clock);
+        }
+    }
+}
