@@ -8,10 +8,32 @@ using Microsoft.Extensions.Logging;
 namespace McpGuard.Credits;
 
 /// <summary>A charge taken for this request, to be settled after the endpoint ran.</summary>
-internal sealed record ChargeTicket(long PriceMicro, bool Free, long BalanceAfterMicro)
+internal sealed class ChargeTicket(HttpResponse response, long priceMicro, string priceText, bool free, long balanceAfterMicro)
 {
+    /// <summary>Adds the charge headers when the response starts; the ticket is the callback's state, so registering it allocates nothing more.</summary>
+    public static readonly Func<object, Task> OnStarting = static state =>
+    {
+        ((ChargeTicket)state).WriteHeaders();
+        return Task.CompletedTask;
+    };
+
+    public long PriceMicro { get; } = priceMicro;
+
+    public bool Free { get; } = free;
+
+    public long BalanceAfterMicro { get; } = balanceAfterMicro;
+
     /// <summary>Set once the charge was given back; a response that starts after that carries no charge headers.</summary>
     public bool Refunded { get; set; }
+
+    private void WriteHeaders()
+    {
+        if (response.StatusCode < StatusCodes.Status500InternalServerError && !Refunded)
+        {
+            response.Headers[CreditGate.ChargeHeader] = Free ? "0" : priceText;
+            response.Headers[CreditGate.BalanceHeader] = BalanceAfterMicro.ToString(CultureInfo.InvariantCulture);
+        }
+    }
 }
 
 /// <summary>
@@ -89,18 +111,8 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
         }
 
         var free = result.Outcome == McpGuardChargeOutcome.Free;
-        feature.Charge = new ChargeTicket(price, free, result.BalanceMicro);
-        context.Response.OnStarting(static state =>
-        {
-            var (response, ticket) = ((HttpResponse, ChargeTicket))state;
-            if (response.StatusCode < StatusCodes.Status500InternalServerError && !ticket.Refunded)
-            {
-                response.Headers[ChargeHeader] = (ticket.Free ? 0 : ticket.PriceMicro).ToString(CultureInfo.InvariantCulture);
-                response.Headers[BalanceHeader] = ticket.BalanceAfterMicro.ToString(CultureInfo.InvariantCulture);
-            }
-
-            return Task.CompletedTask;
-        }, (context.Response, feature.Charge));
+        feature.Charge = new ChargeTicket(context.Response, price, credits.PriceText(price), free, result.BalanceMicro);
+        context.Response.OnStarting(ChargeTicket.OnStarting, feature.Charge);
         return null;
     }
 
@@ -112,9 +124,10 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
     {
         var credits = feature.State.Credits;
         var original = context.Features.GetRequiredFeature<IHttpRequestLifetimeFeature>();
-        using var timeout = new CancellationTokenSource(credits.UpstreamTimeout, clock);
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(original.RequestAborted, timeout.Token);
-        context.Features.Set<IHttpRequestLifetimeFeature>(new LinkedLifetime(original, linked.Token));
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(original.RequestAborted);
+        var lifetime = new LinkedLifetime(original, linked);
+        using var timeout = lifetime.StartTimeout(clock, credits.UpstreamTimeout);
+        context.Features.Set<IHttpRequestLifetimeFeature>(lifetime);
         var body = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
         context.Features.Set<IHttpResponseBodyFeature>(new DeferredStartResponseBody(body));
 
@@ -128,7 +141,7 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
         {
             failure = "client disconnected";
         }
-        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        catch (OperationCanceledException) when (lifetime.TimedOut)
         {
             failure = "timeout";
         }
@@ -145,7 +158,7 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
 
         if (failure is null)
         {
-            if (timeout.IsCancellationRequested)
+            if (lifetime.TimedOut)
             {
                 failure = "timeout";
             }
@@ -187,16 +200,47 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
         }
     }
 
-    /// <summary>The request's lifetime with <c>RequestAborted</c> also firing on the upstream timeout; aborting still aborts the connection.</summary>
-    private sealed class LinkedLifetime(IHttpRequestLifetimeFeature inner, CancellationToken token) : IHttpRequestLifetimeFeature
+    /// <summary>
+    /// The request's lifetime with <c>RequestAborted</c> also firing on the upstream timeout; aborting still aborts the
+    /// connection. The timeout is a timer on McpGuard's clock that cancels the linked source, instead of a second
+    /// cancellation source linked in: one source, one registration and one timer per charged call.
+    /// </summary>
+    private sealed class LinkedLifetime(IHttpRequestLifetimeFeature inner, CancellationTokenSource linked) : IHttpRequestLifetimeFeature
     {
+        private volatile bool _timedOut;
+
         public CancellationToken RequestAborted
         {
-            get => token;
+            get => linked.Token;
             set => throw new NotSupportedException("McpGuard owns RequestAborted while a charged call runs.");
         }
 
+        /// <summary>Whether the upstream timeout has fired (it stays set, like a cancelled source).</summary>
+        public bool TimedOut => _timedOut;
+
         public void Abort() => inner.Abort();
+
+        /// <summary>Starts the upstream timeout. Like a cancellation source's own timer, it does not capture the request's execution context.</summary>
+        public ITimer StartTimeout(TimeProvider clock, TimeSpan timeout)
+        {
+            using (ExecutionContext.SuppressFlow())
+            {
+                return clock.CreateTimer(static state => ((LinkedLifetime)state!).TimeOut(), this, timeout, Timeout.InfiniteTimeSpan);
+            }
+        }
+
+        private void TimeOut()
+        {
+            _timedOut = true;
+            try
+            {
+                linked.Cancel();
+            }
+            catch (ObjectDisposedException)
+            {
+                // The call ended while the timer fired; nothing is listening any more.
+            }
+        }
     }
 
     private static partial class Log

@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using System.Globalization;
 using McpGuard.Protocol;
 
 namespace McpGuard.Credits;
@@ -23,6 +24,8 @@ internal sealed class CreditState
             .ToFrozenDictionary(a => a.Key, a => a.Value.FreeCallsPerMonth, StringComparer.Ordinal);
         Seeds = [.. options.Accounts.Where(a => a.Value is not null)
             .Select(a => new McpGuardAccountSeed(a.Key, a.Value.InitialBalance, a.Value.MonthlyCap, a.Value.Suspended))];
+        PriceTexts = ToolPrices.Values.Concat(MethodPrices.Values).Append(DefaultPrice).Distinct()
+            .ToFrozenDictionary(p => p, p => p.ToString(CultureInfo.InvariantCulture));
     }
 
     public bool Enabled { get; }
@@ -62,6 +65,12 @@ internal sealed class CreditState
 
         return MethodPrices.TryGetValue(method, out var methodPrice) ? methodPrice : 0;
     }
+
+    /// <summary>Every configured price as header text, formatted once.</summary>
+    public FrozenDictionary<long, string> PriceTexts { get; }
+
+    /// <summary>The price as header text (<c>McpGuard-Charge-Micro</c>): formatted once for configured prices.</summary>
+    public string PriceText(long price) => PriceTexts.TryGetValue(price, out var text) ? text : price.ToString(CultureInfo.InvariantCulture);
 
     public int FreeCallsFor(string account) => FreeCalls.TryGetValue(account, out var calls) ? calls : 0;
 

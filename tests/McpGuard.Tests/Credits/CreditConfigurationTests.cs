@@ -13,6 +13,22 @@ namespace McpGuard.Tests.Credits;
 public sealed class CreditConfigurationTests
 {
     [Fact]
+    public void Configured_prices_are_formatted_once_for_the_charge_header()
+    {
+        var options = new McpGuardOptions();
+        options.Credits.DefaultPrice = 250;
+        options.Tools["add"] = new McpGuardToolPolicy { Price = 800 };
+        options.Tools["sum"] = new McpGuardToolPolicy { Price = 800 };
+        options.Methods["resources/read"] = new McpGuardMethodPolicy { Price = 1_000_000 };
+
+        var credits = new CreditState(options);
+
+        Assert.Equal([(250L, "250"), (800L, "800"), (1_000_000L, "1000000")], credits.PriceTexts.OrderBy(p => p.Key).Select(p => (p.Key, p.Value)));
+        Assert.Same(credits.PriceText(800), credits.PriceText(800));
+        Assert.Equal("123456789", credits.PriceText(123_456_789));
+    }
+
+    [Fact]
     public async Task The_samples_credit_settings_bind_as_documented()
     {
         await using var host = await GuardedHost.StartSampleAsync();
