@@ -5,6 +5,7 @@
 #   benchmarks/compare.sh --sizes         # body size: echo with ~1 KB, 64 KB and ~1 MB bodies at 8 connections (2 minutes)
 #   benchmarks/compare.sh --all           # both
 #   CONNECTIONS="32" TOOLS=echo ROUNDS=5 DURATION=5 benchmarks/compare.sh
+#   REV=HEAD benchmarks/compare.sh        # measure a commit (exported with git archive), not the working tree
 #
 # Builds Release and starts samples/McpGuard.Sample twice on 127.0.0.1:
 #   guarded    Sample:Guard=true, SQLite ledger in a fresh temp dir, rate limits raised so they never cap the run,
@@ -25,7 +26,7 @@ case "${1:-}" in
     "" | --concurrency) ;;
     --sizes) MODE=sizes ;;
     --all) MODE=all ;;
-    -h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "usage: $0 [--concurrency | --sizes | --all]" >&2; exit 2 ;;
 esac
 
@@ -37,15 +38,13 @@ CONNECTIONS=${CONNECTIONS:-"1 8 32 128"}           # concurrency mode: connectio
 TOOLS=${TOOLS:-"echo add"}                         # concurrency mode: tools
 SIZES=${SIZES:-"1024 65536 1000000"}               # sizes mode: request body bytes (the guard's default limit is 1 MiB)
 SIZE_CONNECTIONS=${SIZE_CONNECTIONS:-8}            # sizes mode: connections
+REV=${REV:-}                                       # a commit to measure instead of the working tree (needs Sample:Guard)
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 command -v wrk >/dev/null 2>&1 || { echo "wrk not found (apt-get install wrk)" >&2; exit 1; }
 
-echo "== building Release"
-dotnet build -c Release samples/McpGuard.Sample -nologo -v quiet >/dev/null
-dll=samples/McpGuard.Sample/bin/Release/net10.0/McpGuard.Sample.dll
 
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()' 2>/dev/null || echo "$1"
@@ -76,6 +75,22 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+if [ -n "$REV" ]; then
+    # Measure a commit, not the working tree: export it (git archive) and build the copy.
+    commit=$(git rev-parse --short "$REV^{commit}")
+    echo "== building Release of $commit (exported to $work/src)"
+    mkdir "$work/src"
+    git archive "$commit" | tar -x -C "$work/src"
+    sample="$work/src/samples/McpGuard.Sample"
+else
+    commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit+uncommitted"; fi
+    echo "== building Release of the working tree ($commit)"
+    sample=samples/McpGuard.Sample
+fi
+dotnet build -c Release "$sample" -nologo -v quiet >/dev/null
+dll="$sample/bin/Release/net10.0/McpGuard.Sample.dll"
 
 limit=100000000
 echo "== starting guarded on 127.0.0.1:$guarded_port, unguarded on 127.0.0.1:$open_port"
@@ -200,8 +215,6 @@ summary() { # summary <mode> <row heading>: one line per row, medians over the r
         }' "$results"
 }
 
-commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit+uncommitted"; fi
 echo "== commit $commit; $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== ${ROUNDS} rounds of ${DURATION}s per server and row after ${WARMUP}s warm-ups; medians over the rounds"
 
