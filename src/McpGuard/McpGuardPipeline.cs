@@ -39,11 +39,22 @@ internal sealed partial class McpGuardPipeline(
         context.TraceIdentifier = requestId;
         context.Response.Headers[state.RequestIdHeader] = requestId;
 
-        var error = await frontDoor.CheckAsync(context, feature)
-            ?? await authentication.CheckAsync(context, feature)
-            ?? authorization.Check(feature)
-            ?? rateLimits.Check(context, feature)
-            ?? await credits.CheckAsync(context, feature);
+        McpGuardError? error;
+        try
+        {
+            error = await frontDoor.CheckAsync(context, feature)
+                ?? await authentication.CheckAsync(context, feature)
+                ?? authorization.Check(feature)
+                ?? rateLimits.Check(context, feature)
+                ?? await credits.CheckAsync(context, feature);
+        }
+        catch (Exception ex) when (!(ex is OperationCanceledException && context.RequestAborted.IsCancellationRequested))
+        {
+            // A gate that fails (say, a ledger that can no longer write) is McpGuard's own failure: answer it as such.
+            Log.GateFailed(logger, ex, requestId);
+            error = new McpGuardError(state.Catalog[McpGuardReasons.InternalError]);
+        }
+
         if (error is not null)
         {
             Log.Rejected(logger, error.Descriptor.Reason, error.Descriptor.StatusCode, requestId);
@@ -93,6 +104,9 @@ internal sealed partial class McpGuardPipeline(
 
         [LoggerMessage(2002, LogLevel.Error, "The MCP endpoint failed while serving request {RequestId}.", EventName = "EndpointFailed")]
         public static partial void EndpointFailed(ILogger logger, Exception exception, string requestId);
+
+        [LoggerMessage(2004, LogLevel.Error, "McpGuard failed while checking request {RequestId}; the caller gets internal_error.", EventName = "GateFailed")]
+        public static partial void GateFailed(ILogger logger, Exception exception, string requestId);
 
         [LoggerMessage(2003, LogLevel.Debug, "The client disconnected during request {RequestId}.", EventName = "ClientDisconnected")]
         public static partial void ClientDisconnected(ILogger logger, string requestId);

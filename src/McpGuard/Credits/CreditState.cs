@@ -22,8 +22,9 @@ internal sealed class CreditState
         MethodPrices = options.Methods.Where(m => m.Value?.Price is not null).ToFrozenDictionary(m => m.Key, m => m.Value.Price!.Value, StringComparer.Ordinal);
         FreeCalls = options.Accounts.Where(a => a.Value?.FreeCallsPerMonth > 0)
             .ToFrozenDictionary(a => a.Key, a => a.Value.FreeCallsPerMonth, StringComparer.Ordinal);
+        // A suspension in configuration stays in configuration (it follows reloads); the ledger's own flag is the admin API's.
         Seeds = [.. options.Accounts.Where(a => a.Value is not null)
-            .Select(a => new McpGuardAccountSeed(a.Key, a.Value.InitialBalance, a.Value.MonthlyCap, a.Value.Suspended))];
+            .Select(a => new McpGuardAccountSeed(a.Key, a.Value.InitialBalance, a.Value.MonthlyCap, Suspended: false))];
         PriceTexts = ToolPrices.Values.Concat(MethodPrices.Values).Append(DefaultPrice).Distinct()
             .ToFrozenDictionary(p => p, p => p.ToString(CultureInfo.InvariantCulture));
     }

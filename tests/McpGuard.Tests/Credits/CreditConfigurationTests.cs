@@ -50,7 +50,8 @@ public sealed class CreditConfigurationTests
             [
                 new McpGuardAccountSeed("alice", 1_000_000, 2_000_000, false),
                 new McpGuardAccountSeed("bob", 240, null, false),
-                new McpGuardAccountSeed("carol", 0, null, true),
+                // Carol's suspension stays in configuration, where a reload can lift it; the ledger's flag is the admin API's.
+                new McpGuardAccountSeed("carol", 0, null, false),
             ],
             credits.Seeds.OrderBy(s => s.Account, StringComparer.Ordinal));
         var options = host.App.Services.GetRequiredService<IOptions<McpGuardOptions>>().Value;
