@@ -39,6 +39,7 @@ CONNECTIONS=${CONNECTIONS:-"1 8 32 128"}           # concurrency mode: connectio
 TOOLS=${TOOLS:-"echo add"}                         # concurrency mode: tools
 SIZES=${SIZES:-"1024 65536 1000000"}               # sizes mode: request body bytes (the guard's default limit is 1 MiB)
 SIZE_CONNECTIONS=${SIZE_CONNECTIONS:-8}            # sizes mode: connections
+STORE=${STORE:-Sqlite}                             # the guarded server's ledger: Sqlite (the sample's) or InMemory
 REV=${REV:-}                                       # a commit to measure instead of the working tree (needs Sample:Guard)
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -97,7 +98,7 @@ limit=100000000
 echo "== starting guarded on 127.0.0.1:$guarded_port, unguarded on 127.0.0.1:$open_port"
 dotnet "$dll" --urls "http://127.0.0.1:$guarded_port" \
     --Sample:Guard=true \
-    --McpGuard:Credits:Store=Sqlite \
+    --McpGuard:Credits:Store="$STORE" \
     --McpGuard:Credits:SqlitePath="$work/ledger.db" \
     --McpGuard:RateLimits:Policies:default:Windows:0:Permits=$limit \
     --McpGuard:RateLimits:Policies:default:Windows:1:Permits=$limit \
@@ -228,7 +229,7 @@ summary() { # summary <mode> <row heading>: one line per row, medians over the r
 }
 
 echo "== commit $commit; $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== ${ROUNDS} rounds of ${DURATION}s per server and row after ${WARMUP}s warm-ups; medians over the rounds"
+echo "== guarded ledger: $STORE; ${ROUNDS} rounds of ${DURATION}s per server and row after ${WARMUP}s warm-ups; medians over the rounds"
 
 echo "== JIT warm-up: ${JIT_WARMUP}s per server and tool at 8 connections, not reported"
 for tool in echo add; do
