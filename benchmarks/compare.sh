@@ -13,9 +13,10 @@
 #   unguarded  Sample:Guard=false: the same MCP server and tools with no guard at all (no auth, no limits, no price).
 # wrk sends the same requests, headers included, to both (benchmarks/wrk/*.lua). For each connection count (or body
 # size) and tool, both servers get a warm-up, then ROUNDS runs each, alternating guarded, unguarded, guarded, … so
-# machine noise hits both. It prints every run, then per row the median req/s, p50 and p99 of each server, the
-# guarded/unguarded throughput ratio (of the medians, with the range of the per-round paired ratios), the added p50
-# (guarded − unguarded) and the non-2xx and socket-error count, and checks the targets in docs/performance.md.
+# machine noise hits both. It prints every run, then per row the median req/s, p50, p99 and server CPU per request
+# of each server, the guarded/unguarded throughput ratio (of the medians, with the range of the per-round paired
+# ratios), the added p50 and CPU (guarded − unguarded) and the non-2xx and socket-error count, and checks the targets
+# in docs/performance.md.
 # Each run's line ends with the 1-minute load average after it: on a shared machine, read the figures with it.
 # Exits non-zero on errors (a server that does not start or answers wrongly, any non-2xx or socket error), never on a
 # missed target. Both servers are stopped by their PIDs on every exit.
@@ -26,7 +27,7 @@ case "${1:-}" in
     "" | --concurrency) ;;
     --sizes) MODE=sizes ;;
     --all) MODE=all ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "usage: $0 [--concurrency | --sizes | --all]" >&2; exit 2 ;;
 esac
 
@@ -38,6 +39,7 @@ CONNECTIONS=${CONNECTIONS:-"1 8 32 128"}           # concurrency mode: connectio
 TOOLS=${TOOLS:-"echo add"}                         # concurrency mode: tools
 SIZES=${SIZES:-"1024 65536 1000000"}               # sizes mode: request body bytes (the guard's default limit is 1 MiB)
 SIZE_CONNECTIONS=${SIZE_CONNECTIONS:-8}            # sizes mode: connections
+STORE=${STORE:-Sqlite}                             # the guarded server's ledger: Sqlite (the sample's) or InMemory
 REV=${REV:-}                                       # a commit to measure instead of the working tree (needs Sample:Guard)
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -96,7 +98,7 @@ limit=100000000
 echo "== starting guarded on 127.0.0.1:$guarded_port, unguarded on 127.0.0.1:$open_port"
 dotnet "$dll" --urls "http://127.0.0.1:$guarded_port" \
     --Sample:Guard=true \
-    --McpGuard:Credits:Store=Sqlite \
+    --McpGuard:Credits:Store="$STORE" \
     --McpGuard:Credits:SqlitePath="$work/ledger.db" \
     --McpGuard:RateLimits:Policies:default:Windows:0:Permits=$limit \
     --McpGuard:RateLimits:Policies:default:Windows:1:Permits=$limit \
@@ -158,23 +160,32 @@ field() { # field <name> <RESULT line>
 results="$work/results.tsv"
 : >"$results"
 
+tick=$(getconf CLK_TCK 2>/dev/null || echo 100)
+cpu_ticks() { # cpu_ticks <pid>: user + system CPU of the process so far, in clock ticks (fields 14 and 15 of /proc/<pid>/stat)
+    sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+
 measure() { # measure <mode> <row key> <label> <script> <connections>: warm-up, then ROUNDS alternating runs
-    local mode=$1 key=$2 label=$3 script=$4 c=$5 line
+    local mode=$1 key=$2 label=$3 script=$4 c=$5 line before after cpu
     for server in guarded open; do run_wrk "$server" "$script" "$c" "$WARMUP" >/dev/null; done
     for round in $(seq 1 "$ROUNDS"); do
         for server in guarded open; do
+            before=$(cpu_ticks "$(pid_of $server)")
             line=$(run_wrk "$server" "$script" "$c" "$DURATION")
-            printf '%-8s %-6s %-9s %5s %10s %9s %9s %7s %7s %6s\n' "$key" "$label" "$server" "$round" "$(field rps "$line")" \
-                "$(field p50_ms "$line")" "$(field p99_ms "$line")" "$(field non2xx "$line")" "$(field socket_errors "$line")" \
+            after=$(cpu_ticks "$(pid_of $server)")
+            # The server's CPU per answered request: what the machine's other load cannot inflate much.
+            cpu=$(awk -v t=$(( after - before )) -v hz="$tick" -v n="$(field requests "$line")" 'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
+            printf '%-8s %-6s %-9s %5s %10s %9s %9s %9s %7s %7s %6s\n' "$key" "$label" "$server" "$round" "$(field rps "$line")" \
+                "$(field p50_ms "$line")" "$(field p99_ms "$line")" "$cpu" "$(field non2xx "$line")" "$(field socket_errors "$line")" \
                 "$(cut -d' ' -f1 /proc/loadavg)"
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$key" "$label" "$server" "$round" "$(field rps "$line")" \
-                "$(field p50_ms "$line")" "$(field p99_ms "$line")" "$(field non2xx "$line")" "$(field socket_errors "$line")" >>"$results"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$key" "$label" "$server" "$round" "$(field rps "$line")" \
+                "$(field p50_ms "$line")" "$(field p99_ms "$line")" "$(field non2xx "$line")" "$(field socket_errors "$line")" "$cpu" >>"$results"
         done
     done
 }
 
 run_header() {
-    printf '%-8s %-6s %-9s %5s %10s %9s %9s %7s %7s %6s\n' "$1" tool server round "req/s" "p50 ms" "p99 ms" non2xx sockerr load1
+    printf '%-8s %-6s %-9s %5s %10s %9s %9s %9s %7s %7s %6s\n' "$1" tool server round "req/s" "p50 ms" "p99 ms" "cpu us/r" non2xx sockerr load1
 }
 
 summary() { # summary <mode> <row heading>: one line per row, medians over the rounds
@@ -188,18 +199,19 @@ summary() { # summary <mode> <row heading>: one line per row, medians over the r
             k = $2 SUBSEP $3
             if (!(k in seen)) { seen[k] = 1; order[++rows] = k }
             s = $4
-            rps[k, s] = rps[k, s] " " $6; p50[k, s] = p50[k, s] " " $7; p99[k, s] = p99[k, s] " " $8
+            rps[k, s] = rps[k, s] " " $6; p50[k, s] = p50[k, s] " " $7; p99[k, s] = p99[k, s] " " $8; cpu[k, s] = cpu[k, s] " " $11
             bad[k] += $9 + $10
             if (s == "guarded") g[k, $5] = $6; else o[k, $5] = $6
             if ($5 > maxround[k]) maxround[k] = $5
         }
         END {
-            printf "%-8s %-5s %9s %8s %8s %9s %8s %8s %7s %13s %8s %6s\n", heading, "tool", "guard r/s", "p50 ms", "p99 ms",
-                "open r/s", "p50 ms", "p99 ms", "ratio", "paired range", "+p50 ms", "errors"
+            printf "%-7s %-4s %7s %6s %6s %6s | %7s %6s %6s %6s | %6s %12s %6s %6s %4s\n", heading, "tool",
+                "g r/s", "p50", "p99", "cpu", "u r/s", "p50", "p99", "cpu", "ratio", "paired", "+p50", "+cpu", "errs"
             for (r = 1; r <= rows; r++) {
                 k = order[r]; split(k, part, SUBSEP)
                 gr = median(rps[k, "guarded"]); orr = median(rps[k, "open"])
                 gp50 = median(p50[k, "guarded"]); op50 = median(p50[k, "open"])
+                gc = median(cpu[k, "guarded"]); oc = median(cpu[k, "open"])
                 lo = ""; hi = ""
                 for (i = 1; i <= maxround[k]; i++) {
                     if ((k SUBSEP i) in g && (k SUBSEP i) in o && o[k, i] > 0) {
@@ -208,15 +220,16 @@ summary() { # summary <mode> <row heading>: one line per row, medians over the r
                         if (hi == "" || q > hi) hi = q
                     }
                 }
-                range = lo == "" ? "-" : sprintf("%.1f-%.1f%%", lo, hi)
-                printf "%-8s %-5s %9.0f %8.3f %8.3f %9.0f %8.3f %8.3f %6.1f%% %13s %8.3f %6d\n", part[1], part[2],
-                    gr, gp50, median(p99[k, "guarded"]), orr, op50, median(p99[k, "open"]), 100 * gr / orr, range, gp50 - op50, bad[k]
+                range = lo == "" ? "-" : sprintf("%.0f-%.0f%%", lo, hi)
+                printf "%-7s %-4s %7.0f %6.3f %6.2f %6.1f | %7.0f %6.3f %6.2f %6.1f | %5.1f%% %12s %6.3f %6.1f %4d\n", part[1], part[2],
+                    gr, gp50, median(p99[k, "guarded"]), gc, orr, op50, median(p99[k, "open"]), oc,
+                    100 * gr / orr, range, gp50 - op50, gc - oc, bad[k]
             }
         }' "$results"
 }
 
 echo "== commit $commit; $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "== ${ROUNDS} rounds of ${DURATION}s per server and row after ${WARMUP}s warm-ups; medians over the rounds"
+echo "== guarded ledger: $STORE; ${ROUNDS} rounds of ${DURATION}s per server and row after ${WARMUP}s warm-ups; medians over the rounds"
 
 echo "== JIT warm-up: ${JIT_WARMUP}s per server and tool at 8 connections, not reported"
 for tool in echo add; do
@@ -242,8 +255,8 @@ fi
 
 echo
 echo "== summary, commit $commit, load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "   ratio = guarded/unguarded median req/s; paired range = min-max of the per-round guarded/unguarded ratios;"
-echo "   +p50 = guarded median p50 - unguarded median p50"
+echo "   g = guarded, u = unguarded: median req/s, p50 and p99 (ms) and server CPU per request (us) over the rounds;"
+echo "   ratio = g/u median req/s; paired = min-max of the per-round g/u ratios; +p50 (ms) and +cpu (us) = g - u"
 if [ "$MODE" != sizes ]; then summary concurrency conns; fi
 if [ "$MODE" != concurrency ]; then
     [ "$MODE" = all ] && echo
@@ -255,12 +268,12 @@ if [ "$MODE" != sizes ]; then
     echo "== targets (32 connections)"
     summary concurrency conns | awk '
         $1 == "32" && $2 == "echo" {
-            r = $9 + 0; a = $11 + 0; found = 1
+            r = $13 + 0; a = $15 + 0; found = 1
             printf "echo guarded/unguarded >= 90%%: %.1f%% %s\n", r, (r >= 90 ? "met" : "MISSED")
             printf "echo added p50 < 0.2 ms: %.3f ms %s\n", a, (a < 0.2 ? "met" : "MISSED")
         }
         $1 == "32" && $2 == "add" {
-            r = $9 + 0; found = 1
+            r = $13 + 0; found = 1
             printf "add guarded/unguarded >= 75%%: %.1f%% %s\n", r, (r >= 75 ? "met" : "MISSED")
         }
         END { if (!found) print "no 32-connection row in this run" }'

@@ -4,13 +4,22 @@ using System.Security.Claims;
 namespace McpGuard.Auth;
 
 /// <summary>
-/// What an API key grants, in the shape the gates want: its scopes as a set, and the principal a request made with
-/// it carries. Configured keys compile this once; keys from a store, on each request (a store may hand back a
-/// changed key at any time).
+/// What an API key grants, in the shape the gates want: its scopes as a set, the caller the gates see, and the
+/// principal a request made with it carries. Configured keys compile this once; keys from a store, on each request
+/// (a store may hand back a changed key at any time).
 /// </summary>
-internal sealed class ApiKeyGrant(McpGuardApiKey key)
+internal sealed class ApiKeyGrant
 {
-    public FrozenSet<string> Scopes { get; } = key.Scopes.ToFrozenSet(StringComparer.Ordinal);
+    public ApiKeyGrant(McpGuardApiKey key)
+    {
+        Scopes = key.Scopes.ToFrozenSet(StringComparer.Ordinal);
+        Caller = new McpGuardCaller(key.Account, key.Id, Scopes, McpGuardCredentialKind.ApiKey);
+    }
+
+    public FrozenSet<string> Scopes { get; }
+
+    /// <summary>The caller every request made with the key gets (immutable, so shared).</summary>
+    public McpGuardCaller Caller { get; }
 
     /// <summary>
     /// A new principal for one request (the app may change it, so none is shared): <c>sub</c> (the account),

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections.Frozen;
+using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text;
 using McpGuard.Errors;
@@ -58,26 +59,26 @@ internal sealed partial class AuthenticationGate(
                 };
         }
 
-        McpGuardCaller? caller;
+        Authenticated? authenticated;
         string failureMessage;
         if (auth.KeysEnabled && (fromKeyHeader || credential.Span.StartsWith(auth.KeyPrefix, StringComparison.Ordinal)))
         {
-            caller = await AuthenticateKeyAsync(credential.Span, auth, state.Credits.Enabled ? ledger.Keys : null, feature.RequestId, context.RequestAborted);
+            authenticated = await AuthenticateKeyAsync(credential.Span, auth, state.Credits.Enabled ? ledger.Keys : null, feature.RequestId, context.RequestAborted);
             failureMessage = InvalidKeyMessage;
         }
         else if (auth.JwtEnabled && LooksLikeJwt(credential.Span))
         {
-            caller = await AuthenticateJwtAsync(context, auth.AccountClaim, feature.RequestId);
+            authenticated = await AuthenticateJwtAsync(context, auth.AccountClaim, feature.RequestId);
             failureMessage = InvalidTokenMessage;
         }
         else
         {
             Log.CredentialShapeUnknown(logger, feature.RequestId);
-            caller = null;
+            authenticated = null;
             failureMessage = auth.KeysEnabled ? InvalidKeyMessage : InvalidTokenMessage;
         }
 
-        if (caller is null)
+        if (authenticated is not { } who)
         {
             return new McpGuardError(state.Catalog[McpGuardReasons.InvalidToken], failureMessage)
             {
@@ -85,8 +86,8 @@ internal sealed partial class AuthenticationGate(
             };
         }
 
-        feature.Caller = caller;
-        context.User = caller.Principal;
+        feature.Caller = who.Caller;
+        context.User = who.Principal;
         context.Request.Headers.Remove(HeaderNames.Authorization);
         if (auth.KeyHeader is not null)
         {
@@ -128,12 +129,12 @@ internal sealed partial class AuthenticationGate(
     /// key grants compiled once), then the ledger's keys, then a registered key store. Completes synchronously for
     /// a configured key; the hash is copied to the heap only when a store has to be asked.
     /// </summary>
-    private ValueTask<McpGuardCaller?> AuthenticateKeyAsync(ReadOnlySpan<char> credential, AuthState auth, IMcpGuardKeyStore? ledgerKeys, string requestId, CancellationToken cancellationToken)
+    private ValueTask<Authenticated?> AuthenticateKeyAsync(ReadOnlySpan<char> credential, AuthState auth, IMcpGuardKeyStore? ledgerKeys, string requestId, CancellationToken cancellationToken)
     {
         if (credential.Length > MaxCredentialLength)
         {
             Log.KeyRejected(logger, "too long", "(none)", requestId);
-            return ValueTask.FromResult<McpGuardCaller?>(null);
+            return ValueTask.FromResult<Authenticated?>(null);
         }
 
         Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
@@ -157,13 +158,13 @@ internal sealed partial class AuthenticationGate(
         if (ledgerKeys is null && keyStore is null)
         {
             Log.KeyRejected(logger, "unknown", "(none)", requestId);
-            return ValueTask.FromResult<McpGuardCaller?>(null);
+            return ValueTask.FromResult<Authenticated?>(null);
         }
 
         return FindStoredKeyAsync(hash.ToArray(), ledgerKeys, requestId, cancellationToken);
     }
 
-    private async ValueTask<McpGuardCaller?> FindStoredKeyAsync(byte[] hash, IMcpGuardKeyStore? ledgerKeys, string requestId, CancellationToken cancellationToken)
+    private async ValueTask<Authenticated?> FindStoredKeyAsync(byte[] hash, IMcpGuardKeyStore? ledgerKeys, string requestId, CancellationToken cancellationToken)
     {
         McpGuardApiKey? key = null;
         if (ledgerKeys is not null)
@@ -201,7 +202,7 @@ internal sealed partial class AuthenticationGate(
         }
     }
 
-    private McpGuardCaller? Accept(McpGuardApiKey key, ApiKeyGrant grant, string requestId)
+    private Authenticated? Accept(McpGuardApiKey key, ApiKeyGrant grant, string requestId)
     {
         if (key.Revoked)
         {
@@ -215,10 +216,10 @@ internal sealed partial class AuthenticationGate(
             return null;
         }
 
-        return new McpGuardCaller(key.Account, key.Id, grant.Scopes, McpGuardCredentialKind.ApiKey, grant.CreatePrincipal(key));
+        return new Authenticated(grant.Caller, grant.CreatePrincipal(key));
     }
 
-    private async ValueTask<McpGuardCaller?> AuthenticateJwtAsync(HttpContext context, string accountClaim, string requestId)
+    private async ValueTask<Authenticated?> AuthenticateJwtAsync(HttpContext context, string accountClaim, string requestId)
     {
         // A fresh handler per call, outside IAuthenticationService: nothing is cached on the request and the
         // app's own authentication (if any) is untouched.
@@ -246,7 +247,7 @@ internal sealed partial class AuthenticationGate(
             scopes.UnionWith(claim.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
         }
 
-        return new McpGuardCaller(account, null, scopes.ToFrozenSet(StringComparer.Ordinal), McpGuardCredentialKind.Jwt, principal);
+        return new Authenticated(new McpGuardCaller(account, null, scopes.ToFrozenSet(StringComparer.Ordinal), McpGuardCredentialKind.Jwt), principal);
     }
 
     /// <summary>Three dot-separated base64url segments.</summary>
@@ -267,6 +268,9 @@ internal sealed partial class AuthenticationGate(
 
         return dots == 2;
     }
+
+    /// <summary>Who the caller is (kept on the request feature) and the principal the request carries (<c>HttpContext.User</c>).</summary>
+    private readonly record struct Authenticated(McpGuardCaller Caller, ClaimsPrincipal Principal);
 
     private static partial class Log
     {

@@ -1,5 +1,4 @@
 using System.Collections.Frozen;
-using System.Security.Claims;
 
 namespace McpGuard.Auth;
 
@@ -10,8 +9,11 @@ internal enum McpGuardCredentialKind
     Jwt,
 }
 
-/// <summary>The authenticated caller of one request, kept on the request feature for every later gate.</summary>
-internal sealed class McpGuardCaller(string account, string? keyId, FrozenSet<string> scopes, McpGuardCredentialKind kind, ClaimsPrincipal principal)
+/// <summary>
+/// The authenticated caller of a request, kept on the request feature for every later gate. Immutable, so one
+/// configured API key's caller serves all of its requests; the request's own <c>ClaimsPrincipal</c> is <c>HttpContext.User</c>.
+/// </summary>
+internal sealed class McpGuardCaller(string account, string? keyId, FrozenSet<string> scopes, McpGuardCredentialKind kind)
 {
     public string Account { get; } = account;
 
@@ -21,8 +23,6 @@ internal sealed class McpGuardCaller(string account, string? keyId, FrozenSet<st
     public FrozenSet<string> Scopes { get; } = scopes;
 
     public McpGuardCredentialKind Kind { get; } = kind;
-
-    public ClaimsPrincipal Principal { get; } = principal;
 
     public bool HasAll(string[] required)
     {

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 
 namespace McpGuard.Credits;
@@ -15,7 +16,10 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
     private readonly Lock _lock = new();
     private readonly Dictionary<string, AccountState> _accounts = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ChargeRecord> _charges = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, McpGuardToolStatus> _toolStatus = new(StringComparer.Ordinal);
+    // Read on every call without the lock (tool status on each tool call, suspension on each authenticated request);
+    // written only under it, in step with the journal.
+    private readonly ConcurrentDictionary<string, McpGuardToolStatus> _toolStatus = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, bool> _suspended = new(StringComparer.Ordinal);
     private readonly Dictionary<string, (McpGuardApiKey Key, string Hash)> _keysById = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> _keyIdByHash = new(StringComparer.Ordinal);
     private long _lastId;
@@ -42,10 +46,12 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
 
             foreach (var seed in seeds)
             {
-                var account = GetOrCreate(seed.Account, now, writes);
+                var account = GetOrCreate(seed.Account, now, out var created);
+                AddIfAny(writes, created);
                 account.Cap = seed.MonthlyCapMicro;
                 account.Suspended = seed.Suspended;
-                writes.Add(Append(new JournalWrite { Account = (account.Id, account.Cap, account.Suspended, now) }));
+                NoteSuspension(account);
+                writes.Add(Append(new JournalWrite { Account = new(account.Id, account.Cap, account.Suspended, now) }));
                 if (seed.InitialBalanceMicro > 0)
                 {
                     account.Balance += seed.InitialBalanceMicro;
@@ -62,11 +68,12 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
     {
         ArgumentOutOfRangeException.ThrowIfNegative(request.PriceMicro);
         McpGuardChargeResult result;
-        var writes = new List<Task>(2);
+        Task? created;
+        Task write;
         lock (_lock)
         {
             ThrowIfFaulted();
-            var account = GetOrCreate(request.Account, request.Now, writes);
+            var account = GetOrCreate(request.Account, request.Now, out created);
             var month = MonthKey(request.Now);
             account.Roll(month);
             if (_charges.ContainsKey(request.RequestId))
@@ -78,7 +85,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
             {
                 account.MonthFree++;
                 _charges[request.RequestId] = new ChargeRecord(account.Id, request.Tool, request.PriceMicro, 0, true, month);
-                writes.Add(Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Usage, 0, request.Tool, request.RequestId, request.Now, true, null) }));
+                write = Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Usage, 0, request.Tool, request.RequestId, request.Now, true, null) });
                 result = new McpGuardChargeResult(McpGuardChargeOutcome.Free, account.Balance, account.MonthSpent, account.Cap);
             }
             else if (account.Balance < request.PriceMicro)
@@ -94,12 +101,13 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
                 account.Balance -= request.PriceMicro;
                 account.MonthSpent += request.PriceMicro;
                 _charges[request.RequestId] = new ChargeRecord(account.Id, request.Tool, request.PriceMicro, request.PriceMicro, false, month);
-                writes.Add(Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Usage, -request.PriceMicro, request.Tool, request.RequestId, request.Now, false, null) }));
+                write = Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Usage, -request.PriceMicro, request.Tool, request.RequestId, request.Now, false, null) });
                 result = new McpGuardChargeResult(McpGuardChargeOutcome.Charged, account.Balance, account.MonthSpent, account.Cap);
             }
         }
 
-        await Task.WhenAll(writes);
+        // Usually one write (the row), complete already with the in-memory journal: awaited without a list or a combined task.
+        await (created is null ? write : Task.WhenAll(created, write));
         return result;
     }
 
@@ -156,7 +164,8 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
         lock (_lock)
         {
             ThrowIfFaulted();
-            var account = GetOrCreate(accountId, now, writes);
+            var account = GetOrCreate(accountId, now, out var created);
+            AddIfAny(writes, created);
             if (account.Balance + amount < 0)
             {
                 throw new InvalidOperationException($"An adjustment of {amount} would take account '{accountId}' below zero (balance {account.Balance}).");
@@ -207,21 +216,17 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
         lock (_lock)
         {
             ThrowIfFaulted();
-            var account = GetOrCreate(accountId, _clock.GetUtcNow(), writes);
+            var account = GetOrCreate(accountId, _clock.GetUtcNow(), out var created);
+            AddIfAny(writes, created);
             change(account);
-            writes.Add(Append(new JournalWrite { Account = (account.Id, account.Cap, account.Suspended, account.Created) }));
+            NoteSuspension(account);
+            writes.Add(Append(new JournalWrite { Account = new(account.Id, account.Cap, account.Suspended, account.Created) }));
         }
 
         await Task.WhenAll(writes);
     }
 
-    public bool IsSuspended(string account)
-    {
-        lock (_lock)
-        {
-            return _accounts.TryGetValue(account, out var state) && state.Suspended;
-        }
-    }
+    public bool IsSuspended(string account) => _suspended.ContainsKey(account);
 
     public ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken) =>
         ReadPageAsync(account, before, limit, cancellationToken);
@@ -246,22 +251,16 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
             }
             else
             {
-                _toolStatus.Remove(tool);
+                _toolStatus.TryRemove(tool, out _);
             }
 
-            write = Append(new JournalWrite { ToolStatus = (tool, status) });
+            write = Append(new JournalWrite { ToolStatus = new(tool, status) });
         }
 
         await write;
     }
 
-    public McpGuardToolStatus? GetToolStatus(string tool)
-    {
-        lock (_lock)
-        {
-            return _toolStatus.TryGetValue(tool, out var status) ? status : null;
-        }
-    }
+    public McpGuardToolStatus? GetToolStatus(string tool) => _toolStatus.TryGetValue(tool, out var status) ? status : null;
 
     public async ValueTask CreateKeyAsync(McpGuardApiKey key, byte[] sha256, CancellationToken cancellationToken)
     {
@@ -277,7 +276,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
 
             _keysById[key.Id] = (key, hash);
             _keyIdByHash[hash] = key.Id;
-            write = Append(new JournalWrite { NewKey = (key, sha256, _clock.GetUtcNow()) });
+            write = Append(new JournalWrite { NewKey = new(key, sha256, _clock.GetUtcNow()) });
         }
 
         await write;
@@ -342,15 +341,38 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
         return task;
     }
 
-    private AccountState GetOrCreate(string id, DateTimeOffset now, List<Task> writes)
+    /// <summary>The account, created (and its creation journalled, <paramref name="created"/>) when it is new.</summary>
+    private AccountState GetOrCreate(string id, DateTimeOffset now, out Task? created)
     {
+        created = null;
         if (!_accounts.TryGetValue(id, out var account))
         {
             _accounts[id] = account = new AccountState(id, now);
-            writes.Add(Append(new JournalWrite { Account = (id, null, false, now) }));
+            created = Append(new JournalWrite { Account = new(id, null, false, now) });
         }
 
         return account;
+    }
+
+    private static void AddIfAny(List<Task> writes, Task? write)
+    {
+        if (write is not null)
+        {
+            writes.Add(write);
+        }
+    }
+
+    /// <summary>Mirrors the account's suspension into the set <see cref="IsSuspended"/> reads without the lock.</summary>
+    private void NoteSuspension(AccountState account)
+    {
+        if (account.Suspended)
+        {
+            _suspended[account.Id] = true;
+        }
+        else
+        {
+            _suspended.TryRemove(account.Id, out _);
+        }
     }
 
     private McpGuardLedgerEntry NewEntry(AccountState account, McpGuardLedgerEntryKind kind, long amount, string? tool, string? requestId, DateTimeOffset now, bool free, string? note) =>
@@ -368,6 +390,10 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
         foreach (var (id, cap, suspended) in snapshot.Accounts)
         {
             _accounts[id] = new AccountState(id, DateTimeOffset.UnixEpoch) { Cap = cap, Suspended = suspended };
+            if (suspended)
+            {
+                _suspended[id] = true;
+            }
         }
 
         var month = MonthKey(now);

@@ -1,19 +1,31 @@
 namespace McpGuard.Credits;
 
-/// <summary>One durable change: a ledger row and/or a change of account, key or tool state.</summary>
+/// <summary>
+/// One durable change: a ledger row and/or a change of account, key or tool state. The rare parts are references,
+/// so the common write (one row per charge) stays small.
+/// </summary>
 internal sealed record JournalWrite
 {
     public McpGuardLedgerEntry? Entry { get; init; }
 
     /// <summary>Insert or update the account row (cap, suspended).</summary>
-    public (string Id, long? Cap, bool Suspended, DateTimeOffset Now)? Account { get; init; }
+    public JournalAccount? Account { get; init; }
 
-    public (string Tool, McpGuardToolStatus? Status)? ToolStatus { get; init; }
+    public JournalToolStatus? ToolStatus { get; init; }
 
-    public (McpGuardApiKey Key, byte[] Hash, DateTimeOffset Now)? NewKey { get; init; }
+    public JournalKey? NewKey { get; init; }
 
     public string? RevokedKeyId { get; init; }
 }
+
+/// <summary>An account row as written: its cap and suspension, and when it was created.</summary>
+internal sealed record JournalAccount(string Id, long? Cap, bool Suspended, DateTimeOffset Now);
+
+/// <summary>A tool's status override; a null status removes it.</summary>
+internal sealed record JournalToolStatus(string Tool, McpGuardToolStatus? Status);
+
+/// <summary>A run-time key (its hash, never the secret) and when it was created.</summary>
+internal sealed record JournalKey(McpGuardApiKey Key, byte[] Hash, DateTimeOffset Now);
 
 /// <summary>Everything the engine needs to rebuild its state on start.</summary>
 internal sealed record LedgerSnapshot(

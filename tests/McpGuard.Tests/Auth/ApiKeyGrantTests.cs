@@ -2,6 +2,10 @@ using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text;
 using McpGuard.Auth;
+using McpGuard.Protocol;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace McpGuard.Tests.Auth;
 
@@ -54,6 +58,59 @@ public sealed class ApiKeyGrantTests
         Assert.Equal(["sub", "mcpguard:key_id", "scope", "scope"], second.Claims.Select(c => c.Type));
         Assert.Null(second.FindFirst("role"));
         Assert.Equal(["sub", "scope", "scope", "role"], first.Claims.Select(c => c.Type));
+    }
+
+    [Fact]
+    public void The_caller_is_the_keys_account_id_and_scopes()
+    {
+        var grant = new ApiKeyGrant(Key);
+
+        Assert.Equal(("alice", "k1", McpGuardCredentialKind.ApiKey), (grant.Caller.Account, grant.Caller.KeyId, grant.Caller.Kind));
+        Assert.Same(grant.Scopes, grant.Caller.Scopes);
+        Assert.True(grant.Caller.HasAll(["tools:basic", "tools:premium"]));
+        Assert.False(grant.Caller.HasAll(["tools:admin"]));
+    }
+
+    [Fact]
+    public async Task Two_requests_with_a_configured_key_share_its_caller_but_not_a_principal()
+    {
+        var (key, hash) = McpGuardApiKeys.Generate();
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["McpGuard:Auth:Resource"] = "http://127.0.0.1/mcp",
+            ["McpGuard:Auth:ApiKeys:Enabled"] = "true",
+            ["McpGuard:Auth:ApiKeys:Keys:0:Id"] = "k1",
+            ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = hash,
+            ["McpGuard:Auth:ApiKeys:Keys:0:Account"] = "alice",
+            ["McpGuard:Auth:ApiKeys:Keys:0:Scopes:0"] = "tools:basic",
+        }).Build();
+        var services = new ServiceCollection().AddLogging();
+        services.AddMcpGuard(configuration.GetSection("McpGuard"));
+        await using var provider = services.BuildServiceProvider();
+        var pipeline = provider.GetRequiredService<McpGuardPipeline>();
+
+        var seen = new List<(McpGuardCaller? Caller, ClaimsPrincipal User)>();
+        for (var i = 0; i < 2; i++)
+        {
+            var context = new DefaultHttpContext { RequestServices = provider };
+            context.Request.Method = HttpMethods.Post;
+            context.Request.Path = "/mcp";
+            context.Request.ContentType = "application/json";
+            context.Request.Headers.Accept = "application/json, text/event-stream";
+            context.Request.Headers.Authorization = "Bearer " + key;
+            context.Request.Body = new MemoryStream(Encoding.UTF8.GetBytes("""{"jsonrpc":"2.0","id":1,"method":"tools/list"}"""));
+            await pipeline.InvokeAsync(context, ctx =>
+            {
+                seen.Add((ctx.Features.Get<McpGuardFeature>()!.Caller, ctx.User));
+                return Task.CompletedTask;
+            });
+        }
+
+        Assert.Equal(2, seen.Count);
+        Assert.Same(seen[0].Caller, seen[1].Caller);
+        Assert.Equal("alice", seen[0].Caller!.Account);
+        Assert.NotSame(seen[0].User, seen[1].User);
+        Assert.All(seen, s => Assert.Equal(["alice", "k1", "tools:basic"], s.User.Claims.Select(c => c.Value)));
     }
 
     [Theory]

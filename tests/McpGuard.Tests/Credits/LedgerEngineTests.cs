@@ -308,6 +308,34 @@ public sealed class LedgerEngineTests : IAsyncLifetime
         Assert.False(store.Engine.IsSuspended("a"));
     }
 
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task Suspension_and_tool_status_read_without_the_lock_follow_every_change(McpGuardLedgerStoreKind kind)
+    {
+        var store = await OpenAsync(kind);
+        var now = _clock.GetUtcNow();
+        await store.Engine.TopUpAsync("a", 1000, null, now, default);
+
+        Assert.False(store.Engine.IsSuspended("a"));
+        await store.Engine.SetSuspendedAsync("a", true, default);
+        Assert.True(store.Engine.IsSuspended("a"));
+        await store.Engine.SetMonthlyCapAsync("a", 500, default);
+        Assert.True(store.Engine.IsSuspended("a"));
+        await store.Engine.SetSuspendedAsync("a", false, default);
+        Assert.False(store.Engine.IsSuspended("a"));
+        await store.Engine.SetSuspendedAsync("new", true, default); // an account the store has not seen yet
+        Assert.True(store.Engine.IsSuspended("new"));
+        Assert.False(store.Engine.IsSuspended("unknown"));
+
+        Assert.Null(store.Engine.GetToolStatus("add"));
+        await store.Engine.SetToolStatusAsync("add", McpGuardToolStatus.Paused, default);
+        Assert.Equal(McpGuardToolStatus.Paused, store.Engine.GetToolStatus("add"));
+        await store.Engine.SetToolStatusAsync("add", McpGuardToolStatus.Archived, default);
+        Assert.Equal(McpGuardToolStatus.Archived, store.Engine.GetToolStatus("add"));
+        await store.Engine.SetToolStatusAsync("add", null, default);
+        Assert.Null(store.Engine.GetToolStatus("add"));
+    }
+
     [Fact]
     public async Task A_store_that_has_accounts_is_not_seeded_again_after_a_restart()
     {

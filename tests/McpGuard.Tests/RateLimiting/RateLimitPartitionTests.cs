@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Collections.Frozen;
 using System.Net;
-using System.Security.Claims;
 using McpGuard.Auth;
 using McpGuard.Protocol;
 using McpGuard.RateLimiting;
@@ -80,7 +79,7 @@ public sealed class RateLimitPartitionTests
     }
 
     private static McpGuardCaller Caller() =>
-        new("alice", "k1", FrozenSet<string>.Empty, McpGuardCredentialKind.ApiKey, new ClaimsPrincipal());
+        new("alice", "k1", FrozenSet<string>.Empty, McpGuardCredentialKind.ApiKey);
 
     private static McpGuardFeature Feature(McpGuardState state, string tool, McpGuardCaller? caller) =>
         new("req_test", state)
