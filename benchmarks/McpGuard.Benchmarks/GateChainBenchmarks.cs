@@ -24,6 +24,12 @@ public enum GateChainScenario
 
     /// <summary><c>tools/call echo</c> with authentication, rate limits and credits all off: the front door alone.</summary>
     FrontDoorOnly,
+
+    /// <summary><c>tools/call add</c> with the front door, key authentication and the scope; rate limits and credits off.</summary>
+    AddAuthOnly,
+
+    /// <summary><c>tools/call add</c> as <see cref="AddAuthOnly"/> plus the three rate-limit windows; credits off.</summary>
+    AddAuthAndLimits,
 }
 
 /// <summary>
@@ -51,7 +57,7 @@ public class GateChainBenchmarks
     private string _contentLength = "";
 
     /// <summary>The configuration and call under test.</summary>
-    [Params(GateChainScenario.PricedAdd, GateChainScenario.FreeEcho, GateChainScenario.FrontDoorOnly)]
+    [Params(GateChainScenario.PricedAdd, GateChainScenario.FreeEcho, GateChainScenario.FrontDoorOnly, GateChainScenario.AddAuthOnly, GateChainScenario.AddAuthAndLimits)]
     public GateChainScenario Scenario { get; set; }
 
     [GlobalSetup]
@@ -64,6 +70,13 @@ public class GateChainBenchmarks
         {
             foreach (var (name, value) in Guarded(hash))
             {
+                if ((Scenario == GateChainScenario.AddAuthOnly && (name.StartsWith("RateLimits:", StringComparison.Ordinal) || name.EndsWith(":RateLimitPolicy", StringComparison.Ordinal)))
+                    || (Scenario is GateChainScenario.AddAuthOnly or GateChainScenario.AddAuthAndLimits
+                        && (name.StartsWith("Credits:", StringComparison.Ordinal) || name.StartsWith("Accounts:", StringComparison.Ordinal))))
+                {
+                    continue;
+                }
+
                 settings["McpGuard:" + name] = value;
             }
         }
@@ -82,7 +95,7 @@ public class GateChainBenchmarks
         }
 
         _pipeline = _services.GetRequiredService<McpGuardPipeline>();
-        var tool = Scenario == GateChainScenario.PricedAdd ? "add" : "echo";
+        var tool = Scenario is GateChainScenario.FreeEcho or GateChainScenario.FrontDoorOnly ? "echo" : "add";
         _body = Encoding.UTF8.GetBytes(
             """{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"TOOL","arguments":{"a":2,"b":3},"_meta":{"progressToken":"tok-7"}}}"""
                 .Replace("TOOL", tool, StringComparison.Ordinal));
@@ -161,6 +174,8 @@ public class GateChainBenchmarks
         {
             GateChainScenario.PricedAdd => (Caller: true, Charge: "800", RateLimit: true),
             GateChainScenario.FreeEcho => (Caller: true, Charge: "", RateLimit: true),
+            GateChainScenario.AddAuthOnly => (Caller: true, Charge: "", RateLimit: false),
+            GateChainScenario.AddAuthAndLimits => (Caller: true, Charge: "", RateLimit: true),
             _ => (Caller: false, Charge: "", RateLimit: false),
         };
         if (context.Response.StatusCode != StatusCodes.Status200OK
