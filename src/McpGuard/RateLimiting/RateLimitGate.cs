@@ -59,13 +59,30 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
         }
 
         var subject = Subject(context, feature, limits, envelope.ToolName);
+
+        // Each window's permits, read once: they decide whether the call can pass and fill the RateLimit header.
+        Span<long> available = stackalloc long[chain.Windows.Length];
+        var full = false;
+        for (var i = 0; i < chain.Windows.Length; i++)
+        {
+            available[i] = Math.Max(0, Available(chain.Windows[i], subject));
+            full |= available[i] == 0;
+        }
+
         McpGuardError? error = null;
         if (counts)
         {
-            // Ask the windows before spending: the chained limiter spends the windows it passes before one refuses,
-            // and a window cannot take a permit back, so a refused call would cost permits it never used.
-            using var lease = Probe(chain, subject) ?? chain.Limiter.AttemptAcquire(subject);
-            if (!lease.IsAcquired)
+            // Refuse before spending when a window is full: the chained limiter spends the windows it passes before
+            // one refuses, and a window cannot take a permit back, so a refused call would cost permits it never used.
+            using var lease = full ? null : chain.Limiter.AttemptAcquire(subject);
+            if (lease is { IsAcquired: true })
+            {
+                for (var i = 0; i < available.Length; i++)
+                {
+                    available[i] = Math.Max(0, available[i] - 1);
+                }
+            }
+            else
             {
                 // When several windows are full, the call fits again only when the last of them frees a permit.
                 var (exhausted, retryAfter) = LongestWait(chain, subject, lease);
@@ -76,14 +93,23 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
                     RetryAfterSeconds = seconds,
                     Data = exhausted is null ? [] : [new("limit", exhausted.Name)],
                 };
+
+                if (lease is not null)
+                {
+                    // Another call took a permit between the read and the spend: read the windows again for the header.
+                    for (var i = 0; i < chain.Windows.Length; i++)
+                    {
+                        available[i] = Math.Max(0, Available(chain.Windows[i], subject));
+                    }
+                }
             }
         }
 
-        WriteHeaders(context.Response.Headers, chain, subject);
+        WriteHeaders(context.Response.Headers, chain, available);
         return error;
     }
 
-    private static (McpGuardRateLimiterWindow? Window, TimeSpan RetryAfter) LongestWait(Chain chain, RateLimitSubject subject, RateLimitLease refused)
+    private static (McpGuardRateLimiterWindow? Window, TimeSpan RetryAfter) LongestWait(Chain chain, RateLimitSubject subject, RateLimitLease? refused)
     {
         McpGuardRateLimiterWindow? longest = null;
         var wait = TimeSpan.Zero;
@@ -99,31 +125,10 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
 
         if (longest is null)
         {
-            wait = refused.TryGetMetadata(MetadataName.RetryAfter, out var delay) ? delay : TimeSpan.FromSeconds(1);
+            wait = refused is not null && refused.TryGetMetadata(MetadataName.RetryAfter, out var delay) ? delay : TimeSpan.FromSeconds(1);
         }
 
         return (longest, wait);
-    }
-
-    /// <summary>
-    /// Asks the windows after the first, in the chain's order, whether they have a permit, spending none (as the chained
-    /// limiter does with zero permits, without its combined lease). Null when all have one; else the first refusal, for its
-    /// retry-after. The first window needs no asking: the chain asks it first, so when it refuses nothing has been spent.
-    /// </summary>
-    private static RateLimitLease? Probe(Chain chain, RateLimitSubject subject)
-    {
-        for (var i = 1; i < chain.Windows.Length; i++)
-        {
-            var probe = chain.Windows[i].Limiter.AttemptAcquire(subject, 0);
-            if (!probe.IsAcquired)
-            {
-                return probe;
-            }
-
-            probe.Dispose();
-        }
-
-        return null;
     }
 
     private Chain GetChain(CompiledRateLimitPolicy? specific, CompiledRateLimitPolicy? @default) =>
@@ -168,7 +173,7 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
         window.Limiter.GetStatistics(subject)?.CurrentAvailablePermits ?? 0;
 
     /// <summary>Writes <c>RateLimit-Policy</c> (fixed per chain) and <c>RateLimit</c>, built in one pass into one string.</summary>
-    private void WriteHeaders(IHeaderDictionary headers, Chain chain, RateLimitSubject subject)
+    private void WriteHeaders(IHeaderDictionary headers, Chain chain, ReadOnlySpan<long> available)
     {
         var now = clock.GetUtcNow();
         var value = new DefaultInterpolatedStringHandler(0, 0, CultureInfo.InvariantCulture, stackalloc char[256]);
@@ -184,7 +189,7 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
             value.AppendLiteral("\"");
             value.AppendFormatted(window.Window.Name);
             value.AppendLiteral("\";r=");
-            value.AppendFormatted(Math.Max(0, Available(window, subject)));
+            value.AppendFormatted(available[i]);
             value.AppendLiteral(";t=");
             value.AppendFormatted(reset);
         }
