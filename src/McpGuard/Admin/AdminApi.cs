@@ -1,8 +1,7 @@
-using System.Buffers;
 using System.Globalization;
 using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json.Serialization.Metadata;
+using McpGuard.Auth;
 using McpGuard.Credits;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
@@ -25,7 +24,6 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
     internal const string Challenge = "Bearer realm=\"mcpguard-admin\"";
     internal const string InvalidKeyChallenge = "Bearer realm=\"mcpguard-admin\", error=\"invalid_token\"";
     private const string BearerPrefix = "Bearer ";
-    private const int MaxCredentialLength = 8192;
 
     private static readonly object ActorKey = new();
 
@@ -71,7 +69,7 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
         else
         {
             var credential = ReadBearer(context.Request);
-            if (credential is null || !KeyMatches(credential, keyHash))
+            if (credential is null || !CredentialHash.Matches(credential, keyHash))
             {
                 Log.Refused(_logger, context.Request.Method, context.Request.Path, credential is null ? "no admin key" : "wrong admin key");
                 response.Headers.WWWAuthenticate = credential is null ? Challenge : InvalidKeyChallenge;
@@ -501,35 +499,6 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
         }
 
         return null;
-    }
-
-    /// <summary>Whether SHA-256(<paramref name="credential"/>) equals the configured hash, compared in constant time.</summary>
-    private static bool KeyMatches(string credential, string keyHash)
-    {
-        if (credential.Length > MaxCredentialLength)
-        {
-            return false;
-        }
-
-        Span<byte> expected = stackalloc byte[SHA256.HashSizeInBytes];
-        Span<byte> actual = stackalloc byte[SHA256.HashSizeInBytes];
-        if (Convert.FromHexString(keyHash, expected, out _, out var written) != OperationStatus.Done || written != expected.Length)
-        {
-            return false;
-        }
-
-        var bytes = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(credential.Length));
-        try
-        {
-            var length = Encoding.UTF8.GetBytes(credential, bytes);
-            SHA256.HashData(bytes.AsSpan(0, length), actual);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(bytes, clearArray: true);
-        }
-
-        return CryptographicOperations.FixedTimeEquals(expected, actual);
     }
 
     private static async Task<bool> BodyFailedAsync(HttpContext context, AdminBodyFailure failure)

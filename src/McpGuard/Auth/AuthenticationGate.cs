@@ -1,8 +1,6 @@
-using System.Buffers;
 using System.Collections.Frozen;
 using System.Security.Claims;
 using System.Security.Cryptography;
-using System.Text;
 using McpGuard.Errors;
 using McpGuard.Protocol;
 using System.Text.Encodings.Web;
@@ -36,7 +34,6 @@ internal sealed partial class AuthenticationGate(
     internal const string InvalidKeyMessage = "invalid or expired API key";
     internal const string InvalidTokenMessage = "invalid or expired token";
     private const string BearerPrefix = "Bearer ";
-    private const int MaxCredentialLength = 8192;
 
     public async ValueTask<McpGuardError?> CheckAsync(HttpContext context, McpGuardFeature feature)
     {
@@ -131,14 +128,12 @@ internal sealed partial class AuthenticationGate(
     /// </summary>
     private ValueTask<Authenticated?> AuthenticateKeyAsync(ReadOnlySpan<char> credential, AuthState auth, IMcpGuardKeyStore? ledgerKeys, string requestId, CancellationToken cancellationToken)
     {
-        if (credential.Length > MaxCredentialLength)
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        if (!CredentialHash.TryCompute(credential, hash))
         {
             Log.KeyRejected(logger, "too long", "(none)", requestId);
             return ValueTask.FromResult<Authenticated?>(null);
         }
-
-        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
-        HashCredential(credential, hash);
 
         // Compare against every configured key in constant time, without stopping at a match.
         AuthState.ConfiguredKey? configured = null;
@@ -184,22 +179,6 @@ internal sealed partial class AuthenticationGate(
         }
 
         return Accept(key, new ApiKeyGrant(key), requestId);
-    }
-
-    /// <summary>SHA-256 of the credential's UTF-8 bytes, encoded on the stack (or in a pooled buffer for long ones) and wiped after.</summary>
-    internal static void HashCredential(ReadOnlySpan<char> credential, Span<byte> hash)
-    {
-        const int StackLimit = 256;
-        var byteCount = Encoding.UTF8.GetMaxByteCount(credential.Length);
-        var rented = byteCount > StackLimit ? ArrayPool<byte>.Shared.Rent(byteCount) : null;
-        var bytes = rented is null ? stackalloc byte[StackLimit] : rented.AsSpan();
-        var length = Encoding.UTF8.GetBytes(credential, bytes);
-        SHA256.HashData(bytes[..length], hash);
-        CryptographicOperations.ZeroMemory(bytes[..length]);
-        if (rented is not null)
-        {
-            ArrayPool<byte>.Shared.Return(rented);
-        }
     }
 
     private Authenticated? Accept(McpGuardApiKey key, ApiKeyGrant grant, string requestId)
