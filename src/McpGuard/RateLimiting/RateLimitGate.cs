@@ -37,6 +37,9 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
     private const string PolicyHeader = "RateLimit-Policy";
     private const string StateHeader = "RateLimit";
 
+    // No policy applies: nothing to spend and no headers.
+    private static readonly Chain NoChain = new([], null!, "");
+
     // Keyed by window definition (a record), so a reload that keeps a window keeps its counters.
     private readonly ConcurrentDictionary<(McpGuardRateLimiterWindow Window, bool PerTool), PartitionedRateLimiter<RateLimitSubject>> _windows = new();
     // Keyed by the policies' text, so reloads that keep them reuse the chain instead of adding one each time.
@@ -131,7 +134,26 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
         return (longest, wait);
     }
 
-    private Chain GetChain(CompiledRateLimitPolicy? specific, CompiledRateLimitPolicy? @default) =>
+    /// <summary>
+    /// The chain for a call's own policy and the default policy, both from the same state: cached on the policy the call
+    /// found (a field read), built (or found by the policies' text, so reloads that keep a policy keep its chain) once per state.
+    /// </summary>
+    private Chain GetChain(CompiledRateLimitPolicy? specific, CompiledRateLimitPolicy? @default)
+    {
+        if (specific is not null)
+        {
+            return specific.ChainAsSpecific as Chain ?? (Chain)(specific.ChainAsSpecific = FindChain(specific, @default));
+        }
+
+        if (@default is not null)
+        {
+            return @default.ChainAsDefaultOnly as Chain ?? (Chain)(@default.ChainAsDefaultOnly = FindChain(null, @default));
+        }
+
+        return NoChain;
+    }
+
+    private Chain FindChain(CompiledRateLimitPolicy? specific, CompiledRateLimitPolicy? @default) =>
         _chains.GetOrAdd((specific?.Signature, @default?.Signature), static (_, args) => args.Gate.BuildChain(args.Specific, args.Default), (Gate: this, Specific: specific, Default: @default));
 
     private Chain BuildChain(CompiledRateLimitPolicy? specific, CompiledRateLimitPolicy? @default)

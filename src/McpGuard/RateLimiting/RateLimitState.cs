@@ -4,11 +4,26 @@ using McpGuard.Protocol;
 
 namespace McpGuard.RateLimiting;
 
-/// <summary>A policy compiled for the hot path.</summary>
-internal sealed record CompiledRateLimitPolicy(string Name, bool PerTool, McpGuardRateLimiterWindow[] Windows)
+/// <summary>A policy compiled for the hot path (one instance per policy per <see cref="RateLimitState"/>).</summary>
+internal sealed class CompiledRateLimitPolicy(string name, bool perTool, McpGuardRateLimiterWindow[] windows)
 {
+    public string Name { get; } = name;
+
+    public bool PerTool { get; } = perTool;
+
+    public McpGuardRateLimiterWindow[] Windows { get; } = windows;
+
     /// <summary>The policy's whole definition as text: equal policies (say, before and after a reload) share chains and counters.</summary>
-    public string Signature { get; } = $"{Name}|{PerTool}|{string.Join('|', Windows.Select(w => w.ToString()))}";
+    public string Signature { get; } = $"{name}|{perTool}|{string.Join('|', windows.Select(w => w.ToString()))}";
+
+    /// <summary>
+    /// The rate-limit gate's chain for this policy as a call's own policy (with its state's default policy after it), cached
+    /// here so a call finds it without hashing signatures. A reload compiles new policies, so the cache goes with the old state.
+    /// </summary>
+    internal object? ChainAsSpecific;
+
+    /// <summary>The gate's chain for this policy as the default, for calls without a policy of their own.</summary>
+    internal object? ChainAsDefaultOnly;
 }
 
 /// <summary>Rate-limit settings compiled for the hot path (part of <see cref="McpGuardState"/>).</summary>
