@@ -117,7 +117,7 @@ internal static class GateChainProfile
             {
                 var total = _byType.Values.Sum(v => v.Bytes);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    sampled allocations ({_byType.Values.Sum(v => v.Samples)} samples), estimated bytes per request by type:"));
-                foreach (var (type, (samples, bytes)) in _byType.OrderByDescending(t => t.Value.Bytes).Take(25))
+                foreach (var (type, (samples, bytes)) in _byType.OrderByDescending(t => t.Value.Bytes).Take(45))
                 {
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"    {(double)bytes / requests,8:F1} B  {100.0 * bytes / total,5:F1}%  {type}"));
                 }

@@ -7,7 +7,8 @@ namespace McpGuard.Benchmarks;
 
 /// <summary>
 /// A plain timed run for profiling (under <c>strace -c</c> or <c>perf</c>), outside BenchmarkDotNet:
-/// <c>soak [sqlite|inmemory] [callers] [seconds] [refund]</c>. Prints operations per second and latency percentiles.
+/// <c>soak [sqlite|inmemory] [callers] [seconds] [refund]</c>. Prints operations per second, latency percentiles and
+/// the process's CPU time per operation.
 /// </summary>
 internal static class LedgerSoak
 {
@@ -25,6 +26,7 @@ internal static class LedgerSoak
             var now = TimeProvider.System.GetUtcNow();
             await engine.TopUpAsync("soak", 1_000_000_000_000, "soak", now, CancellationToken.None);
             var latencies = new List<double>[callers];
+            var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
             var clock = Stopwatch.StartNew();
             var until = TimeSpan.FromSeconds(seconds);
             var tasks = new Task<long>[callers];
@@ -60,9 +62,10 @@ internal static class LedgerSoak
 
             var total = (await Task.WhenAll(tasks)).Sum();
             var elapsed = clock.Elapsed.TotalSeconds;
+            var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMicroseconds;
             var all = latencies.SelectMany(l => l).Order().ToArray();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"store={store} callers={callers} refund={refund} ops={total} seconds={elapsed:F2} ops/s={total / elapsed:F0} p50={all[all.Length / 2]:F0}us p99={all[(int)(all.Length * 0.99)]:F0}us"));
+                $"store={store} callers={callers} refund={refund} ops={total} seconds={elapsed:F2} ops/s={total / elapsed:F0} p50={all[all.Length / 2]:F0}us p99={all[(int)(all.Length * 0.99)]:F0}us cpu/op={cpu / total:F1}us"));
             return 0;
         }
         finally
