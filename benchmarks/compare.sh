@@ -7,7 +7,7 @@
 #   CONNECTIONS="32" TOOLS=echo ROUNDS=5 DURATION=5 benchmarks/compare.sh
 #   REV=HEAD benchmarks/compare.sh        # measure a commit (exported with git archive), not the working tree
 #
-# Builds Release and starts samples/McpGuard.Sample twice on 127.0.0.1:
+# Installs wrk with apt-get when it is missing, builds Release and starts samples/McpGuard.Sample twice on 127.0.0.1:
 #   guarded    Sample:Guard=true, SQLite ledger in a fresh temp dir, rate limits raised so they never cap the run,
 #              alice's balance and monthly cap large enough for every call (echo is free, add costs 800 µ);
 #   unguarded  Sample:Guard=false: the same MCP server and tools with no guard at all (no auth, no limits, no price).
@@ -45,7 +45,8 @@ REV=${REV:-}                                       # a commit to measure instead
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-command -v wrk >/dev/null 2>&1 || { echo "wrk not found (apt-get install wrk)" >&2; exit 1; }
+# shellcheck source=benchmarks/ensure-wrk.sh
+source benchmarks/ensure-wrk.sh
 
 
 free_port() {

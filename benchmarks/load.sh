@@ -22,13 +22,8 @@ PORT=${PORT:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
-if ! command -v wrk >/dev/null 2>&1; then
-    echo "wrk not found; installing it with apt-get" >&2
-    sudo_cmd=""
-    if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
-    $sudo_cmd apt-get update -qq
-    $sudo_cmd apt-get install -y -qq wrk >/dev/null
-fi
+# shellcheck source=benchmarks/ensure-wrk.sh
+source benchmarks/ensure-wrk.sh
 
 echo "== building Release"
 dotnet build -c Release samples/McpGuard.Sample -nologo -v quiet >/dev/null
