@@ -53,6 +53,27 @@ public sealed class RateLimitPartitionTests
     }
 
     [Fact]
+    public void A_call_that_loses_the_last_permit_between_the_read_and_the_spend_is_refused_and_the_windows_are_read_again()
+    {
+        // add-1m reports one permit when first read, then refuses the spend (another call took the permit) and reads 0 after.
+        var clock = new ManualTimeProvider(Noon);
+        var provider = new RacedProvider(clock, raced: "add-1m");
+        using var gate = new RateLimitGate(provider, clock, NullLogger<RateLimitGate>.Instance);
+        var context = new DefaultHttpContext();
+
+        var error = gate.Check(context, Feature(State(McpGuardRateLimitPartition.Account), "add", Caller()));
+
+        Assert.NotNull(error);
+        Assert.Equal(McpGuardReasons.RateLimited, error.Descriptor.Reason);
+        Assert.Equal("Rate limit exceeded: retry after 7 s.", error.Detail);
+        Assert.Equal(7, error.RetryAfterSeconds);
+        Assert.Equal([new KeyValuePair<string, object?>("limit", "add-1m")], error.Data);
+        // The chain asks add-1m first, so the default windows spent nothing; every window is read again for the header.
+        Assert.Equal("\"add-1m\";r=0;t=60, \"default-1m\";r=100;t=60, \"default-1d\";r=1000;t=43200", context.Response.Headers["RateLimit"].ToString());
+        Assert.Equal("\"add-1m\";q=10;w=60, \"default-1m\";q=100;w=60, \"default-1d\";q=1000;w=86400", context.Response.Headers["RateLimit-Policy"].ToString());
+    }
+
+    [Fact]
     public void A_partition_key_reads_as_the_partition_and_its_tool()
     {
         Assert.Equal("account:alice", new RateLimitPartitionKey("account:", "alice", null).ToString());
@@ -98,6 +119,41 @@ public sealed class RateLimitPartitionTests
         {
             _created.Enqueue((partition, window.Name));
             return new ClockedRateLimiter(window, clock);
+        }
+    }
+
+    private sealed class RacedProvider(TimeProvider clock, string raced) : IMcpGuardRateLimiterProvider
+    {
+        public System.Threading.RateLimiting.RateLimiter Create(string partition, McpGuardRateLimiterWindow window) =>
+            window.Name == raced ? new RacedLimiter() : new ClockedRateLimiter(window, clock);
+    }
+
+    /// <summary>One permit on the first read; every spend refused (retry after 7 s); none left on later reads.</summary>
+    private sealed class RacedLimiter : System.Threading.RateLimiting.RateLimiter
+    {
+        private int _reads;
+
+        public override TimeSpan? IdleDuration => null;
+
+        public override System.Threading.RateLimiting.RateLimiterStatistics GetStatistics() =>
+            new() { CurrentAvailablePermits = Interlocked.Increment(ref _reads) == 1 ? 1 : 0 };
+
+        protected override System.Threading.RateLimiting.RateLimitLease AttemptAcquireCore(int permitCount) => new Refused();
+
+        protected override ValueTask<System.Threading.RateLimiting.RateLimitLease> AcquireAsyncCore(int permitCount, CancellationToken cancellationToken) =>
+            ValueTask.FromResult<System.Threading.RateLimiting.RateLimitLease>(new Refused());
+    }
+
+    private sealed class Refused : System.Threading.RateLimiting.RateLimitLease
+    {
+        public override bool IsAcquired => false;
+
+        public override IEnumerable<string> MetadataNames => [System.Threading.RateLimiting.MetadataName.RetryAfter.Name];
+
+        public override bool TryGetMetadata(string metadataName, out object? metadata)
+        {
+            metadata = metadataName == System.Threading.RateLimiting.MetadataName.RetryAfter.Name ? TimeSpan.FromSeconds(7) : null;
+            return metadata is not null;
         }
     }
 }
