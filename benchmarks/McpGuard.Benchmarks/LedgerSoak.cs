@@ -8,7 +8,7 @@ namespace McpGuard.Benchmarks;
 /// <summary>
 /// A plain timed run for profiling (under <c>strace -c</c> or <c>perf</c>), outside BenchmarkDotNet:
 /// <c>soak [sqlite|inmemory] [callers] [seconds] [refund]</c>. Prints operations per second, latency percentiles and
-/// the process's CPU time per operation.
+/// the process's CPU time and allocated bytes per operation.
 /// </summary>
 internal static class LedgerSoak
 {
@@ -27,6 +27,7 @@ internal static class LedgerSoak
             await engine.TopUpAsync("soak", 1_000_000_000_000, "soak", now, CancellationToken.None);
             var latencies = new List<double>[callers];
             var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+            var bytesBefore = GC.GetTotalAllocatedBytes(precise: true);
             var clock = Stopwatch.StartNew();
             var until = TimeSpan.FromSeconds(seconds);
             var tasks = new Task<long>[callers];
@@ -63,9 +64,10 @@ internal static class LedgerSoak
             var total = (await Task.WhenAll(tasks)).Sum();
             var elapsed = clock.Elapsed.TotalSeconds;
             var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMicroseconds;
+            var bytes = GC.GetTotalAllocatedBytes(precise: true) - bytesBefore;
             var all = latencies.SelectMany(l => l).Order().ToArray();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"store={store} callers={callers} refund={refund} ops={total} seconds={elapsed:F2} ops/s={total / elapsed:F0} p50={all[all.Length / 2]:F0}us p99={all[(int)(all.Length * 0.99)]:F0}us cpu/op={cpu / total:F1}us"));
+                $"store={store} callers={callers} refund={refund} ops={total} seconds={elapsed:F2} ops/s={total / elapsed:F0} p50={all[all.Length / 2]:F0}us p99={all[(int)(all.Length * 0.99)]:F0}us cpu/op={cpu / total:F1}us bytes/op={(double)bytes / total:F0}"));
             return 0;
         }
         finally

@@ -405,6 +405,24 @@ public sealed class LedgerEngineTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Rows_keep_non_ascii_text_long_notes_and_every_tick_of_the_time()
+    {
+        var store = await OpenAsync(McpGuardLedgerStoreKind.Sqlite);
+        var note = "Überweisung ✓ " + new string('n', 600); // more than the insert encodes on the stack
+        var at = March10.AddTicks(1_234_567).ToOffset(TimeSpan.FromHours(2));
+
+        await store.Engine.TopUpAsync("kunde-ä", 5, note, at, default);
+        await store.Engine.TopUpAsync("kunde-ä", 7, null, March10, default);
+
+        Assert.Equal(
+            [
+                new LedgerRow(1, "kunde-ä", "TopUp", 5, 5, null, null, false, note, "2026-03-10T12:00:00.1234567Z"),
+                new LedgerRow(2, "kunde-ä", "TopUp", 7, 12, null, null, false, null, "2026-03-10T12:00:00.0000000Z"),
+            ],
+            LedgerFile.Rows(store.Path!));
+    }
+
+    [Fact]
     public async Task The_schema_is_created_on_first_open()
     {
         var store = await OpenAsync(McpGuardLedgerStoreKind.Sqlite);
