@@ -91,9 +91,7 @@ internal sealed partial class McpGuardPipeline(
                 return;
             }
 
-            context.Response.Clear();
-            context.Response.Headers[feature.State.RequestIdHeader] = feature.RequestId;
-            await writer.WriteAsync(context, new McpGuardError(feature.State.Catalog[McpGuardReasons.InternalError]));
+            await writer.ReplaceResponseAsync(context, new McpGuardError(feature.State.Catalog[McpGuardReasons.InternalError]));
         }
     }
 

@@ -4,6 +4,7 @@ using McpGuard.Credits;
 using McpGuard.Errors;
 using McpGuard.RateLimiting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Primitives;
 
 namespace McpGuard;
 
@@ -46,6 +47,10 @@ internal sealed class McpGuardState
     public bool AllowAnyOrigin { get; }
 
     public FrozenSet<string> AllowedOrigins { get; }
+
+    /// <summary>Whether a request's <c>Origin</c> (exactly one value) may call the guarded endpoint and the admin API.</summary>
+    public bool IsOriginAllowed(StringValues origin) =>
+        origin.Count == 1 && (AllowAnyOrigin || AllowedOrigins.Contains(origin[0]!));
 
     public string RequestIdHeader { get; }
 

@@ -23,7 +23,6 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
     internal const string LoggerCategory = "McpGuard.Admin";
     internal const string Challenge = "Bearer realm=\"mcpguard-admin\"";
     internal const string InvalidKeyChallenge = "Bearer realm=\"mcpguard-admin\", error=\"invalid_token\"";
-    private const string BearerPrefix = "Bearer ";
 
     private static readonly object ActorKey = new();
 
@@ -68,11 +67,11 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
         }
         else
         {
-            var credential = ReadBearer(context.Request);
-            if (credential is null || !CredentialHash.Matches(credential, keyHash))
+            var sent = Credentials.TryReadBearer(context.Request, out var credential) && !credential.IsEmpty;
+            if (!sent || !Credentials.Matches(credential.Span, keyHash))
             {
-                Log.Refused(_logger, context.Request.Method, context.Request.Path, credential is null ? "no admin key" : "wrong admin key");
-                response.Headers.WWWAuthenticate = credential is null ? Challenge : InvalidKeyChallenge;
+                Log.Refused(_logger, context.Request.Method, context.Request.Path, sent ? "wrong admin key" : "no admin key");
+                response.Headers.WWWAuthenticate = sent ? InvalidKeyChallenge : Challenge;
                 await ProblemAsync(context, StatusCodes.Status401Unauthorized, "Unauthorized",
                     "The admin API needs the admin key: send 'Authorization: Bearer <admin key>'.");
                 return;
@@ -81,8 +80,7 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
             actor = "admin key";
         }
 
-        if (context.Request.Headers.Origin is { Count: > 0 } origin
-            && !(state.AllowAnyOrigin || (origin.Count == 1 && state.AllowedOrigins.Contains(origin[0]!))))
+        if (context.Request.Headers.Origin is { Count: > 0 } origin && !state.IsOriginAllowed(origin))
         {
             // A browser page on another origin (say, one riding an admin's cookie under a policy) may not drive the admin API.
             Log.Refused(_logger, context.Request.Method, context.Request.Path, "origin not allowed");
@@ -123,10 +121,11 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
 
         var store = ledger.Store;
         var now = clock.GetUtcNow();
+        var tooLarge = $"A top-up of {amount} would take account '{id}' past the largest balance a ledger can hold.";
         var before = await store.GetAccountAsync(id!, FreeCalls(id!), now, context.RequestAborted);
         if ((before?.BalanceMicro ?? 0) > long.MaxValue - amount!.Value)
         {
-            await ConflictAsync(context, $"A top-up of {amount} would take account '{id}' past the largest balance a ledger can hold.");
+            await ConflictAsync(context, tooLarge);
             return;
         }
 
@@ -137,7 +136,7 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
         }
         catch (OverflowException)
         {
-            await ConflictAsync(context, $"A top-up of {amount} would take account '{id}' past the largest balance a ledger can hold.");
+            await ConflictAsync(context, tooLarge);
             return;
         }
 
@@ -167,9 +166,8 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
 
         var store = ledger.Store;
         var now = clock.GetUtcNow();
-        if (await store.GetAccountAsync(id!, FreeCalls(id!), now, context.RequestAborted) is not { } before)
+        if (await FindAccountAsync(context, id!, now) is not { } before)
         {
-            await UnknownAccountAsync(context, id!);
             return;
         }
 
@@ -247,9 +245,8 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
 
         var store = ledger.Store;
         var now = clock.GetUtcNow();
-        if (await store.GetAccountAsync(id!, FreeCalls(id!), now, context.RequestAborted) is not { } before)
+        if (await FindAccountAsync(context, id!, now) is not { } before)
         {
-            await UnknownAccountAsync(context, id!);
             return;
         }
 
@@ -277,9 +274,8 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
 
         var store = ledger.Store;
         var now = clock.GetUtcNow();
-        if (await store.GetAccountAsync(id!, FreeCalls(id!), now, context.RequestAborted) is null)
+        if (await FindAccountAsync(context, id!, now) is null)
         {
-            await UnknownAccountAsync(context, id!);
             return;
         }
 
@@ -319,14 +315,12 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
             return;
         }
 
-        var store = ledger.Store;
-        if (await store.GetAccountAsync(id!, 0, clock.GetUtcNow(), context.RequestAborted) is null)
+        if (await FindAccountAsync(context, id!, clock.GetUtcNow()) is null)
         {
-            await UnknownAccountAsync(context, id!);
             return;
         }
 
-        var page = await store.GetLedgerAsync(id!, before, (int)limit, context.RequestAborted);
+        var page = await ledger.Store.GetLedgerAsync(id!, before, (int)limit, context.RequestAborted);
         await JsonAsync(
             context,
             StatusCodes.Status200OK,
@@ -459,6 +453,18 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
 
     private int FreeCalls(string account) => states.Current.Credits.FreeCallsFor(account);
 
+    /// <summary>The account as the store has it; null, with the 404 answered, when the store has never seen it.</summary>
+    private async ValueTask<McpGuardAccount?> FindAccountAsync(HttpContext context, string id, DateTimeOffset now)
+    {
+        var account = await ledger.Store.GetAccountAsync(id, FreeCalls(id), now, context.RequestAborted);
+        if (account is null)
+        {
+            await UnknownAccountAsync(context, id);
+        }
+
+        return account;
+    }
+
     private async ValueTask<AdminAccountBody?> AccountAsync(string id, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var state = states.Current;
@@ -487,19 +493,6 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
     private static string Actor(HttpContext context) => context.Items[ActorKey] as string ?? "unknown";
 
     private static string Micro(long? value) => value?.ToString(CultureInfo.InvariantCulture) ?? "none";
-
-    /// <summary>The bearer credential, or null when there is none (or more than one Authorization header).</summary>
-    private static string? ReadBearer(HttpRequest request)
-    {
-        var authorization = request.Headers.Authorization;
-        if (authorization.Count == 1 && authorization[0] is { } value && value.StartsWith(BearerPrefix, StringComparison.OrdinalIgnoreCase))
-        {
-            var token = value.AsSpan(BearerPrefix.Length).Trim();
-            return token.IsEmpty ? null : token.ToString();
-        }
-
-        return null;
-    }
 
     private static async Task<bool> BodyFailedAsync(HttpContext context, AdminBodyFailure failure)
     {

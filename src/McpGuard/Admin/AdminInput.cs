@@ -225,7 +225,7 @@ internal static class AdminInput
         var ok = true;
         foreach (var item in value.EnumerateArray())
         {
-            if (item.ValueKind == JsonValueKind.String && item.GetString() is { } scope && IsScopeToken(scope))
+            if (item.ValueKind == JsonValueKind.String && item.GetString() is { } scope && Auth.AuthOptionsValidation.IsScopeToken(scope))
             {
                 if (!scopes.Contains(scope, StringComparer.Ordinal))
                 {
@@ -291,10 +291,6 @@ internal static class AdminInput
     public static bool IsKeyId(string value) =>
         value.Length is > 0 and <= MaxKeyIdLength && char.IsAsciiLetterOrDigit(value[0])
         && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
-
-    /// <summary>RFC 6749 scope tokens, and never a comma (clients split challenges on commas); as in the auth options.</summary>
-    public static bool IsScopeToken(string value) =>
-        value.Length > 0 && value.All(c => c > 0x20 && c < 0x7f && c is not ('"' or '\\' or ','));
 
     public static bool IsNote(string value) => value.Length <= MaxNoteLength;
 

@@ -8,7 +8,7 @@ internal static class AdminOptionsValidation
     public static void Validate(McpGuardOptions options, List<string> errors)
     {
         var admin = options.Admin;
-        if (admin.KeyHash is { } hash && !IsSha256Hex(hash))
+        if (admin.KeyHash is { } hash && !Auth.Credentials.IsSha256Hex(hash))
         {
             errors.Add($"{At}:KeyHash must be the 64-character lowercase hex SHA-256 of the admin key (see McpGuardApiKeys.Hash or the sample's 'hash' command).");
         }
@@ -18,6 +18,4 @@ internal static class AdminOptionsValidation
             errors.Add($"{At}:Policy must name an authorization policy (got '{policy}').");
         }
     }
-
-    internal static bool IsSha256Hex(string value) => value.Length == 64 && value.All(char.IsAsciiHexDigitLower);
 }

@@ -64,7 +64,7 @@ internal static class AuthOptionsValidation
                 errors.Add($"{keyAt}:Id '{key.Id}' is used by another key.");
             }
 
-            if (key.Hash.Length != 64 || !key.Hash.All(char.IsAsciiHexDigitLower))
+            if (!Credentials.IsSha256Hex(key.Hash))
             {
                 errors.Add($"{keyAt}:Hash must be the 64-character lowercase hex SHA-256 of the key (see McpGuardApiKeys.Hash or the sample's 'hash' command).");
             }
@@ -138,12 +138,16 @@ internal static class AuthOptionsValidation
         for (var i = 0; i < scopes.Count; i++)
         {
             var scope = scopes[i];
-            if (string.IsNullOrEmpty(scope) || !scope.All(c => c > 0x20 && c < 0x7f && c is not ('"' or '\\' or ',')))
+            if (string.IsNullOrEmpty(scope) || !IsScopeToken(scope))
             {
                 errors.Add($"{at}:{i} '{scope}' is not a scope token (printable ASCII without spaces, quotes, backslashes or commas).");
             }
         }
     }
+
+    /// <summary>An RFC 6749 scope token that never contains a comma (clients split challenges on commas).</summary>
+    internal static bool IsScopeToken(string value) =>
+        value.Length > 0 && value.All(c => c > 0x20 && c < 0x7f && c is not ('"' or '\\' or ','));
 
     private static bool IsAbsoluteHttp(string value) =>
         Uri.TryCreate(value, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps) && !HasUnsafeChar(value);

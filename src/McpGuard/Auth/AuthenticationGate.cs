@@ -33,7 +33,6 @@ internal sealed partial class AuthenticationGate(
     internal const string ApiKeyAuthenticationType = "McpGuard.ApiKey";
     internal const string InvalidKeyMessage = "invalid or expired API key";
     internal const string InvalidTokenMessage = "invalid or expired token";
-    private const string BearerPrefix = "Bearer ";
 
     public async ValueTask<McpGuardError?> CheckAsync(HttpContext context, McpGuardFeature feature)
     {
@@ -105,11 +104,9 @@ internal sealed partial class AuthenticationGate(
     private static ReadOnlyMemory<char> ReadCredential(HttpRequest request, AuthState auth, out bool fromKeyHeader)
     {
         fromKeyHeader = false;
-        var authorization = request.Headers.Authorization;
-        if (authorization.Count == 1 && authorization[0] is { } value
-            && value.StartsWith(BearerPrefix, StringComparison.OrdinalIgnoreCase))
+        if (Credentials.TryReadBearer(request, out var bearer))
         {
-            return value.AsMemory(BearerPrefix.Length).Trim();
+            return bearer;
         }
 
         if (auth.KeyHeader is not null && request.Headers[auth.KeyHeader] is { Count: 1 } keyHeader && !string.IsNullOrWhiteSpace(keyHeader[0]))
@@ -129,7 +126,7 @@ internal sealed partial class AuthenticationGate(
     private ValueTask<Authenticated?> AuthenticateKeyAsync(ReadOnlySpan<char> credential, AuthState auth, IMcpGuardKeyStore? ledgerKeys, string requestId, CancellationToken cancellationToken)
     {
         Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
-        if (!CredentialHash.TryCompute(credential, hash))
+        if (!Credentials.TryHash(credential, hash))
         {
             Log.KeyRejected(logger, "too long", "(none)", requestId);
             return ValueTask.FromResult<Authenticated?>(null);

@@ -193,9 +193,7 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
 
         if (failure == "timeout" && !context.Response.HasStarted)
         {
-            context.Response.Clear();
-            context.Response.Headers[feature.State.RequestIdHeader] = feature.RequestId;
-            await writer.WriteAsync(context, new McpGuardError(feature.State.Catalog[McpGuardReasons.UpstreamTimeout],
+            await writer.ReplaceResponseAsync(context, new McpGuardError(feature.State.Catalog[McpGuardReasons.UpstreamTimeout],
                 $"Upstream timeout: no answer within {credits.UpstreamTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s; the charge was refunded."));
         }
     }

@@ -83,8 +83,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
 
             if (request.FreeCallsPerMonth - account.MonthFree > 0)
             {
-                account.MonthFree++;
-                _charges[request.RequestId] = new ChargeRecord(account.Id, request.Tool, request.PriceMicro, 0, true, month);
+                account.Spend(_charges[request.RequestId] = new ChargeRecord(account.Id, request.Tool, 0, true, month));
                 write = Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Usage, 0, request.Tool, request.RequestId, request.Now, true, null) });
                 result = new McpGuardChargeResult(McpGuardChargeOutcome.Free, account.Balance, account.MonthSpent, account.Cap);
             }
@@ -99,8 +98,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
             else
             {
                 account.Balance -= request.PriceMicro;
-                account.MonthSpent += request.PriceMicro;
-                _charges[request.RequestId] = new ChargeRecord(account.Id, request.Tool, request.PriceMicro, request.PriceMicro, false, month);
+                account.Spend(_charges[request.RequestId] = new ChargeRecord(account.Id, request.Tool, request.PriceMicro, false, month));
                 write = Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Usage, -request.PriceMicro, request.Tool, request.RequestId, request.Now, false, null) });
                 result = new McpGuardChargeResult(McpGuardChargeOutcome.Charged, account.Balance, account.MonthSpent, account.Cap);
             }
@@ -126,17 +124,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
             var account = _accounts[charge.Account];
             account.Roll(MonthKey(now));
             account.Balance += charge.Amount;
-            if (charge.Month == account.Month)
-            {
-                if (charge.Free)
-                {
-                    account.MonthFree--;
-                }
-                else
-                {
-                    account.MonthSpent -= charge.Amount;
-                }
-            }
+            account.Unspend(charge);
 
             write = Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Refund, charge.Amount, charge.Tool, requestId, now, charge.Free, null) });
         }
@@ -228,10 +216,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
 
     public bool IsSuspended(string account) => _suspended.ContainsKey(account);
 
-    public ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken) =>
-        ReadPageAsync(account, before, limit, cancellationToken);
-
-    private async ValueTask<McpGuardLedgerPage> ReadPageAsync(string account, long? before, int limit, CancellationToken cancellationToken)
+    public async ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         var rows = await _journal.ReadAsync(account, before, limit + 1, cancellationToken);
@@ -407,38 +392,14 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
 
             account.Roll(month);
             account.Balance += entry.AmountMicro;
-            var entryMonth = MonthKey(entry.Timestamp);
             switch (entry.Kind)
             {
                 case McpGuardLedgerEntryKind.Usage when entry.RequestId is { } requestId:
-                    _charges[requestId] = new ChargeRecord(entry.Account, entry.Tool, -entry.AmountMicro, -entry.AmountMicro, entry.Free, entryMonth);
-                    if (entryMonth == month)
-                    {
-                        if (entry.Free)
-                        {
-                            account.MonthFree++;
-                        }
-                        else
-                        {
-                            account.MonthSpent -= entry.AmountMicro;
-                        }
-                    }
-
+                    account.Spend(_charges[requestId] = new ChargeRecord(entry.Account, entry.Tool, -entry.AmountMicro, entry.Free, MonthKey(entry.Timestamp)));
                     break;
                 case McpGuardLedgerEntryKind.Refund when entry.RequestId is { } requestId && _charges.TryGetValue(requestId, out var charge):
                     charge.Refunded = true;
-                    if (charge.Month == month)
-                    {
-                        if (charge.Free)
-                        {
-                            account.MonthFree--;
-                        }
-                        else
-                        {
-                            account.MonthSpent -= charge.Amount;
-                        }
-                    }
-
+                    account.Unspend(charge);
                     break;
             }
         }
@@ -474,6 +435,12 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
 
         public int MonthFree { get; set; }
 
+        /// <summary>Counts a charge toward this month's spend or free calls, when it was taken this month.</summary>
+        public void Spend(ChargeRecord charge) => Count(charge, 1);
+
+        /// <summary>Takes a refunded charge back out of this month's spend or free calls, when it was taken this month.</summary>
+        public void Unspend(ChargeRecord charge) => Count(charge, -1);
+
         /// <summary>Starts a new month's spend and free calls when the calendar month (UTC) changes.</summary>
         public void Roll(int month)
         {
@@ -484,15 +451,30 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
                 MonthFree = 0;
             }
         }
+
+        private void Count(ChargeRecord charge, int sign)
+        {
+            if (charge.Month != Month)
+            {
+                return;
+            }
+
+            if (charge.Free)
+            {
+                MonthFree += sign;
+            }
+            else
+            {
+                MonthSpent += sign * charge.Amount;
+            }
+        }
     }
 
-    private sealed class ChargeRecord(string account, string? tool, long price, long amount, bool free, int month)
+    private sealed class ChargeRecord(string account, string? tool, long amount, bool free, int month)
     {
         public string Account { get; } = account;
 
         public string? Tool { get; } = tool;
-
-        public long Price { get; } = price;
 
         /// <summary>What was debited (0 for a free call).</summary>
         public long Amount { get; } = amount;

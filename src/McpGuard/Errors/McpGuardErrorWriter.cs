@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using McpGuard.Protocol;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc;
 
 namespace McpGuard.Errors;
@@ -16,6 +17,18 @@ internal sealed class McpGuardErrorWriter(IProblemDetailsService? problemDetails
     private const string JsonContentType = "application/json; charset=utf-8";
 
     private static readonly JsonWriterOptions WriterOptions = new() { SkipValidation = true };
+
+    /// <summary>
+    /// Replaces what the endpoint had put on a response that has not started (status, headers) with the error, keeping
+    /// the request id header the guard set first.
+    /// </summary>
+    public Task ReplaceResponseAsync(HttpContext context, McpGuardError error)
+    {
+        var feature = context.Features.GetRequiredFeature<McpGuardFeature>();
+        context.Response.Clear();
+        context.Response.Headers[feature.State.RequestIdHeader] = feature.RequestId;
+        return WriteAsync(context, error);
+    }
 
     public async Task WriteAsync(HttpContext context, McpGuardError error)
     {

@@ -27,7 +27,7 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
         var request = context.Request;
 
         var origin = request.Headers.Origin;
-        if (!StringValues.IsNullOrEmpty(origin) && !IsOriginAllowed(origin, state))
+        if (!StringValues.IsNullOrEmpty(origin) && !state.IsOriginAllowed(origin))
         {
             return new McpGuardError(catalog[McpGuardReasons.OriginNotAllowed], "Origin not allowed: this server does not accept requests from that web origin.");
         }
@@ -203,16 +203,6 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
         }
 
         return false;
-    }
-
-    internal static bool IsOriginAllowed(StringValues origin, McpGuardState state)
-    {
-        if (origin.Count != 1)
-        {
-            return false;
-        }
-
-        return state.AllowAnyOrigin || state.AllowedOrigins.Contains(origin[0]!);
     }
 
     /// <summary><c>application/json</c>, optionally with <c>charset=utf-8</c>; any other charset is refused.</summary>

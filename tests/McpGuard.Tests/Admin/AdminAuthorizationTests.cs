@@ -318,24 +318,10 @@ public sealed class AdminAuthorizationTests
             Directory.Delete(directory, recursive: true);
         }
 
-        // Replaces the file in one rename, so a reload never reads it half-written.
-        static async Task ReplaceAsync(string path, string json)
-        {
-            var staging = path + $".{Guid.NewGuid():N}.tmp";
-            await File.WriteAllTextAsync(staging, json);
-            File.Move(staging, path, overwrite: true);
-        }
+        static Task ReplaceAsync(string path, string json) => ConfigFile.ReplaceAsync(path, json);
 
-        // File watchers report changes asynchronously: poll the log for the reload's event, for at most 5 s.
-        static async Task WaitForLogAsync(GuardedHost host, int eventId)
-        {
-            var clock = System.Diagnostics.Stopwatch.StartNew();
-            while (!host.Logs.Entries.Any(e => e.EventId.Id == eventId))
-            {
-                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"No log entry with event id {eventId} within 5 s.");
-                await Task.Delay(25);
-            }
-        }
+        // File watchers report changes asynchronously: wait for the reload's log event.
+        static Task WaitForLogAsync(GuardedHost host, int eventId) => host.Logs.WaitForAsync(eventId, ConfigFile.ReloadBound);
     }
 
     /// <summary>The least configuration the admin API works with: API keys, in-memory credits, one seeded account (zoe, 500).</summary>

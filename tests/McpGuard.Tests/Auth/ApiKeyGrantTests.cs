@@ -122,12 +122,12 @@ public sealed class ApiKeyGrantTests
         credential ??= "mcpg_" + new string('x', 4995);
         Span<byte> hash = stackalloc byte[32];
 
-        Assert.True(CredentialHash.TryCompute(credential, hash));
+        Assert.True(Credentials.TryHash(credential, hash));
 
         Assert.Equal(SHA256.HashData(Encoding.UTF8.GetBytes(credential)), hash.ToArray());
         Assert.Equal(McpGuardApiKeys.Hash(credential), Convert.ToHexStringLower(hash));
-        Assert.True(CredentialHash.Matches(credential, McpGuardApiKeys.Hash(credential)));
-        Assert.False(CredentialHash.Matches(credential + "x", McpGuardApiKeys.Hash(credential)));
+        Assert.True(Credentials.Matches(credential, McpGuardApiKeys.Hash(credential)));
+        Assert.False(Credentials.Matches(credential + "x", McpGuardApiKeys.Hash(credential)));
     }
 
     [Fact]
@@ -136,10 +136,10 @@ public sealed class ApiKeyGrantTests
         var credential = "mcpg_" + new string('x', 8188);
         Span<byte> hash = stackalloc byte[32];
 
-        Assert.False(CredentialHash.TryCompute(credential, hash));
+        Assert.False(Credentials.TryHash(credential, hash));
         Assert.Equal(new byte[32], hash.ToArray());
-        Assert.False(CredentialHash.Matches(credential, McpGuardApiKeys.Hash(credential)));
-        Assert.True(CredentialHash.TryCompute(credential.AsSpan(0, 8192), hash));
+        Assert.False(Credentials.Matches(credential, McpGuardApiKeys.Hash(credential)));
+        Assert.True(Credentials.TryHash(credential.AsSpan(0, 8192), hash));
     }
 
     [Theory]
@@ -147,5 +147,5 @@ public sealed class ApiKeyGrantTests
     [InlineData("abc")]
     [InlineData("zz3f0d8e3fa8fa5ac5c4f1cb7a1f4b0c0e7bbcfd4a6e6c2c7b8d0f1a2b3c4d5e6f")]
     public void A_malformed_configured_hash_matches_nothing(string hash) =>
-        Assert.False(CredentialHash.Matches("mcpg_demo_alice", hash));
+        Assert.False(Credentials.Matches("mcpg_demo_alice", hash));
 }

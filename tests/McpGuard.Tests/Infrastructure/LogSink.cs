@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 
 namespace McpGuard.Tests.Infrastructure;
@@ -11,6 +12,25 @@ public sealed class LogSink : ILoggerProvider
     public IReadOnlyList<LogEntry> Entries => [.. _entries];
 
     public ILogger CreateLogger(string categoryName) => new SinkLogger(this, categoryName);
+
+    /// <summary>
+    /// Polls for an entry with the event id (whose message contains <paramref name="containing"/>) for at most
+    /// <paramref name="within"/>, failing the test when none comes: for what is logged asynchronously, such as reloads.
+    /// </summary>
+    public async Task<LogEntry> WaitForAsync(int eventId, TimeSpan within, string containing = "")
+    {
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            if (Entries.FirstOrDefault(e => e.EventId.Id == eventId && e.Message.Contains(containing, StringComparison.Ordinal)) is { } entry)
+            {
+                return entry;
+            }
+
+            Assert.True(clock.Elapsed < within, $"No log entry with event id {eventId} within {within.TotalSeconds} s.");
+            await Task.Delay(25);
+        }
+    }
 
     public void Dispose()
     {

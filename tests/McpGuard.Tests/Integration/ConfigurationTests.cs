@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using McpGuard.Errors;
 using McpGuard.Sample;
@@ -12,7 +11,6 @@ namespace McpGuard.Tests.Integration;
 /// <summary>Start-up validation that reports every problem at once, and configuration reloads, good and bad.</summary>
 public sealed class ConfigurationTests : IDisposable
 {
-    private static readonly TimeSpan ReloadBound = TimeSpan.FromSeconds(5);
 
     private readonly string _directory = Directory.CreateTempSubdirectory("mcpguard-config-").FullName;
 
@@ -152,29 +150,10 @@ public sealed class ConfigurationTests : IDisposable
     private Task<GuardedHost> StartWithConfigFileAsync() =>
         GuardedHost.StartSampleAsync(configure: builder => builder.Configuration.AddJsonFile(ConfigPath, optional: false, reloadOnChange: true));
 
-    /// <summary>Replaces the file in one rename, so a reload never reads it half-written.</summary>
-    private async Task WriteConfigAsync(string json)
-    {
-        var staging = Path.Combine(_directory, $"staging-{Guid.NewGuid():N}.tmp");
-        await File.WriteAllTextAsync(staging, json);
-        File.Move(staging, ConfigPath, overwrite: true);
-    }
+    private Task WriteConfigAsync(string json) => ConfigFile.ReplaceAsync(ConfigPath, json);
 
-    /// <summary>Polls the captured log for an event, for at most <see cref="ReloadBound"/>: file watchers report changes asynchronously.</summary>
-    private static async Task<LogEntry> WaitForLogAsync(GuardedHost host, int eventId)
-    {
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            if (host.Logs.Entries.FirstOrDefault(e => e.EventId.Id == eventId) is { } entry)
-            {
-                return entry;
-            }
-
-            Assert.True(clock.Elapsed < ReloadBound, $"No log entry with event id {eventId} within {ReloadBound.TotalSeconds} s.");
-            await Task.Delay(25);
-        }
-    }
+    /// <summary>File watchers report changes asynchronously: waits for the reload's log event.</summary>
+    private static Task<LogEntry> WaitForLogAsync(GuardedHost host, int eventId) => host.Logs.WaitForAsync(eventId, ConfigFile.ReloadBound);
 
     private static async Task AssertTooLargeAsync(HttpResponseMessage response, int limit) =>
         await WireAssert.JsonRpcErrorAsync(response, HttpStatusCode.RequestEntityTooLarge, -32600,

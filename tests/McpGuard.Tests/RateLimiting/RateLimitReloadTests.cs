@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using McpGuard.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
@@ -14,7 +13,6 @@ public sealed class RateLimitReloadTests : IDisposable
     private const string Rejected = "McpGuard configuration reload rejected; the last good configuration stays in force. ";
     private const string AddPolicy3 = "\"add-1m\";q=3;w=60, " + RateLimitWire.DefaultPolicy;
 
-    private static readonly TimeSpan ReloadBound = TimeSpan.FromSeconds(5);
     private static readonly DateTimeOffset HalfPastTen = new(2026, 11, 21, 10, 0, 30, TimeSpan.Zero);
 
     private readonly string _directory = Directory.CreateTempSubdirectory("mcpguard-ratelimit-").FullName;
@@ -127,27 +125,9 @@ public sealed class RateLimitReloadTests : IDisposable
         RateLimitWire.StartSampleAsync(new ManualTimeProvider(HalfPastTen), configure: builder =>
             builder.Configuration.AddJsonFile(ConfigPath, optional: false, reloadOnChange: true));
 
-    /// <summary>Replaces the file in one rename, so a reload never reads it half-written.</summary>
-    private async Task WriteConfigAsync(string json)
-    {
-        var staging = Path.Combine(_directory, $"staging-{Guid.NewGuid():N}.tmp");
-        await File.WriteAllTextAsync(staging, json);
-        File.Move(staging, ConfigPath, overwrite: true);
-    }
+    private Task WriteConfigAsync(string json) => ConfigFile.ReplaceAsync(ConfigPath, json);
 
-    /// <summary>Polls the captured log for an event (whose message contains <paramref name="containing"/>), for at most <see cref="ReloadBound"/>.</summary>
-    private static async Task<LogEntry> WaitForLogAsync(GuardedHost host, int eventId, string containing = "")
-    {
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            if (host.Logs.Entries.FirstOrDefault(e => e.EventId.Id == eventId && e.Message.Contains(containing, StringComparison.Ordinal)) is { } entry)
-            {
-                return entry;
-            }
-
-            Assert.True(clock.Elapsed < ReloadBound, $"No log entry with event id {eventId} within {ReloadBound.TotalSeconds} s.");
-            await Task.Delay(25);
-        }
-    }
+    /// <summary>Waits for a log event (whose message contains <paramref name="containing"/>) for at most <see cref="ConfigFile.ReloadBound"/>.</summary>
+    private static Task<LogEntry> WaitForLogAsync(GuardedHost host, int eventId, string containing = "") =>
+        host.Logs.WaitForAsync(eventId, ConfigFile.ReloadBound, containing);
 }
