@@ -8,7 +8,7 @@ using ModelContextProtocol.Protocol;
 namespace McpGuard.Tests.Auth;
 
 /// <summary>
-/// The C# SDK's OAuth client (ModelContextProtocol 2.3.1, <c>ClientOAuthProvider</c>) over real HTTP: from McpGuard's
+/// The C# SDK's OAuth client (ModelContextProtocol 2.4.0, <c>ClientOAuthProvider</c>) over real HTTP: from McpGuard's
 /// 401 challenge through RFC 9728 metadata to a real authorization server and back with a JWT, the resource check
 /// that makes the client refuse metadata naming another server, and step-up after a 403 <c>insufficient_scope</c>.
 /// </summary>
