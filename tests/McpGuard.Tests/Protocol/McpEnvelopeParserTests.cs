@@ -162,13 +162,32 @@ public sealed class McpEnvelopeParserTests
         Assert.Equal("echo", envelope.Name);
     }
 
-    [Fact]
-    public void A_non_string_tool_name_is_left_for_the_endpoint_to_refuse()
+    [Theory]
+    [InlineData("tools/call", "name", "\"params\":{\"name\":{\"x\":1}}")]
+    [InlineData("tools/call", "name", "\"params\":{\"name\":5}")]
+    [InlineData("tools/call", "name", "\"params\":{\"name\":null}")]
+    [InlineData("tools/call", "name", "\"params\":{\"name\":[\"echo\"]}")]
+    [InlineData("tools/call", "name", "\"params\":{\"arguments\":{\"name\":\"echo\"}}")]
+    [InlineData("tools/call", "name", "\"params\":{}")]
+    [InlineData("tools/call", "name", "\"x\":1")]
+    [InlineData("prompts/get", "name", "\"params\":{\"name\":true}")]
+    [InlineData("resources/read", "uri", "\"params\":{\"uri\":7}")]
+    [InlineData("resources/subscribe", "uri", "\"params\":{}")]
+    [InlineData("resources/unsubscribe", "uri", "\"params\":{\"name\":\"a://b\"}")]
+    public void A_request_without_its_routing_name_as_a_string_is_refused(string method, string member, string rest)
     {
-        var envelope = Parse("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":{"x":1}}}""");
+        // The server cannot run it either; refusing it means no gate ever decides on a request with no name.
+        Assert.Equal(
+            InvalidRequest($"Invalid Request: {method} needs params.{member} as a string.", new JsonRpcId(1)),
+            Refuse($$$"""{"jsonrpc":"2.0","id":1,"method":"{{{method}}}",{{{rest}}}}"""));
+    }
 
-        Assert.True(envelope.IsToolCall);
-        Assert.Null(envelope.Name);
+    [Fact]
+    public void A_notification_needs_no_routing_name()
+    {
+        var envelope = Parse("""{"jsonrpc":"2.0","method":"tools/call","params":{"name":5}}""");
+
+        Assert.Equal(McpMessageKind.Notification, envelope.Kind);
         Assert.Null(envelope.ToolName);
     }
 
@@ -301,7 +320,8 @@ public sealed class McpEnvelopeParserTests
     [MemberData(nameof(KnownMethods))]
     public void Known_method_names_come_back_as_the_interned_constant(string method)
     {
-        var envelope = Parse($$"""{"jsonrpc":"2.0","id":1,"method":"{{method}}"}""");
+        // Methods routed on a name or uri need one; the others ignore both.
+        var envelope = Parse($$$"""{"jsonrpc":"2.0","id":1,"method":"{{{method}}}","params":{"name":"n","uri":"u://x"}}""");
 
         // Theory data arrives as a copy; the constant itself is the interned literal.
         var constant = string.Intern(method);
@@ -346,10 +366,75 @@ public sealed class McpEnvelopeParserTests
         Assert.Equal("mem://x", envelope.Uri);
     }
 
-    [Fact]
-    public void Member_names_are_case_sensitive()
+    [Theory]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"Method":"ping"}""", "Method", "method")]
+    [InlineData("""{"JSONRPC":"2.0","jsonrpc":"2.0","id":1,"method":"ping"}""", "JSONRPC", "jsonrpc")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","Params":{"name":"echo"},"params":{"name":"echo"}}""", "Params", "params")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"ping","Result":{}}""", "Result", "result")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"premium_report"}}""", "params.Name", "name")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"NAME":"premium_report","x":1}}""", "params.NAME", "name")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"N\u0061ME":"premium_report"}}""", "params.NaME", "name")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"Uri":"a://b"}}""", "params.Uri", "uri")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_META":{}}}""", "params._META", "_meta")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"Arguments":{}}}""", "params.Arguments", "arguments")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolversion":"2025-06-18"}}""", "params.protocolversion", "protocolVersion")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"IO.modelcontextprotocol/protocolVersion":"2026-07-28"}}}""", "params._meta.IO.modelcontextprotocol/protocolVersion", "io.modelcontextprotocol/protocolVersion")]
+    public void A_member_the_guard_reads_must_be_spelled_exactly(string json, string display, string spelledAs)
     {
-        Assert.Equal(InvalidRequest(BadMethod, new JsonRpcId(1)), Refuse("""{"jsonrpc":"2.0","id":1,"Method":"ping"}"""));
+        // A reader that matches names ignoring case (the C# SDK's) would read it; one that does not would not.
+        Assert.Equal(InvalidRequest($"Invalid Request: member '{display}' must be spelled '{spelledAs}'.", new JsonRpcId(1)), Refuse(json));
+    }
+
+    [Fact]
+    public void Case_variants_of_members_the_guard_does_not_read_pass()
+    {
+        var envelope = Parse("""{"jsonrpc":"2.0","id":1,"method":"tools/call","Extra":1,"params":{"name":"echo","Cursor":"c","arguments":{"Name":"x","URI":"y"},"_meta":{"ProgressToken":1}}}""");
+
+        Assert.Equal("echo", envelope.ToolName);
+    }
+
+    [Theory]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"premium_report"}}""", "params.name", "params.Name")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"a":1,"A":2}}}""", "a", "A")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"list":[{"k":1},{"Key":1,"kEy":2}]}}}""", "Key", "kEy")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"x":{"Vendor":1,"vendor":2},"method":"ping"}""", "Vendor", "vendor")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"trace":1,"TRACE":2}}}""", "params._meta.trace", "params._meta.TRACE")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"ping","params":{"\u00e9t\u00e9":1,"\u00c9T\u00c9":2}}""", "params.été", "params.ÉTÉ")]
+    public void Two_members_of_one_object_that_differ_only_in_letter_case_are_refused_at_any_depth(string json, string first, string second)
+    {
+        Assert.Equal(InvalidRequest($"Invalid Request: members '{first}' and '{second}' differ only in letter case.", new JsonRpcId(1)), Refuse(json));
+    }
+
+    [Theory]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"a":1,"a":2}}}""", "a")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"a":1},"arguments":{"b":2}}}""", "params.arguments")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"deep":{"deeper":[{"x":1,"\u0078":2}]}}}}""", "x")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"result":{"content":[],"content":[]}}""", "content")]
+    public void Duplicate_members_are_refused_at_any_depth(string json, string member)
+    {
+        Assert.Equal(InvalidRequest($"Invalid Request: duplicate member '{member}'.", new JsonRpcId(1)), Refuse(json));
+    }
+
+    [Fact]
+    public void Equal_names_in_sibling_or_nested_objects_are_not_duplicates()
+    {
+        var envelope = Parse("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"name":{"name":1},"list":[{"name":1},{"name":2}]}}}""");
+
+        Assert.Equal("echo", envelope.ToolName);
+    }
+
+    [Fact]
+    public void Large_objects_are_checked_for_case_clashes_too()
+    {
+        var members = string.Join(",", Enumerable.Range(0, 200).Select(i => $"\"k{i}\":{i}"));
+        Assert.Equal("echo", Parse($$$$"""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{{{{{members}}}}}}}""").ToolName);
+
+        Assert.Equal(
+            InvalidRequest("Invalid Request: members 'k5' and 'K5' differ only in letter case.", new JsonRpcId(1)),
+            Refuse($$$$"""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{{{{{members}}}},"K5":0}}}"""));
+        Assert.Equal(
+            InvalidRequest("Invalid Request: duplicate member 'k150'.", new JsonRpcId(1)),
+            Refuse($$$$"""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{{{{{members}}}},"k\u0031\u00350":0}}}"""));
     }
 
     // ---- unknown members ----
@@ -681,13 +766,25 @@ public sealed class McpEnvelopeParserTests
         Assert.Equal(ParseError(LoneSurrogate), Refuse(json));
     }
 
-    [Fact]
-    public void An_unpaired_surrogate_escape_in_tool_arguments_is_left_to_the_endpoint()
+    [Theory]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"\ud800"}}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"ok \udbff\u0041"}}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"\udc00":"key"}}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"list":["a",["\ud83d\n"]]}}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"x-vendor":"\ud800","method":"ping"}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"result":{"text":"\udfff\ud800"}}""")]
+    public void An_unpaired_surrogate_escape_anywhere_is_a_parse_error(string json)
     {
-        // The guard reads only the envelope; argument strings pass through byte for byte, as RFC 8259's grammar allows them.
-        var envelope = Parse("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"\ud800"}}}""");
+        // Decoders disagree on such strings (replace, refuse, or pass through): no reading of them can be trusted.
+        Assert.Equal(ParseError(LoneSurrogate), Refuse(json));
+    }
 
-        Assert.Equal("echo", envelope.ToolName);
+    [Theory]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"m":"\ud83d\ude00 \uD83D\uDE00 \\ud800 \\\ud83d\ude00"}}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"\ud83d\ude00","arguments":{"\ud83d\ude00":"\u00e9\n\t\""}}}""")]
+    public void Surrogate_pairs_and_escaped_backslashes_are_accepted(string json)
+    {
+        Assert.Equal(McpMessageKind.Request, Parse(json).Kind);
     }
 
     // ---- not a single object ----
