@@ -178,7 +178,20 @@ internal static class McpEnvelopeParser
             return false;
         }
 
-        return Finish(ref state, protocolVersionHeader, out envelope, out failure);
+        if (!Finish(ref state, protocolVersionHeader, out envelope, out failure))
+        {
+            return false;
+        }
+
+        if (envelope!.Kind == McpMessageKind.Request && envelope.Method == McpMethods.Initialize
+            && !InitializeParams.AreValid(state.ParamsEnd > state.ParamsStart ? body[state.ParamsStart..state.ParamsEnd] : default))
+        {
+            envelope = null;
+            failure = new(McpGuardReasons.InvalidRequest, InitializeParams.Detail, state.Id);
+            return false;
+        }
+
+        return true;
     }
 
     /// <summary>What one pass over the body found.</summary>
@@ -198,6 +211,8 @@ internal static class McpEnvelopeParser
         public string? MetaVersion;
         public bool LoneSurrogate;
         public string? Structural;
+        public int ParamsStart;
+        public int ParamsEnd;
 
         public ParseState()
         {
@@ -238,6 +253,11 @@ internal static class McpEnvelopeParser
 
                     ValueOfWrongShape(pending, ref state);
                     roles[++depth] = isObject ? RoleOf(pending) : Role.Array;
+                    if (roles[depth] == Role.Params)
+                    {
+                        state.ParamsStart = (int)reader.TokenStartIndex;
+                    }
+
                     if (isObject)
                     {
                         names.Open();
@@ -251,6 +271,10 @@ internal static class McpEnvelopeParser
                     if (reader.TokenType == JsonTokenType.EndObject)
                     {
                         names.Close();
+                        if (roles[depth] == Role.Params)
+                        {
+                            state.ParamsEnd = (int)reader.BytesConsumed;
+                        }
                     }
 
                     if (depth == 0)

@@ -218,7 +218,7 @@ public sealed class McpEnvelopeParserTests
     public void The_protocol_version_header_wins_over_meta_and_initialize_params()
     {
         var envelope = Parse(
-            """{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","_meta":{"io.modelcontextprotocol/protocolVersion":"2025-11-25"}}}""",
+            """{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2025-11-25"}}}""",
             protocolVersionHeader: "2026-07-28");
 
         Assert.Equal("2026-07-28", envelope.ProtocolVersion);
@@ -227,7 +227,7 @@ public sealed class McpEnvelopeParserTests
     [Fact]
     public void Meta_protocol_version_wins_over_initialize_params()
     {
-        var envelope = Parse("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","_meta":{"other":1,"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}""");
+        var envelope = Parse("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"},"_meta":{"other":1,"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}""");
 
         Assert.Equal("2026-07-28", envelope.ProtocolVersion);
     }
@@ -243,9 +243,25 @@ public sealed class McpEnvelopeParserTests
     [Fact]
     public void Initialize_params_protocol_version_is_used_when_nothing_else_declares_one()
     {
-        var envelope = Parse("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{}}}""", protocolVersionHeader: "");
+        var envelope = Parse("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}""", protocolVersionHeader: "");
 
         Assert.Equal("2025-06-18", envelope.ProtocolVersion);
+    }
+
+    [Theory]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":20250618,"capabilities":{},"clientInfo":{"name":"c","version":"1"}}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{}}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":9,"clientInfo":{"name":"c","version":"1"}}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c"}}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c","VERSION":"1"}}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":"c"}}""")]
+    [InlineData("""{"jsonrpc":"2.0","id":1,"method":"initialize"}""")]
+    public void Initialize_params_the_SDK_transport_cannot_bind_are_refused(string json)
+    {
+        // The SDK binds them before it can answer with a JSON-RPC error: unchecked, they fail the endpoint with a 500.
+        Assert.Equal(
+            InvalidRequest("Invalid Request: initialize needs params with protocolVersion (a string), capabilities (an object) and clientInfo (an object with name and version strings).", new JsonRpcId(1)),
+            Refuse(json));
     }
 
     [Fact]
@@ -259,7 +275,7 @@ public sealed class McpEnvelopeParserTests
     [Fact]
     public void Non_string_protocol_versions_are_ignored()
     {
-        var envelope = Parse("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":20250618,"_meta":{"io.modelcontextprotocol/protocolVersion":{"v":1}}}}""");
+        var envelope = Parse("""{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"protocolVersion":20250618,"_meta":{"io.modelcontextprotocol/protocolVersion":{"v":1}}}}""");
 
         Assert.Null(envelope.ProtocolVersion);
     }
@@ -281,7 +297,7 @@ public sealed class McpEnvelopeParserTests
     [InlineData("2026-07-28")]
     public void Published_protocol_versions_come_back_as_interned_strings(string version)
     {
-        var fromInitialize = Parse("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"VERSION"}}""".Replace("VERSION", version, StringComparison.Ordinal));
+        var fromInitialize = Parse("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"VERSION","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}""".Replace("VERSION", version, StringComparison.Ordinal));
         var fromMeta = Parse("""{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"VERSION"}}}""".Replace("VERSION", version, StringComparison.Ordinal));
 
         // Theory data arrives as a copy; the interned literal is the one the parser hands out.
@@ -293,8 +309,8 @@ public sealed class McpEnvelopeParserTests
     [Fact]
     public void An_unpublished_or_escaped_protocol_version_is_read_as_written()
     {
-        var unknown = Parse("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2099-01-01"}}""");
-        var escaped = Parse("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025\u002d06-18"}}""");
+        var unknown = Parse("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2099-01-01","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}""");
+        var escaped = Parse("""{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025\u002d06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}""");
 
         Assert.Equal("2099-01-01", unknown.ProtocolVersion);
         Assert.Equal("2025-06-18", escaped.ProtocolVersion);
@@ -320,8 +336,8 @@ public sealed class McpEnvelopeParserTests
     [MemberData(nameof(KnownMethods))]
     public void Known_method_names_come_back_as_the_interned_constant(string method)
     {
-        // Methods routed on a name or uri need one; the others ignore both.
-        var envelope = Parse($$$"""{"jsonrpc":"2.0","id":1,"method":"{{{method}}}","params":{"name":"n","uri":"u://x"}}""");
+        // Methods routed on a name or uri need one, and initialize its own params; the others ignore them.
+        var envelope = Parse($$$"""{"jsonrpc":"2.0","id":1,"method":"{{{method}}}","params":{"name":"n","uri":"u://x","protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"c","version":"1"} } }""");
 
         // Theory data arrives as a copy; the constant itself is the interned literal.
         var constant = string.Intern(method);

@@ -31,12 +31,12 @@ public sealed class OneReadingDifferentialTests(ITestOutputHelper output)
             iter: Iterations,
             print: c => $"seed body #{c.Seed}, mutations [{string.Join(", ", c.Mutations)}]:\n{JsonMutator.Build(c.Seed, c.Mutations)}");
 
-        var summary = $"one-reading differential (in process): {tally.Total:N0} bodies, seed {seed}; {tally}";
+        var summary = $"one-reading differential (in process): {Iterations:N0} bodies, each read by the guard and by the SDK's two params readers, seed {seed}; {tally}";
         output.WriteLine(summary);
         TestReport.Write(summary);
 
         // The generator must keep producing bodies of every kind, or the property proves little.
-        Assert.Equal(Iterations, tally.Total);
+        Assert.Equal(2 * Iterations, tally.Total);
         Assert.True(tally.AgreedRequests > Iterations / 10, summary);
         Assert.True(tally.AgreedRoutedRequests > Iterations / 20, summary);
         Assert.True(tally.AgreedNotifications > Iterations / 100, summary);
@@ -59,19 +59,30 @@ public sealed class OneReadingDifferentialTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void The_oracle_sees_what_the_issue_reported_the_SDK_doing()
+    public void The_oracle_reads_as_each_of_the_SDKs_configurations_does()
     {
-        // Holds the oracle to the SDK's real behaviour, so the property above is checked against the right reader.
-        Assert.Equal("premium_report", SdkReading.Of("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"premium_report"}}"""u8.ToArray()).Target);
-        Assert.Equal("premium_report", SdkReading.Of("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"premium_report"}}"""u8.ToArray()).Target);
+        // Holds the oracle to the SDK's real behaviour, so the property above is checked against the right readers:
+        // MapMcp() binds exact names (a lone "Name" binds nothing; "Name" beside "name" is ignored)...
+        Assert.Equal(SdkOutcome.Refused, SdkReading.Of("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"premium_report"}}"""u8.ToArray()).Outcome);
+        Assert.Equal("echo", SdkReading.Of("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"premium_report"}}"""u8.ToArray()).Target);
+
+        // ...while the SDK's default options match names ignoring case, the last one winning.
+        Assert.Equal("premium_report", SdkReading.Of("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"premium_report"}}"""u8.ToArray(), SdkParamsReader.DefaultOptions).Target);
+        Assert.Equal("premium_report", SdkReading.Of("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"premium_report"}}"""u8.ToArray(), SdkParamsReader.DefaultOptions).Target);
         Assert.Equal("2026-07-28", SdkReading.Of("""{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_META":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"""u8.ToArray()).MetaProtocolVersion);
         Assert.Equal(SdkOutcome.Refused, SdkReading.Of("""{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"m":"\ud800"}}}"""u8.ToArray()).Outcome);
     }
 
-    /// <summary>The property: false only when the SDK would run something the guard did not see as such.</summary>
-    internal static bool Agrees(byte[] body, DifferentialTally tally)
+    /// <summary>
+    /// The property, for both ways the SDK binds params (exact member names, as <c>MapMcp()</c> does; and ignoring case,
+    /// as its default options do): false only when either would run something the guard did not see as such.
+    /// </summary>
+    internal static bool Agrees(byte[] body, DifferentialTally tally) =>
+        Agrees(body, SdkReading.Of(body, SdkParamsReader.SourceGenerated), tally)
+        & Agrees(body, SdkReading.Of(body, SdkParamsReader.DefaultOptions), tally);
+
+    private static bool Agrees(byte[] body, SdkReading sdk, DifferentialTally tally)
     {
-        var sdk = SdkReading.Of(body);
         if (!McpEnvelopeParser.TryParse(body, protocolVersionHeader: null, maxDepth: 64, out var envelope, out _))
         {
             tally.Count(sdk.Outcome is SdkOutcome.Request or SdkOutcome.Notification ? Verdict.GuardStricter : Verdict.BothRefused);
