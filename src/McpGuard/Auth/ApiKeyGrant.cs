@@ -24,12 +24,13 @@ internal sealed class ApiKeyGrant
     /// <summary>
     /// A new principal for one request (the app may change it, so none is shared): <c>sub</c> (the account),
     /// <c>mcpguard:key_id</c>, then one <c>scope</c> claim per scope, authentication type
-    /// <see cref="AuthenticationGate.ApiKeyAuthenticationType"/>, name claim <c>sub</c>. Each claim is created with the
-    /// identity as its subject, so the identity keeps it instead of storing a copy.
+    /// <see cref="AuthenticationGate.ApiKeyAuthenticationType"/>, name claim <c>sub</c>, carrying the caller and the
+    /// request id for McpGuard's tool filters. Each claim is created with the identity as its subject, so the identity
+    /// keeps it instead of storing a copy.
     /// </summary>
-    public ClaimsPrincipal CreatePrincipal(McpGuardApiKey key)
+    public ClaimsPrincipal CreatePrincipal(McpGuardApiKey key, string requestId)
     {
-        var identity = new ClaimsIdentity(AuthenticationGate.ApiKeyAuthenticationType, "sub", roleType: null);
+        var identity = new McpGuardCallerIdentity(Caller, requestId, AuthenticationGate.ApiKeyAuthenticationType, "sub");
         identity.AddClaim(NewClaim("sub", key.Account, identity));
         identity.AddClaim(NewClaim("mcpguard:key_id", key.Id, identity));
         foreach (var scope in Scopes)

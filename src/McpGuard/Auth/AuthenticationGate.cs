@@ -83,6 +83,12 @@ internal sealed partial class AuthenticationGate(
         }
 
         feature.Caller = who.Caller;
+        if (McpGuardCallerIdentity.Find(who.Principal) is null)
+        {
+            // A token's principal comes from JwtBearer; McpGuard's tool filters find the caller on an identity of its own.
+            who.Principal.AddIdentity(new McpGuardCallerIdentity(who.Caller, feature.RequestId, authenticationType: null, nameType: null));
+        }
+
         context.User = who.Principal;
         context.Request.Headers.Remove(HeaderNames.Authorization);
         if (auth.KeyHeader is not null)
@@ -192,7 +198,7 @@ internal sealed partial class AuthenticationGate(
             return null;
         }
 
-        return new Authenticated(grant.Caller, grant.CreatePrincipal(key));
+        return new Authenticated(grant.Caller, grant.CreatePrincipal(key, requestId));
     }
 
     private async ValueTask<Authenticated?> AuthenticateJwtAsync(HttpContext context, string accountClaim, string requestId)

@@ -28,7 +28,7 @@ internal sealed class ChargeTicket(HttpResponse response, long priceMicro, strin
 
     private void WriteHeaders()
     {
-        if (response.StatusCode < StatusCodes.Status500InternalServerError && !Refunded)
+        if (response.StatusCode < StatusCodes.Status400BadRequest && !Refunded)
         {
             response.Headers[CreditGate.ChargeHeader] = Free ? "0" : priceText;
             response.Headers[CreditGate.BalanceHeader] = BalanceAfterMicro.ToString(CultureInfo.InvariantCulture);
@@ -117,25 +117,35 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
     }
 
     /// <summary>
-    /// Runs the endpoint for a charged call under the upstream timeout and settles the charge: the debit stands when
-    /// the server answered (a tool result with <c>isError: true</c> is an answer), and is refunded otherwise.
+    /// Runs the endpoint for a charged call under the upstream timeout and settles the charge by its outcome: the debit
+    /// stands only when the endpoint wrote, in full and with a status below 400, a JSON-RPC <c>result</c> answering the
+    /// charged request (a tool result with <c>isError: true</c> is the tool answering). Anything else is refunded in the
+    /// same request: an HTTP status of 400 or more, a JSON-RPC <c>error</c>, a result that asks for more input
+    /// (<c>resultType</c> other than <c>complete</c>), an <c>internal_error</c> tool result when
+    /// <c>RefundToolInternalErrors</c> is on, no answer at all, an exception, a timeout or the client going away first.
+    /// When the first message the endpoint writes is its answer, the refund happens before the response starts, so the
+    /// client sees no charge headers for it.
     /// </summary>
     public async Task InvokeChargedAsync(HttpContext context, RequestDelegate next, McpGuardFeature feature, McpGuardErrorWriter writer)
     {
         var credits = feature.State.Credits;
+        var charge = feature.Charge!;
         var original = context.Features.GetRequiredFeature<IHttpRequestLifetimeFeature>();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(original.RequestAborted);
         var lifetime = new LinkedLifetime(original, linked);
         using var timeout = lifetime.StartTimeout(clock, credits.UpstreamTimeout);
         context.Features.Set<IHttpRequestLifetimeFeature>(lifetime);
-        var body = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
-        context.Features.Set<IHttpResponseBodyFeature>(new DeferredStartResponseBody(body));
+        var inner = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
+        var answer = new ResponseAnswerReader(feature.Envelope!.Id);
+        var body = new SettlingResponseBody(inner, context.Response, answer, () => SettleBeforeHeadersAsync(context, feature, answer));
+        context.Features.Set<IHttpResponseBodyFeature>(body);
 
         string? failure = null;
         Exception? exception = null;
         try
         {
             await next(context);
+            answer.Complete();
         }
         catch (OperationCanceledException) when (original.RequestAborted.IsCancellationRequested)
         {
@@ -153,49 +163,104 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
         finally
         {
             context.Features.Set(original);
-            context.Features.Set(body);
         }
 
-        if (failure is null)
+        if (failure is null && lifetime.TimedOut && answer.Answer == AnswerKind.None)
         {
-            if (lifetime.TimedOut)
-            {
-                failure = "timeout";
-            }
-            else if (original.RequestAborted.IsCancellationRequested)
-            {
-                failure = "client disconnected";
-            }
-            else if (context.Response.StatusCode >= StatusCodes.Status500InternalServerError)
-            {
-                failure = "upstream status " + context.Response.StatusCode.ToString(CultureInfo.InvariantCulture);
-            }
-            else if (credits.RefundToolInternalErrors && feature.ToolErrorReason == McpGuardReasons.InternalError)
-            {
-                failure = "tool internal_error";
-            }
+            failure = "timeout";
         }
 
-        if (failure is null)
+        // The answer decides, whatever came after it; without one, the first failure says why.
+        var reason = answer.Answer == AnswerKind.Result && context.Response.StatusCode < StatusCodes.Status400BadRequest
+            ? null
+            : failure ?? Unserved(context, answer, credits.RefundToolInternalErrors);
+        if (reason is not null && !charge.Refunded)
+        {
+            await RefundAsync(feature, reason);
+        }
+
+        if (failure is not null && !body.Released)
+        {
+            // Nothing reached the client: the guard answers for the endpoint (504, or 500 through the pipeline).
+            body.Discard();
+            context.Features.Set(inner);
+            if (exception is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(exception).Throw();
+            }
+
+            if (failure == "timeout" && !context.Response.HasStarted)
+            {
+                await writer.ReplaceResponseAsync(context, new McpGuardError(feature.State.Catalog[McpGuardReasons.UpstreamTimeout],
+                    $"Upstream timeout: no answer within {credits.UpstreamTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s; the charge was refunded."));
+            }
+
+            return;
+        }
+
+        try
+        {
+            if (failure is null)
+            {
+                await body.ReleaseAsync(context.RequestAborted);
+            }
+        }
+        finally
+        {
+            context.Features.Set(inner);
+        }
+
+        if (exception is not null)
+        {
+            // The pipeline logs it once; the response has started, so it ends the stream.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(exception).Throw();
+        }
+    }
+
+    /// <summary>Runs when the response is about to start: a call whose answer already says it was not served is refunded now.</summary>
+    private async ValueTask SettleBeforeHeadersAsync(HttpContext context, McpGuardFeature feature, ResponseAnswerReader answer)
+    {
+        if (!answer.IsFinal && context.Response.StatusCode < StatusCodes.Status400BadRequest)
+        {
+            // Not known yet (a stream whose first message is not the answer): settled when the call ends.
+            return;
+        }
+
+        if (Unserved(context, answer, feature.State.Credits.RefundToolInternalErrors) is { } reason)
+        {
+            await RefundAsync(feature, reason);
+        }
+    }
+
+    /// <summary>Why a call that ran to its end was not served, or null when it was.</summary>
+    private static string? Unserved(HttpContext context, ResponseAnswerReader answer, bool refundToolInternalErrors)
+    {
+        if (context.Response.StatusCode >= StatusCodes.Status400BadRequest)
+        {
+            return "status " + context.Response.StatusCode.ToString(CultureInfo.InvariantCulture);
+        }
+
+        return answer.Answer switch
+        {
+            AnswerKind.Result => null,
+            AnswerKind.ToolInternalError => refundToolInternalErrors ? "tool internal_error" : null,
+            AnswerKind.Incomplete => "input required",
+            AnswerKind.Error => "JSON-RPC error",
+            _ => "no answer",
+        };
+    }
+
+    private async ValueTask RefundAsync(McpGuardFeature feature, string reason)
+    {
+        var charge = feature.Charge!;
+        if (charge.Refunded)
         {
             return;
         }
 
         var refunded = await ledger.Store.RefundAsync(feature.RequestId, clock.GetUtcNow(), CancellationToken.None);
-        feature.Charge!.Refunded = refunded;
-        Log.Refunded(logger, feature.RequestId, failure, refunded);
-
-        if (exception is not null)
-        {
-            // The pipeline logs it once and answers 500 internal_error when it still can.
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(exception).Throw();
-        }
-
-        if (failure == "timeout" && !context.Response.HasStarted)
-        {
-            await writer.ReplaceResponseAsync(context, new McpGuardError(feature.State.Catalog[McpGuardReasons.UpstreamTimeout],
-                $"Upstream timeout: no answer within {credits.UpstreamTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s; the charge was refunded."));
-        }
+        charge.Refunded = refunded;
+        Log.Refunded(logger, feature.RequestId, reason, refunded);
     }
 
     /// <summary>
@@ -246,7 +311,7 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
         [LoggerMessage(6101, LogLevel.Information, "Account {Account} refused ({Reason}) for a call priced {Price}; request {RequestId}.", EventName = "ChargeRefused")]
         public static partial void Refused(ILogger logger, string account, string reason, long price, string requestId);
 
-        [LoggerMessage(6102, LogLevel.Information, "Request {RequestId} failed upstream ({Failure}); refunded: {Refunded}.", EventName = "Refunded")]
+        [LoggerMessage(6102, LogLevel.Information, "Request {RequestId} was not served ({Failure}); refunded: {Refunded}.", EventName = "Refunded")]
         public static partial void Refunded(ILogger logger, string requestId, string failure, bool refunded);
     }
 }

@@ -26,9 +26,6 @@ internal sealed class McpGuardFeature(string requestId, McpGuardState state) : I
     /// <summary>The charge taken for this request, settled after the endpoint ran; null for free calls.</summary>
     public ChargeTicket? Charge { get; set; }
 
-    /// <summary>The reason of an in-band tool error produced by <c>WithMcpGuard()</c> for this request, if any.</summary>
-    public string? ToolErrorReason { get; set; }
-
     public void AttachBody(byte[] pooled) => _body = pooled;
 
     public void Dispose()

@@ -1,3 +1,4 @@
+using McpGuard.Auth;
 using System.Buffers;
 using System.Text.Json;
 using McpGuard.Errors;
@@ -46,14 +47,16 @@ internal sealed partial class McpGuardToolExceptionFilter(McpGuardToolOptions op
     private CallToolResult Translate(RequestContext<CallToolRequestParams> request, Exception exception)
     {
         var services = request.Services;
-        var feature = services?.GetService<IHttpContextAccessor>()?.HttpContext?.Features.Get<McpGuardFeature>();
+        // The principal travels with the message even where handlers run outside the HTTP request; the request feature does not.
+        var caller = McpGuardCallerIdentity.Find(request.User);
+        var feature = caller is null ? services?.GetService<IHttpContextAccessor>()?.HttpContext?.Features.Get<McpGuardFeature>() : null;
         var catalog = feature?.State.Catalog ?? services?.GetService<McpGuardStateProvider>()?.Current.Catalog ?? McpGuardErrorCatalog.Default;
         var logger = (ILogger?)services?.GetService<ILoggerFactory>()?.CreateLogger<McpGuardToolExceptionFilter>() ?? NullLogger.Instance;
 
         var error = Map(exception);
         var descriptor = Describe(catalog, error);
         var toolName = request.Params?.Name ?? "(unknown)";
-        var requestId = feature?.RequestId;
+        var requestId = caller?.RequestId ?? feature?.RequestId;
         if (descriptor.Reason == McpGuardReasons.InternalError)
         {
             Log.ToolFailed(logger, exception, toolName, requestId);
@@ -61,11 +64,6 @@ internal sealed partial class McpGuardToolExceptionFilter(McpGuardToolOptions op
         else
         {
             Log.ToolRefused(logger, exception, toolName, descriptor.Reason, requestId);
-        }
-
-        if (feature is not null)
-        {
-            feature.ToolErrorReason = descriptor.Reason;
         }
 
         var buffer = new ArrayBufferWriter<byte>(256);

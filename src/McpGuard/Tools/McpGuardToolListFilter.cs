@@ -1,5 +1,4 @@
-using McpGuard.Protocol;
-using Microsoft.AspNetCore.Http;
+using McpGuard.Auth;
 using Microsoft.Extensions.DependencyInjection;
 using ModelContextProtocol.Protocol;
 using ModelContextProtocol.Server;
@@ -9,7 +8,9 @@ namespace McpGuard.Tools;
 /// <summary>
 /// A C# SDK list-tools filter: shows an authenticated caller only the tools whose required scopes it holds
 /// (<c>McpGuard:Auth:FilterToolList</c>, on by default). An anonymous caller sees only the tools that need no scope;
-/// servers McpGuard does not front see the list unchanged.
+/// a server without McpGuard's services (<c>AddMcpGuard</c>) sees the list unchanged. The caller comes from the
+/// principal the SDK hands over with the message, so the filter also works when handlers run outside the HTTP request
+/// (<c>PerSessionExecutionContext</c>).
 /// </summary>
 internal static class McpGuardToolListFilter
 {
@@ -17,15 +18,13 @@ internal static class McpGuardToolListFilter
         async (request, cancellationToken) =>
         {
             var result = await next(request, cancellationToken);
-            var feature = request.Services?.GetService<IHttpContextAccessor>()?.HttpContext?.Features.Get<McpGuardFeature>();
-            if (feature is null || !feature.State.Auth.Enabled || !feature.State.Auth.FilterToolList)
+            var auth = request.Services?.GetService<McpGuardStateProvider>()?.Current.Auth;
+            if (auth is null || !auth.Enabled || !auth.FilterToolList)
             {
                 return result;
             }
 
-            // An anonymous caller (tools/list in AnonymousMethods) sees only the tools that need no scope.
-            var auth = feature.State.Auth;
-            var caller = feature.Caller;
+            var caller = McpGuardCallerIdentity.Find(request.User)?.Caller;
             result.Tools = [.. result.Tools.Where(tool => auth.ToolRequiredScopes(tool.Name) is var required && (required.Length == 0 || (caller?.HasAll(required) ?? false)))];
             return result;
         };

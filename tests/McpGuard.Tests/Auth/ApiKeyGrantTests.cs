@@ -24,10 +24,12 @@ public sealed class ApiKeyGrantTests
         claims.AddRange(grant.Scopes.Select(s => new Claim("scope", s)));
         var expected = new ClaimsPrincipal(new ClaimsIdentity(claims, AuthenticationGate.ApiKeyAuthenticationType, "sub", null));
 
-        var principal = grant.CreatePrincipal(Key);
+        var principal = grant.CreatePrincipal(Key, "req_grant");
 
         Assert.True(scopes.SetEquals(grant.Scopes));
-        var identity = Assert.IsType<ClaimsIdentity>(Assert.Single(principal.Identities));
+        var identity = Assert.IsType<McpGuardCallerIdentity>(Assert.Single(principal.Identities));
+        Assert.Same(grant.Caller, identity.Caller);
+        Assert.Equal("req_grant", identity.RequestId);
         var expectedIdentity = Assert.Single(expected.Identities);
         Assert.Equal(
             (expectedIdentity.AuthenticationType, expectedIdentity.NameClaimType, expectedIdentity.RoleClaimType, expectedIdentity.IsAuthenticated, expectedIdentity.Name, expectedIdentity.Label, expectedIdentity.Actor),
@@ -45,8 +47,8 @@ public sealed class ApiKeyGrantTests
     {
         var grant = new ApiKeyGrant(Key);
 
-        var first = grant.CreatePrincipal(Key);
-        var second = grant.CreatePrincipal(Key);
+        var first = grant.CreatePrincipal(Key, "req_1");
+        var second = grant.CreatePrincipal(Key, "req_2");
         ((ClaimsIdentity)first.Identity!).AddClaim(new Claim("role", "admin"));
         first.AddIdentity(new ClaimsIdentity("extra"));
         ((ClaimsIdentity)first.Identity!).RemoveClaim(first.FindFirst("mcpguard:key_id"));

@@ -163,7 +163,7 @@ public sealed class CreditConfigurationTests
             app =>
             {
                 app.UseMcpGuard();
-                app.MapPost("/mcp", (HttpContext _) => Results.Text("{}", "application/json"));
+                app.MapPost("/mcp", CreditCalls.AnswerWithResult);
             },
             new Dictionary<string, string?>
             {

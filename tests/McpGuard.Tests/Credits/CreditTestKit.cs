@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.Http;
+using System.Text.Json;
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text;
@@ -145,6 +147,22 @@ internal static class CreditCalls
         }
 
         return request;
+    }
+
+    /// <summary>A JSON-RPC result answering the request with id <paramref name="id"/>, as an SSE event.</summary>
+    public static string ResultEvent(long id, string result = "{}") =>
+        $$$"""event: message{{{"\n"}}}data: {"jsonrpc":"2.0","id":{{{id}}},"result":{{{result}}}}{{{"\n\n"}}}""";
+
+    /// <summary>
+    /// An endpoint that serves every request: it answers with an empty JSON-RPC result for the request's own id, as
+    /// <c>application/json</c> (what a server that ran the call writes).
+    /// </summary>
+    public static async Task AnswerWithResult(HttpContext context)
+    {
+        using var request = await JsonDocument.ParseAsync(context.Request.Body);
+        context.Response.ContentType = "application/json";
+        var id = request.RootElement.GetProperty("id").GetRawText();
+        await context.Response.WriteAsync("{\"jsonrpc\":\"2.0\",\"id\":" + id + ",\"result\":{}}");
     }
 
     /// <summary>The single value of a response header, or null when the response has none.</summary>

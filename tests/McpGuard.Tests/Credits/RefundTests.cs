@@ -1,3 +1,4 @@
+using System.Text;
 using System.Net;
 using McpGuard.Credits;
 using McpGuard.Tests.Infrastructure;
@@ -48,24 +49,92 @@ public sealed class RefundTests
     }
 
     [Theory]
-    [InlineData(200)]
     [InlineData(400)]
+    [InlineData(403)]
     [InlineData(404)]
     [InlineData(499)]
-    public async Task An_endpoint_that_answers_below_500_keeps_the_charge(int status)
+    public async Task An_endpoint_that_answers_4xx_is_refunded_without_charge_headers(int status)
     {
+        // The MCP SDK answers 400/403/404 for a missing, foreign or unknown session and for protocol-version errors:
+        // it ran nothing, so nothing is charged, and the response does not say otherwise.
         await using var guarded = await RefundHost.StartAsync(McpGuardLedgerStoreKind.Sqlite, async context =>
         {
             context.Response.StatusCode = status;
-            await context.Response.WriteAsync("answered");
+            context.Response.ContentType = "application/json";
+            await context.Response.WriteAsync("""{"jsonrpc":"2.0","id":12,"error":{"code":-32001,"message":"Session not found"}}""");
         });
 
-        using var response = await guarded.SendAsync(Work, "kept-4xx");
+        using var response = await guarded.SendAsync(Work, "refund-4xx");
 
         Assert.Equal(status, (int)response.StatusCode);
+        Assert.Equal("""{"jsonrpc":"2.0","id":12,"error":{"code":-32001,"message":"Session not found"}}""", await response.Content.ReadAsStringAsync());
+        Assert.Null(CreditCalls.Header(response, CreditCalls.ChargeHeader));
+        Assert.Null(CreditCalls.Header(response, CreditCalls.BalanceHeader));
+        await guarded.AssertRefundedAsync("refund-4xx");
+    }
+
+    public static TheoryData<string, string, string> Answers => new()
+    {
+        { "application/json", """{"jsonrpc":"2.0","id":12,"result":{"content":[]}}""", "json" },
+        { "application/json; charset=utf-8", """{"result":{"content":[{"type":"text","text":"id 13"}]},"jsonrpc":"2.0","id":12}""", "json, id last" },
+        { "text/event-stream", "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":12,\"result\":{}}\n\n", "sse" },
+        { "text/event-stream", "data: {\"jsonrpc\":\"2.0\",\r\ndata: \"id\":12,\"result\":{\"isError\":true,\"content\":[]}}\r\n\r\n", "sse, split data lines, a tool's own error" },
+        { "text/event-stream", Partial + "id: 7\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":12,\"result\":{\"resultType\":\"complete\"}}\n\n", "sse, progress first" },
+        { "application/json", """{"jsonrpc":"2.0","\u0069d":12,"result":{"text":"a \"quoted\" }{ [brace"}}""", "json, escapes" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Answers))]
+    public async Task A_json_rpc_result_for_the_charged_request_keeps_the_charge(string contentType, string body, string _)
+    {
+        await using var guarded = await RefundHost.StartAsync(McpGuardLedgerStoreKind.Sqlite, async context =>
+        {
+            context.Response.ContentType = contentType;
+            await context.Response.WriteAsync(body);
+        });
+
+        using var response = await guarded.SendAsync(Work, "kept-result");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(body, await response.Content.ReadAsStringAsync());
         Assert.Equal("700", CreditCalls.Header(response, CreditCalls.ChargeHeader));
         Assert.Equal("9300", CreditCalls.Header(response, CreditCalls.BalanceHeader));
-        await guarded.AssertChargedAsync("kept-4xx");
+        await guarded.AssertChargedAsync("kept-result");
+    }
+
+    public static TheoryData<string, string, bool, string> NoResult => new()
+    {
+        { "text/plain", "answered", false, "not JSON-RPC" },
+        { "application/json", "{}", false, "not a response" },
+        { "application/json", """{"jsonrpc":"2.0","id":12,"error":{"code":-32602,"message":"Unknown tool: 'work'"}}""", false, "an error" },
+        { "application/json", """{"jsonrpc":"2.0","id":13,"result":{}}""", false, "another id" },
+        { "application/json", """{"jsonrpc":"2.0","id":"12","result":{}}""", false, "the id as a string" },
+        { "application/json", """{"jsonrpc":"2.0","id":12,"result":{"resultType":"input_required","inputRequests":{}}}""", false, "input required" },
+        { "text/event-stream", "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":12,\"error\":{\"code\":-32603,\"message\":\"An error occurred.\"}}\n\n", false, "an error event" },
+        { "text/event-stream", Partial, true, "a notification and no answer" },
+        { "text/event-stream", ": comment\n\ndata: {\"jsonrpc\":\"2.0\",\"id\":12,\"result\":{}", false, "an answer cut short" },
+        { "text/event-stream", "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":12,\"result\":{},\"error\":{}}\n\n", false, "both result and error" },
+        { "text/event-stream", "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"x\",\"params\":{\"id\":12,\"result\":{}}}\n\n", true, "id and result nested in a request" },
+    };
+
+    [Theory]
+    [MemberData(nameof(NoResult))]
+    public async Task A_response_without_a_json_rpc_result_for_the_charged_request_is_refunded(string contentType, string body, bool headersWentFirst, string _)
+    {
+        await using var guarded = await RefundHost.StartAsync(McpGuardLedgerStoreKind.Sqlite, async context =>
+        {
+            context.Response.ContentType = contentType;
+            await context.Response.WriteAsync(body);
+        });
+
+        using var response = await guarded.SendAsync(Work, "refund-no-result");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(body, await response.Content.ReadAsStringAsync());
+        // Held back until the first whole message (or the end): only a stream whose first message is not the answer
+        // has started, with the charge it carried then.
+        Assert.Equal(headersWentFirst ? "700" : null, CreditCalls.Header(response, CreditCalls.ChargeHeader));
+        await guarded.AssertRefundedAsync("refund-no-result");
     }
 
     // ---- (b) the endpoint throws ----
@@ -204,22 +273,24 @@ public sealed class RefundTests
     {
         await using var guarded = await RefundHost.StartAsync(McpGuardLedgerStoreKind.Sqlite, async context =>
         {
-            context.Response.ContentType = "text/plain";
+            // Through both the stream and the pipe writer, with flushes between, before and after the first whole message.
+            context.Response.ContentType = "text/event-stream";
             await context.Response.Body.FlushAsync();
-            await context.Response.WriteAsync("one,");
-            var span = context.Response.BodyWriter.GetSpan(4);
-            "two,"u8.CopyTo(span);
-            context.Response.BodyWriter.Advance(4);
+            await context.Response.WriteAsync(": one\n");
+            var span = context.Response.BodyWriter.GetSpan(7);
+            ": two\n\n"u8.CopyTo(span);
+            context.Response.BodyWriter.Advance(7);
             await context.Response.BodyWriter.FlushAsync();
-            await context.Response.Body.WriteAsync("three,"u8.ToArray());
+            await context.Response.Body.WriteAsync(Encoding.UTF8.GetBytes(Partial));
             await context.Response.Body.FlushAsync();
-            await context.Response.BodyWriter.WriteAsync("four"u8.ToArray());
+            await context.Response.BodyWriter.WriteAsync(Encoding.UTF8.GetBytes(": three\n\n"));
+            await context.Response.WriteAsync(CreditCalls.ResultEvent(12));
         });
 
         using var response = await guarded.SendAsync(Work, "in-order");
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal("one,two,three,four", await response.Content.ReadAsStringAsync());
+        Assert.Equal(": one\n: two\n\n" + Partial + ": three\n\n" + CreditCalls.ResultEvent(12), await response.Content.ReadAsStringAsync());
         Assert.Equal("700", CreditCalls.Header(response, CreditCalls.ChargeHeader));
         await guarded.AssertChargedAsync("in-order");
     }
@@ -282,7 +353,8 @@ public sealed class RefundTests
             {
                 seen = context.RequestAborted;
                 clock.Advance(TimeSpan.FromMilliseconds(4999));
-                await context.Response.WriteAsync("in time");
+                context.Response.ContentType = "text/event-stream";
+                await context.Response.WriteAsync(CreditCalls.ResultEvent(12));
             },
             new Dictionary<string, string?> { ["McpGuard:Credits:UpstreamTimeout"] = "00:00:05" },
             clock);
@@ -290,7 +362,7 @@ public sealed class RefundTests
         using var response = await guarded.SendAsync(Work, "in-time");
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal("in time", await response.Content.ReadAsStringAsync());
+        Assert.Equal(CreditCalls.ResultEvent(12), await response.Content.ReadAsStringAsync());
         Assert.False(seen.IsCancellationRequested);
         Assert.True(seen.CanBeCanceled);
         await guarded.AssertChargedAsync("in-time");
@@ -345,9 +417,9 @@ public sealed class RefundTests
 
         await AssertToolErrorAsync(response, 5, "internal_error", "The tool failed unexpectedly.",
             "Report the request id to the server's operator; do not retry in a loop.", "do_not_retry", "crash-1");
-        // The result (and its headers) went out before the gate settled the charge: the headers announce a charge the ledger then refunds.
-        Assert.Equal("100", CreditCalls.Header(response, CreditCalls.ChargeHeader));
-        Assert.Equal("999900", CreditCalls.Header(response, CreditCalls.BalanceHeader));
+        // The result is the first message: the gate settled the charge before the headers went out, so they announce none.
+        Assert.Null(CreditCalls.Header(response, CreditCalls.ChargeHeader));
+        Assert.Null(CreditCalls.Header(response, CreditCalls.BalanceHeader));
         Assert.Equal(
             [("Usage", -100L, 999_900L, "fail"), ("Refund", 100L, 1_000_000L, "fail")],
             LedgerFile.Rows(path, "alice").Where(r => r.RequestId == "crash-1").Select(r => (r.Kind, r.Amount, r.BalanceAfter, r.Tool)));
@@ -401,7 +473,7 @@ public sealed class RefundTests
             free.Add(await CreditCalls.CallAsync(host, CreditCalls.Add(i), $"bob-{i}", DemoKeys.Bob));
         }
 
-        Assert.Equal("0", CreditCalls.Header(crash, CreditCalls.ChargeHeader));
+        Assert.Null(CreditCalls.Header(crash, CreditCalls.ChargeHeader));
         Assert.All(free, r => Assert.Equal("0", CreditCalls.Header(r, CreditCalls.ChargeHeader)));
         Assert.Equal(
             [

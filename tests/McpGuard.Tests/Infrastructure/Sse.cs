@@ -5,6 +5,23 @@ namespace McpGuard.Tests.Infrastructure;
 /// <summary>Reads the JSON-RPC messages out of a Streamable HTTP response (SSE or plain JSON).</summary>
 public static class Sse
 {
+    /// <summary>Every message of an SSE response (events without data, such as priming events, are skipped).</summary>
+    public static async Task<List<JsonElement>> ReadMessagesAsync(HttpResponseMessage response)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        var messages = new List<JsonElement>();
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.StartsWith("data: ", StringComparison.Ordinal) && line.Length > "data: ".Length)
+            {
+                using var document = JsonDocument.Parse(line["data: ".Length..]);
+                messages.Add(document.RootElement.Clone());
+            }
+        }
+
+        return messages;
+    }
+
     public static async Task<JsonElement> ReadSingleMessageAsync(HttpResponseMessage response)
     {
         var text = await response.Content.ReadAsStringAsync();

@@ -1,0 +1,79 @@
+using System.Text;
+using CsCheck;
+using McpGuard.Credits;
+using McpGuard.Protocol;
+
+namespace McpGuard.Tests.Credits;
+
+/// <summary>The reader that finds the answer to a charged request in the bytes the endpoint writes, however they are split.</summary>
+public sealed class ResponseAnswerReaderTests
+{
+    public static TheoryData<string, string, long, string> Bodies => new()
+    {
+        { "application/json", """{"jsonrpc":"2.0","id":5,"result":{}}""", 5, "Result" },
+        { "application/json", """{"result":{"content":[{"type":"text","text":"{\"id\":5,\"error\":{}}"}]},"id":5,"jsonrpc":"2.0"}""", 5, "Result" },
+        { "application/json", """{"jsonrpc":"2.0","id":5,"error":{"code":-32602,"message":"no"}}""", 5, "Error" },
+        { "application/json", """{"jsonrpc":"2.0","id":6,"result":{}}""", 5, "None" },
+        { "application/json", """{"jsonrpc":"2.0","id":"5","result":{}}""", 5, "None" },
+        { "application/json", """{"jsonrpc":"2.0","id":5,"result":{"isError":true,"structuredContent":{"reason":"internal_error"}}}""", 5, "ToolInternalError" },
+        { "application/json", """{"jsonrpc":"2.0","id":5,"result":{"isError":false,"structuredContent":{"reason":"internal_error"}}}""", 5, "Result" },
+        { "application/json", """{"jsonrpc":"2.0","id":5,"result":{"isError":true,"structuredContent":{"reason":"not_found"}}}""", 5, "Result" },
+        { "application/json", """{"jsonrpc":"2.0","id":5,"result":{"isError":true,"content":[{"structuredContent":{"reason":"internal_error"}}]}}""", 5, "Result" },
+        { "application/json", """{"jsonrpc":"2.0","id":5,"result":{"resultType":"input_required"}}""", 5, "Incomplete" },
+        { "application/json", """{"jsonrpc":"2.0","id":5,"result":{"resultType":"complete","isError":true,"structuredContent":{"reason":"internal_error"}}}""", 5, "ToolInternalError" },
+        { "application/json", """{"jsonrpc":"2.0","id":5,"result":{"nested":{"resultType":"input_required"}}}""", 5, "Result" },
+        { "application/json", """{"jsonrpc":"2.0","method":"x","params":{"id":5,"result":{}}}""", 5, "None" },
+        { "application/json", """[{"jsonrpc":"2.0","id":5,"result":{}}]""", 5, "None" },
+        { "application/json", """{"jsonrpc":"2.0","\u0069\u0064":5,"r\u0065sult":[1,[],{},"]"]}""", 5, "Result" },
+        { "application/json", """{"jsonrpc":"2.0","id":5e0,"result":{}}""", 5, "None" },
+        { "text/event-stream", "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":5}}\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}\n\n", 5, "Result" },
+        { "text/event-stream", "id: 1\r\ndata:{\"jsonrpc\":\"2.0\",\r\ndata:\"id\":\"a\\\"b\",\"error\":{}}\r\n\r\n", 0, "None" },
+        { "text/event-stream", "data: {\"jsonrpc\":\"2.0\",\"id\":\"req-\\u0035\",\"result\":{}}\n\n", -1, "Result" },
+        { "text/event-stream", ":comment {\"id\":5,\"result\":{}}\n\ndata: {\"id\":5,\n\ndata: \"result\":{}}\n\n", 5, "None" },
+        { "text/event-stream", "data: {\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}", 5, "Result" },
+        { "text/event-stream", "retry: 10\nid: 9\nevent: message\ndata\ndata: {\"id\":5,\"result\":{}}\n\n", 5, "Result" },
+        { "text/plain", "{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}", 5, "None" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Bodies))]
+    public void The_answer_is_read_whole_and_byte_by_byte(string contentType, string body, long id, string answer)
+    {
+        var expected = Enum.Parse<AnswerKind>(answer);
+        var requestId = id == -1 ? new JsonRpcId("req-5") : new JsonRpcId(id);
+        Assert.Equal(expected, Read(contentType, Encoding.UTF8.GetBytes(body), requestId, [int.MaxValue]));
+        Assert.Equal(expected, Read(contentType, Encoding.UTF8.GetBytes(body), requestId, [1]));
+    }
+
+    [Fact]
+    public void Any_split_of_the_body_gives_the_same_answer()
+    {
+        var bodies = Bodies;
+        Gen.Select(Gen.Int[0, bodies.Count - 1], Gen.Int[1, 40].Array[1, 30]).Sample((index, chunks) =>
+        {
+            var row = (object[])bodies.ElementAt(index);
+            var (contentType, body, id, expected) = ((string)row[0], (string)row[1], (long)row[2], Enum.Parse<AnswerKind>((string)row[3]));
+            var requestId = id == -1 ? new JsonRpcId("req-5") : new JsonRpcId(id);
+            return Read(contentType, Encoding.UTF8.GetBytes(body), requestId, chunks) == expected;
+        }, iter: 5_000, seed: TestSeedsForThisClass);
+    }
+
+    private static readonly string? TestSeedsForThisClass = Environment.GetEnvironmentVariable("CsCheck_Seed");
+
+    private static AnswerKind Read(string contentType, byte[] body, JsonRpcId id, int[] chunks)
+    {
+        var reader = new ResponseAnswerReader(id);
+        reader.Start(contentType);
+        var offset = 0;
+        var next = 0;
+        while (offset < body.Length)
+        {
+            var size = Math.Min(chunks[next++ % chunks.Length], body.Length - offset);
+            reader.Write(body.AsSpan(offset, size));
+            offset += size;
+        }
+
+        reader.Complete();
+        return reader.Answer;
+    }
+}
