@@ -338,16 +338,10 @@ internal static class McpEnvelopeParser
         };
 
         var field = Field.None;
+        MemberName? variant = null;
         if (known is not null)
         {
-            foreach (var member in known)
-            {
-                if (reader.ValueTextEquals(member.Utf8))
-                {
-                    field = member.Field;
-                    break;
-                }
-            }
+            field = Match(known, raw, decoded, out variant);
         }
 
         if (clash != MemberNameTable.Clash.None)
@@ -362,9 +356,9 @@ internal static class McpEnvelopeParser
                 ? $"Invalid Request: duplicate member '{Display(role, newName)}'."
                 : $"Invalid Request: members '{Display(role, clashName)}' and '{Display(role, newName)}' differ only in letter case.";
         }
-        else if (known is not null && field == Field.None && state.Structural is null && CaseVariantOf(known, raw, decoded) is { } spelledAs)
+        else if (variant is not null)
         {
-            state.Structural = $"Invalid Request: member '{Display(role, decoded ?? Encoding.UTF8.GetString(raw))}' must be spelled '{spelledAs}'.";
+            state.Structural ??= $"Invalid Request: member '{Display(role, decoded ?? Encoding.UTF8.GetString(raw))}' must be spelled '{variant.Name}'.";
         }
 
         if (role == Role.Envelope)
@@ -384,31 +378,44 @@ internal static class McpEnvelopeParser
         return field;
     }
 
-    /// <summary>The known member a name equals ignoring case (and not exactly), if any.</summary>
-    private static string? CaseVariantOf(MemberName[] known, ReadOnlySpan<byte> raw, string? decoded)
+    /// <summary>
+    /// The known member a name is, or none; when it is none but the name equals a known member ignoring case,
+    /// <paramref name="variant"/> is that member. <paramref name="decoded"/> is null for unescaped ASCII names, which are
+    /// compared as bytes.
+    /// </summary>
+    private static Field Match(MemberName[] known, ReadOnlySpan<byte> raw, string? decoded, out MemberName? variant)
     {
-        if (decoded is null)
-        {
-            foreach (var member in known)
-            {
-                if (member.Utf8.Length == raw.Length && System.Text.Ascii.EqualsIgnoreCase(member.Utf8, raw))
-                {
-                    return member.Name;
-                }
-            }
-
-            return null;
-        }
-
+        variant = null;
         foreach (var member in known)
         {
-            if (string.Equals(member.Name, decoded, StringComparison.OrdinalIgnoreCase))
+            if (decoded is null)
             {
-                return member.Name;
+                if (member.Utf8.Length != raw.Length)
+                {
+                    continue;
+                }
+
+                if (raw.SequenceEqual(member.Utf8))
+                {
+                    return member.Field;
+                }
+
+                if (System.Text.Ascii.EqualsIgnoreCase(raw, member.Utf8))
+                {
+                    variant = member;
+                }
+            }
+            else if (string.Equals(decoded, member.Name, StringComparison.Ordinal))
+            {
+                return member.Field;
+            }
+            else if (string.Equals(decoded, member.Name, StringComparison.OrdinalIgnoreCase))
+            {
+                variant = member;
             }
         }
 
-        return null;
+        return Field.None;
     }
 
     /// <summary>A value that is an object or array where McpGuard reads a scalar (or the reverse for params).</summary>

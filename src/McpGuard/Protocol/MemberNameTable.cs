@@ -31,6 +31,7 @@ internal sealed class MemberNameTable
     private Entry[] _entries = new Entry[32];
     private Frame[] _frames = new Frame[16];
     private int _count;
+    private int _used;
     private int _depth;
 
     private struct Entry
@@ -61,7 +62,9 @@ internal sealed class MemberNameTable
             table.Close();
         }
 
-        Array.Clear(table._entries, 0, table._entries.Length);
+        // Only the entries this parse used can hold a decoded name.
+        Array.Clear(table._entries, 0, table._used);
+        table._used = 0;
         table._count = 0;
         t_cached = table;
     }
@@ -143,6 +146,7 @@ internal sealed class MemberNameTable
         }
 
         _entries[_count++] = new Entry { Start = start, Length = length, Simple = simple, Decoded = decoded };
+        _used = Math.Max(_used, _count);
         if (_count - frame.Start >= SmallObject)
         {
             frame.Large = ToTable(body, frame.Start);
