@@ -16,9 +16,16 @@ namespace McpGuard.Tools;
 /// <summary>
 /// A C# SDK call-tool filter that turns exceptions thrown by tools into <c>isError: true</c> results with a
 /// stable <c>**Error code:**</c> line, instead of the SDK's opaque "An error occurred invoking 'x'.".
-/// <see cref="McpException"/> (including <see cref="McpProtocolException"/>) is left to the SDK, which turns it
-/// into a JSON-RPC error or its own tool error; cancellation of the call itself is left alone.
 /// </summary>
+/// <remarks>
+/// <b>The rule:</b> it translates only exceptions of the tool's own making. Every exception type the MCP SDK itself
+/// declares (any type from a <c>ModelContextProtocol</c> assembly) is the SDK's to handle and passes through unchanged:
+/// <see cref="McpProtocolException"/> and its kind become JSON-RPC errors (<c>UrlElicitationRequiredException</c>
+/// included), <see cref="InputRequiredException"/> becomes an input-required result (multi round-trip requests), and a
+/// plain <see cref="McpException"/> becomes the SDK's own error result with its message, as its author chose. Deciding
+/// by assembly rather than by a list means a signal type a later SDK adds reaches the SDK too, instead of silently
+/// becoming <c>internal_error</c>. Cancellation of the call itself is left alone as well.
+/// </remarks>
 internal sealed partial class McpGuardToolExceptionFilter(McpGuardToolOptions options)
 {
     private const string GenericInternalMessage = "The tool failed unexpectedly.";
@@ -30,7 +37,7 @@ internal sealed partial class McpGuardToolExceptionFilter(McpGuardToolOptions op
             {
                 return await next(request, cancellationToken);
             }
-            catch (McpException)
+            catch (Exception ex) when (IsSdkSignal(ex))
             {
                 throw;
             }
@@ -82,6 +89,14 @@ internal sealed partial class McpGuardToolExceptionFilter(McpGuardToolOptions op
             StructuredContent = document.RootElement.Clone(),
         };
     }
+
+    /// <summary>Whether the exception is one the MCP SDK declares, and so gives a meaning of its own.</summary>
+    internal static bool IsSdkSignal(Exception exception) =>
+        exception.GetType().Assembly.GetName().Name is { } assembly
+        && (assembly == SdkAssembly || assembly.StartsWith(SdkAssembly + ".", StringComparison.Ordinal));
+
+    /// <summary>ModelContextProtocol, ModelContextProtocol.Core, ModelContextProtocol.AspNetCore…</summary>
+    private const string SdkAssembly = "ModelContextProtocol";
 
     /// <summary>The user's mappings first, in order; then the built-in ones.</summary>
     internal McpGuardToolError Map(Exception exception)
