@@ -48,7 +48,14 @@ internal sealed partial class McpGuardPipeline(
                 ?? rateLimits.Check(context, feature)
                 ?? await credits.CheckAsync(context, feature);
         }
-        catch (Exception ex) when (!(ex is OperationCanceledException && context.RequestAborted.IsCancellationRequested))
+        catch (Exception ex) when (ClientDisconnect.Caused(ex, context))
+        {
+            // Nobody is left to answer. Aborting also stops the server from draining a body that will never arrive.
+            Log.ClientDisconnected(logger, requestId);
+            context.Abort();
+            return;
+        }
+        catch (Exception ex)
         {
             // A gate that fails (say, a ledger that can no longer write) is McpGuard's own failure: answer it as such.
             Log.GateFailed(logger, ex, requestId);

@@ -494,7 +494,7 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
 
     private static string Micro(long? value) => value?.ToString(CultureInfo.InvariantCulture) ?? "none";
 
-    private static async Task<bool> BodyFailedAsync(HttpContext context, AdminBodyFailure failure)
+    private async Task<bool> BodyFailedAsync(HttpContext context, AdminBodyFailure failure)
     {
         switch (failure)
         {
@@ -504,6 +504,13 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
             case AdminBodyFailure.TooLarge:
                 await ProblemAsync(context, StatusCodes.Status413PayloadTooLarge, "Payload Too Large",
                     $"An admin request body is at most {AdminInput.MaxBodyBytes.ToString(CultureInfo.InvariantCulture)} bytes.");
+                return true;
+            case AdminBodyFailure.TooSlow:
+                await ProblemAsync(context, StatusCodes.Status408RequestTimeout, "Request Timeout",
+                    "The request body arrived too slowly; send it without pausing, then retry. Nothing was changed.");
+                return true;
+            case AdminBodyFailure.ClientGone:
+                Log.ClientDisconnected(_logger, context.Request.Method, context.Request.Path);
                 return true;
             default:
                 return false;
@@ -563,5 +570,8 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
 
         [LoggerMessage(7101, LogLevel.Warning, "Admin request {Method} {Path} refused: {Why}.", EventName = "AdminRefused")]
         public static partial void Refused(ILogger logger, string method, PathString path, string why);
+
+        [LoggerMessage(7102, LogLevel.Debug, "The client disconnected while sending admin request {Method} {Path}; nothing was changed.", EventName = "AdminClientDisconnected")]
+        public static partial void ClientDisconnected(ILogger logger, string method, PathString path);
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.IO.Pipelines;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Net.Http.Headers;
@@ -12,6 +13,9 @@ internal sealed class AdminErrors
     private readonly Dictionary<string, List<string>> _errors = new(StringComparer.Ordinal);
 
     public bool Any => _errors.Count > 0;
+
+    /// <summary>Whether <paramref name="field"/> already has a problem (its value is then not read again).</summary>
+    public bool Has(string field) => _errors.ContainsKey(field);
 
     public void Add(string field, string message)
     {
@@ -32,11 +36,18 @@ internal enum AdminBodyFailure
     None,
     UnsupportedMediaType,
     TooLarge,
+
+    /// <summary>The body arrived more slowly than the server's minimum data rate.</summary>
+    TooSlow,
+
+    /// <summary>The client went away before the body was read: there is nobody to answer.</summary>
+    ClientGone,
 }
 
 /// <summary>
-/// Reads and checks admin input: the JSON body (an object, at most 64 KiB, no duplicate members), its fields and
-/// the route and query values. Every problem is collected, so a 400 names each bad field at once.
+/// Reads and checks admin input: the JSON body (an object, at most 64 KiB, no duplicate members, only valid text), its
+/// fields and the route and query values. Every problem is collected, so a 400 names each bad field at once. Nothing a
+/// client sends makes a reader throw: bad input is always a problem named in the answer.
 /// </summary>
 internal static class AdminInput
 {
@@ -58,6 +69,10 @@ internal static class AdminInput
     public const string ExpiresAt = "a time in the future with a time zone, like 2030-01-01T00:00:00Z, or null";
     public const string Limit = "a whole number from 1 to 500";
     public const string Cursor = "a ledger row id from next_cursor (a whole number greater than 0)";
+    public const string NotValidJson = "Must be a JSON object: the body is not valid JSON (or repeats a member).";
+    public const string BadMemberName = "Must be a JSON object whose member names are valid text: UTF-8, with no unpaired surrogate escape such as \\ud800.";
+    public const string InvalidText = "Must hold only valid text: UTF-8, with no unpaired surrogate escape such as \\ud800.";
+    public const string BrokenFraming = "Must be a JSON object: the body could not be read; its chunked encoding or Content-Length is broken.";
 
     private static readonly JsonDocumentOptions DocumentOptions = new() { MaxDepth = 16, AllowDuplicateProperties = false };
 
@@ -82,7 +97,34 @@ internal static class AdminInput
 
         byte[] bytes;
         var reader = request.BodyReader;
-        var read = await reader.ReadAtLeastAsync(MaxBodyBytes + 1, context.RequestAborted);
+        ReadResult read;
+        try
+        {
+            // No cancellation token: a client that leaves ends the read anyway, the same way every time.
+            read = await reader.ReadAtLeastAsync(MaxBodyBytes + 1, CancellationToken.None);
+        }
+        catch (Exception ex) when (Protocol.ClientDisconnect.Caused(ex, context))
+        {
+            // Nobody is left to answer; aborting also stops the server from draining a body that will never arrive.
+            context.Abort();
+            return (null, AdminBodyFailure.ClientGone);
+        }
+        catch (IOException ex)
+        {
+            // The server refused the body while it was read (a BadHttpRequestException saying why, or a bare
+            // IOException for a chunk size that overflows): the client's framing, not our failure.
+            switch ((ex as BadHttpRequestException)?.StatusCode)
+            {
+                case StatusCodes.Status413PayloadTooLarge:
+                    return (null, AdminBodyFailure.TooLarge);
+                case StatusCodes.Status408RequestTimeout:
+                    return (null, AdminBodyFailure.TooSlow);
+                default:
+                    errors.Add("body", BrokenFraming);
+                    return (null, AdminBodyFailure.None);
+            }
+        }
+
         try
         {
             if (read.Buffer.Length > MaxBodyBytes)
@@ -103,28 +145,136 @@ internal static class AdminInput
             return (null, AdminBodyFailure.None);
         }
 
+        JsonElement root;
         try
         {
             using var document = JsonDocument.Parse(bytes, DocumentOptions);
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                errors.Add("body", $"Must be a JSON object (got {Describe(document.RootElement)}).");
-                return (null, AdminBodyFailure.None);
-            }
-
-            return (document.RootElement.Clone(), AdminBodyFailure.None);
+            root = document.RootElement.Clone();
         }
         catch (JsonException)
         {
-            errors.Add("body", "Must be a JSON object: the body is not valid JSON (or repeats a member).");
+            errors.Add("body", NotValidJson);
             return (null, AdminBodyFailure.None);
+        }
+        catch (InvalidOperationException)
+        {
+            // Looking for repeated members decodes every member name; one that is not valid text cannot be decoded.
+            errors.Add("body", BadMemberName);
+            return (null, AdminBodyFailure.None);
+        }
+
+        if (root.ValueKind != JsonValueKind.Object)
+        {
+            errors.Add("body", $"Must be a JSON object (got {Describe(root)}).");
+            return (null, AdminBodyFailure.None);
+        }
+
+        CheckText(root, errors);
+        return (root, AdminBodyFailure.None);
+    }
+
+    /// <summary>
+    /// The JSON reader accepts strings that are not text: invalid UTF-8, or a <c>\u</c> escape that leaves an unpaired
+    /// surrogate. Names each member that holds one anywhere in its value (<c>scopes[i]</c> for an item of a top-level
+    /// array), and <c>body</c> for a member name that is one, so that no reader ever decodes them.
+    /// </summary>
+    private static void CheckText(JsonElement root, AdminErrors errors)
+    {
+        foreach (var member in root.EnumerateObject())
+        {
+            if (!IsText(member))
+            {
+                if (!errors.Has("body"))
+                {
+                    errors.Add("body", BadMemberName);
+                }
+
+                continue;
+            }
+
+            var name = member.Name;
+            if (member.Value.ValueKind == JsonValueKind.Array)
+            {
+                var index = 0;
+                foreach (var item in member.Value.EnumerateArray())
+                {
+                    if (!HoldsOnlyText(item))
+                    {
+                        errors.Add($"{name}[{index.ToString(CultureInfo.InvariantCulture)}]", InvalidText);
+                    }
+
+                    index++;
+                }
+            }
+            else if (!HoldsOnlyText(member.Value))
+            {
+                errors.Add(name, InvalidText);
+            }
+        }
+    }
+
+    private static bool HoldsOnlyText(JsonElement value)
+    {
+        switch (value.ValueKind)
+        {
+            case JsonValueKind.String:
+                return IsText(value);
+            case JsonValueKind.Array:
+                foreach (var item in value.EnumerateArray())
+                {
+                    if (!HoldsOnlyText(item))
+                    {
+                        return false;
+                    }
+                }
+
+                return true;
+            case JsonValueKind.Object:
+                foreach (var member in value.EnumerateObject())
+                {
+                    if (!IsText(member) || !HoldsOnlyText(member.Value))
+                    {
+                        return false;
+                    }
+                }
+
+                return true;
+            default:
+                return true;
+        }
+    }
+
+    /// <summary>Whether a string value decodes to text (the reader throws for invalid UTF-8 and unpaired surrogates).</summary>
+    private static bool IsText(JsonElement value)
+    {
+        try
+        {
+            _ = value.GetString();
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    private static bool IsText(JsonProperty member)
+    {
+        try
+        {
+            _ = member.Name;
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
         }
     }
 
     /// <summary>A required whole number that <paramref name="valid"/> accepts; null (and an error) otherwise.</summary>
     public static long? RequiredLong(JsonElement? body, string name, Func<long, bool> valid, string requirement, AdminErrors errors)
     {
-        if (body is not { } root)
+        if (body is not { } root || errors.Has(name))
         {
             return null;
         }
@@ -147,7 +297,7 @@ internal static class AdminInput
     /// <summary>A member that must be present, whose value is a whole number <paramref name="valid"/> accepts or null.</summary>
     public static (bool Ok, long? Value) RequiredNullableLong(JsonElement? body, string name, Func<long, bool> valid, string requirement, AdminErrors errors)
     {
-        if (body is not { } root)
+        if (body is not { } root || errors.Has(name))
         {
             return (false, null);
         }
@@ -175,7 +325,7 @@ internal static class AdminInput
     /// <summary>A string member; absent or null is <c>null</c> (an error when <paramref name="required"/>).</summary>
     public static string? String(JsonElement? body, string name, bool required, Func<string, bool> valid, string requirement, AdminErrors errors)
     {
-        if (body is not { } root)
+        if (body is not { } root || errors.Has(name))
         {
             return null;
         }
@@ -203,7 +353,7 @@ internal static class AdminInput
     public static string[]? ScopeList(JsonElement? body, AdminErrors errors)
     {
         const string Name = "scopes";
-        if (body is not { } root)
+        if (body is not { } root || errors.Has(Name))
         {
             return null;
         }
@@ -225,7 +375,12 @@ internal static class AdminInput
         var ok = true;
         foreach (var item in value.EnumerateArray())
         {
-            if (item.ValueKind == JsonValueKind.String && item.GetString() is { } scope && Auth.AuthOptionsValidation.IsScopeToken(scope))
+            var field = $"{Name}[{index.ToString(CultureInfo.InvariantCulture)}]";
+            if (errors.Has(field))
+            {
+                ok = false;
+            }
+            else if (item.ValueKind == JsonValueKind.String && item.GetString() is { } scope && Auth.AuthOptionsValidation.IsScopeToken(scope))
             {
                 if (!scopes.Contains(scope, StringComparer.Ordinal))
                 {
@@ -234,7 +389,7 @@ internal static class AdminInput
             }
             else
             {
-                errors.Add($"{Name}[{index.ToString(CultureInfo.InvariantCulture)}]", Must(ScopeToken, item));
+                errors.Add(field, Must(ScopeToken, item));
                 ok = false;
             }
 
@@ -247,6 +402,11 @@ internal static class AdminInput
     /// <summary>An optional time with an explicit zone, later than <paramref name="now"/>.</summary>
     public static (bool Ok, DateTimeOffset? Value) FutureTime(JsonElement? body, string name, DateTimeOffset now, AdminErrors errors)
     {
+        if (errors.Has(name))
+        {
+            return (false, null);
+        }
+
         if (body is not { } root || !root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
         {
             return (true, null);
@@ -302,7 +462,7 @@ internal static class AdminInput
     /// <summary>A short description of a JSON value for an error message.</summary>
     public static string Describe(JsonElement value) => value.ValueKind switch
     {
-        JsonValueKind.String => $"\"{Truncate(value.GetString() ?? "")}\"",
+        JsonValueKind.String => IsText(value) ? $"\"{Truncate(value.GetString() ?? "")}\"" : "a string that is not valid text",
         JsonValueKind.Number => Truncate(value.GetRawText()),
         JsonValueKind.True => "true",
         JsonValueKind.False => "false",

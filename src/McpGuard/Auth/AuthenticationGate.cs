@@ -211,7 +211,8 @@ internal sealed partial class AuthenticationGate(
         if (!result.Succeeded || result.Principal is null)
         {
             // The exception type says why (expired, bad signature, wrong audience…); its message may carry token parts.
-            Log.TokenRejected(logger, result.Failure?.GetType().Name ?? "no token", requestId);
+            // McpGuard's own refusals say why in a message that names claims, never their values.
+            Log.TokenRejected(logger, result.Failure is JwtContentRefusedException refused ? refused.Message : result.Failure?.GetType().Name ?? "no token", requestId);
             return null;
         }
 

@@ -1,12 +1,14 @@
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 
 namespace McpGuard.Auth;
 
 /// <summary>
 /// Configures McpGuard's own JwtBearer scheme from <see cref="McpGuardJwtOptions"/>: signature, issuer,
-/// lifetime and an audience equal to the canonical resource. Claims keep their JWT names (<c>sub</c>, <c>scope</c>).
+/// lifetime and an audience equal to the canonical resource, then <see cref="JwtContentRules"/> on the validated
+/// token. Claims keep their JWT names (<c>sub</c>, <c>scope</c>).
 /// </summary>
 internal sealed class JwtBearerOptionsSetup : IConfigureNamedOptions<JwtBearerOptions>
 {
@@ -36,6 +38,21 @@ internal sealed class JwtBearerOptionsSetup : IConfigureNamedOptions<JwtBearerOp
         var jwt = guard.Auth.Jwt;
         var audience = jwt.Audience ?? guard.Auth.Resource;
         options.MapInboundClaims = false;
+        var accountClaim = jwt.AccountClaim;
+        options.Events = new JwtBearerEvents
+        {
+            // IdentityModel has checked signature, issuer, audience and lifetime; McpGuard's own rules come last.
+            OnTokenValidated = context =>
+            {
+                var refusal = context.SecurityToken is JsonWebToken token ? JwtContentRules.Refusal(token, accountClaim) : "not a JSON Web Token";
+                if (refusal is not null)
+                {
+                    context.Fail(new JwtContentRefusedException(refusal));
+                }
+
+                return Task.CompletedTask;
+            },
+        };
         options.TimeProvider = timeProvider;
         options.Authority = jwt.Authority;
         options.RequireHttpsMetadata = !jwt.AllowInsecureMetadata;

@@ -31,6 +31,8 @@ internal sealed class McpGuardErrorCatalog
             McpGuardClientAction.FixRequest, "Send one JSON-RPC 2.0 object per POST with \"jsonrpc\": \"2.0\", a string method and a string or integer id."),
         new(McpGuardReasons.PayloadTooLarge, StatusCodes.Status413PayloadTooLarge, InvalidRequestCode, "Payload Too Large", false,
             McpGuardClientAction.FixRequest, "Send a smaller request body."),
+        new(McpGuardReasons.RequestTimeout, StatusCodes.Status408RequestTimeout, -31202, "Request Timeout", true,
+            McpGuardClientAction.Retry, "Send the whole request body without pausing, then retry."),
         new(McpGuardReasons.UnsupportedMediaType, StatusCodes.Status415UnsupportedMediaType, InvalidRequestCode, "Unsupported Media Type", false,
             McpGuardClientAction.FixRequest, "Send the body with Content-Type: application/json."),
         new(McpGuardReasons.NotAcceptable, StatusCodes.Status406NotAcceptable, InvalidRequestCode, "Not Acceptable", false,

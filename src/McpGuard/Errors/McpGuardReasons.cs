@@ -10,11 +10,14 @@ public static class McpGuardReasons
     /// <summary>The body is not valid JSON (or not valid UTF-8).</summary>
     public const string ParseError = "parse_error";
 
-    /// <summary>The body is JSON but not a single JSON-RPC 2.0 message.</summary>
+    /// <summary>The body is JSON but not a single JSON-RPC 2.0 message, or its HTTP framing (chunks, <c>Content-Length</c>) is broken.</summary>
     public const string InvalidRequest = "invalid_request";
 
     /// <summary>The body is larger than the configured limit.</summary>
     public const string PayloadTooLarge = "payload_too_large";
+
+    /// <summary>The request body arrived more slowly than the server's minimum data rate; sending it again may succeed.</summary>
+    public const string RequestTimeout = "request_timeout";
 
     /// <summary>The request's <c>Content-Type</c> is not <c>application/json</c>.</summary>
     public const string UnsupportedMediaType = "unsupported_media_type";

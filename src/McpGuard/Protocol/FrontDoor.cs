@@ -60,10 +60,16 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
             return TooLarge(catalog, state);
         }
 
-        var (buffer, length) = await ReadBodyAsync(request, state.MaxRequestBodySize, context.RequestAborted);
+        var (buffer, length, outcome) = await ReadBodyAsync(context, state.MaxRequestBodySize);
         if (buffer is null)
         {
-            return TooLarge(catalog, state);
+            return outcome switch
+            {
+                BodyOutcome.TooSlow => new McpGuardError(catalog[McpGuardReasons.RequestTimeout], "Request Timeout: the request body arrived too slowly."),
+                BodyOutcome.Malformed => new McpGuardError(catalog[McpGuardReasons.InvalidRequest],
+                    "Invalid Request: the request body could not be read; its chunked encoding or Content-Length is broken."),
+                _ => TooLarge(catalog, state),
+            };
         }
 
         feature.AttachBody(buffer);
@@ -83,9 +89,13 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
     private static McpGuardError TooLarge(McpGuardErrorCatalog catalog, McpGuardState state) =>
         new(catalog[McpGuardReasons.PayloadTooLarge], $"Payload Too Large: the request body exceeds {state.MaxRequestBodySize} bytes.");
 
-    /// <summary>Reads the whole body into a pooled buffer; null when it is larger than <paramref name="limit"/>.</summary>
-    private static async ValueTask<(byte[]? Buffer, int Length)> ReadBodyAsync(HttpRequest request, long limit, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads the whole body into a pooled buffer (null unless the outcome is <see cref="BodyOutcome.Read"/>). The
+    /// client's framing errors are outcomes, not failures; a client that went away is rethrown for the pipeline.
+    /// </summary>
+    private static async ValueTask<(byte[]? Buffer, int Length, BodyOutcome Outcome)> ReadBodyAsync(HttpContext context, long limit)
     {
+        var request = context.Request;
         var expected = request.ContentLength ?? 4096;
         var buffer = ArrayPool<byte>.Shared.Rent((int)Math.Min(expected + 1, limit + 1));
         var length = 0;
@@ -101,31 +111,56 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
                     buffer = larger;
                 }
 
-                var read = await request.Body.ReadAsync(buffer.AsMemory(length), cancellationToken);
+                // No cancellation token: a client that leaves ends the read anyway (reset, or a body cut short), and the
+                // read then fails the same way every time instead of racing the aborted token.
+                var read = await request.Body.ReadAsync(buffer.AsMemory(length), CancellationToken.None);
                 if (read == 0)
                 {
-                    return (buffer, length);
+                    return (buffer, length, BodyOutcome.Read);
                 }
 
                 length += read;
                 if (length > limit)
                 {
                     ArrayPool<byte>.Shared.Return(buffer);
-                    return (null, 0);
+                    return (null, 0, BodyOutcome.TooLarge);
                 }
             }
         }
-        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        catch (IOException ex) when (!ClientDisconnect.Caused(ex, context))
         {
-            // The server's own body limit is lower than ours; answer the same way.
+            // The server refused the body while we read it (Kestrel says why with a BadHttpRequestException, or with a
+            // bare IOException for a chunk size that overflows): the client's fault, answered with the status it chose.
             ArrayPool<byte>.Shared.Return(buffer);
-            return (null, 0);
+            return (null, 0, (ex as BadHttpRequestException)?.StatusCode switch
+            {
+                // The server's own body limit is lower than ours; answer the same way.
+                StatusCodes.Status413PayloadTooLarge => BodyOutcome.TooLarge,
+                StatusCodes.Status408RequestTimeout => BodyOutcome.TooSlow,
+                _ => BodyOutcome.Malformed,
+            });
         }
         catch
         {
             ArrayPool<byte>.Shared.Return(buffer);
             throw;
         }
+    }
+
+    /// <summary>What reading the body came to.</summary>
+    private enum BodyOutcome
+    {
+        /// <summary>The whole body is in the buffer.</summary>
+        Read,
+
+        /// <summary>The body is larger than the limit.</summary>
+        TooLarge,
+
+        /// <summary>The body's framing is broken: a bad chunk, or fewer bytes than <c>Content-Length</c> said.</summary>
+        Malformed,
+
+        /// <summary>The body arrived more slowly than Kestrel's <c>MinRequestBodyDataRate</c>.</summary>
+        TooSlow,
     }
 
     private static McpGuardError? CheckStandardHeaders(IHeaderDictionary headers, McpEnvelope envelope, string protocolVersion, McpGuardErrorCatalog catalog)

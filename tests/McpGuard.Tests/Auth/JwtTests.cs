@@ -56,15 +56,115 @@ public sealed class JwtTests : IAsyncLifetime
     public async Task Every_bad_token_gets_the_same_body_apart_from_the_request_id()
     {
         var bodies = new List<string>();
-        foreach (var row in BadTokens())
+        foreach (var token in BadTokens().Select(row => (string)row[1]).Concat(BadlyTypedTokens().Select(row => (string)row[1])))
         {
-            using var response = await _host.PostMcpAsync(Echo(), apiKey: (string)row[1]);
+            using var response = await _host.PostMcpAsync(Echo(), apiKey: token);
             var body = await AssertJsonRpcErrorAsync(response, HttpStatusCode.Unauthorized, InvalidTokenEchoChallenge, -31102, InvalidTokenMessage, "invalid_token");
             bodies.Add(WithoutRequestId(body));
         }
 
-        Assert.Equal(12, bodies.Count);
+        Assert.Equal(12 + 19, bodies.Count);
         Assert.Single(bodies.Distinct(StringComparer.Ordinal));
+    }
+
+    /// <summary>
+    /// Signed, unexpired tokens for the right issuer and audience whose claims or header have the wrong JSON type, and
+    /// the reason the log gives. IdentityModel refuses some shapes itself (its exception type is the reason); the rest
+    /// it would accept, so McpGuard refuses them after validation and says why.
+    /// </summary>
+    public static TheoryData<string, string, string> BadlyTypedTokens()
+    {
+        static string Payload(params (string, string?)[] members) => TestTokens.SignedJson(TestTokens.Hs256Header, TestTokens.PayloadJson(members));
+        static string Header(string header) => TestTokens.SignedJson(header, TestTokens.PayloadJson());
+        var inAnHour = TimeProvider.System.GetUtcNow().AddHours(1).ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var aMinuteAgo = TimeProvider.System.GetUtcNow().AddMinutes(-1).ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+        return new()
+        {
+            // IdentityModel reads a number as the account's name: a numeric sub would be account "42".
+            { "a numeric sub", Payload(("sub", "42")), "'sub' is not a JSON string" },
+            { "a negative fractional sub", Payload(("sub", "-1.5e3")), "'sub' is not a JSON string" },
+            { "a boolean sub", Payload(("sub", "true")), "ArgumentException" },
+            { "an array sub", Payload(("sub", "[\"alice\"]")), "ArgumentException" },
+            { "an object sub", Payload(("sub", "{\"id\":\"alice\"}")), "ArgumentException" },
+            { "a null sub", Payload(("sub", "null")), "'sub' is not a JSON string" },
+            // IdentityModel reads a string holding digits as the time: these would be valid until 2286.
+            { "exp as a string", Payload(("exp", "\"9999999999\"")), "'exp' is not a JSON number" },
+            { "exp as a string of the right time", Payload(("exp", $"\"{inAnHour}\"")), "'exp' is not a JSON number" },
+            { "nbf as a string", Payload(("nbf", $"\"{aMinuteAgo}\"")), "'nbf' is not a JSON number" },
+            { "exp as a boolean", Payload(("exp", "true")), "ArgumentException" },
+            { "nbf as null", Payload(("nbf", "null")), "ArgumentException" },
+            // IdentityModel ignores crit; McpGuard understands no extension, so any name in crit is refused.
+            { "crit naming a parameter McpGuard does not know", Header("""{"alg":"HS256","typ":"JWT","crit":["exp2"],"exp2":1}"""), "a 'crit' header parameter McpGuard does not understand" },
+            { "crit naming b64 (unencoded payload)", Header("""{"alg":"HS256","typ":"JWT","crit":["b64"],"b64":true}"""), "a 'crit' header parameter McpGuard does not understand" },
+            { "crit as a string", Header("""{"alg":"HS256","typ":"JWT","crit":"exp2","exp2":1}"""), "'crit' is not an array of strings" },
+            { "crit holding a number", Header("""{"alg":"HS256","typ":"JWT","crit":[5]}"""), "'crit' is not an array of strings" },
+            { "crit as null", Header("""{"alg":"HS256","typ":"JWT","crit":null}"""), "'crit' is not an array of strings" },
+            // IdentityModel takes the last of repeated members: this one would be bob's.
+            { "a repeated sub", TestTokens.SignedJson(TestTokens.Hs256Header, TestTokens.PayloadJson().Replace("\"sub\":\"alice\"", "\"sub\":\"alice\",\"sub\":\"bob\"", StringComparison.Ordinal)),
+                "the payload is not a JSON object without repeated members" },
+            { "a repeated exp", TestTokens.SignedJson(TestTokens.Hs256Header, TestTokens.PayloadJson(("exp", "1")).TrimEnd('}') + $",\"exp\":{inAnHour}}}"),
+                "the payload is not a JSON object without repeated members" },
+            { "a repeated alg", Header("""{"alg":"none","alg":"HS256","typ":"JWT"}"""), "the header is not a JSON object without repeated members" },
+        };
+    }
+
+    [Theory]
+    [MemberData(nameof(BadlyTypedTokens))]
+    public async Task A_token_whose_claims_or_header_have_the_wrong_type_gets_401_invalid_token_and_the_log_says_why(string why, string token, string reason)
+    {
+        using var response = await _host.PostMcpAsync(Echo(), apiKey: token);
+
+        Assert.False(string.IsNullOrEmpty(why));
+        await AssertJsonRpcErrorAsync(response, HttpStatusCode.Unauthorized, InvalidTokenEchoChallenge, -31102, InvalidTokenMessage, "invalid_token");
+        var requestId = RequestId(response);
+        var logged = Assert.Single(_host.Logs.Entries, e => e.Message.Contains(requestId, StringComparison.Ordinal) && e.EventId.Id == 4002);
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Information, logged.Level);
+        Assert.Equal($"Bearer token rejected ({reason}) for request {requestId}.", logged.Message);
+        Assert.DoesNotContain(_host.Logs.Entries, e => e.FullText.Contains(TestTokens.SignatureOf(token), StringComparison.Ordinal));
+        Assert.DoesNotContain(_host.Logs.Entries, e => e.FullText.Contains(token.Split('.')[1], StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task An_empty_crit_and_fractional_times_are_accepted()
+    {
+        var now = TimeProvider.System.GetUtcNow();
+        var fractional = TestTokens.SignedJson(TestTokens.Hs256Header, TestTokens.PayloadJson(
+            ("nbf", $"{now.AddMinutes(-1).ToUnixTimeSeconds()}.25"),
+            ("exp", $"{now.AddHours(1).ToUnixTimeSeconds()}.5")));
+        var emptyCrit = TestTokens.SignedJson("""{"alg":"HS256","typ":"JWT","crit":[]}""", TestTokens.PayloadJson());
+
+        using (var response = await _host.PostMcpAsync(Echo("fractional"), apiKey: fractional))
+        {
+            await AssertToolTextAsync(response, "fractional");
+        }
+
+        using (var response = await _host.PostMcpAsync(Echo("empty crit"), apiKey: emptyCrit))
+        {
+            await AssertToolTextAsync(response, "empty crit");
+        }
+    }
+
+    [Fact]
+    public async Task The_configured_account_claim_must_be_a_string_and_sub_is_then_not_looked_at()
+    {
+        var configuration = TestTokens.JwtEnabled();
+        configuration["McpGuard:Auth:Jwt:AccountClaim"] = "account_id";
+        await using var host = await GuardedHost.StartSampleAsync(configuration);
+
+        using (var response = await host.PostMcpAsync(Echo("by account_id"), apiKey: TestTokens.SignedJson(TestTokens.Hs256Header, TestTokens.PayloadJson(("sub", "7"), ("account_id", "\"bob\"")))))
+        {
+            await AssertToolTextAsync(response, "by account_id");
+        }
+
+        using (var response = await host.PostMcpAsync(Echo(), apiKey: TestTokens.SignedJson(TestTokens.Hs256Header, TestTokens.PayloadJson(("account_id", "1234")))))
+        {
+            await AssertJsonRpcErrorAsync(response, HttpStatusCode.Unauthorized, InvalidTokenEchoChallenge, -31102, InvalidTokenMessage, "invalid_token");
+            var requestId = RequestId(response);
+            Assert.Equal(
+                $"Bearer token rejected ('account_id' is not a JSON string) for request {requestId}.",
+                Assert.Single(host.Logs.Entries, e => e.EventId.Id == 4002 && e.Message.Contains(requestId, StringComparison.Ordinal)).Message);
+        }
     }
 
     [Fact]

@@ -93,6 +93,53 @@ public static class TestTokens
         return $"{header}.{payload}.";
     }
 
+    /// <summary>
+    /// A token signed (HS256, with <paramref name="signingKey"/>) over exactly the JSON text given for its header and
+    /// payload, built by hand: for the members and types no token library will write.
+    /// </summary>
+    public static string SignedJson(string header, string payload, string signingKey = SigningKey)
+    {
+        var input = $"{Base64Url(header)}.{Base64Url(payload)}";
+        var signature = System.Security.Cryptography.HMACSHA256.HashData(Convert.FromBase64String(signingKey), Encoding.ASCII.GetBytes(input));
+        return $"{input}.{System.Buffers.Text.Base64Url.EncodeToString(signature)}";
+    }
+
+    /// <summary>The header of a good HS256 token, as JSON text.</summary>
+    public const string Hs256Header = """{"alg":"HS256","typ":"JWT"}""";
+
+    /// <summary>
+    /// The payload of a good token for alice (tools:basic, valid for an hour) as JSON text, with <paramref name="members"/>
+    /// replacing members of the same name or added after them, their values written verbatim; a null value removes the member.
+    /// </summary>
+    public static string PayloadJson(params (string Name, string? Json)[] members)
+    {
+        var now = TimeProvider.System.GetUtcNow().ToUnixTimeSeconds();
+        var claims = new List<(string Name, string? Json)>
+        {
+            ("iss", JsonSerializer.Serialize(Issuer)),
+            ("aud", JsonSerializer.Serialize(Audience)),
+            ("sub", "\"alice\""),
+            ("scope", "\"tools:basic\""),
+            ("iat", (now - 60).ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ("nbf", (now - 60).ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ("exp", (now + 3600).ToString(System.Globalization.CultureInfo.InvariantCulture)),
+        };
+        foreach (var (name, json) in members)
+        {
+            var at = claims.FindIndex(c => c.Name == name);
+            if (at >= 0)
+            {
+                claims[at] = (name, json);
+            }
+            else
+            {
+                claims.Add((name, json));
+            }
+        }
+
+        return "{" + string.Join(",", claims.Where(c => c.Json is not null).Select(c => $"{JsonSerializer.Serialize(c.Name)}:{c.Json}")) + "}";
+    }
+
     /// <summary>The signature segment of a compact JWT.</summary>
     public static string SignatureOf(string token) => token[(token.LastIndexOf('.') + 1)..];
 
