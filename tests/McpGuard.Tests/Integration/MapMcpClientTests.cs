@@ -4,6 +4,8 @@ using McpGuard.Tests.Infrastructure;
 using McpGuard.Tests.RateLimiting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
 using ModelContextProtocol;
 using ModelContextProtocol.AspNetCore;
 using ModelContextProtocol.Client;
@@ -260,6 +262,33 @@ public sealed class MapMcpClientTests
         AssertText("still mine", await alice.Client.CallToolAsync("echo", new Dictionary<string, object?> { ["message"] = "still mine" }));
     }
 
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData("user-7", "user-7")]
+    public async Task A_session_belongs_to_the_account_even_when_the_tokens_sub_does_not_say_so(string? aliceSub, string? bobSub)
+    {
+        // McpGuard:Auth:Jwt:AccountClaim names the account; the SDK binds a session to the principal's nameidentifier,
+        // else sub, else upn. Tokens without sub, or with one sub for two accounts, must not share a session.
+        await using var host = await StartAsync(HttpServerSessionMode.Stateful, new Dictionary<string, string?>
+        {
+            ["McpGuard:Auth:Jwt:Enabled"] = "true",
+            ["McpGuard:Auth:Jwt:AccountClaim"] = "account",
+        });
+        var aliceToken = AccountToken("alice", aliceSub);
+        var bobToken = AccountToken("bob", bobSub);
+        await using var alice = await RecordedClient.ConnectAsync(host, aliceToken, V2025);
+        var sessionId = alice.Client.SessionId!;
+
+        using var post = await host.PostMcpAsync(Echo("bob in alice's session"), headers: SessionHeaders(sessionId), apiKey: bobToken);
+
+        Assert.Equal(HttpStatusCode.Forbidden, post.StatusCode);
+        WireAssert.JsonEquals(
+            """{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"Forbidden: The currently authenticated user does not match the user who initiated the session."}}""",
+            await post.Content.ReadAsStringAsync());
+        using var own = await host.PostMcpAsync(Echo("alice in her session"), headers: SessionHeaders(sessionId), apiKey: aliceToken);
+        await AssertToolTextAsync(own, "alice in her session");
+    }
+
     [Fact]
     public async Task A_fully_stateful_server_refuses_2026_07_28_and_the_default_client_falls_back_to_a_session()
     {
@@ -328,6 +357,28 @@ public sealed class MapMcpClientTests
         }
 
         return await host.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+    }
+
+    /// <summary>A token for the sample's development issuer naming the account in an <c>account</c> claim, with <c>sub</c> only when given.</summary>
+    private static string AccountToken(string account, string? subject)
+    {
+        var claims = new Dictionary<string, object> { ["account"] = account, ["scope"] = "tools:basic" };
+        if (subject is not null)
+        {
+            claims["sub"] = subject;
+        }
+
+        var now = HalfPastTen.UtcDateTime;
+        return new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = TestTokens.Issuer,
+            Audience = TestTokens.Audience,
+            Claims = claims,
+            IssuedAt = now,
+            NotBefore = now,
+            Expires = now.AddHours(1),
+            SigningCredentials = new SigningCredentials(new SymmetricSecurityKey(Convert.FromBase64String(TestTokens.SigningKey)), SecurityAlgorithms.HmacSha256),
+        });
     }
 
     private static System.Text.Json.Nodes.JsonNode JsonNodeOf(string text) => System.Text.Json.Nodes.JsonNode.Parse(text)!;
