@@ -51,7 +51,8 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
             return new McpGuardError(catalog[McpGuardReasons.UnsupportedMediaType], "Unsupported Media Type: send the body as Content-Type: application/json.");
         }
 
-        if (!AcceptsJsonAndEventStream(request.Headers.Accept))
+        // The legacy SSE transport's POST answers 202 with no body to negotiate: its clients need not send Accept.
+        if (!feature.LegacySse && !AcceptsJsonAndEventStream(request.Headers.Accept))
         {
             return new McpGuardError(catalog[McpGuardReasons.NotAcceptable], "Not Acceptable: the client must accept both application/json and text/event-stream.");
         }
