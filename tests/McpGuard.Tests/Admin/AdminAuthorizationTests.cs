@@ -244,11 +244,13 @@ public sealed class AdminAuthorizationTests
     public async Task A_bad_key_hash_and_an_empty_policy_fail_start_up_together()
     {
         var hash = McpGuardApiKeys.Hash(AdminKey);
-        var exception = await Assert.ThrowsAsync<OptionsValidationException>(() => GuardedHost.StartSampleAsync(new Dictionary<string, string?>
-        {
-            ["McpGuard:Admin:KeyHash"] = hash.ToUpperInvariant(),
-            ["McpGuard:Admin:Policy"] = " ",
-        }));
+        var exception = await Assert.ThrowsAsync<OptionsValidationException>(() => GuardedHost.StartSampleAsync(
+            new Dictionary<string, string?>
+            {
+                ["McpGuard:Admin:KeyHash"] = hash.ToUpperInvariant(),
+                ["McpGuard:Admin:Policy"] = " ",
+            },
+            inMemory: true));
 
         Assert.Equal(
             [

@@ -125,7 +125,7 @@ public sealed class AuthConfigurationTests
     public async Task One_bad_setting_on_the_sample_is_reported_exactly(string overrides, string expected)
     {
         var configuration = overrides.Split(';').Select(o => o.Split('=', 2)).ToDictionary(kv => kv[0], kv => (string?)kv[1]);
-        var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => GuardedHost.StartSampleAsync(configuration));
+        var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => GuardedHost.StartSampleAsync(configuration, inMemory: true));
 
         Assert.Equal([expected], failure.Failures);
     }
@@ -135,7 +135,8 @@ public sealed class AuthConfigurationTests
     {
         var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => GuardedHost.StartSampleAsync(
             new Dictionary<string, string?> { ["McpGuard:Auth:Jwt:Enabled"] = "true" },
-            builder => builder.ConfigureServices(services => services.PostConfigure<McpGuardOptions>(o => o.Auth.AuthorizationServers.Clear()))));
+            builder => builder.ConfigureServices(services => services.PostConfigure<McpGuardOptions>(o => o.Auth.AuthorizationServers.Clear())),
+            inMemory: true));
 
         Assert.Equal(["McpGuard:Auth:AuthorizationServers needs at least one entry when JWTs are enabled (RFC 9728 metadata requires it)."], failure.Failures);
     }

@@ -23,11 +23,18 @@ public sealed class GuardedHost : IAsyncDisposable
 {
     private readonly IAsyncDisposable _owner;
 
-    private GuardedHost(IAsyncDisposable owner, IServiceProvider services, LogSink logs)
+    private GuardedHost(IAsyncDisposable owner, IServiceProvider services, LogSink logs, HttpClient? inMemoryClient = null)
     {
         _owner = owner;
         Services = services;
         Logs = logs;
+        if (inMemoryClient is not null)
+        {
+            Client = inMemoryClient;
+            BaseAddress = inMemoryClient.BaseAddress!;
+            return;
+        }
+
         var address = services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
         BaseAddress = new Uri(address);
         Client = new HttpClient { BaseAddress = BaseAddress };
@@ -48,8 +55,13 @@ public sealed class GuardedHost : IAsyncDisposable
     /// Starts the sample's Program.cs with optional configuration overrides (keys like <c>McpGuard:Errors:Format</c>,
     /// and <c>Sample:Guard</c>, which Program.cs reads before it builds the app). <paramref name="configure"/> runs after
     /// the sample registered its services, so a test's singletons replace the sample's. Throws what start-up throws.
+    /// On Kestrel at 127.0.0.1, unless <paramref name="inMemory"/>: then on the factory's in-memory test server, for
+    /// tests that need no socket (start-up, the app's services, plain requests through <see cref="Client"/>).
     /// </summary>
-    public static async Task<GuardedHost> StartSampleAsync(IReadOnlyDictionary<string, string?>? configuration = null, Action<IWebHostBuilder>? configure = null)
+    public static async Task<GuardedHost> StartSampleAsync(
+        IReadOnlyDictionary<string, string?>? configuration = null,
+        Action<IWebHostBuilder>? configure = null,
+        bool inMemory = false)
     {
         var logs = new LogSink();
         var factory = new SampleFactory(builder =>
@@ -71,6 +83,12 @@ public sealed class GuardedHost : IAsyncDisposable
 
         try
         {
+            if (inMemory)
+            {
+                var client = factory.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false, HandleCookies = false });
+                return new GuardedHost(factory, factory.Services, logs, client);
+            }
+
             factory.UseKestrel();
             factory.StartServer();
             return new GuardedHost(factory, factory.Services, logs);

@@ -33,7 +33,7 @@ public sealed class ConfigurationTests : IDisposable
             ["McpGuard:Errors:Reasons:rate_limited:Code"] = "-32050",
             ["McpGuard:Errors:Reasons:parse_error:Message"] = " ",
             ["McpGuard:Errors:Reasons:parse_error:Url"] = "errors/parse_error",
-        }));
+        }, inMemory: true));
 
         var knownReasons = string.Join(", ", McpGuardErrorCatalog.Defaults.Select(d => d.Reason));
         Assert.Equal(

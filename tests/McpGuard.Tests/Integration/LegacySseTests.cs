@@ -195,7 +195,7 @@ public sealed class LegacySseTests
     public async Task The_sample_with_another_guarded_path_does_not_start()
     {
         var failure = await Assert.ThrowsAsync<InvalidOperationException>(() =>
-            GuardedHost.StartSampleAsync(new Dictionary<string, string?> { ["McpGuard:Path"] = "/guarded" }));
+            GuardedHost.StartSampleAsync(new Dictionary<string, string?> { ["McpGuard:Path"] = "/guarded" }, inMemory: true));
 
         Assert.StartsWith("McpGuard: these MCP endpoints are not guarded: POST /mcp. UseMcpGuard() guards McpGuard:Path ('/guarded')", failure.Message, StringComparison.Ordinal);
     }
@@ -203,7 +203,7 @@ public sealed class LegacySseTests
     [Fact]
     public async Task Every_endpoint_MapMcp_maps_is_found_by_its_handler_and_by_its_display_name()
     {
-        await using var host = await StartAsync();
+        await using var host = await StartAsync(inMemory: true);
 
         var found = host.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
             .Select(e => (Route: McpEndpoints.LiteralPath(e.RoutePattern), Methods: string.Join("|", e.Metadata.GetMetadata<IHttpMethodMetadata>()!.HttpMethods),
@@ -223,8 +223,8 @@ public sealed class LegacySseTests
             found);
     }
 
-    private static Task<GuardedHost> StartAsync(IReadOnlyDictionary<string, string?>? configuration = null) =>
-        GuardedHost.StartSampleAsync(configuration, builder => builder.ConfigureServices(services =>
+    private static Task<GuardedHost> StartAsync(IReadOnlyDictionary<string, string?>? configuration = null, bool inMemory = false) =>
+        GuardedHost.StartSampleAsync(configuration, inMemory: inMemory, configure: builder => builder.ConfigureServices(services =>
             services.Configure<HttpServerTransportOptions>(options =>
             {
                 options.SessionMode = HttpServerSessionMode.Stateful;

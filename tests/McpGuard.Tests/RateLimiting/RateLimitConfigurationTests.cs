@@ -122,7 +122,7 @@ public sealed class RateLimitConfigurationTests
     /// <summary>Starts the sample with <paramref name="configuration"/> and returns the validation failures it stops with.</summary>
     private static async Task<IEnumerable<string>> StartUpFailuresAsync(Dictionary<string, string?> configuration)
     {
-        var exception = await Assert.ThrowsAsync<OptionsValidationException>(() => GuardedHost.StartSampleAsync(configuration));
+        var exception = await Assert.ThrowsAsync<OptionsValidationException>(() => GuardedHost.StartSampleAsync(configuration, inMemory: true));
         Assert.Equal(typeof(McpGuardOptions), exception.OptionsType);
         foreach (var failure in exception.Failures)
         {
