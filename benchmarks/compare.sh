@@ -96,10 +96,11 @@ else
 fi
 dotnet build -c Release "$sample" -nologo -v quiet >/dev/null
 dll="$sample/bin/Release/net10.0/McpGuard.Sample.dll"
+content_root=$(cd "$(dirname "$dll")" && pwd)   # the sample's appsettings.json sits next to it
 
 limit=100000000
 echo "== starting guarded on 127.0.0.1:$guarded_port, unguarded on 127.0.0.1:$open_port"
-dotnet "$dll" --urls "http://127.0.0.1:$guarded_port" \
+dotnet "$dll" --contentRoot "$content_root" --urls "http://127.0.0.1:$guarded_port" \
     --Sample:Guard=true \
     --McpGuard:Credits:Store="$STORE" \
     --McpGuard:Credits:SqlitePath="$work/ledger.db" \
@@ -111,7 +112,7 @@ dotnet "$dll" --urls "http://127.0.0.1:$guarded_port" \
     $GUARD_ARGS \
     >"$work/guarded.log" 2>&1 &
 guarded_pid=$!
-dotnet "$dll" --urls "http://127.0.0.1:$open_port" --Sample:Guard=false >"$work/open.log" 2>&1 &
+dotnet "$dll" --contentRoot "$content_root" --urls "http://127.0.0.1:$open_port" --Sample:Guard=false >"$work/open.log" 2>&1 &
 open_pid=$!
 
 url_of() { if [ "$1" = guarded ]; then echo "http://127.0.0.1:$guarded_port/mcp"; else echo "http://127.0.0.1:$open_port/mcp"; fi; }

@@ -28,6 +28,7 @@ source benchmarks/ensure-wrk.sh
 echo "== building Release"
 dotnet build -c Release samples/McpGuard.Sample -nologo -v quiet >/dev/null
 dll=samples/McpGuard.Sample/bin/Release/net10.0/McpGuard.Sample.dll
+content_root=$(cd "$(dirname "$dll")" && pwd)   # the sample's appsettings.json sits next to it
 
 if [ -z "$PORT" ]; then
     PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()' 2>/dev/null || echo 5097)
@@ -59,7 +60,7 @@ trap 'exit 130' INT TERM
 
 limit=100000000
 echo "== starting the sample on $url (ledger $db)"
-dotnet "$dll" --urls "http://127.0.0.1:$PORT" \
+dotnet "$dll" --contentRoot "$content_root" --urls "http://127.0.0.1:$PORT" \
     --McpGuard:Credits:Store=Sqlite \
     --McpGuard:Credits:SqlitePath="$db" \
     --McpGuard:RateLimits:Policies:default:Windows:0:Permits=$limit \

@@ -1,8 +1,29 @@
 using McpGuard.Sample;
 
+// The sample's own command-line helpers (keygen, hash, token) and its unguarded mode for benchmarks
+// (Sample:Guard=false) run instead of the server. Your own Program.cs starts with the next statement.
 if (SampleCommands.TryRun(args, Console.Out))
 {
     return;
 }
 
-await SampleServer.Create(args).RunAsync();
+var builder = WebApplication.CreateBuilder(args);
+
+// 1. McpGuard's services and options, bound from the "McpGuard" section of appsettings.json.
+builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard"));
+
+// 2. Your MCP server (C# SDK) on its HTTP transport. WithMcpGuard() turns tool exceptions into isError
+//    results and shows each caller only the tools its scopes allow.
+builder.Services.AddMcpServer()
+    .WithHttpTransport()
+    .WithTools<SampleTools>()
+    .WithMcpGuard();
+
+var app = builder.Build();
+
+// 3. Guard the endpoint at McpGuard:Path (default /mcp), then map it.
+app.UseMcpGuard();
+app.MapMcp("/mcp");
+app.MapMcpGuardAdmin("/admin");   // optional: the admin API
+
+app.Run();

@@ -5,19 +5,19 @@ using Microsoft.IdentityModel.Tokens;
 namespace McpGuard.Sample;
 
 /// <summary>
-/// Small helpers run instead of the server: <c>keygen</c> creates an API key and its hash, <c>hash</c> hashes a
-/// key for appsettings.json, <c>token</c> mints a development JWT signed with <c>McpGuard:Auth:Jwt:SigningKey</c>.
+/// What the sample runs instead of its guarded server (Program.cs): <c>keygen</c> creates an API key and its hash,
+/// <c>hash</c> hashes a key for appsettings.json, <c>token</c> mints a development JWT signed with
+/// <c>McpGuard:Auth:Jwt:SigningKey</c>, and <see cref="GuardSwitch"/> = <c>false</c> runs the same MCP server unguarded.
 /// </summary>
 public static class SampleCommands
 {
+    /// <summary>The switch that turns the guard off, so benchmarks/compare.sh can measure what the guard costs.</summary>
+    public const string GuardSwitch = "Sample:Guard";
+
+    /// <summary>Runs a command, or the unguarded server, and returns true; returns false when Program.cs should run the guarded server.</summary>
     public static bool TryRun(string[] args, TextWriter output)
     {
-        if (args.Length == 0)
-        {
-            return false;
-        }
-
-        switch (args[0])
+        switch (args.FirstOrDefault())
         {
             case "keygen":
                 var (key, hash) = McpGuardApiKeys.Generate(Option(args, "--prefix") ?? "mcpg");
@@ -34,10 +34,42 @@ public static class SampleCommands
             case "hash" or "help" or "--help":
                 output.WriteLine("usage: keygen [--prefix mcpg] | hash <key> | token [--sub alice] [--scope \"tools:basic tools:premium\"] [--minutes 60] | (no arguments: run the server)");
                 return true;
-            default:
-                return false;
         }
+
+        if (ReadConfiguration(args).GetValue(GuardSwitch, defaultValue: true))
+        {
+            return false;
+        }
+
+        RunUnguarded(args);
+        return true;
     }
+
+    /// <summary>
+    /// <c>Sample:Guard=false</c>: the same MCP server, tools and endpoint as Program.cs with no guard at all: no
+    /// <c>AddMcpGuard</c>, no <c>WithMcpGuard</c> tool filters, no <c>UseMcpGuard</c> and no admin API. Keys, scopes,
+    /// rate limits and prices are not checked. For measurements only.
+    /// </summary>
+    private static void RunUnguarded(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        builder.Services.AddMcpServer()
+            .WithHttpTransport()
+            .WithTools<SampleTools>();
+
+        var app = builder.Build();
+        app.MapMcp("/mcp");
+        app.Run();
+    }
+
+    /// <summary>The sample's appsettings.json, environment variables and command line, read before the server is built.</summary>
+    private static IConfiguration ReadConfiguration(string[] args) =>
+        new ConfigurationBuilder()
+            .SetBasePath(AppContext.BaseDirectory)
+            .AddJsonFile("appsettings.json", optional: true)
+            .AddEnvironmentVariables()
+            .AddCommandLine(args)
+            .Build();
 
     private static string MintToken(string[] args)
     {

@@ -1,4 +1,5 @@
 using McpGuard;
+using McpGuard.Protocol;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -9,14 +10,16 @@ public static class McpGuardApplicationBuilderExtensions
 {
     /// <summary>
     /// Guards every request to <see cref="McpGuardOptions.Path"/> (default <c>/mcp</c>), whatever serves it:
-    /// <c>MapMcp()</c>, an endpoint of your own, or a proxy. Place it after routing, authentication
-    /// and CORS, before the endpoint.
+    /// <c>MapMcp()</c>, an endpoint of your own, or a proxy, and the legacy SSE routes (<c>…/sse</c>,
+    /// <c>…/message</c>) that <c>MapMcp()</c> maps under it. Place it after routing, authentication and CORS, before
+    /// the endpoint. The app does not start while an MCP endpoint is guarded neither here nor by <c>RequireMcpGuard()</c>.
     /// </summary>
     /// <exception cref="InvalidOperationException"><c>AddMcpGuard</c> was not called.</exception>
     public static IApplicationBuilder UseMcpGuard(this IApplicationBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
         McpGuardMarkerService.EnsureRegistered(app.ApplicationServices);
+        app.ApplicationServices.GetRequiredService<McpGuardMarkerService>().UseMcpGuardCalled = true;
         return app.UseMiddleware<McpGuardMiddleware>();
     }
 
@@ -35,8 +38,28 @@ public static class McpGuardApplicationBuilderExtensions
             var pipeline = endpoint.ApplicationServices.GetRequiredService<McpGuardPipeline>();
             var inner = endpoint.RequestDelegate
                 ?? throw new InvalidOperationException($"RequireMcpGuard() needs an endpoint with a request delegate; '{endpoint.DisplayName}' has none.");
-            endpoint.RequestDelegate = context => pipeline.InvokeAsync(context, inner);
+            var guard = new McpGuardRequiredMetadata(McpEndpoints.Classify(inner, endpoint.Metadata, endpoint.DisplayName));
+            endpoint.Metadata.Add(guard);
+            endpoint.RequestDelegate = context => pipeline.InvokeAsync(context, inner, guard.Kind == McpEndpointKind.LegacySse);
         });
+
+        try
+        {
+            // MapMcp() names and describes its endpoints in conventions that run after this one: look again once they ran.
+            builder.Finally(endpoint =>
+            {
+                if (endpoint.Metadata.OfType<McpGuardRequiredMetadata>().LastOrDefault() is { } guard
+                    && McpEndpoints.Classify(null, endpoint.Metadata, endpoint.DisplayName) is var kind && kind > guard.Kind)
+                {
+                    guard.Kind = kind;
+                }
+            });
+        }
+        catch (NotImplementedException)
+        {
+            // A convention builder without finally conventions: what the endpoint showed at first is all there is.
+        }
+
         return builder;
     }
 }

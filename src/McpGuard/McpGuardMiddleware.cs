@@ -1,10 +1,14 @@
 using McpGuard.Auth;
+using McpGuard.Protocol;
 using Microsoft.AspNetCore.Http;
 
 namespace McpGuard;
 
-/// <summary>The middleware behind <c>app.UseMcpGuard()</c>: guards requests to the configured path, passes the rest on.</summary>
-internal sealed class McpGuardMiddleware(RequestDelegate next, McpGuardPipeline pipeline, McpGuardStateProvider states)
+/// <summary>
+/// The middleware behind <c>app.UseMcpGuard()</c>: guards requests to the configured path and to the legacy SSE routes
+/// <c>MapMcp()</c> maps under it, passes the rest on.
+/// </summary>
+internal sealed class McpGuardMiddleware(RequestDelegate next, McpGuardPipeline pipeline, McpGuardStateProvider states, McpEndpoints endpoints)
 {
     public Task InvokeAsync(HttpContext context)
     {
@@ -20,6 +24,11 @@ internal sealed class McpGuardMiddleware(RequestDelegate next, McpGuardPipeline 
             || (requestPath.Value is { Length: > 1 } value && value[^1] == '/' && path.Value.AsSpan().Equals(value.AsSpan(0, value.Length - 1), StringComparison.OrdinalIgnoreCase)))
         {
             return pipeline.InvokeAsync(context, next);
+        }
+
+        if (endpoints.IsLegacyRouteUnder(path, requestPath, context.RequestServices))
+        {
+            return pipeline.InvokeAsync(context, next, legacySse: true);
         }
 
         return next(context);

@@ -22,7 +22,10 @@ internal sealed partial class McpGuardPipeline(
     McpGuardErrorWriter writer,
     ILogger<McpGuardPipeline> logger)
 {
-    public async Task InvokeAsync(HttpContext context, RequestDelegate next)
+    /// <param name="context">The request.</param>
+    /// <param name="next">The endpoint.</param>
+    /// <param name="legacySse">Whether the endpoint is one of the legacy HTTP+SSE transport's, which answers on another request.</param>
+    public async Task InvokeAsync(HttpContext context, RequestDelegate next, bool legacySse = false)
     {
         if (context.Features.Get<McpGuardFeature>() is not null)
         {
@@ -34,7 +37,7 @@ internal sealed partial class McpGuardPipeline(
         var state = states.Current;
         var incoming = context.Request.Headers[state.RequestIdHeader];
         var requestId = incoming.Count == 1 && RequestIds.IsWellFormed(incoming[0]) ? incoming[0]! : RequestIds.NewId();
-        var feature = new McpGuardFeature(requestId, state);
+        var feature = new McpGuardFeature(requestId, state) { LegacySse = legacySse };
         context.Features.Set(feature);
         context.TraceIdentifier = requestId;
         context.Response.Headers[state.RequestIdHeader] = requestId;

@@ -62,6 +62,8 @@ public static class McpGuardServiceCollectionExtensions
 
         services.TryAddSingleton(sp => new McpGuardErrorWriter(sp.GetService<Microsoft.AspNetCore.Http.IProblemDetailsService>()));
         services.TryAddSingleton<McpGuardPipeline>();
+        services.TryAddSingleton<McpEndpoints>();
+        services.TryAddEnumerable(ServiceDescriptor.Transient<Microsoft.AspNetCore.Hosting.IStartupFilter, McpGuardEndpointCheck>());
         return new McpGuardBuilder(services);
     }
 }
@@ -69,6 +71,9 @@ public static class McpGuardServiceCollectionExtensions
 /// <summary>Present when <c>AddMcpGuard</c> ran; lets the pipeline extensions fail with a clear message when it did not.</summary>
 internal sealed class McpGuardMarkerService
 {
+    /// <summary>Set by <c>UseMcpGuard()</c>: the pipeline guards <c>McpGuard:Path</c> (for the start-up check).</summary>
+    public bool UseMcpGuardCalled { get; set; }
+
     internal const string MissingMessage =
         "McpGuard's services are not registered. Call builder.Services.AddMcpGuard(builder.Configuration.GetSection(\"McpGuard\")) in Program.cs before building the app.";
 

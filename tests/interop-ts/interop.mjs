@@ -6,6 +6,11 @@
 //                                              RFC 9728 metadata discovery and its resource check
 //   node interop.mjs --oauth <mcp-url>     (c) the SDK's own OAuth flow (auth()): challenge, metadata, authorization
 //                                              server discovery, dynamic registration, PKCE, token; then a session
+//   node interop.mjs --cases <mcp-url> <alice-key> <bob-key>
+//                                          (d) the integration suite's cases: a free call, a priced call, a tool
+//                                              error and the call past the rate limit as alice; tools/list, a call
+//                                              outside bob's scopes and one bob cannot pay for as bob; a client
+//                                              without a key. Each with the HTTP exchanges the SDK made.
 //
 // Prints one JSON object on stdout. Any failure prints the error on stderr and exits non-zero.
 
@@ -200,9 +205,84 @@ async function oauth(url) {
     return { clientId: provider.clientId, authorizations: provider.authorizations, grantedScope: provider.grantedScope, ...result };
 }
 
+/** A fetch that records every exchange: the request's method, MCP method, id and tool; the status, headers and (not 2xx) body. */
+function recordingFetch(exchanges) {
+    return async (url, init) => {
+        const response = await fetch(url, init);
+        const request = typeof init?.body === 'string' ? JSON.parse(init.body) : null;
+        exchanges.push({
+            httpMethod: init?.method ?? 'GET',
+            mcpMethod: request?.method ?? null,
+            id: request?.id ?? null,
+            tool: request?.params?.name ?? null,
+            status: response.status,
+            headers: Object.fromEntries(response.headers),
+            body: response.ok ? null : await response.clone().text()
+        });
+        return response;
+    };
+}
+
+/** What a failed call threw, as data. */
+function failure(error) {
+    return { name: error?.constructor?.name ?? null, code: error?.code ?? null, message: error?.message ?? String(error) };
+}
+
+/** Runs one call and returns its result, or what it threw. */
+async function attempt(call) {
+    try {
+        return { result: await call() };
+    } catch (error) {
+        return { error: failure(error) };
+    }
+}
+
+async function connect(url, key, exchanges) {
+    const headers = key ? { Authorization: `Bearer ${key}` } : {};
+    const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers }, fetch: recordingFetch(exchanges) });
+    const client = new Client(CLIENT_INFO);
+    await client.connect(transport);
+    return { client, transport };
+}
+
+/** (d) The integration suite's cases. */
+async function cases(url, aliceKey, bobKey) {
+    const alice = { exchanges: [] };
+    const bob = { exchanges: [] };
+    const anonymous = { exchanges: [] };
+
+    const a = await connect(url, aliceKey, alice.exchanges);
+    try {
+        alice.protocolVersion = a.transport.protocolVersion ?? null;
+        alice.sessionId = a.transport.sessionId ?? null;
+        alice.tools = (await a.client.listTools()).tools.map(t => t.name).sort();
+        alice.free = await attempt(() => a.client.callTool({ name: 'echo', arguments: { message: 'hello' } }));
+        alice.priced = await attempt(() => a.client.callTool({ name: 'add', arguments: { a: 2, b: 3 } }));
+        alice.toolError = await attempt(() => a.client.callTool({ name: 'fail', arguments: { kind: 'not_found' } }));
+        alice.limited = await attempt(() => a.client.callTool({ name: 'echo', arguments: { message: 'one too many' } }));
+    } finally {
+        await a.client.close();
+    }
+
+    const b = await connect(url, bobKey, bob.exchanges);
+    try {
+        bob.tools = (await b.client.listTools()).tools.map(t => t.name).sort();
+        bob.outOfScope = await attempt(() => b.client.callTool({ name: 'premium_report', arguments: { topic: 'tea' } }));
+        bob.outOfCredit = await attempt(() => b.client.callTool({ name: 'add', arguments: { a: 2, b: 3 } }));
+    } finally {
+        await b.client.close();
+    }
+
+    anonymous.connect = await attempt(() => connect(url, null, anonymous.exchanges).then(() => 'connected'));
+    return { alice, bob, anonymous };
+}
+
 async function main(argv) {
     if (argv[0] === '--oauth' && argv.length === 2) {
         return oauth(argv[1]);
+    }
+    if (argv[0] === '--cases' && argv.length === 4) {
+        return cases(argv[1], argv[2], argv[3]);
     }
     if (argv.length === 2 && !argv[0].startsWith('--')) {
         const [url, key] = argv;
@@ -211,7 +291,7 @@ async function main(argv) {
         );
         return { ...withKey, ...(await discovery(url)) };
     }
-    fail('usage: node interop.mjs <mcp-url> <api-key> | node interop.mjs --oauth <mcp-url>');
+    fail('usage: node interop.mjs <mcp-url> <api-key> | node interop.mjs --oauth <mcp-url> | node interop.mjs --cases <mcp-url> <alice-key> <bob-key>');
 }
 
 const timer = setTimeout(() => {

@@ -230,7 +230,7 @@ internal sealed partial class AuthenticationGate(
             scopes.UnionWith(claim.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
         }
 
-        return new Authenticated(new McpGuardCaller(account, null, scopes.ToFrozenSet(StringComparer.Ordinal), McpGuardCredentialKind.Jwt), principal);
+        return new Authenticated(new McpGuardCaller(account, null, scopes.ToFrozenSet(StringComparer.Ordinal), McpGuardCredentialKind.Jwt), SessionOwner.NamedByAccount(principal, account));
     }
 
     /// <summary>Three dot-separated base64url segments.</summary>

@@ -77,6 +77,17 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
             return null;
         }
 
+        if (feature.LegacySse)
+        {
+            // The legacy HTTP+SSE transport answers 202 before the call runs and sends the answer on another request:
+            // there is no outcome here to settle a charge by, so there is no charge. MapMcp() maps the legacy routes
+            // one segment under its Streamable HTTP endpoint.
+            var legacyPath = (context.Request.PathBase + context.Request.Path).Value!.TrimEnd('/');
+            var endpointPath = legacyPath.LastIndexOf('/') is > 0 and var slash ? legacyPath[..slash] : "/";
+            return new McpGuardError(state.Catalog[McpGuardReasons.StreamableHttpRequired],
+                $"Streamable HTTP required: this call has a price, and priced calls are served only over Streamable HTTP (POST {endpointPath}), where the answer settles the charge.");
+        }
+
         if (feature.Caller is not { } caller)
         {
             // Anonymous methods cannot be priced: there is nobody to charge.

@@ -61,6 +61,8 @@ internal sealed class McpGuardErrorCatalog
             McpGuardClientAction.RaiseCap, "Raise the monthly cap or wait for it to reset on the 1st (UTC).") { AllowsToolResult = true },
         new(McpGuardReasons.DuplicateRequest, StatusCodes.Status409Conflict, -31303, "Request id already charged", false,
             McpGuardClientAction.FixRequest, "Send each call with its own X-Request-Id (or none, and McpGuard makes one)."),
+        new(McpGuardReasons.StreamableHttpRequired, StatusCodes.Status400BadRequest, -31304, "Streamable HTTP required", false,
+            McpGuardClientAction.FixRequest, "Make priced calls over Streamable HTTP (a POST to the MCP endpoint), not over the legacy HTTP+SSE transport."),
         new(McpGuardReasons.ToolPaused, StatusCodes.Status503ServiceUnavailable, -31401, "Tool paused", true,
             McpGuardClientAction.RetryLater, "The publisher paused this tool; retry later or pick another.") { AllowsToolResult = true },
         new(McpGuardReasons.ToolArchived, StatusCodes.Status410Gone, -31402, "Tool archived", false,

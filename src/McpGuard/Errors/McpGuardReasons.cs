@@ -58,6 +58,12 @@ public static class McpGuardReasons
     /// <summary>The request id was already charged; each call needs its own.</summary>
     public const string DuplicateRequest = "duplicate_request";
 
+    /// <summary>
+    /// A priced call came over the legacy HTTP+SSE transport, which answers before the call runs, so no charge could be
+    /// settled by its outcome; make it over Streamable HTTP.
+    /// </summary>
+    public const string StreamableHttpRequired = "streamable_http_required";
+
     /// <summary>The account's monthly spending cap would be exceeded.</summary>
     public const string CapReached = "cap_reached";
 

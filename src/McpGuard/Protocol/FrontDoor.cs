@@ -19,6 +19,7 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
     private const string ProtocolVersionHeader = "MCP-Protocol-Version";
     private const string FirstVersionWithStandardHeaders = "2026-07-28";
     private const int MaxEchoedHeaderLength = 100;
+    private const string CanonicalContentType = "application/json; charset=utf-8";
 
     public async ValueTask<McpGuardError?> CheckAsync(HttpContext context, McpGuardFeature feature)
     {
@@ -50,7 +51,8 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
             return new McpGuardError(catalog[McpGuardReasons.UnsupportedMediaType], "Unsupported Media Type: send the body as Content-Type: application/json.");
         }
 
-        if (!AcceptsJsonAndEventStream(request.Headers.Accept))
+        // The legacy SSE transport's POST answers 202 with no body to negotiate: its clients need not send Accept.
+        if (!feature.LegacySse && !AcceptsJsonAndEventStream(request.Headers.Accept))
         {
             return new McpGuardError(catalog[McpGuardReasons.NotAcceptable], "Not Acceptable: the client must accept both application/json and text/event-stream.");
         }
@@ -75,6 +77,10 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
         feature.AttachBody(buffer);
         context.Response.RegisterForDispose(feature);
         request.Body = new MemoryStream(buffer, 0, length, writable: false);
+
+        // The endpoint reads the body from the guard's buffer, as JSON in UTF-8 (checked above): say so in the one form
+        // every JSON reader takes. ASP.NET Core's ReadFromJsonAsync (MapMcp's) fails with a 500 on a quoted charset.
+        request.ContentType = CanonicalContentType;
 
         var protocolVersion = request.Headers[ProtocolVersionHeader].ToString();
         if (!McpEnvelopeParser.TryParse(buffer.AsSpan(0, length), protocolVersion, state.MaxJsonDepth, out var envelope, out var failure))

@@ -17,6 +17,12 @@ internal sealed class McpGuardFeature(string requestId, McpGuardState state) : I
 
     public McpGuardState State { get; } = state;
 
+    /// <summary>
+    /// Whether the request goes to the legacy HTTP+SSE transport (<c>EnableLegacySse</c>), whose POST answers 202 before
+    /// the call runs and sends the call's answer on the session's GET stream.
+    /// </summary>
+    public bool LegacySse { get; init; }
+
     /// <summary>Null until the front door accepted a POST body (and for GET/DELETE passed through).</summary>
     public McpEnvelope? Envelope { get; set; }
 

@@ -244,18 +244,13 @@ public sealed class AdminAuthorizationTests
     public async Task A_bad_key_hash_and_an_empty_policy_fail_start_up_together()
     {
         var hash = McpGuardApiKeys.Hash(AdminKey);
-        await using var app = SampleServer.Create(["--urls", "http://127.0.0.1:0"], builder =>
-        {
-            builder.Logging.ClearProviders();
-            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        var exception = await Assert.ThrowsAsync<OptionsValidationException>(() => GuardedHost.StartSampleAsync(
+            new Dictionary<string, string?>
             {
-                ["McpGuard:Credits:SqlitePath"] = Path.Combine(Path.GetTempPath(), "mcpguard-tests", $"ledger-{Guid.NewGuid():N}.db"),
                 ["McpGuard:Admin:KeyHash"] = hash.ToUpperInvariant(),
                 ["McpGuard:Admin:Policy"] = " ",
-            });
-        });
-
-        var exception = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+            },
+            inMemory: true));
 
         Assert.Equal(
             [
@@ -293,7 +288,7 @@ public sealed class AdminAuthorizationTests
         {
             var file = Path.Combine(directory, "admin.json");
             await ReplaceAsync(file, $$"""{ "McpGuard": { "Admin": { "KeyHash": "{{McpGuardApiKeys.Hash(OldKey)}}" } } }""");
-            await using var host = await GuardedHost.StartSampleAsync(configure: builder => builder.Configuration.AddJsonFile(file, optional: false, reloadOnChange: true));
+            await using var host = await GuardedHost.StartSampleAsync(configure: builder => builder.ConfigureAppConfiguration((_, config) => config.AddJsonFile(file, optional: false, reloadOnChange: true)));
             using (var response = await host.GetAdminAsync("/admin/accounts/bob", key: OldKey))
             {
                 await AssertJsonAsync(response, HttpStatusCode.OK, Account("bob", 240, null, 0, 3));

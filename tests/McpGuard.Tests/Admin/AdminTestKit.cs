@@ -34,7 +34,7 @@ internal static class AdminTestKit
         }
 
         clock ??= new ManualTimeProvider(Start);
-        return GuardedHost.StartSampleAsync(configuration, builder => builder.Services.AddSingleton<TimeProvider>(clock));
+        return GuardedHost.StartSampleAsync(configuration, builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));
     }
 
     /// <summary>Sends an admin request: <paramref name="json"/> as an application/json body, the admin key as a Bearer token (null: none).</summary>

@@ -139,7 +139,7 @@ public sealed class ApiKeyTests : IAsyncLifetime
                 ["McpGuard:Auth:ApiKeys:Keys:5:Hash"] = McpGuardApiKeys.Hash(Key),
                 ["McpGuard:Auth:ApiKeys:Keys:5:ExpiresAt"] = "2030-01-01T01:00:00Z",
             },
-            builder => builder.Services.AddSingleton<TimeProvider>(clock));
+            builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));
 
         using (var response = await host.PostMcpAsync(Echo("fresh"), apiKey: Key))
         {
@@ -183,7 +183,7 @@ public sealed class ApiKeyTests : IAsyncLifetime
     public async Task A_key_store_is_consulted_after_the_configured_keys()
     {
         await using var host = await StartHeaderRecordingAppAsync(guard => guard.AddKeyStore<TestKeyStore>());
-        var store = Assert.IsType<TestKeyStore>(host.App.Services.GetRequiredService<IMcpGuardKeyStore>());
+        var store = Assert.IsType<TestKeyStore>(host.Services.GetRequiredService<IMcpGuardKeyStore>());
         store.Add("mcpg_store_dave", new McpGuardApiKey("store-dave", "dave", ["tools:basic"]));
         store.Add("mcpg_store_revoked", new McpGuardApiKey("store-revoked", "dave", ["tools:basic"]) { Revoked = true });
         // The same secret as a configured key, mapped elsewhere: configuration must win, without asking the store.

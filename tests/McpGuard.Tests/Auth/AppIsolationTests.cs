@@ -20,7 +20,7 @@ public sealed class AppIsolationTests
     {
         await using var host = await GuardedHost.StartSampleAsync(TestTokens.JwtEnabled());
 
-        Assert.Null(host.App.Services.GetService<IAuthenticationSchemeProvider>());
+        Assert.Null(host.Services.GetService<IAuthenticationSchemeProvider>());
     }
 
     [Fact]

@@ -1,4 +1,4 @@
-using McpGuard.Sample;
+using McpGuard.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
@@ -125,13 +125,7 @@ public sealed class AuthConfigurationTests
     public async Task One_bad_setting_on_the_sample_is_reported_exactly(string overrides, string expected)
     {
         var configuration = overrides.Split(';').Select(o => o.Split('=', 2)).ToDictionary(kv => kv[0], kv => (string?)kv[1]);
-        await using var app = SampleServer.Create(["--urls", "http://127.0.0.1:0"], builder =>
-        {
-            builder.Configuration.AddInMemoryCollection(configuration);
-            builder.Logging.ClearProviders();
-        });
-
-        var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+        var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => GuardedHost.StartSampleAsync(configuration, inMemory: true));
 
         Assert.Equal([expected], failure.Failures);
     }
@@ -139,14 +133,10 @@ public sealed class AuthConfigurationTests
     [Fact]
     public async Task Jwt_on_the_sample_without_authorization_servers_is_refused()
     {
-        await using var app = SampleServer.Create(["--urls", "http://127.0.0.1:0"], builder =>
-        {
-            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["McpGuard:Auth:Jwt:Enabled"] = "true" });
-            builder.Services.PostConfigure<McpGuardOptions>(o => o.Auth.AuthorizationServers.Clear());
-            builder.Logging.ClearProviders();
-        });
-
-        var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+        var failure = await Assert.ThrowsAsync<OptionsValidationException>(() => GuardedHost.StartSampleAsync(
+            new Dictionary<string, string?> { ["McpGuard:Auth:Jwt:Enabled"] = "true" },
+            builder => builder.ConfigureServices(services => services.PostConfigure<McpGuardOptions>(o => o.Auth.AuthorizationServers.Clear())),
+            inMemory: true));
 
         Assert.Equal(["McpGuard:Auth:AuthorizationServers needs at least one entry when JWTs are enabled (RFC 9728 metadata requires it)."], failure.Failures);
     }

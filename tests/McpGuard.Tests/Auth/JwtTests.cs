@@ -331,7 +331,7 @@ public sealed class JwtTests : IAsyncLifetime
     {
         var start = new DateTimeOffset(2030, 6, 1, 12, 0, 0, TimeSpan.Zero);
         var clock = new ManualTimeProvider(start);
-        await using var host = await GuardedHost.StartSampleAsync(TestTokens.JwtEnabled(), builder => builder.Services.AddSingleton<TimeProvider>(clock));
+        await using var host = await GuardedHost.StartSampleAsync(TestTokens.JwtEnabled(), builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));
 
         // Issued at start - 1 min, expires at start + 9 min; the default clock skew is 30 s.
         var token = TestTokens.Create(now: start, lifetime: TimeSpan.FromMinutes(10));

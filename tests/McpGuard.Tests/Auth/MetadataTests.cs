@@ -147,7 +147,7 @@ public sealed class MetadataTests : IAsyncLifetime
     public async Task Without_authorization_servers_no_metadata_is_served_and_challenges_do_not_point_to_it()
     {
         await using var host = await GuardedHost.StartSampleAsync(
-            configure: builder => builder.Services.PostConfigure<McpGuardOptions>(o => o.Auth.AuthorizationServers.Clear()));
+            configure: builder => builder.ConfigureServices(services => services.PostConfigure<McpGuardOptions>(o => o.Auth.AuthorizationServers.Clear())));
 
         using (var response = await host.Client.GetAsync("/.well-known/oauth-protected-resource"))
         {

@@ -68,7 +68,7 @@ public sealed class CreditConcurrencyTests
             Assert.Equal(10, error.GetProperty("data").GetProperty("price_micro").GetInt64());
         });
 
-        var ledger = host.App.Services.GetRequiredService<LedgerAccessor>().Store;
+        var ledger = host.Services.GetRequiredService<LedgerAccessor>().Store;
         var rows = await AllRowsAsync(ledger, "alice");
         var usage = rows.Where(r => r.Kind == McpGuardLedgerEntryKind.Usage).ToList();
         Assert.Equal(100, usage.Count);

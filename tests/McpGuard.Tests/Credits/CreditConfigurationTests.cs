@@ -33,7 +33,7 @@ public sealed class CreditConfigurationTests
     {
         await using var host = await GuardedHost.StartSampleAsync();
 
-        var credits = host.App.Services.GetRequiredService<McpGuardStateProvider>().Current.Credits;
+        var credits = host.Services.GetRequiredService<McpGuardStateProvider>().Current.Credits;
 
         Assert.True(credits.Enabled);
         Assert.Equal(0, credits.DefaultPrice);
@@ -54,10 +54,10 @@ public sealed class CreditConfigurationTests
                 new McpGuardAccountSeed("carol", 0, null, false),
             ],
             credits.Seeds.OrderBy(s => s.Account, StringComparer.Ordinal));
-        var options = host.App.Services.GetRequiredService<IOptions<McpGuardOptions>>().Value;
+        var options = host.Services.GetRequiredService<IOptions<McpGuardOptions>>().Value;
         Assert.Equal(McpGuardLedgerStoreKind.Sqlite, options.Credits.Store);
         Assert.Equal(McpGuardErrorFormat.JsonRpc, options.Errors.Format);
-        Assert.Equal(-32402, host.App.Services.GetRequiredService<McpGuardStateProvider>().Current.Catalog[McpGuardReasons.OutOfCredit].Code);
+        Assert.Equal(-32402, host.Services.GetRequiredService<McpGuardStateProvider>().Current.Catalog[McpGuardReasons.OutOfCredit].Code);
     }
 
     [Fact]
@@ -191,7 +191,7 @@ public sealed class CreditConfigurationTests
         Assert.Null(CreditCalls.Header(list, CreditCalls.ChargeHeader));
         Assert.Equal(("40", "935"), (CreditCalls.Header(read, CreditCalls.ChargeHeader), CreditCalls.Header(read, CreditCalls.BalanceHeader)));
         Assert.Null(CreditCalls.Header(prompt, CreditCalls.ChargeHeader));
-        var store = host.App.Services.GetRequiredService<LedgerAccessor>().Store;
+        var store = host.Services.GetRequiredService<LedgerAccessor>().Store;
         var page = await store.GetLedgerAsync("alice", null, 10, default);
         Assert.Equal([("dp-4", "resources/read", -40L), ("dp-1", "anything", -25L), ((string?)null, (string?)null, 1000L)], page.Entries.Select(e => (e.RequestId, e.Tool, e.AmountMicro)));
     }

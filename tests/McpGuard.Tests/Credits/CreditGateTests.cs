@@ -137,7 +137,7 @@ public sealed class CreditGateTests
         var clock = new ManualTimeProvider(new DateTimeOffset(2026, 5, 17, 8, 30, 0, TimeSpan.Zero));
         await using var host = await GuardedHost.StartSampleAsync(
             new Dictionary<string, string?> { ["McpGuard:Accounts:alice:MonthlyCap"] = "1000" },
-            builder => builder.Services.AddSingleton<TimeProvider>(clock));
+            builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));
         var path = CreditCalls.LedgerPath(host);
 
         using var first = await CreditCalls.CallAsync(host, CreditCalls.Add(1), "cap-1");
@@ -159,7 +159,7 @@ public sealed class CreditGateTests
         var clock = new ManualTimeProvider(new DateTimeOffset(2026, 12, 31, 23, 59, 59, TimeSpan.Zero));
         await using var host = await GuardedHost.StartSampleAsync(
             new Dictionary<string, string?> { ["McpGuard:Accounts:alice:MonthlyCap"] = "500" },
-            builder => builder.Services.AddSingleton<TimeProvider>(clock));
+            builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));
 
         using var refused = await CreditCalls.CallAsync(host, CreditCalls.Add(1), "dec-1");
 
@@ -246,7 +246,7 @@ public sealed class CreditGateTests
     public async Task A_status_set_in_the_store_overrides_the_configured_one()
     {
         await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?> { ["McpGuard:Tools:add:Status"] = "Archived" });
-        var store = host.App.Services.GetRequiredService<LedgerAccessor>().Store;
+        var store = host.Services.GetRequiredService<LedgerAccessor>().Store;
 
         await store.SetToolStatusAsync("add", McpGuardToolStatus.Live, default);
         await store.SetToolStatusAsync("echo", McpGuardToolStatus.Paused, default);

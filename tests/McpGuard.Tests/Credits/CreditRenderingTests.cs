@@ -174,7 +174,7 @@ public sealed class CreditRenderingTests
     {
         var configuration = new Dictionary<string, string?>(c.Configuration) { ["McpGuard:Errors:Format"] = format };
         var clock = new ManualTimeProvider(May17);
-        return GuardedHost.StartSampleAsync(configuration, builder => builder.Services.AddSingleton<TimeProvider>(clock));
+        return GuardedHost.StartSampleAsync(configuration, builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));
     }
 
     private sealed record Case(

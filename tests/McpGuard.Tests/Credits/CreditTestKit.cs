@@ -171,7 +171,7 @@ internal static class CreditCalls
 
     /// <summary>The ledger file of a host started by <see cref="GuardedHost"/>.</summary>
     public static string LedgerPath(GuardedHost host) =>
-        host.App.Services.GetRequiredService<IConfiguration>()["McpGuard:Credits:SqlitePath"]
+        host.Services.GetRequiredService<IConfiguration>()["McpGuard:Credits:SqlitePath"]
         ?? throw new InvalidOperationException("The host has no McpGuard:Credits:SqlitePath.");
 
     /// <summary>Asserts a successful <c>add</c> answer: HTTP 200 and the result 5.</summary>

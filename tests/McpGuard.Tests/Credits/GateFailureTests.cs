@@ -11,7 +11,7 @@ public sealed class GateFailureTests
     public async Task A_ledger_that_throws_answers_500_internal_error_with_the_request_id_and_logs_once()
     {
         await using var host = await GuardedHost.StartSampleAsync(configure: builder =>
-            builder.Services.AddMcpGuard().AddLedgerStore<ThrowingLedgerStore>());
+            builder.ConfigureServices(services => services.AddMcpGuard().AddLedgerStore<ThrowingLedgerStore>()));
 
         using var response = await host.PostMcpAsync("""{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}""");
 

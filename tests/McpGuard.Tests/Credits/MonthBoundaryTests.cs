@@ -15,7 +15,7 @@ public sealed class MonthBoundaryTests
         var clock = new ManualTimeProvider(LastSecondOfJanuary);
         await using var host = await GuardedHost.StartSampleAsync(
             new Dictionary<string, string?> { ["McpGuard:Accounts:bob:InitialBalance"] = "10000" },
-            builder => builder.Services.AddSingleton<TimeProvider>(clock));
+            builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));
 
         var january = new List<(string?, string?)>();
         for (var i = 1; i <= 4; i++)
@@ -56,7 +56,7 @@ public sealed class MonthBoundaryTests
         var clock = new ManualTimeProvider(LastSecondOfJanuary);
         await using var host = await GuardedHost.StartSampleAsync(
             new Dictionary<string, string?> { ["McpGuard:Accounts:alice:MonthlyCap"] = "1600" },
-            builder => builder.Services.AddSingleton<TimeProvider>(clock));
+            builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));
 
         using var first = await CreditCalls.CallAsync(host, CreditCalls.Add(1), "cap-jan-1");
         using var second = await CreditCalls.CallAsync(host, CreditCalls.Add(2), "cap-jan-2");

@@ -609,7 +609,7 @@ public sealed class RefundTests
 
         private async Task AssertBalanceAsync(long expected, List<Row> rows)
         {
-            var store = Host.App.Services.GetRequiredService<LedgerAccessor>().Store;
+            var store = Host.Services.GetRequiredService<LedgerAccessor>().Store;
             var account = await store.GetAccountAsync("alice", 0, DateTimeOffset.UtcNow, default);
             Assert.Equal(expected, account!.BalanceMicro);
             Assert.Equal(expected, rows.Sum(r => r.Amount));
@@ -622,7 +622,7 @@ public sealed class RefundTests
                 return [.. LedgerFile.Rows(CreditCalls.LedgerPath(Host), "alice").Select(r => new Row(r.Account, r.Kind, r.Amount, r.BalanceAfter, r.Tool, r.RequestId, r.Free, r.Note))];
             }
 
-            var page = await Host.App.Services.GetRequiredService<LedgerAccessor>().Store.GetLedgerAsync("alice", null, 100, default);
+            var page = await Host.Services.GetRequiredService<LedgerAccessor>().Store.GetLedgerAsync("alice", null, 100, default);
             Assert.Null(page.NextCursor);
             return [.. page.Entries.Reverse().Select(e => new Row(e.Account, e.Kind.ToString(), e.AmountMicro, e.BalanceAfterMicro, e.Tool, e.RequestId, e.Free, e.Note))];
         }

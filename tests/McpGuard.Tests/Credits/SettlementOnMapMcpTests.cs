@@ -262,14 +262,14 @@ public sealed class SettlementOnMapMcpTests
         /// <summary>The account's usage and refund rows, oldest first.</summary>
         public async Task<List<(string Kind, long Amount)>> CallRowsAsync(string account)
         {
-            var store = Host.App.Services.GetRequiredService<LedgerAccessor>().Store;
+            var store = Host.Services.GetRequiredService<LedgerAccessor>().Store;
             var page = await store.GetLedgerAsync(account, null, 100, default);
             return [.. page.Entries.Reverse().Where(e => e.RequestId is not null).Select(e => (e.Kind.ToString(), e.AmountMicro))];
         }
 
         public async Task<long> BalanceAsync(string account)
         {
-            var store = Host.App.Services.GetRequiredService<LedgerAccessor>().Store;
+            var store = Host.Services.GetRequiredService<LedgerAccessor>().Store;
             return (await store.GetAccountAsync(account, 0, DateTimeOffset.UtcNow, default))!.BalanceMicro;
         }
 

@@ -3,31 +3,45 @@ using System.Text;
 using McpGuard.Sample;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace McpGuard.Tests.Infrastructure;
 
 /// <summary>
-/// A real server on Kestrel at 127.0.0.1 on a free port: the sample app (optionally with configuration
-/// overrides), or any app a test builds. Talk to it with <see cref="Client"/> or a real MCP client.
+/// A real server on Kestrel at 127.0.0.1 on a free port: the sample app (its own Program.cs, hosted by
+/// <see cref="WebApplicationFactory{TEntryPoint}"/>, optionally with configuration overrides), or any app a test builds.
+/// Talk to it with <see cref="Client"/> or a real MCP client.
 /// </summary>
 public sealed class GuardedHost : IAsyncDisposable
 {
-    private GuardedHost(WebApplication app, LogSink logs)
+    private readonly IAsyncDisposable _owner;
+
+    private GuardedHost(IAsyncDisposable owner, IServiceProvider services, LogSink logs, HttpClient? inMemoryClient = null)
     {
-        App = app;
+        _owner = owner;
+        Services = services;
         Logs = logs;
-        var address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
+        if (inMemoryClient is not null)
+        {
+            Client = inMemoryClient;
+            BaseAddress = inMemoryClient.BaseAddress!;
+            return;
+        }
+
+        var address = services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
         BaseAddress = new Uri(address);
         Client = new HttpClient { BaseAddress = BaseAddress };
     }
 
-    public WebApplication App { get; }
+    /// <summary>The app's services.</summary>
+    public IServiceProvider Services { get; }
 
     public LogSink Logs { get; }
 
@@ -37,20 +51,57 @@ public sealed class GuardedHost : IAsyncDisposable
 
     public HttpClient Client { get; }
 
-    /// <summary>Starts the sample server with optional configuration overrides (keys like <c>McpGuard:Errors:Format</c>).</summary>
-    public static Task<GuardedHost> StartSampleAsync(IReadOnlyDictionary<string, string?>? configuration = null, Action<WebApplicationBuilder>? configure = null)
+    /// <summary>
+    /// Starts the sample's Program.cs with optional configuration overrides (keys like <c>McpGuard:Errors:Format</c>,
+    /// and <c>Sample:Guard</c>, which Program.cs reads before it builds the app). <paramref name="configure"/> runs after
+    /// the sample registered its services, so a test's singletons replace the sample's. Throws what start-up throws.
+    /// On Kestrel at 127.0.0.1, unless <paramref name="inMemory"/>: then on the factory's in-memory test server, for
+    /// tests that need no socket (start-up, the app's services, plain requests through <see cref="Client"/>).
+    /// </summary>
+    public static async Task<GuardedHost> StartSampleAsync(
+        IReadOnlyDictionary<string, string?>? configuration = null,
+        Action<IWebHostBuilder>? configure = null,
+        bool inMemory = false)
     {
         var logs = new LogSink();
-        var app = SampleServer.Create(["--urls", "http://127.0.0.1:0"], builder =>
+        var factory = new SampleFactory(builder =>
         {
-            Prepare(builder, logs, configuration);
+            builder.UseEnvironment(Environments.Production);
+            // The build output folder, as when the sample runs (`dotnet run` starts it there): its copy of appsettings.json, its ledger.
+            builder.UseContentRoot(AppContext.BaseDirectory);
+            builder.UseSetting(WebHostDefaults.ServerUrlsKey, "http://127.0.0.1:0");
+            if (configuration is not null && configuration.TryGetValue(SampleCommands.GuardSwitch, out var guard))
+            {
+                // Program.cs reads the switch before it builds the app: hand it over as a command-line argument.
+                builder.UseSetting(SampleCommands.GuardSwitch, guard);
+            }
+
+            builder.ConfigureAppConfiguration(config => AddTestConfiguration(config, configuration));
+            builder.ConfigureLogging(logging => AddTestLogging(logging, logs));
             configure?.Invoke(builder);
         });
-        return StartAsync(app, logs);
+
+        try
+        {
+            if (inMemory)
+            {
+                var client = factory.CreateClient(new WebApplicationFactoryClientOptions { AllowAutoRedirect = false, HandleCookies = false });
+                return new GuardedHost(factory, factory.Services, logs, client);
+            }
+
+            factory.UseKestrel();
+            factory.StartServer();
+            return new GuardedHost(factory, factory.Services, logs);
+        }
+        catch
+        {
+            await factory.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>Starts an app the test builds: <paramref name="build"/> registers services, <paramref name="map"/> sets up the pipeline.</summary>
-    public static Task<GuardedHost> StartAsync(
+    public static async Task<GuardedHost> StartAsync(
         Action<WebApplicationBuilder> build,
         Action<WebApplication> map,
         IReadOnlyDictionary<string, string?>? configuration = null)
@@ -60,35 +111,49 @@ public sealed class GuardedHost : IAsyncDisposable
         var contentRoot = Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "test-built-app")).FullName;
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = contentRoot, EnvironmentName = "Production" });
         builder.WebHost.UseUrls("http://127.0.0.1:0");
-        Prepare(builder, logs, configuration);
+        AddTestConfiguration(builder.Configuration, configuration);
+        AddTestLogging(builder.Logging, logs);
         build(builder);
         var app = builder.Build();
         map(app);
-        return StartAsync(app, logs);
+        try
+        {
+            await app.StartAsync();
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+
+        return new GuardedHost(app, app.Services, logs);
     }
 
-    private static void Prepare(WebApplicationBuilder builder, LogSink logs, IReadOnlyDictionary<string, string?>? configuration)
+    private static void AddTestConfiguration(IConfigurationBuilder builder, IReadOnlyDictionary<string, string?>? configuration)
     {
         // Every host gets its own ledger file, so hosts never share balances; a test may name its own.
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        builder.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["McpGuard:Credits:SqlitePath"] = Path.Combine(TempLedgerFolder, $"ledger-{Guid.NewGuid():N}.db"),
         });
 
         if (configuration is not null)
         {
-            builder.Configuration.AddInMemoryCollection(configuration);
+            builder.AddInMemoryCollection(configuration);
         }
-
-        builder.Logging.ClearProviders();
-        builder.Logging.SetMinimumLevel(LogLevel.Debug);
-        builder.Logging.AddProvider(logs);
     }
 
-    private static async Task<GuardedHost> StartAsync(WebApplication app, LogSink logs)
+    private static void AddTestLogging(ILoggingBuilder logging, LogSink logs)
     {
-        await app.StartAsync();
-        return new GuardedHost(app, logs);
+        logging.ClearProviders();
+        logging.SetMinimumLevel(LogLevel.Debug);
+        logging.AddProvider(logs);
+    }
+
+    /// <summary>The sample's own Program.cs, with the test's host settings.</summary>
+    private sealed class SampleFactory(Action<IWebHostBuilder> configure) : WebApplicationFactory<Program>
+    {
+        protected override void ConfigureWebHost(IWebHostBuilder builder) => configure(builder);
     }
 
     /// <summary>
@@ -143,10 +208,14 @@ public sealed class GuardedHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         // The per-host ledger file (and its WAL) goes with the host, unless a test chose its own file.
-        var ledger = App.Configuration["McpGuard:Credits:SqlitePath"];
+        var ledger = Services.GetRequiredService<IConfiguration>()["McpGuard:Credits:SqlitePath"];
         Client.Dispose();
-        await App.StopAsync();
-        await App.DisposeAsync();
+        if (_owner is WebApplication app)
+        {
+            await app.StopAsync();
+        }
+
+        await _owner.DisposeAsync();
 
         if (ledger is not null && ledger.StartsWith(TempLedgerFolder, StringComparison.Ordinal))
         {

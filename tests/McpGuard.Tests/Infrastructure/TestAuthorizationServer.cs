@@ -377,8 +377,8 @@ public static class OAuthResourceServer
             {
                 var host = await GuardedHost.StartSampleAsync(configuration, builder =>
                 {
-                    builder.WebHost.UseUrls(baseUrl);
-                    builder.Services.AddSingleton<IStartupFilter>(new RecordingStartupFilter(log));
+                    builder.UseUrls(baseUrl);
+                    builder.ConfigureServices(services => services.AddSingleton<IStartupFilter>(new RecordingStartupFilter(log)));
                 });
                 Assert.Equal(new Uri(baseUrl + "/"), host.BaseAddress);
                 return (host, log, canonical);

@@ -21,31 +21,25 @@ public sealed class ConfigurationTests : IDisposable
     [Fact]
     public async Task Invalid_options_fail_start_up_listing_every_problem()
     {
-        await using var app = SampleServer.Create(["--urls", "http://127.0.0.1:0"], builder =>
+        var exception = await Assert.ThrowsAsync<OptionsValidationException>(() => GuardedHost.StartSampleAsync(new Dictionary<string, string?>
         {
-            builder.Logging.ClearProviders();
-            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
-            {
-                ["McpGuard:Path"] = "mcp",
-                ["McpGuard:MaxRequestBodySize"] = "0",
-                ["McpGuard:MaxJsonDepth"] = "2000",
-                ["McpGuard:RequestIdHeader"] = "X Request Id",
-                ["McpGuard:AllowedOrigins:2"] = "https://app.example.com/",
-                ["McpGuard:AllowedOrigins:3"] = "app.example.com",
-                ["McpGuard:Errors:Reasons:no_such_reason:Code"] = "-31000",
-                ["McpGuard:Errors:Reasons:rate_limited:Code"] = "-32050",
-                ["McpGuard:Errors:Reasons:parse_error:Message"] = " ",
-                ["McpGuard:Errors:Reasons:parse_error:Url"] = "errors/parse_error",
-            });
-        });
-
-        var exception = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+            ["McpGuard:Path"] = "mcp",
+            ["McpGuard:MaxRequestBodySize"] = "0",
+            ["McpGuard:MaxJsonDepth"] = "2000",
+            ["McpGuard:RequestIdHeader"] = "X Request Id",
+            ["McpGuard:AllowedOrigins:2"] = "https://app.example.com/",
+            ["McpGuard:AllowedOrigins:3"] = "app.example.com",
+            ["McpGuard:Errors:Reasons:no_such_reason:Code"] = "-31000",
+            ["McpGuard:Errors:Reasons:rate_limited:Code"] = "-32050",
+            ["McpGuard:Errors:Reasons:parse_error:Message"] = " ",
+            ["McpGuard:Errors:Reasons:parse_error:Url"] = "errors/parse_error",
+        }, inMemory: true));
 
         var knownReasons = string.Join(", ", McpGuardErrorCatalog.Defaults.Select(d => d.Reason));
         Assert.Equal(
             "parse_error, invalid_request, payload_too_large, request_timeout, unsupported_media_type, not_acceptable, method_not_allowed, "
             + "origin_not_allowed, header_mismatch, internal_error, unauthorized, invalid_token, insufficient_scope, suspended, "
-            + "rate_limited, out_of_credit, cap_reached, duplicate_request, tool_paused, tool_archived, upstream_error, upstream_timeout, "
+            + "rate_limited, out_of_credit, cap_reached, duplicate_request, streamable_http_required, tool_paused, tool_archived, upstream_error, upstream_timeout, "
             + "invalid_parameter, not_found, forbidden, timeout",
             knownReasons);
         string[] expected =
@@ -148,7 +142,7 @@ public sealed class ConfigurationTests : IDisposable
     }
 
     private Task<GuardedHost> StartWithConfigFileAsync() =>
-        GuardedHost.StartSampleAsync(configure: builder => builder.Configuration.AddJsonFile(ConfigPath, optional: false, reloadOnChange: true));
+        GuardedHost.StartSampleAsync(configure: builder => builder.ConfigureAppConfiguration((_, config) => config.AddJsonFile(ConfigPath, optional: false, reloadOnChange: true)));
 
     private Task WriteConfigAsync(string json) => ConfigFile.ReplaceAsync(ConfigPath, json);
 

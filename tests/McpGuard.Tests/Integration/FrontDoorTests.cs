@@ -537,7 +537,7 @@ public sealed class FrontDoorTests(FrontDoorTests.SampleFixture fixture) : IClas
     {
         // Kestrel refuses non-ASCII header bytes by default; let both ends speak UTF-8 so the guard sees them.
         await using var host = await GuardedHost.StartSampleAsync(configure: builder =>
-            builder.WebHost.ConfigureKestrel(kestrel => kestrel.RequestHeaderEncodingSelector = _ => Encoding.UTF8));
+            builder.ConfigureKestrel(kestrel => kestrel.RequestHeaderEncodingSelector = _ => Encoding.UTF8));
         using var client = new HttpClient(new SocketsHttpHandler { RequestHeaderEncodingSelector = (_, _) => Encoding.UTF8 }) { BaseAddress = host.BaseAddress };
         using var request = new HttpRequestMessage(HttpMethod.Post, "/mcp") { Content = new StringContent("{", Encoding.UTF8, "application/json") };
         request.Headers.TryAddWithoutValidation("Accept", "application/json, text/event-stream");

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Hosting;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
@@ -135,7 +136,7 @@ public sealed class HostileInputPropertyTests(ITestOutputHelper output)
                     ["Logging:LogLevel:McpGuard.Admin"] = "Information",
                     ["Logging:LogLevel:Microsoft.AspNetCore.Server.Kestrel.Connections"] = "Debug",
                 },
-                builder => builder.Logging.AddProvider(watch));
+                builder => builder.ConfigureLogging(logging => logging.AddProvider(watch)));
             return new HostileRun(host, watch, await LedgerAsync(host));
         }
 
@@ -191,8 +192,8 @@ public sealed class HostileInputPropertyTests(ITestOutputHelper output)
         /// <summary>The seeded accounts, their ledger rows and the tools' statuses, as the ledger store has them now.</summary>
         private static async Task<string> LedgerAsync(GuardedHost host)
         {
-            var store = host.App.Services.GetRequiredService<LedgerAccessor>().Store;
-            var now = host.App.Services.GetRequiredService<TimeProvider>().GetUtcNow();
+            var store = host.Services.GetRequiredService<LedgerAccessor>().Store;
+            var now = host.Services.GetRequiredService<TimeProvider>().GetUtcNow();
             var parts = new List<string>();
             foreach (var id in Accounts)
             {
@@ -210,7 +211,7 @@ public sealed class HostileInputPropertyTests(ITestOutputHelper output)
         {
             Assert.Equal(0, _watch.AuditLines);
             Assert.Equal(_ledgerBefore, await LedgerAsync(_host));
-            var path = _host.App.Configuration["McpGuard:Credits:SqlitePath"]!;
+            var path = _host.Services.GetRequiredService<Microsoft.Extensions.Configuration.IConfiguration>()["McpGuard:Credits:SqlitePath"]!;
             Assert.Equal(2, LedgerFile.Scalar(path, "SELECT COUNT(*) FROM ledger;"));
             Assert.Equal(0, LedgerFile.Scalar(path, "SELECT COUNT(*) FROM api_keys;"));
             Assert.Equal(0, LedgerFile.Scalar(path, "SELECT COUNT(*) FROM tool_status;"));

@@ -213,7 +213,7 @@ public sealed class HostingModeTests
     {
         await using var host = await GuardedHost.StartAsync(_ => { }, app => app.MapPost("/mcp", Answer).RequireMcpGuard());
 
-        var exception = Assert.Throws<InvalidOperationException>(() => host.App.Services.GetRequiredService<EndpointDataSource>().Endpoints);
+        var exception = Assert.Throws<InvalidOperationException>(() => host.Services.GetRequiredService<EndpointDataSource>().Endpoints);
 
         Assert.Equal(
             "McpGuard's services are not registered. Call builder.Services.AddMcpGuard(builder.Configuration.GetSection(\"McpGuard\")) in Program.cs before building the app.",

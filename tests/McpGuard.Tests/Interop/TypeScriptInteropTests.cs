@@ -1,7 +1,12 @@
 using System.Diagnostics;
 using System.Text.Json;
+using McpGuard.Tests.Credits;
 using McpGuard.Tests.Infrastructure;
+using McpGuard.Tests.Integration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using Microsoft.IdentityModel.JsonWebTokens;
+using ModelContextProtocol.AspNetCore;
 
 namespace McpGuard.Tests.Interop;
 
@@ -109,6 +114,130 @@ public sealed class TypeScriptInteropTests
             [("/.well-known/oauth-protected-resource/mcp", "", 200), ("/.well-known/oauth-protected-resource/mcp", "", 200)],
             log.Entries.Where(r => r.Method == "GET" && r.Path != "/mcp").Select(r => (r.Path, r.Authorization, r.StatusCode)));
         Assert.All(log.Entries.Where(r => r.Method == "GET" && r.Path == "/mcp"), r => Assert.Equal((bearer, 405), (r.Authorization, r.StatusCode)));
+    }
+
+    /// <summary>
+    /// The integration suite's cases (see MapMcpClientTests) with the TypeScript client, which speaks 2025-11-25 (the
+    /// <c>initialize</c> handshake), against MapMcp() in each session mode: the results it reports, and the exact
+    /// status, headers and body of each exchange it made.
+    /// </summary>
+    [Theory]
+    [InlineData(HttpServerSessionMode.Stateless)]
+    [InlineData(HttpServerSessionMode.Stateful)]
+    [InlineData(HttpServerSessionMode.StatefulForInitializeClients)]
+    public async Task TypeScript_client_runs_the_same_cases(HttpServerSessionMode mode)
+    {
+        var configuration = new Dictionary<string, string?>
+        {
+            ["McpGuard:RateLimits:Policies:default:Windows:0:Permits"] = "3",
+            ["McpGuard:Accounts:bob:FreeCallsPerMonth"] = "0",
+        };
+        await using var host = await GuardedHost.StartSampleAsync(configuration, builder => builder.ConfigureServices(services =>
+        {
+            services.AddSingleton<TimeProvider>(new FakeTimeProvider(new DateTimeOffset(2026, 11, 21, 10, 0, 30, TimeSpan.Zero)));
+            services.Configure<HttpServerTransportOptions>(options => options.SessionMode = mode);
+        }));
+
+        var output = await RunScriptAsync("--cases", host.McpEndpoint.ToString(), DemoKeys.Alice, DemoKeys.Bob);
+        var alice = output.GetProperty("alice");
+        var bob = output.GetProperty("bob");
+        var anonymous = output.GetProperty("anonymous");
+
+        // The handshake, and a session where the server keeps them.
+        Assert.Equal("2025-11-25", alice.GetProperty("protocolVersion").GetString());
+        Assert.Equal(mode == HttpServerSessionMode.Stateless, alice.GetProperty("sessionId").ValueKind == JsonValueKind.Null);
+
+        // tools/list, filtered by scope.
+        Assert.Equal(["add", "echo", "fail", "premium_report", "slow"], Strings(alice.GetProperty("tools")));
+        Assert.Equal(["add", "echo", "fail", "slow"], Strings(bob.GetProperty("tools")));
+
+        // A free call: no charge headers.
+        Assert.Equal("hello", ResultText(alice.GetProperty("free")));
+        var free = ToolExchange(alice, "echo", 0);
+        Assert.Equal(200, free.GetProperty("status").GetInt32());
+        WireAssert.IsGeneratedRequestId(HeaderOf(free, "x-request-id")!);
+        Assert.Null(HeaderOf(free, "mcpguard-charge-micro"));
+
+        // A priced call: charged once, with the charge headers.
+        Assert.Equal("5", ResultText(alice.GetProperty("priced")));
+        var priced = ToolExchange(alice, "add", 0);
+        Assert.Equal("800", HeaderOf(priced, "mcpguard-charge-micro"));
+        Assert.Equal("999200", HeaderOf(priced, "mcpguard-balance-micro"));
+
+        // A tool error: an isError result; the tool answered, so its charge stands.
+        var toolError = alice.GetProperty("toolError").GetProperty("result");
+        Assert.True(toolError.GetProperty("isError").GetBoolean());
+        Assert.Equal(
+            "**Error code:** not_found\nThe requested item was not found.\nCheck the identifier (list or search first), then call again with one that exists.",
+            toolError.GetProperty("content")[0].GetProperty("text").GetString());
+        Assert.Equal("100", HeaderOf(ToolExchange(alice, "fail", 0), "mcpguard-charge-micro"));
+
+        // The call past the limit (three a minute here): 429 with Retry-After.
+        var limited = ToolExchange(alice, "echo", 1);
+        AssertRefusal(alice.GetProperty("limited"), limited, 429, null,
+            $$$$"""{"jsonrpc":"2.0","id":{{{{limited.GetProperty("id").GetInt32()}}}},"error":{"code":-31201,"message":"Rate limit exceeded: retry after 30 s.","data":{"reason":"rate_limited","request_id":"{{{{HeaderOf(limited, "x-request-id")}}}}","retry_after":30,"limit":"default-1m"}}}""");
+        Assert.Equal("30", HeaderOf(limited, "retry-after"));
+
+        // Outside bob's scopes: 403 with the step-up challenge.
+        var outOfScope = ToolExchange(bob, "premium_report", 0);
+        AssertRefusal(bob.GetProperty("outOfScope"), outOfScope, 403,
+            "Bearer error=\"insufficient_scope\", scope=\"tools:premium\", resource_metadata=\"http://127.0.0.1:5080/.well-known/oauth-protected-resource/mcp\"",
+            $$$$"""{"jsonrpc":"2.0","id":{{{{outOfScope.GetProperty("id").GetInt32()}}}},"error":{"code":-31103,"message":"Insufficient scope: this call needs tools:premium.","data":{"reason":"insufficient_scope","request_id":"{{{{HeaderOf(outOfScope, "x-request-id")}}}}","scope":"tools:premium"}}}""");
+
+        // A call bob cannot pay for: 402 out_of_credit, nothing charged.
+        var outOfCredit = ToolExchange(bob, "add", 0);
+        AssertRefusal(bob.GetProperty("outOfCredit"), outOfCredit, 402, null,
+            $$$$"""{"jsonrpc":"2.0","id":{{{{outOfCredit.GetProperty("id").GetInt32()}}}},"error":{"code":-32402,"message":"Insufficient credit","data":{"reason":"out_of_credit","request_id":"{{{{HeaderOf(outOfCredit, "x-request-id")}}}}","balance_micro":240,"price_micro":800,"topup_url":"https://billing.example.com/topup"}}}""");
+
+        // No key: 401 with the challenge, on the first request.
+        var unauthorized = Assert.Single(anonymous.GetProperty("exchanges").EnumerateArray());
+        Assert.Equal("initialize", unauthorized.GetProperty("mcpMethod").GetString());
+        AssertRefusal(anonymous.GetProperty("connect"), unauthorized, 401,
+            "Bearer resource_metadata=\"http://127.0.0.1:5080/.well-known/oauth-protected-resource/mcp\", scope=\"tools:basic tools:premium\"",
+            $$$$"""{"jsonrpc":"2.0","id":{{{{unauthorized.GetProperty("id").GetInt32()}}}},"error":{"code":-31101,"message":"invalid or expired API key","data":{"reason":"unauthorized","request_id":"{{{{HeaderOf(unauthorized, "x-request-id")}}}}"}}}""");
+
+        // The session's stream, where there is one, is guarded too; stateless MapMcp() has no GET, and the guard answers 405.
+        var streams = alice.GetProperty("exchanges").EnumerateArray().Where(e => e.GetProperty("httpMethod").GetString() == "GET").ToList();
+        Assert.All(streams, stream =>
+        {
+            Assert.Equal(mode == HttpServerSessionMode.Stateless ? 405 : 200, stream.GetProperty("status").GetInt32());
+            WireAssert.IsGeneratedRequestId(HeaderOf(stream, "x-request-id")!);
+        });
+
+        var ledger = CreditCalls.LedgerPath(host);
+        Assert.Equal(999_100, LedgerFile.Balance(ledger, "alice"));
+        Assert.Equal(240, LedgerFile.Balance(ledger, "bob"));
+    }
+
+    private static string ResultText(JsonElement attempt)
+    {
+        var result = attempt.GetProperty("result");
+        Assert.False(result.TryGetProperty("isError", out var isError) && isError.GetBoolean(), result.GetRawText());
+        return Assert.Single(result.GetProperty("content").EnumerateArray().ToList()).GetProperty("text").GetString()!;
+    }
+
+    /// <summary>The <paramref name="index"/>th tools/call of <paramref name="tool"/> that a client's run made.</summary>
+    private static JsonElement ToolExchange(JsonElement client, string tool, int index) =>
+        client.GetProperty("exchanges").EnumerateArray()
+            .Where(e => e.GetProperty("mcpMethod").GetString() == "tools/call" && e.GetProperty("tool").GetString() == tool)
+            .ElementAt(index);
+
+    private static string? HeaderOf(JsonElement exchange, string name) =>
+        exchange.GetProperty("headers").TryGetProperty(name, out var value) ? value.GetString() : null;
+
+    /// <summary>A refused call: what the SDK threw (its error carries our body), and the exact response.</summary>
+    private static void AssertRefusal(JsonElement attempt, JsonElement exchange, int status, string? challenge, string body)
+    {
+        Assert.False(attempt.TryGetProperty("result", out _), attempt.GetRawText());
+        var error = attempt.GetProperty("error");
+        Assert.Equal("StreamableHTTPError", error.GetProperty("name").GetString());
+        Assert.Equal(status, error.GetProperty("code").GetInt32());
+        Assert.Equal($"Streamable HTTP error: Error POSTing to endpoint: {exchange.GetProperty("body").GetString()}", error.GetProperty("message").GetString());
+        Assert.Equal(status, exchange.GetProperty("status").GetInt32());
+        Assert.Equal(challenge, HeaderOf(exchange, "www-authenticate"));
+        Assert.Equal("application/json; charset=utf-8", HeaderOf(exchange, "content-type"));
+        Assert.Equal("no-store", HeaderOf(exchange, "cache-control"));
+        WireAssert.JsonEquals(body, exchange.GetProperty("body").GetString()!);
     }
 
     private static void AssertEcho(JsonElement echo)

@@ -122,13 +122,7 @@ public sealed class RateLimitConfigurationTests
     /// <summary>Starts the sample with <paramref name="configuration"/> and returns the validation failures it stops with.</summary>
     private static async Task<IEnumerable<string>> StartUpFailuresAsync(Dictionary<string, string?> configuration)
     {
-        await using var app = SampleServer.Create(["--urls", "http://127.0.0.1:0"], builder =>
-        {
-            builder.Logging.ClearProviders();
-            builder.Configuration.AddInMemoryCollection(configuration);
-        });
-
-        var exception = await Assert.ThrowsAsync<OptionsValidationException>(() => app.StartAsync());
+        var exception = await Assert.ThrowsAsync<OptionsValidationException>(() => GuardedHost.StartSampleAsync(configuration, inMemory: true));
         Assert.Equal(typeof(McpGuardOptions), exception.OptionsType);
         foreach (var failure in exception.Failures)
         {

@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using McpGuard.Tests.Infrastructure;
 using McpGuard.Tests.Integration;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -484,7 +485,7 @@ internal static class RateLimitWire
     /// The sample on a manual clock, with the credit gate off: these tests spend far more calls than the demo
     /// balances pay for (bob has 240 µ and three free calls), and what they measure is the rate-limit gate alone.
     /// </summary>
-    public static Task<GuardedHost> StartSampleAsync(ManualTimeProvider clock, IReadOnlyDictionary<string, string?>? configuration = null, Action<WebApplicationBuilder>? configure = null)
+    public static Task<GuardedHost> StartSampleAsync(ManualTimeProvider clock, IReadOnlyDictionary<string, string?>? configuration = null, Action<IWebHostBuilder>? configure = null)
     {
         var settings = new Dictionary<string, string?> { ["McpGuard:Credits:Enabled"] = "false" };
         foreach (var (key, value) in configuration ?? new Dictionary<string, string?>())
@@ -494,7 +495,7 @@ internal static class RateLimitWire
 
         return GuardedHost.StartSampleAsync(settings, builder =>
         {
-            builder.Services.AddSingleton<TimeProvider>(clock);
+            builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock));
             configure?.Invoke(builder);
         });
     }

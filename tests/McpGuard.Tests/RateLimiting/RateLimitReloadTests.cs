@@ -123,7 +123,7 @@ public sealed class RateLimitReloadTests : IDisposable
 
     private Task<GuardedHost> StartAsync() =>
         RateLimitWire.StartSampleAsync(new ManualTimeProvider(HalfPastTen), configure: builder =>
-            builder.Configuration.AddJsonFile(ConfigPath, optional: false, reloadOnChange: true));
+            builder.ConfigureAppConfiguration((_, config) => config.AddJsonFile(ConfigPath, optional: false, reloadOnChange: true)));
 
     private Task WriteConfigAsync(string json) => ConfigFile.ReplaceAsync(ConfigPath, json);
 

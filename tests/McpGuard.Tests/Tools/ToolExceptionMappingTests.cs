@@ -65,6 +65,7 @@ public sealed class MappingServerHost : IAsyncLifetime
             {
                 builder.Services.AddMcpGuard();
                 builder.Services.AddMcpServer(o => o.ServerInfo = new() { Name = "mapping-tests", Version = "1.0.0" })
+                    .WithHttpTransport()
                     .WithTools<MappingTestTools>()
                     .WithMcpGuard(tools => tools.Map<QuotaExceededException>(ex => new McpGuardToolError("quota_exceeded", $"The daily quota of {ex.Limit} calls is used up.")
                     {
@@ -76,7 +77,7 @@ public sealed class MappingServerHost : IAsyncLifetime
             app =>
             {
                 app.UseMcpGuard();
-                app.MapStatelessMcp("/mcp");
+                app.MapMcp("/mcp");
             });
 
     public async Task<McpClient> ConnectAsync()

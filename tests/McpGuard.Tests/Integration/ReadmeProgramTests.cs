@@ -1,0 +1,43 @@
+namespace McpGuard.Tests.Integration;
+
+/// <summary>README's "Add it to your server" is the sample's Program.cs, character for character, so it runs as written.</summary>
+public sealed class ReadmeProgramTests
+{
+    private const string StartMarker = "<!-- program-cs:start -->\n```csharp\n";
+    private const string EndMarker = "```\n<!-- program-cs:end -->";
+
+    [Fact]
+    public void The_readme_shows_the_sample_program_exactly()
+    {
+        var root = RepositoryRoot();
+        var readme = Normalize(File.ReadAllText(Path.Combine(root, "README.md")));
+        var program = Normalize(File.ReadAllText(Path.Combine(root, "samples", "McpGuard.Sample", "Program.cs")));
+
+        var section = readme.IndexOf("## Add it to your server\n", StringComparison.Ordinal);
+        Assert.True(section >= 0, "README.md has no \"## Add it to your server\" section.");
+        var start = readme.IndexOf(StartMarker, section, StringComparison.Ordinal);
+        Assert.True(start >= 0, $"README.md's \"Add it to your server\" has no {StartMarker.Trim()} block.");
+        var end = readme.IndexOf(EndMarker, start, StringComparison.Ordinal);
+        Assert.True(end >= 0, $"README.md's Program.cs block has no {EndMarker.Trim()}.");
+        Assert.True(readme.IndexOf("\n## ", section + 1, StringComparison.Ordinal) > end, "The Program.cs block is not in \"Add it to your server\".");
+
+        Assert.Equal(program, readme[(start + StartMarker.Length)..end]);
+        Assert.Contains(".WithHttpTransport()", program, StringComparison.Ordinal);
+        Assert.Contains("app.MapMcp(\"/mcp\");", program, StringComparison.Ordinal);
+    }
+
+    private static string Normalize(string text) => text.Replace("\r\n", "\n", StringComparison.Ordinal);
+
+    private static string RepositoryRoot()
+    {
+        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        {
+            if (File.Exists(Path.Combine(directory.FullName, "McpGuard.sln")))
+            {
+                return directory.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"No McpGuard.sln above {AppContext.BaseDirectory}.");
+    }
+}
