@@ -48,9 +48,45 @@ internal sealed class McpGuardState
 
     public FrozenSet<string> AllowedOrigins { get; }
 
-    /// <summary>Whether a request's <c>Origin</c> (exactly one value) may call the guarded endpoint and the admin API.</summary>
-    public bool IsOriginAllowed(StringValues origin) =>
-        origin.Count == 1 && (AllowAnyOrigin || AllowedOrigins.Contains(origin[0]!));
+    /// <summary>
+    /// Whether a request's <c>Origin</c> (exactly one value) may call the guarded endpoint and the admin API: one of
+    /// <c>AllowedOrigins</c>; or, when none is configured, the request's own origin on a loopback host (a page served by
+    /// the same local server: <c>Origin</c> equal to the request's scheme and <c>Host</c>, where the host is
+    /// <c>localhost</c>, <c>127.0.0.1</c> or <c>[::1]</c>). A DNS-rebinding page cannot pass: its <c>Host</c> is its own
+    /// name, not a loopback one.
+    /// </summary>
+    public bool IsOriginAllowed(StringValues origin, HttpRequest request)
+    {
+        if (origin.Count != 1)
+        {
+            return false;
+        }
+
+        if (AllowAnyOrigin || AllowedOrigins.Contains(origin[0]!))
+        {
+            return true;
+        }
+
+        return AllowedOrigins.Count == 0 && IsOwnLoopbackOrigin(origin[0]!, request);
+    }
+
+    private static bool IsOwnLoopbackOrigin(string origin, HttpRequest request)
+    {
+        var host = request.Host;
+        if (!host.HasValue || !IsLoopbackName(host.Host))
+        {
+            return false;
+        }
+
+        var scheme = request.Scheme;
+        return origin.Length == scheme.Length + 3 + host.Value!.Length
+            && origin.StartsWith(scheme, StringComparison.OrdinalIgnoreCase)
+            && origin.AsSpan(scheme.Length).StartsWith("://", StringComparison.Ordinal)
+            && origin.AsSpan(scheme.Length + 3).Equals(host.Value, StringComparison.OrdinalIgnoreCase);
+    }
+
+    private static bool IsLoopbackName(string host) =>
+        host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || host is "127.0.0.1" or "[::1]";
 
     public string RequestIdHeader { get; }
 

@@ -80,7 +80,7 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
             actor = "admin key";
         }
 
-        if (context.Request.Headers.Origin is { Count: > 0 } origin && !state.IsOriginAllowed(origin))
+        if (context.Request.Headers.Origin is { Count: > 0 } origin && !state.IsOriginAllowed(origin, context.Request))
         {
             // A browser page on another origin (say, one riding an admin's cookie under a policy) may not drive the admin API.
             Log.Refused(_logger, context.Request.Method, context.Request.Path, "origin not allowed");

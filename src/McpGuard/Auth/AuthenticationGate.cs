@@ -43,7 +43,7 @@ internal sealed partial class AuthenticationGate(
             return null;
         }
 
-        var anonymous = feature.Envelope?.Method is { } method && auth.AnonymousMethods.Contains(method);
+        var anonymous = IsAnonymous(auth, feature.Envelope);
         var credential = ReadCredential(context.Request, auth, out var fromKeyHeader);
         if (credential.IsEmpty)
         {
@@ -98,6 +98,18 @@ internal sealed partial class AuthenticationGate(
 
         return null;
     }
+
+    /// <summary>
+    /// Whether the message may come without credentials. A method message may when its method is in
+    /// <c>Auth:AnonymousMethods</c>. A message without a method (a JSON-RPC response the client posts, the session's
+    /// <c>GET</c> stream, its <c>DELETE</c>) belongs to a session, so it may exactly when a session could be opened without
+    /// credentials (<c>initialize</c> is anonymous); the server's own session-owner check then keeps a keyed caller's
+    /// session from an anonymous caller (the C# SDK answers 403). With credentials, every message is authenticated.
+    /// </summary>
+    internal static bool IsAnonymous(AuthState auth, McpEnvelope? envelope) =>
+        envelope is { Method: { } method }
+            ? auth.AnonymousMethods.Contains(method)
+            : auth.AnonymousMethods.Contains(McpMethods.Initialize);
 
     /// <summary>The scopes a challenge names: this call's, else every scope the resource supports.</summary>
     internal static string[] ChallengeScopes(AuthState auth, McpGuardFeature feature)

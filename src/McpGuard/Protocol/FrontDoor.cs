@@ -28,7 +28,7 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
         var request = context.Request;
 
         var origin = request.Headers.Origin;
-        if (!StringValues.IsNullOrEmpty(origin) && !state.IsOriginAllowed(origin))
+        if (!StringValues.IsNullOrEmpty(origin) && !state.IsOriginAllowed(origin, request))
         {
             return new McpGuardError(catalog[McpGuardReasons.OriginNotAllowed], "Origin not allowed: this server does not accept requests from that web origin.");
         }
@@ -206,7 +206,9 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
 
         if (routingName is null)
         {
-            return Mismatch(catalog, envelope, $"Header mismatch: method '{envelope.Method}' has no name for the Mcp-Name header to repeat.");
+            // A method whose name member McpGuard does not read (tasks/get names its task by taskId, say): the header is
+            // the server's to judge, not ours.
+            return null;
         }
 
         var decoded = nameHeader.Count == 1 ? McpHeaderEncoder.DecodeValue(nameHeader[0]!.Trim()) : null;
