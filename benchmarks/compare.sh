@@ -102,8 +102,8 @@ limit=100000000
 echo "== starting guarded on 127.0.0.1:$guarded_port, unguarded on 127.0.0.1:$open_port"
 dotnet "$dll" --contentRoot "$content_root" --urls "http://127.0.0.1:$guarded_port" \
     --Sample:Guard=true \
-    --McpGuard:Credits:Store="$STORE" \
-    --McpGuard:Credits:SqlitePath="$work/ledger.db" \
+    --McpGuard:Store="$STORE" \
+    --McpGuard:SqlitePath="$work/ledger.db" \
     --McpGuard:RateLimits:Policies:default:Windows:0:Permits=$limit \
     --McpGuard:RateLimits:Policies:default:Windows:1:Permits=$limit \
     --McpGuard:RateLimits:Policies:add:Windows:0:Permits=$limit \

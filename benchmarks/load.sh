@@ -61,8 +61,8 @@ trap 'exit 130' INT TERM
 limit=100000000
 echo "== starting the sample on $url (ledger $db)"
 dotnet "$dll" --contentRoot "$content_root" --urls "http://127.0.0.1:$PORT" \
-    --McpGuard:Credits:Store=Sqlite \
-    --McpGuard:Credits:SqlitePath="$db" \
+    --McpGuard:Store=Sqlite \
+    --McpGuard:SqlitePath="$db" \
     --McpGuard:RateLimits:Policies:default:Windows:0:Permits=$limit \
     --McpGuard:RateLimits:Policies:default:Windows:1:Permits=$limit \
     --McpGuard:RateLimits:Policies:add:Windows:0:Permits=$limit \

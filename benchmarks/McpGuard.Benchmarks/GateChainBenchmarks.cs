@@ -157,7 +157,7 @@ public class GateChainBenchmarks
         ("Tools:echo:Scopes:0", "tools:basic"),
         ("Tools:echo:Price", "0"),
         ("Credits:Enabled", "true"),
-        ("Credits:Store", "InMemory"),
+        ("Store", "InMemory"),
         ("Accounts:" + Account + ":InitialBalance", "1000000000000000000"),
     ];
 

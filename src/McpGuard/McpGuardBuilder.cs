@@ -2,32 +2,15 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace McpGuard;
 
-/// <summary>Returned by <c>AddMcpGuard</c>; the optional parts of McpGuard hang off it.</summary>
+/// <summary>
+/// Returned by <c>AddMcpGuard</c>. To keep McpGuard's state somewhere of your own, register your implementation of
+/// <see cref="IMcpGuardApiKeyStore"/>, <see cref="IMcpGuardAccountStatusStore"/>, <see cref="IMcpGuardToolStatusStore"/> or
+/// <see cref="IMcpGuardLedgerStore"/> as a singleton in <see cref="Services"/>: it replaces McpGuard's own.
+/// </summary>
 public sealed class McpGuardBuilder
 {
     internal McpGuardBuilder(IServiceCollection services) => Services = services;
 
     /// <summary>The application's services.</summary>
     public IServiceCollection Services { get; }
-
-    /// <summary>
-    /// Replaces the built-in ledger (SQLite or in-memory, per <c>McpGuard:Credits:Store</c>) with your own store.
-    /// </summary>
-    public McpGuardBuilder AddLedgerStore<TStore>()
-        where TStore : class, IMcpGuardLedgerStore
-    {
-        Services.AddSingleton<TStore>();
-        Services.AddSingleton(sp => new Credits.McpGuardCustomLedgerStore(sp.GetRequiredService<TStore>()));
-        return this;
-    }
-
-    /// <summary>
-    /// Adds a store of API keys created at run time, consulted after the keys in configuration.
-    /// </summary>
-    public McpGuardBuilder AddKeyStore<TStore>()
-        where TStore : class, IMcpGuardKeyStore
-    {
-        Services.AddSingleton<IMcpGuardKeyStore, TStore>();
-        return this;
-    }
 }

@@ -39,6 +39,17 @@ public sealed class McpGuardOptions
     /// </summary>
     public string RequestIdHeader { get; set; } = "X-Request-Id";
 
+    /// <summary>
+    /// Where McpGuard keeps what changes at run time (API keys created by the admin API, account suspensions, tool
+    /// statuses and the credit ledger): <see cref="McpGuardStoreKind.Sqlite"/> (the default), one file at
+    /// <see cref="SqlitePath"/>, or <see cref="McpGuardStoreKind.InMemory"/>, gone on restart. A store you register
+    /// yourself (for example <c>services.AddSingleton&lt;IMcpGuardLedgerStore, MyLedger&gt;()</c>) replaces McpGuard's.
+    /// </summary>
+    public McpGuardStoreKind? Store { get; set; }
+
+    /// <summary>The SQLite file, absolute or relative to the content root. Created and migrated on start. Default <c>mcpguard-ledger.db</c>.</summary>
+    public string? SqlitePath { get; set; }
+
     /// <summary>Error rendering and catalog overrides.</summary>
     public McpGuardErrorOptions Errors { get; } = new();
 

@@ -52,6 +52,16 @@ internal sealed class McpGuardOptionsValidator : IValidateOptions<McpGuardOption
             }
         }
 
+        if (options.Store is { } store && !Enum.IsDefined(store))
+        {
+            errors.Add($"{Section}:Store must be Sqlite or InMemory (got '{store}').");
+        }
+
+        if (options.SqlitePath is not null && string.IsNullOrWhiteSpace(options.SqlitePath))
+        {
+            errors.Add($"{Section}:SqlitePath must name the SQLite file.");
+        }
+
         McpGuardErrorCatalog.Validate(options.Errors, $"{Section}:Errors", errors);
         AuthOptionsValidation.Validate(options, errors);
         RateLimitOptionsValidation.Validate(options, errors);

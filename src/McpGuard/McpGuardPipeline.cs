@@ -17,6 +17,7 @@ internal sealed partial class McpGuardPipeline(
     FrontDoor frontDoor,
     AuthenticationGate authentication,
     AuthorizationGate authorization,
+    McpGuard.Tools.ToolStatusGate toolStatus,
     RateLimitGate rateLimits,
     CreditGate credits,
     McpGuardErrorWriter writer,
@@ -47,7 +48,8 @@ internal sealed partial class McpGuardPipeline(
         {
             error = await frontDoor.CheckAsync(context, feature)
                 ?? await authentication.CheckAsync(context, feature)
-                ?? authorization.Check(feature)
+                ?? await authorization.CheckAsync(feature)
+                ?? await toolStatus.CheckAsync(feature)
                 ?? rateLimits.Check(context, feature)
                 ?? await credits.CheckAsync(context, feature);
         }

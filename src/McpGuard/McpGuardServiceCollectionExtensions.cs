@@ -50,10 +50,10 @@ public static class McpGuardServiceCollectionExtensions
         services.TryAddSingleton<AuthorizationGate>();
         services.TryAddSingleton<IMcpGuardRateLimiterProvider, LocalRateLimiterProvider>();
         services.TryAddSingleton<RateLimitGate>();
-        services.TryAddSingleton<LedgerAccessor>();
         services.TryAddSingleton<CreditGate>();
         services.TryAddSingleton<AdminApi>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<Microsoft.Extensions.Hosting.IHostedService, LedgerStartup>());
+        McpGuard.Storage.McpGuardStores.Add(services);
+        services.TryAddSingleton<McpGuard.Tools.ToolStatusGate>();
         // JwtBearer's handler validates tokens, but as a component the gate runs, not as a registered
         // authentication scheme: a registered scheme would become the app's default and run on every request.
         services.TryAddSingleton<JwtBearerOptionsSetup>();

@@ -18,7 +18,14 @@ namespace McpGuard.Admin;
 /// refused request changes nothing. Money moves are ledger rows; every other change is an audit log line
 /// (category <c>McpGuard.Admin</c>, events 7001+), which never holds a key's plaintext.
 /// </summary>
-internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAccessor ledger, TimeProvider clock, ILoggerFactory loggers)
+internal sealed partial class AdminApi(
+    McpGuardStateProvider states,
+    IMcpGuardLedgerStore ledger,
+    IMcpGuardApiKeyStore keys,
+    IMcpGuardAccountStatusStore accountStatus,
+    IMcpGuardToolStatusStore toolStatus,
+    TimeProvider clock,
+    ILoggerFactory loggers)
 {
     internal const string LoggerCategory = "McpGuard.Admin";
     internal const string Challenge = "Bearer realm=\"mcpguard-admin\"";
@@ -89,13 +96,6 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
             return;
         }
 
-        if (!state.Credits.Enabled)
-        {
-            await ProblemAsync(context, StatusCodes.Status409Conflict, "Conflict",
-                "Credits are disabled (McpGuard:Credits:Enabled is false): the admin API manages the credit ledger, which the guard is not using.");
-            return;
-        }
-
         context.Items[ActorKey] = actor;
         await inner(context);
     }
@@ -103,6 +103,11 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
     // POST /accounts/{id}/topup {"amount_micro": > 0, "note": string?}
     public async Task TopUpAsync(HttpContext context)
     {
+        if (!await CreditsOnAsync(context))
+        {
+            return;
+        }
+
         var errors = new AdminErrors();
         var id = AccountFromRoute(context, errors);
         var (body, failure) = await AdminInput.ReadObjectAsync(context, errors);
@@ -119,10 +124,9 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
             return;
         }
 
-        var store = ledger.Store;
-        var now = clock.GetUtcNow();
+                var now = clock.GetUtcNow();
         var tooLarge = $"A top-up of {amount} would take account '{id}' past the largest balance a ledger can hold.";
-        var before = await store.GetAccountAsync(id!, FreeCalls(id!), now, context.RequestAborted);
+        var before = await ledger.GetAccountAsync(id!, FreeCalls(id!), now, context.RequestAborted);
         if ((before?.BalanceMicro ?? 0) > long.MaxValue - amount!.Value)
         {
             await ConflictAsync(context, tooLarge);
@@ -132,7 +136,7 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
         McpGuardLedgerEntry entry;
         try
         {
-            entry = await store.TopUpAsync(id!, amount.Value, note, now, CancellationToken.None);
+            entry = await ledger.TopUpAsync(id!, amount.Value, note, now, CancellationToken.None);
         }
         catch (OverflowException)
         {
@@ -148,6 +152,11 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
     // POST /accounts/{id}/adjust {"amount_micro": != 0, "note": string}
     public async Task AdjustAsync(HttpContext context)
     {
+        if (!await CreditsOnAsync(context))
+        {
+            return;
+        }
+
         var errors = new AdminErrors();
         var id = AccountFromRoute(context, errors);
         var (body, failure) = await AdminInput.ReadObjectAsync(context, errors);
@@ -164,8 +173,7 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
             return;
         }
 
-        var store = ledger.Store;
-        var now = clock.GetUtcNow();
+                var now = clock.GetUtcNow();
         if (await FindAccountAsync(context, id!, now) is not { } before)
         {
             return;
@@ -180,12 +188,12 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
         McpGuardLedgerEntry entry;
         try
         {
-            entry = await store.AdjustAsync(id!, amount.Value, note!, now, CancellationToken.None);
+            entry = await ledger.AdjustAsync(id!, amount.Value, note!, now, CancellationToken.None);
         }
         catch (Exception ex) when (ex is InvalidOperationException or OverflowException)
         {
             // The balance may have moved between the check above and the adjustment; any other failure is the store's.
-            var current = await store.GetAccountAsync(id!, FreeCalls(id!), now, context.RequestAborted);
+            var current = await ledger.GetAccountAsync(id!, FreeCalls(id!), now, context.RequestAborted);
             if (Refusal(current?.BalanceMicro ?? 0, amount.Value, id!) is not { } raced)
             {
                 throw;
@@ -208,6 +216,11 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
     // GET /accounts/{id}
     public async Task GetAccountAsync(HttpContext context)
     {
+        if (!await CreditsOnAsync(context))
+        {
+            return;
+        }
+
         var errors = new AdminErrors();
         var id = AccountFromRoute(context, errors);
         if (errors.Any)
@@ -228,6 +241,11 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
     // PUT /accounts/{id}/cap {"monthly_cap_micro": >= 0 or null}
     public async Task SetCapAsync(HttpContext context)
     {
+        if (!await CreditsOnAsync(context))
+        {
+            return;
+        }
+
         var errors = new AdminErrors();
         var id = AccountFromRoute(context, errors);
         var (body, failure) = await AdminInput.ReadObjectAsync(context, errors);
@@ -243,14 +261,13 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
             return;
         }
 
-        var store = ledger.Store;
-        var now = clock.GetUtcNow();
+                var now = clock.GetUtcNow();
         if (await FindAccountAsync(context, id!, now) is not { } before)
         {
             return;
         }
 
-        await store.SetMonthlyCapAsync(id!, cap, CancellationToken.None);
+        await ledger.SetMonthlyCapAsync(id!, cap, CancellationToken.None);
         var account = await AccountAsync(id!, now, context.RequestAborted);
         Log.CapSet(_logger, Actor(context), id!, Micro(cap), Micro(before.MonthlyCapMicro));
         await JsonAsync(context, StatusCodes.Status200OK, account!, AdminJsonContext.Default.AdminAccountBody);
@@ -272,9 +289,8 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
             return;
         }
 
-        var store = ledger.Store;
-        var now = clock.GetUtcNow();
-        if (await FindAccountAsync(context, id!, now) is null)
+                var now = clock.GetUtcNow();
+        if (states.Current.Credits.Enabled && await FindAccountAsync(context, id!, now) is null)
         {
             return;
         }
@@ -288,8 +304,8 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
             return;
         }
 
-        await store.SetSuspendedAsync(id!, suspended, CancellationToken.None);
-        var account = await AccountAsync(id!, now, context.RequestAborted);
+        await accountStatus.SetSuspendedAsync(id!, suspended, CancellationToken.None);
+        var account = states.Current.Credits.Enabled ? await AccountAsync(id!, now, context.RequestAborted) : null;
         if (suspended)
         {
             Log.Suspended(_logger, Actor(context), id!);
@@ -299,12 +315,24 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
             Log.Reactivated(_logger, Actor(context), id!);
         }
 
-        await JsonAsync(context, StatusCodes.Status200OK, account!, AdminJsonContext.Default.AdminAccountBody);
+        if (account is not null)
+        {
+            await JsonAsync(context, StatusCodes.Status200OK, account, AdminJsonContext.Default.AdminAccountBody);
+        }
+        else
+        {
+            await JsonAsync(context, StatusCodes.Status200OK, new AdminAccountStatusBody(id!, suspended ? "suspended" : "active"), AdminJsonContext.Default.AdminAccountStatusBody);
+        }
     }
 
     // GET /accounts/{id}/ledger?limit=50&before=<cursor>
     public async Task GetLedgerAsync(HttpContext context)
     {
+        if (!await CreditsOnAsync(context))
+        {
+            return;
+        }
+
         var errors = new AdminErrors();
         var id = AccountFromRoute(context, errors);
         var limit = AdminInput.Query(context.Request, "limit", static l => l is >= 1 and <= AdminInput.MaxLedgerPage, AdminInput.Limit, errors) ?? 50;
@@ -320,7 +348,7 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
             return;
         }
 
-        var page = await ledger.Store.GetLedgerAsync(id!, before, (int)limit, context.RequestAborted);
+        var page = await ledger.GetLedgerAsync(id!, before, (int)limit, context.RequestAborted);
         await JsonAsync(
             context,
             StatusCodes.Status200OK,
@@ -357,12 +385,6 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
             return;
         }
 
-        if (ledger.Keys is null)
-        {
-            await ConflictAsync(context, "The ledger store does not keep API keys (it does not implement IMcpGuardKeyStore), so a new key could not be used.");
-            return;
-        }
-
         id ??= "key_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         if (keyOptions.Keys.Any(k => string.Equals(k.Id, id, StringComparison.Ordinal)))
         {
@@ -370,22 +392,15 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
             return;
         }
 
-        var store = ledger.Store;
-        if (store is LedgerEngine engine && engine.HasKeyId(id))
-        {
-            await ConflictAsync(context, $"Key id '{id}' is taken by a key created earlier.");
-            return;
-        }
-
-        var (plaintext, hash) = McpGuardApiKeys.Generate(keyOptions.Prefix);
+                var (plaintext, hash) = McpGuardApiKeys.Generate(keyOptions.Prefix);
         var key = new McpGuardApiKey(id, account!, scopes!) { ExpiresAt = expiresAt };
         try
         {
-            await store.CreateKeyAsync(key, Convert.FromHexString(hash), CancellationToken.None);
+            await keys.AddAsync(key, Convert.FromHexString(hash), CancellationToken.None);
         }
-        catch (InvalidOperationException) when (store is LedgerEngine raced && raced.HasKeyId(id))
+        catch (InvalidOperationException)
         {
-            // Another request took the id between the check above and this one; any other failure is the store's.
+            // The store refuses a taken id (the secret is 256 random bits, so it is never the hash that clashes).
             await ConflictAsync(context, $"Key id '{id}' is taken by a key created earlier.");
             return;
         }
@@ -408,7 +423,7 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
             return;
         }
 
-        if (!await ledger.Store.RevokeKeyAsync(id, CancellationToken.None))
+        if (!await keys.RevokeAsync(id, CancellationToken.None))
         {
             await ProblemAsync(context, StatusCodes.Status404NotFound, "Not Found", $"Unknown key '{id}'.");
             return;
@@ -430,16 +445,15 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
     private async Task SetToolStatusAsync(HttpContext context, McpGuardToolStatus? status)
     {
         var tool = (string)context.Request.RouteValues["name"]!;
-        var store = ledger.Store;
-        var configured = states.Current.Options.Tools.TryGetValue(tool, out var policy) ? policy?.Status ?? McpGuardToolStatus.Live : (McpGuardToolStatus?)null;
-        if (configured is null && store.GetToolStatus(tool) is null)
+                var configured = states.Current.Options.Tools.TryGetValue(tool, out var policy) ? policy?.Status ?? McpGuardToolStatus.Live : (McpGuardToolStatus?)null;
+        if (configured is null && await toolStatus.GetStatusAsync(tool, context.RequestAborted) is null)
         {
             await ProblemAsync(context, StatusCodes.Status404NotFound, "Not Found",
                 $"Unknown tool '{tool}': list it under McpGuard:Tools to manage its status.");
             return;
         }
 
-        await store.SetToolStatusAsync(tool, status, CancellationToken.None);
+        await toolStatus.SetStatusAsync(tool, status, CancellationToken.None);
         var effective = status ?? configured ?? McpGuardToolStatus.Live;
         var name = effective switch
         {
@@ -451,12 +465,25 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
         await JsonAsync(context, StatusCodes.Status200OK, new AdminToolBody(tool, name), AdminJsonContext.Default.AdminToolBody);
     }
 
+    /// <summary>The money endpoints need the credit ledger; keys, suspensions and tool statuses do not.</summary>
+    private async ValueTask<bool> CreditsOnAsync(HttpContext context)
+    {
+        if (states.Current.Credits.Enabled)
+        {
+            return true;
+        }
+
+        await ProblemAsync(context, StatusCodes.Status409Conflict, "Conflict",
+            "Credits are disabled (McpGuard:Credits:Enabled is false): balances, caps and the ledger are not in use. Keys, suspensions and tool statuses work without them.");
+        return false;
+    }
+
     private int FreeCalls(string account) => states.Current.Credits.FreeCallsFor(account);
 
     /// <summary>The account as the store has it; null, with the 404 answered, when the store has never seen it.</summary>
     private async ValueTask<McpGuardAccount?> FindAccountAsync(HttpContext context, string id, DateTimeOffset now)
     {
-        var account = await ledger.Store.GetAccountAsync(id, FreeCalls(id), now, context.RequestAborted);
+        var account = await ledger.GetAccountAsync(id, FreeCalls(id), now, context.RequestAborted);
         if (account is null)
         {
             await UnknownAccountAsync(context, id);
@@ -468,12 +495,12 @@ internal sealed partial class AdminApi(McpGuardStateProvider states, LedgerAcces
     private async ValueTask<AdminAccountBody?> AccountAsync(string id, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var state = states.Current;
-        if (await ledger.Store.GetAccountAsync(id, state.Credits.FreeCallsFor(id), now, cancellationToken) is not { } account)
+        if (await ledger.GetAccountAsync(id, state.Credits.FreeCallsFor(id), now, cancellationToken) is not { } account)
         {
             return null;
         }
 
-        var suspended = account.Suspended || state.Auth.SuspendedAccounts.Contains(id);
+        var suspended = state.Auth.SuspendedAccounts.Contains(id) || await accountStatus.IsSuspendedAsync(id, cancellationToken);
         return new AdminAccountBody(account.Id, account.BalanceMicro, account.MonthlyCapMicro, account.SpentThisMonthMicro, account.FreeCallsLeft,
             suspended ? "suspended" : "active");
     }

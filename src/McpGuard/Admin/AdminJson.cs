@@ -44,6 +44,9 @@ internal sealed record AdminRevokedKeyBody(string Id, bool Revoked);
 /// <summary>A tool's status after a change.</summary>
 internal sealed record AdminToolBody(string Tool, string Status);
 
+/// <summary>An account's status alone: what suspend and reactivate answer when credits are off (there is no balance to show).</summary>
+internal sealed record AdminAccountStatusBody(string Id, string Status);
+
 /// <summary>The admin API's JSON: snake_case names, nulls written (every field is always present).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(AdminAccountBody))]
@@ -52,4 +55,5 @@ internal sealed record AdminToolBody(string Tool, string Status);
 [JsonSerializable(typeof(AdminCreatedKeyBody))]
 [JsonSerializable(typeof(AdminRevokedKeyBody))]
 [JsonSerializable(typeof(AdminToolBody))]
+[JsonSerializable(typeof(AdminAccountStatusBody))]
 internal sealed partial class AdminJsonContext : JsonSerializerContext;

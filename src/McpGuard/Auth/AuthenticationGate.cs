@@ -24,8 +24,7 @@ internal sealed partial class AuthenticationGate(
     IOptionsMonitor<JwtBearerOptions> jwtOptions,
     ILoggerFactory loggerFactory,
     ILogger<AuthenticationGate> logger,
-    Credits.LedgerAccessor ledger,
-    IMcpGuardKeyStore? keyStore = null)
+    IMcpGuardApiKeyStore keyStore)
 {
     private static readonly AuthenticationScheme JwtAuthenticationScheme = new(JwtScheme, displayName: null, typeof(JwtBearerHandler));
 
@@ -59,7 +58,7 @@ internal sealed partial class AuthenticationGate(
         string failureMessage;
         if (auth.KeysEnabled && (fromKeyHeader || credential.Span.StartsWith(auth.KeyPrefix, StringComparison.Ordinal)))
         {
-            authenticated = await AuthenticateKeyAsync(credential.Span, auth, state.Credits.Enabled ? ledger.Keys : null, feature.RequestId, context.RequestAborted);
+            authenticated = await AuthenticateKeyAsync(credential.Span, auth, feature.RequestId, context.RequestAborted);
             failureMessage = InvalidKeyMessage;
         }
         else if (auth.JwtEnabled && LooksLikeJwt(credential.Span))
@@ -138,10 +137,10 @@ internal sealed partial class AuthenticationGate(
 
     /// <summary>
     /// Finds the key by the SHA-256 of the credential: configuration first (compared in constant time, with what the
-    /// key grants compiled once), then the ledger's keys, then a registered key store. Completes synchronously for
-    /// a configured key; the hash is copied to the heap only when a store has to be asked.
+    /// key grants compiled once), then the key store (keys created at run time). Completes synchronously for a
+    /// configured key; the hash is copied to the heap only when the store has to be asked.
     /// </summary>
-    private ValueTask<Authenticated?> AuthenticateKeyAsync(ReadOnlySpan<char> credential, AuthState auth, IMcpGuardKeyStore? ledgerKeys, string requestId, CancellationToken cancellationToken)
+    private ValueTask<Authenticated?> AuthenticateKeyAsync(ReadOnlySpan<char> credential, AuthState auth, string requestId, CancellationToken cancellationToken)
     {
         Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
         if (!Credentials.TryHash(credential, hash))
@@ -165,28 +164,12 @@ internal sealed partial class AuthenticationGate(
             return ValueTask.FromResult(Accept(configured.Key, configured.Grant, requestId));
         }
 
-        if (ledgerKeys is null && keyStore is null)
-        {
-            Log.KeyRejected(logger, "unknown", "(none)", requestId);
-            return ValueTask.FromResult<Authenticated?>(null);
-        }
-
-        return FindStoredKeyAsync(hash.ToArray(), ledgerKeys, requestId, cancellationToken);
+        return FindStoredKeyAsync(hash.ToArray(), requestId, cancellationToken);
     }
 
-    private async ValueTask<Authenticated?> FindStoredKeyAsync(byte[] hash, IMcpGuardKeyStore? ledgerKeys, string requestId, CancellationToken cancellationToken)
+    private async ValueTask<Authenticated?> FindStoredKeyAsync(byte[] hash, string requestId, CancellationToken cancellationToken)
     {
-        McpGuardApiKey? key = null;
-        if (ledgerKeys is not null)
-        {
-            key = await ledgerKeys.FindByHashAsync(hash, cancellationToken);
-        }
-
-        if (key is null && keyStore is not null)
-        {
-            key = await keyStore.FindByHashAsync(hash, cancellationToken);
-        }
-
+        var key = await keyStore.FindAsync(hash, cancellationToken);
         if (key is null)
         {
             Log.KeyRejected(logger, "unknown", "(none)", requestId);

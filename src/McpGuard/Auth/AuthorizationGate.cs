@@ -8,9 +8,9 @@ namespace McpGuard.Auth;
 /// After authentication: refuses suspended accounts (403 <c>suspended</c>), then calls whose required scopes
 /// the caller lacks (403 <c>insufficient_scope</c> with a step-up challenge naming every scope the call needs).
 /// </summary>
-internal sealed partial class AuthorizationGate(Credits.LedgerAccessor ledger, ILogger<AuthorizationGate> logger)
+internal sealed partial class AuthorizationGate(IMcpGuardAccountStatusStore accounts, ILogger<AuthorizationGate> logger)
 {
-    public McpGuardError? Check(McpGuardFeature feature)
+    public async ValueTask<McpGuardError?> CheckAsync(McpGuardFeature feature)
     {
         var state = feature.State;
         var auth = state.Auth;
@@ -28,7 +28,7 @@ internal sealed partial class AuthorizationGate(Credits.LedgerAccessor ledger, I
             return null;
         }
 
-        if (auth.SuspendedAccounts.Contains(caller.Account) || (state.Credits.Enabled && ledger.Store.IsSuspended(caller.Account)))
+        if (auth.SuspendedAccounts.Contains(caller.Account) || await accounts.IsSuspendedAsync(caller.Account, CancellationToken.None))
         {
             Log.Suspended(logger, caller.Account, feature.RequestId);
             return new McpGuardError(state.Catalog[McpGuardReasons.Suspended], "Account suspended: contact the server's operator.");

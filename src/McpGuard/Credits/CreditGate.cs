@@ -37,12 +37,12 @@ internal sealed class ChargeTicket(HttpResponse response, long priceMicro, strin
 }
 
 /// <summary>
-/// The last gate before the endpoint: refuses paused and archived tools, then charges priced calls (free tier,
+/// The last gate before the endpoint: charges priced calls (free tier,
 /// then balance, then monthly cap) durably before the endpoint runs. After it, <see cref="InvokeChargedAsync"/>
 /// lets the debit stand when the server answered, and refunds it in the same request when the server failed:
 /// an HTTP 5xx, an exception, a stream that broke mid-way, a timeout, or the client going away.
 /// </summary>
-internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clock, ILogger<CreditGate> logger)
+internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvider clock, ILogger<CreditGate> logger)
 {
     internal const string ChargeHeader = "McpGuard-Charge-Micro";
     internal const string BalanceHeader = "McpGuard-Balance-Micro";
@@ -54,21 +54,6 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
         if (!credits.Enabled || feature.Envelope is not { Kind: McpMessageKind.Request } envelope)
         {
             return null;
-        }
-
-        var store = ledger.Store;
-        if (envelope.ToolName is { } tool)
-        {
-            var status = store.GetToolStatus(tool) ?? (credits.ToolStatuses.TryGetValue(tool, out var configured) ? configured : McpGuardToolStatus.Live);
-            if (status == McpGuardToolStatus.Paused)
-            {
-                return new McpGuardError(state.Catalog[McpGuardReasons.ToolPaused], $"Tool paused: '{tool}' is paused by its publisher.") { Data = [new("tool", tool)] };
-            }
-
-            if (status == McpGuardToolStatus.Archived)
-            {
-                return new McpGuardError(state.Catalog[McpGuardReasons.ToolArchived], $"Tool archived: '{tool}' is no longer offered.") { Data = [new("tool", tool)] };
-            }
         }
 
         var price = credits.Price(envelope);
@@ -96,7 +81,7 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
 
         var now = clock.GetUtcNow();
         var subject = envelope.ToolName ?? envelope.Method!;
-        var result = await store.ChargeAsync(
+        var result = await ledger.ChargeAsync(
             new McpGuardChargeRequest(caller.Account, feature.RequestId, subject, price, credits.FreeCallsFor(caller.Account), now),
             CancellationToken.None);
 
@@ -269,7 +254,7 @@ internal sealed partial class CreditGate(LedgerAccessor ledger, TimeProvider clo
             return;
         }
 
-        var refunded = await ledger.Store.RefundAsync(feature.RequestId, clock.GetUtcNow(), CancellationToken.None);
+        var refunded = await ledger.RefundAsync(feature.RequestId, clock.GetUtcNow(), CancellationToken.None);
         charge.Refunded = refunded;
         Log.Refunded(logger, feature.RequestId, reason, refunded);
     }

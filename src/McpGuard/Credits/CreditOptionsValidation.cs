@@ -13,9 +13,9 @@ internal static class CreditOptionsValidation
             errors.Add($"{At}:Enabled needs authentication (McpGuard:Auth:ApiKeys or McpGuard:Auth:Jwt): a priced call is charged to the caller's account.");
         }
 
-        if (!Enum.IsDefined(credits.Store))
+        if (credits.Store is { } store && !Enum.IsDefined(store))
         {
-            errors.Add($"{At}:Store must be Sqlite or InMemory (got '{credits.Store}').");
+            errors.Add($"{At}:Store must be Sqlite or InMemory (got '{store}').");
         }
 
         if (!Enum.IsDefined(credits.Durability))
@@ -23,9 +23,9 @@ internal static class CreditOptionsValidation
             errors.Add($"{At}:Durability must be ProcessCrash or PowerLoss (got '{credits.Durability}').");
         }
 
-        if (credits.Store == McpGuardLedgerStoreKind.Sqlite && string.IsNullOrWhiteSpace(credits.SqlitePath))
+        if (credits.SqlitePath is not null && string.IsNullOrWhiteSpace(credits.SqlitePath))
         {
-            errors.Add($"{At}:SqlitePath must name the ledger's SQLite file.");
+            errors.Add($"{At}:SqlitePath must name the SQLite file.");
         }
 
         if (credits.DefaultPrice < 0)

@@ -24,7 +24,7 @@ internal sealed class CreditState
             .ToFrozenDictionary(a => a.Key, a => a.Value.FreeCallsPerMonth, StringComparer.Ordinal);
         // A suspension in configuration stays in configuration (it follows reloads); the ledger's own flag is the admin API's.
         Seeds = [.. options.Accounts.Where(a => a.Value is not null)
-            .Select(a => new McpGuardAccountSeed(a.Key, a.Value.InitialBalance, a.Value.MonthlyCap, Suspended: false))];
+            .Select(a => new McpGuardAccountSeed(a.Key, a.Value.InitialBalance, a.Value.MonthlyCap))];
         PriceTexts = ToolPrices.Values.Concat(MethodPrices.Values).Append(DefaultPrice).Distinct()
             .ToFrozenDictionary(p => p, p => p.ToString(CultureInfo.InvariantCulture));
     }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 
 namespace McpGuard.Credits;
@@ -8,7 +7,7 @@ namespace McpGuard.Credits;
 /// Every change happens under one lock (so a balance can never be spent twice) and is handed to the
 /// journal in that same order; the caller is answered only once the journal says the change is durable.
 /// </summary>
-internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, IAsyncDisposable
+internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
 {
     private readonly LedgerJournal _journal;
     private readonly TimeProvider _clock;
@@ -16,12 +15,6 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
     private readonly Lock _lock = new();
     private readonly Dictionary<string, AccountState> _accounts = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ChargeRecord> _charges = new(StringComparer.Ordinal);
-    // Read on every call without the lock (tool status on each tool call, suspension on each authenticated request);
-    // written only under it, in step with the journal.
-    private readonly ConcurrentDictionary<string, McpGuardToolStatus> _toolStatus = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, bool> _suspended = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, (McpGuardApiKey Key, string Hash)> _keysById = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, string> _keyIdByHash = new(StringComparer.Ordinal);
     private long _lastId;
     private Exception? _fault;
 
@@ -49,9 +42,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
                 var account = GetOrCreate(seed.Account, now, out var created);
                 AddIfAny(writes, created);
                 account.Cap = seed.MonthlyCapMicro;
-                account.Suspended = seed.Suspended;
-                NoteSuspension(account);
-                writes.Add(Append(new JournalWrite { Account = new(account.Id, account.Cap, account.Suspended, now) }));
+                writes.Add(Append(new JournalWrite { Account = new(account.Id, account.Cap, now) }));
                 if (seed.InitialBalanceMicro > 0)
                 {
                     account.Balance += seed.InitialBalanceMicro;
@@ -181,7 +172,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
             var month = MonthKey(now);
             var spent = state.Month == month ? state.MonthSpent : 0;
             var free = state.Month == month ? state.MonthFree : 0;
-            return ValueTask.FromResult<McpGuardAccount?>(new McpGuardAccount(state.Id, state.Balance, state.Cap, spent, Math.Max(0, freeCallsPerMonth - free), state.Suspended));
+            return ValueTask.FromResult<McpGuardAccount?>(new McpGuardAccount(state.Id, state.Balance, state.Cap, spent, Math.Max(0, freeCallsPerMonth - free)));
         }
     }
 
@@ -195,9 +186,6 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
         await UpdateAccountAsync(account, state => state.Cap = capMicro);
     }
 
-    public async ValueTask SetSuspendedAsync(string account, bool suspended, CancellationToken cancellationToken) =>
-        await UpdateAccountAsync(account, state => state.Suspended = suspended);
-
     private async ValueTask UpdateAccountAsync(string accountId, Action<AccountState> change)
     {
         var writes = new List<Task>(2);
@@ -207,14 +195,11 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
             var account = GetOrCreate(accountId, _clock.GetUtcNow(), out var created);
             AddIfAny(writes, created);
             change(account);
-            NoteSuspension(account);
-            writes.Add(Append(new JournalWrite { Account = new(account.Id, account.Cap, account.Suspended, account.Created) }));
+            writes.Add(Append(new JournalWrite { Account = new(account.Id, account.Cap, account.Created) }));
         }
 
         await Task.WhenAll(writes);
     }
-
-    public bool IsSuspended(string account) => _suspended.ContainsKey(account);
 
     public async ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken)
     {
@@ -222,77 +207,6 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
         var rows = await _journal.ReadAsync(account, before, limit + 1, cancellationToken);
         var page = rows.Take(limit).ToList();
         return new McpGuardLedgerPage(page, rows.Count > limit ? page[^1].Id : null);
-    }
-
-    public async ValueTask SetToolStatusAsync(string tool, McpGuardToolStatus? status, CancellationToken cancellationToken)
-    {
-        Task write;
-        lock (_lock)
-        {
-            ThrowIfFaulted();
-            if (status is { } value)
-            {
-                _toolStatus[tool] = value;
-            }
-            else
-            {
-                _toolStatus.TryRemove(tool, out _);
-            }
-
-            write = Append(new JournalWrite { ToolStatus = new(tool, status) });
-        }
-
-        await write;
-    }
-
-    public McpGuardToolStatus? GetToolStatus(string tool) => _toolStatus.TryGetValue(tool, out var status) ? status : null;
-
-    public async ValueTask CreateKeyAsync(McpGuardApiKey key, byte[] sha256, CancellationToken cancellationToken)
-    {
-        Task write;
-        lock (_lock)
-        {
-            ThrowIfFaulted();
-            var hash = Convert.ToHexString(sha256);
-            if (_keysById.ContainsKey(key.Id) || _keyIdByHash.ContainsKey(hash))
-            {
-                throw new InvalidOperationException($"A key with id '{key.Id}' (or the same secret) already exists.");
-            }
-
-            _keysById[key.Id] = (key, hash);
-            _keyIdByHash[hash] = key.Id;
-            write = Append(new JournalWrite { NewKey = new(key, sha256, _clock.GetUtcNow()) });
-        }
-
-        await write;
-    }
-
-    public async ValueTask<bool> RevokeKeyAsync(string keyId, CancellationToken cancellationToken)
-    {
-        Task write;
-        lock (_lock)
-        {
-            ThrowIfFaulted();
-            if (!_keysById.TryGetValue(keyId, out var entry))
-            {
-                return false;
-            }
-
-            _keysById[keyId] = (entry.Key with { Revoked = true }, entry.Hash);
-            write = Append(new JournalWrite { RevokedKeyId = keyId });
-        }
-
-        await write;
-        return true;
-    }
-
-    public ValueTask<McpGuardApiKey?> FindByHashAsync(ReadOnlyMemory<byte> sha256, CancellationToken cancellationToken)
-    {
-        lock (_lock)
-        {
-            var found = _keyIdByHash.TryGetValue(Convert.ToHexString(sha256.Span), out var id) ? _keysById[id].Key : null;
-            return ValueTask.FromResult(found);
-        }
     }
 
     public ValueTask DisposeAsync() => _journal.DisposeAsync();
@@ -333,7 +247,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
         if (!_accounts.TryGetValue(id, out var account))
         {
             _accounts[id] = account = new AccountState(id, now);
-            created = Append(new JournalWrite { Account = new(id, null, false, now) });
+            created = Append(new JournalWrite { Account = new(id, null, now) });
         }
 
         return account;
@@ -347,19 +261,6 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
         }
     }
 
-    /// <summary>Mirrors the account's suspension into the set <see cref="IsSuspended"/> reads without the lock.</summary>
-    private void NoteSuspension(AccountState account)
-    {
-        if (account.Suspended)
-        {
-            _suspended[account.Id] = true;
-        }
-        else
-        {
-            _suspended.TryRemove(account.Id, out _);
-        }
-    }
-
     private McpGuardLedgerEntry NewEntry(AccountState account, McpGuardLedgerEntryKind kind, long amount, string? tool, string? requestId, DateTimeOffset now, bool free, string? note) =>
         new(++_lastId, account.Id, kind, amount, account.Balance, tool, requestId, now, free, note);
 
@@ -369,16 +270,12 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
         return (utc.Year * 12) + utc.Month - 1;
     }
 
-    /// <summary>Rebuilds balances, this month's spend and free calls, charges and keys from what the journal holds.</summary>
+    /// <summary>Rebuilds balances, caps, this month's spend and free calls, and charges from what the journal holds.</summary>
     private void Replay(LedgerSnapshot snapshot, DateTimeOffset now)
     {
-        foreach (var (id, cap, suspended) in snapshot.Accounts)
+        foreach (var (id, cap) in snapshot.Accounts)
         {
-            _accounts[id] = new AccountState(id, DateTimeOffset.UnixEpoch) { Cap = cap, Suspended = suspended };
-            if (suspended)
-            {
-                _suspended[id] = true;
-            }
+            _accounts[id] = new AccountState(id, DateTimeOffset.UnixEpoch) { Cap = cap };
         }
 
         var month = MonthKey(now);
@@ -403,18 +300,6 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
                     break;
             }
         }
-
-        foreach (var (key, hash) in snapshot.Keys)
-        {
-            var hex = Convert.ToHexString(hash);
-            _keysById[key.Id] = (key, hex);
-            _keyIdByHash[hex] = key.Id;
-        }
-
-        foreach (var (tool, status) in snapshot.ToolStatuses)
-        {
-            _toolStatus[tool] = status;
-        }
     }
 
     private sealed class AccountState(string id, DateTimeOffset created)
@@ -426,8 +311,6 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IMcpGuardKeyStore, I
         public long Balance { get; set; }
 
         public long? Cap { get; set; }
-
-        public bool Suspended { get; set; }
 
         public int Month { get; private set; } = -1;
 

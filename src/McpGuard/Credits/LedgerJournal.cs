@@ -1,38 +1,21 @@
 namespace McpGuard.Credits;
 
-/// <summary>
-/// One durable change: a ledger row and/or a change of account, key or tool state. The rare parts are references,
-/// so the common write (one row per charge) stays small.
-/// </summary>
+/// <summary>One durable change: a ledger row and/or a change of an account's row. The rare part is a reference, so the common write (one row per charge) stays small.</summary>
 internal sealed record JournalWrite
 {
     public McpGuardLedgerEntry? Entry { get; init; }
 
-    /// <summary>Insert or update the account row (cap, suspended).</summary>
+    /// <summary>Insert or update the account row (its cap).</summary>
     public JournalAccount? Account { get; init; }
-
-    public JournalToolStatus? ToolStatus { get; init; }
-
-    public JournalKey? NewKey { get; init; }
-
-    public string? RevokedKeyId { get; init; }
 }
 
-/// <summary>An account row as written: its cap and suspension, and when it was created.</summary>
-internal sealed record JournalAccount(string Id, long? Cap, bool Suspended, DateTimeOffset Now);
-
-/// <summary>A tool's status override; a null status removes it.</summary>
-internal sealed record JournalToolStatus(string Tool, McpGuardToolStatus? Status);
-
-/// <summary>A run-time key (its hash, never the secret) and when it was created.</summary>
-internal sealed record JournalKey(McpGuardApiKey Key, byte[] Hash, DateTimeOffset Now);
+/// <summary>An account row as written: its cap, and when it was created.</summary>
+internal sealed record JournalAccount(string Id, long? Cap, DateTimeOffset Now);
 
 /// <summary>Everything the engine needs to rebuild its state on start.</summary>
 internal sealed record LedgerSnapshot(
     IReadOnlyList<McpGuardLedgerEntry> Entries,
-    IReadOnlyList<(string Id, long? Cap, bool Suspended)> Accounts,
-    IReadOnlyList<(McpGuardApiKey Key, byte[] Hash)> Keys,
-    IReadOnlyList<(string Tool, McpGuardToolStatus Status)> ToolStatuses);
+    IReadOnlyList<(string Id, long? Cap)> Accounts);
 
 /// <summary>Where the engine's changes become durable, in the order the engine made them.</summary>
 internal abstract class LedgerJournal : IAsyncDisposable
@@ -53,7 +36,7 @@ internal sealed class InMemoryJournal : LedgerJournal
     private readonly Dictionary<string, List<McpGuardLedgerEntry>> _rows = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
 
-    public override LedgerSnapshot Load() => new([], [], [], []);
+    public override LedgerSnapshot Load() => new([], []);
 
     public override Task AppendAsync(JournalWrite write)
     {

@@ -9,8 +9,6 @@ namespace McpGuard;
 /// <code>
 /// "Credits": {
 ///   "Enabled": true,
-///   "Store": "Sqlite",
-///   "SqlitePath": "mcpguard-ledger.db",
 ///   "TopUpUrl": "https://billing.example.com/topup"
 /// }
 /// </code>
@@ -20,11 +18,11 @@ public sealed class McpGuardCreditOptions
     /// <summary>Charge for calls. Default false.</summary>
     public bool Enabled { get; set; }
 
-    /// <summary>Where the ledger lives. Default <see cref="McpGuardLedgerStoreKind.Sqlite"/>.</summary>
-    public McpGuardLedgerStoreKind Store { get; set; } = McpGuardLedgerStoreKind.Sqlite;
+    /// <summary>Deprecated: use <c>McpGuard:Store</c>, which places every store. Still honoured when that is not set, with a warning at start.</summary>
+    public McpGuardStoreKind? Store { get; set; }
 
-    /// <summary>The SQLite file, absolute or relative to the content root. Created and migrated on start. Default <c>mcpguard-ledger.db</c>.</summary>
-    public string SqlitePath { get; set; } = "mcpguard-ledger.db";
+    /// <summary>Deprecated: use <c>McpGuard:SqlitePath</c>. Still honoured when that is not set, with a warning at start.</summary>
+    public string? SqlitePath { get; set; }
 
     /// <summary>
     /// How hard SQLite works to keep a commit. <see cref="McpGuardLedgerDurability.ProcessCrash"/> (default): a charge
@@ -69,13 +67,13 @@ public enum McpGuardLedgerDurability
     PowerLoss,
 }
 
-/// <summary>Where the ledger lives.</summary>
-public enum McpGuardLedgerStoreKind
+/// <summary>Where McpGuard's stores live (<c>McpGuard:Store</c>).</summary>
+public enum McpGuardStoreKind
 {
-    /// <summary>A SQLite file (WAL, group commit). The default: durable across restarts and crashes.</summary>
+    /// <summary>One SQLite file (<c>McpGuard:SqlitePath</c>), durable across restarts.</summary>
     Sqlite,
 
-    /// <summary>Process memory: for tests and demos; everything is lost on restart.</summary>
+    /// <summary>Process memory: gone on restart. For tests and throwaway servers.</summary>
     InMemory,
 }
 

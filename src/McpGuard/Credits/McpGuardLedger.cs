@@ -45,8 +45,7 @@ public sealed record McpGuardLedgerEntry(
 /// <param name="MonthlyCapMicro">Monthly spending cap, if any.</param>
 /// <param name="SpentThisMonthMicro">Net spend this calendar month (UTC): charges less refunds.</param>
 /// <param name="FreeCallsLeft">Free priced calls left this month.</param>
-/// <param name="Suspended">Whether the account is suspended.</param>
-public sealed record McpGuardAccount(string Id, long BalanceMicro, long? MonthlyCapMicro, long SpentThisMonthMicro, int FreeCallsLeft, bool Suspended);
+public sealed record McpGuardAccount(string Id, long BalanceMicro, long? MonthlyCapMicro, long SpentThisMonthMicro, int FreeCallsLeft);
 
 /// <summary>A page of an account's ledger, newest first.</summary>
 /// <param name="Entries">The rows.</param>
@@ -92,14 +91,13 @@ public sealed record McpGuardChargeResult(McpGuardChargeOutcome Outcome, long Ba
 /// <param name="Account">The account id.</param>
 /// <param name="InitialBalanceMicro">Its first top-up.</param>
 /// <param name="MonthlyCapMicro">Its monthly cap, if any.</param>
-/// <param name="Suspended">Whether it starts suspended.</param>
-public sealed record McpGuardAccountSeed(string Account, long InitialBalanceMicro, long? MonthlyCapMicro, bool Suspended);
+public sealed record McpGuardAccountSeed(string Account, long InitialBalanceMicro, long? MonthlyCapMicro);
 
 /// <summary>
-/// The ledger: balances, charges, refunds, top-ups and the account state around them. McpGuard ships an
-/// in-memory and a SQLite implementation; register another with <c>AddLedgerStore&lt;T&gt;()</c>.
-/// Implementations must never let a balance go below zero, charge a request id at most once, refund it
-/// at most once, and keep every balance equal to the sum of the account's rows.
+/// The money: balances, charges, refunds, top-ups, adjustments, monthly caps and the append-only ledger of rows that
+/// records them. McpGuard keeps it in its SQLite file or in memory (<c>McpGuard:Store</c>); register your own
+/// implementation as a singleton to keep it elsewhere. Implementations must never let a balance go below zero, charge a
+/// request id at most once, refund it at most once, and keep every balance equal to the sum of the account's rows.
 /// </summary>
 public interface IMcpGuardLedgerStore
 {
@@ -124,24 +122,6 @@ public interface IMcpGuardLedgerStore
     /// <summary>Sets or clears the monthly cap.</summary>
     ValueTask SetMonthlyCapAsync(string account, long? capMicro, CancellationToken cancellationToken);
 
-    /// <summary>Suspends or reactivates an account.</summary>
-    ValueTask SetSuspendedAsync(string account, bool suspended, CancellationToken cancellationToken);
-
-    /// <summary>Whether the account is suspended (called on every request; must be fast).</summary>
-    bool IsSuspended(string account);
-
     /// <summary>A page of the account's rows, newest first, older than <paramref name="before"/> when given.</summary>
     ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken);
-
-    /// <summary>Overrides a tool's configured status; null restores the configured one.</summary>
-    ValueTask SetToolStatusAsync(string tool, McpGuardToolStatus? status, CancellationToken cancellationToken);
-
-    /// <summary>The tool's overridden status, if any (called on every tool call; must be fast).</summary>
-    McpGuardToolStatus? GetToolStatus(string tool);
-
-    /// <summary>Stores a key created at run time (only its hash).</summary>
-    ValueTask CreateKeyAsync(McpGuardApiKey key, byte[] sha256, CancellationToken cancellationToken);
-
-    /// <summary>Revokes a key; false if there is no such key.</summary>
-    ValueTask<bool> RevokeKeyAsync(string keyId, CancellationToken cancellationToken);
 }

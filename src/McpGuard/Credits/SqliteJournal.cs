@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Threading.Channels;
 using System.Text;
 using Microsoft.Data.Sqlite;
+using McpGuard.Storage;
 using SQLitePCL;
 
 namespace McpGuard.Credits;
@@ -14,64 +15,26 @@ namespace McpGuard.Credits;
 /// </summary>
 internal sealed class SqliteJournal : LedgerJournal
 {
-    private const int SchemaVersion = 1;
     private const int MaxBatch = 1024;
 
-    private readonly string _connectionString;
+    private readonly SqliteDatabase _database;
     private readonly SqliteConnection _writer;
     private readonly Channel<(JournalWrite Write, TaskCompletionSource Done)> _queue =
         Channel.CreateUnbounded<(JournalWrite, TaskCompletionSource)>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Task _writerLoop;
 
-    public SqliteJournal(string path, McpGuardLedgerDurability durability = McpGuardLedgerDurability.ProcessCrash)
+    public SqliteJournal(SqliteDatabase database, McpGuardLedgerDurability durability = McpGuardLedgerDurability.ProcessCrash)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-        _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString();
-        _writer = new SqliteConnection(_connectionString);
-        _writer.Open();
-        Execute(_writer, durability == McpGuardLedgerDurability.PowerLoss
-            ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;"
-            : "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;");
-        Migrate();
+        _database = database;
+        _writer = database.Open(durability == McpGuardLedgerDurability.PowerLoss ? "FULL" : "NORMAL");
         _writerLoop = Task.Run(WriteLoopAsync);
-    }
-
-    private void Migrate()
-    {
-        using var version = _writer.CreateCommand();
-        version.CommandText = "PRAGMA user_version;";
-        var current = Convert.ToInt32(version.ExecuteScalar(), CultureInfo.InvariantCulture);
-        if (current > SchemaVersion)
-        {
-            throw new InvalidOperationException($"The ledger database has schema version {current}; this McpGuard knows up to {SchemaVersion}. Use a newer McpGuard.");
-        }
-
-        if (current < 1)
-        {
-            Execute(_writer, """
-                BEGIN;
-                CREATE TABLE accounts (id TEXT PRIMARY KEY, monthly_cap INTEGER NULL, suspended INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
-                CREATE TABLE ledger (
-                    id INTEGER PRIMARY KEY, account TEXT NOT NULL, kind TEXT NOT NULL, amount INTEGER NOT NULL,
-                    balance_after INTEGER NOT NULL, tool TEXT NULL, request_id TEXT NULL, free INTEGER NOT NULL DEFAULT 0,
-                    note TEXT NULL, created_at TEXT NOT NULL);
-                CREATE INDEX ledger_by_account ON ledger (account, id);
-                CREATE UNIQUE INDEX ledger_by_request ON ledger (request_id, kind) WHERE request_id IS NOT NULL;
-                CREATE TABLE api_keys (id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE, account TEXT NOT NULL, scopes TEXT NOT NULL,
-                    expires_at TEXT NULL, revoked INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
-                CREATE TABLE tool_status (tool TEXT PRIMARY KEY, status TEXT NOT NULL);
-                PRAGMA user_version = 1;
-                COMMIT;
-                """);
-        }
     }
 
     public override LedgerSnapshot Load()
     {
         // Its own connection: the writer loop is already preparing its statements on _writer, and a SqliteConnection
         // used from two threads at once corrupts its command list (seen as a NullReferenceException when it closes).
-        using var connection = new SqliteConnection(_connectionString);
-        connection.Open();
+        using var connection = _database.Open();
         var entries = new List<McpGuardLedgerEntry>();
         using (var command = connection.CreateCommand())
         {
@@ -83,45 +46,18 @@ internal sealed class SqliteJournal : LedgerJournal
             }
         }
 
-        var accounts = new List<(string, long?, bool)>();
+        var accounts = new List<(string, long?)>();
         using (var command = connection.CreateCommand())
         {
-            command.CommandText = "SELECT id, monthly_cap, suspended FROM accounts;";
+            command.CommandText = "SELECT id, monthly_cap FROM accounts;";
             using var reader = command.ExecuteReader();
             while (reader.Read())
             {
-                accounts.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetInt64(1), reader.GetInt64(2) != 0));
+                accounts.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetInt64(1)));
             }
         }
 
-        var keys = new List<(McpGuardApiKey, byte[])>();
-        using (var command = connection.CreateCommand())
-        {
-            command.CommandText = "SELECT id, hash, account, scopes, expires_at, revoked FROM api_keys;";
-            using var reader = command.ExecuteReader();
-            while (reader.Read())
-            {
-                var key = new McpGuardApiKey(reader.GetString(0), reader.GetString(2), reader.GetString(3).Split(' ', StringSplitOptions.RemoveEmptyEntries))
-                {
-                    ExpiresAt = reader.IsDBNull(4) ? null : DateTimeOffset.Parse(reader.GetString(4), CultureInfo.InvariantCulture),
-                    Revoked = reader.GetInt64(5) != 0,
-                };
-                keys.Add((key, (byte[])reader.GetValue(1)));
-            }
-        }
-
-        var tools = new List<(string, McpGuardToolStatus)>();
-        using (var command = connection.CreateCommand())
-        {
-            command.CommandText = "SELECT tool, status FROM tool_status;";
-            using var reader = command.ExecuteReader();
-            while (reader.Read())
-            {
-                tools.Add((reader.GetString(0), Enum.Parse<McpGuardToolStatus>(reader.GetString(1))));
-            }
-        }
-
-        return new LedgerSnapshot(entries, accounts, keys, tools);
+        return new LedgerSnapshot(entries, accounts);
     }
 
     public override Task AppendAsync(JournalWrite write)
@@ -137,8 +73,7 @@ internal sealed class SqliteJournal : LedgerJournal
 
     public override async ValueTask<IReadOnlyList<McpGuardLedgerEntry>> ReadAsync(string account, long? before, int limit, CancellationToken cancellationToken)
     {
-        await using var connection = new SqliteConnection(_connectionString);
-        await connection.OpenAsync(cancellationToken);
+        await using var connection = _database.Open();
         await using var command = connection.CreateCommand();
         command.CommandText = "SELECT id, account, kind, amount, balance_after, tool, request_id, free, note, created_at FROM ledger WHERE account = $account AND id < $before ORDER BY id DESC LIMIT $limit;";
         command.Parameters.AddWithValue("$account", account);
@@ -158,13 +93,8 @@ internal sealed class SqliteJournal : LedgerJournal
     {
         var batch = new List<(JournalWrite Write, TaskCompletionSource Done)>(MaxBatch);
         using var insertEntry = new LedgerRowInsert(_writer);
-        using var upsertAccount = Prepare("INSERT INTO accounts (id, monthly_cap, suspended, created_at) VALUES ($id, $cap, $suspended, $at) ON CONFLICT (id) DO UPDATE SET monthly_cap = excluded.monthly_cap, suspended = excluded.suspended;",
-            "$id", "$cap", "$suspended", "$at");
-        using var upsertTool = Prepare("INSERT INTO tool_status (tool, status) VALUES ($tool, $status) ON CONFLICT (tool) DO UPDATE SET status = excluded.status;", "$tool", "$status");
-        using var deleteTool = Prepare("DELETE FROM tool_status WHERE tool = $tool;", "$tool");
-        using var insertKey = Prepare("INSERT INTO api_keys (id, hash, account, scopes, expires_at, revoked, created_at) VALUES ($id, $hash, $account, $scopes, $expires, $revoked, $at);",
-            "$id", "$hash", "$account", "$scopes", "$expires", "$revoked", "$at");
-        using var revokeKey = Prepare("UPDATE api_keys SET revoked = 1 WHERE id = $id;", "$id");
+        using var upsertAccount = Prepare("INSERT INTO accounts (id, monthly_cap, created_at) VALUES ($id, $cap, $at) ON CONFLICT (id) DO UPDATE SET monthly_cap = excluded.monthly_cap;",
+            "$id", "$cap", "$at");
 
         while (await _queue.Reader.WaitToReadAsync())
         {
@@ -177,44 +107,18 @@ internal sealed class SqliteJournal : LedgerJournal
             try
             {
                 using var transaction = _writer.BeginTransaction();
-                foreach (var command in new[] { upsertAccount, upsertTool, deleteTool, insertKey, revokeKey })
-                {
-                    command.Transaction = transaction;
-                }
+                upsertAccount.Transaction = transaction;
 
                 foreach (var (write, _) in batch)
                 {
                     if (write.Account is { } account)
                     {
-                        Run(upsertAccount, account.Id, account.Cap, account.Suspended ? 1 : 0, Format(account.Now));
+                        Run(upsertAccount, account.Id, account.Cap, SqliteText.Format(account.Now));
                     }
 
                     if (write.Entry is { } e)
                     {
                         insertEntry.Run(e);
-                    }
-
-                    if (write.ToolStatus is { } tool)
-                    {
-                        if (tool.Status is { } status)
-                        {
-                            Run(upsertTool, tool.Tool, status.ToString());
-                        }
-                        else
-                        {
-                            Run(deleteTool, tool.Tool);
-                        }
-                    }
-
-                    if (write.NewKey is { } key)
-                    {
-                        Run(insertKey, key.Key.Id, key.Hash, key.Key.Account, string.Join(' ', key.Key.Scopes),
-                            key.Key.ExpiresAt is { } expires ? Format(expires) : null, key.Key.Revoked ? 1 : 0, Format(key.Now));
-                    }
-
-                    if (write.RevokedKeyId is { } revoked)
-                    {
-                        Run(revokeKey, revoked);
                     }
                 }
 
@@ -280,7 +184,7 @@ internal sealed class SqliteJournal : LedgerJournal
         public void Run(McpGuardLedgerEntry entry)
         {
             Span<byte> timestamp = stackalloc byte[32];
-            if (!entry.Timestamp.UtcDateTime.TryFormat(timestamp, out var length, TimestampFormat, CultureInfo.InvariantCulture))
+            if (!entry.Timestamp.UtcDateTime.TryFormat(timestamp, out var length, SqliteText.TimestampFormat, CultureInfo.InvariantCulture))
             {
                 throw new InvalidOperationException("A ledger timestamp did not fit its buffer.");
             }
@@ -360,14 +264,4 @@ internal sealed class SqliteJournal : LedgerJournal
         reader.GetInt64(7) != 0,
         reader.IsDBNull(8) ? null : reader.GetString(8));
 
-    private const string TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'";
-
-    private static string Format(DateTimeOffset time) => time.UtcDateTime.ToString(TimestampFormat, CultureInfo.InvariantCulture);
-
-    private static void Execute(SqliteConnection connection, string sql)
-    {
-        using var command = connection.CreateCommand();
-        command.CommandText = sql;
-        command.ExecuteNonQuery();
-    }
 }

@@ -235,9 +235,16 @@ public sealed class AdminAuthorizationTests
             await AssertProblemAsync(response, HttpStatusCode.Unauthorized, "Unauthorized", NeedsKey);
         }
 
-        using var refused = await host.PostAdminAsync("/admin/tools/add/pause");
-        await AssertProblemAsync(refused, HttpStatusCode.Conflict, "Conflict",
-            "Credits are disabled (McpGuard:Credits:Enabled is false): the admin API manages the credit ledger, which the guard is not using.");
+        // The money endpoints need the ledger; the others work without it (CreditsOffTests).
+        foreach (var (method, path) in new[] { ("GET", "/admin/accounts/zoe"), ("GET", "/admin/accounts/zoe/ledger"), ("POST", "/admin/accounts/zoe/topup"), ("POST", "/admin/accounts/zoe/adjust"), ("PUT", "/admin/accounts/zoe/cap") })
+        {
+            using var refused = method == "GET" ? await host.GetAdminAsync(path) : await host.SendAsync(new HttpMethod(method), path, """{"amount_micro":5,"note":"n","monthly_cap_micro":5}""", AdminKey);
+            await AssertProblemAsync(refused, HttpStatusCode.Conflict, "Conflict",
+                "Credits are disabled (McpGuard:Credits:Enabled is false): balances, caps and the ledger are not in use. Keys, suspensions and tool statuses work without them.");
+        }
+
+        using var paused = await host.PostAdminAsync("/admin/tools/add/pause");
+        Assert.Equal(HttpStatusCode.OK, paused.StatusCode);
     }
 
     [Fact]
@@ -325,7 +332,7 @@ public sealed class AdminAuthorizationTests
         ["McpGuard:Auth:Resource"] = "http://127.0.0.1:5080/mcp",
         ["McpGuard:Auth:ApiKeys:Enabled"] = "true",
         ["McpGuard:Credits:Enabled"] = "true",
-        ["McpGuard:Credits:Store"] = "InMemory",
+        ["McpGuard:Store"] = "InMemory",
         ["McpGuard:Accounts:zoe:InitialBalance"] = "500",
         ["McpGuard:Tools:add:Price"] = "10",
     };

@@ -182,8 +182,8 @@ public sealed class ApiKeyTests : IAsyncLifetime
     [Fact]
     public async Task A_key_store_is_consulted_after_the_configured_keys()
     {
-        await using var host = await StartHeaderRecordingAppAsync(guard => guard.AddKeyStore<TestKeyStore>());
-        var store = Assert.IsType<TestKeyStore>(host.Services.GetRequiredService<IMcpGuardKeyStore>());
+        await using var host = await StartHeaderRecordingAppAsync(guard => guard.Services.AddSingleton<IMcpGuardApiKeyStore, TestKeyStore>());
+        var store = Assert.IsType<TestKeyStore>(host.Services.GetRequiredService<IMcpGuardApiKeyStore>());
         store.Add("mcpg_store_dave", new McpGuardApiKey("store-dave", "dave", ["tools:basic"]));
         store.Add("mcpg_store_revoked", new McpGuardApiKey("store-revoked", "dave", ["tools:basic"]) { Revoked = true });
         // The same secret as a configured key, mapped elsewhere: configuration must win, without asking the store.
@@ -272,7 +272,7 @@ public sealed class ApiKeyTests : IAsyncLifetime
     }
 
     /// <summary>A key store keyed by hash that records every lookup (as lowercase hex).</summary>
-    internal sealed class TestKeyStore : IMcpGuardKeyStore
+    internal sealed class TestKeyStore : IMcpGuardApiKeyStore
     {
         private readonly ConcurrentDictionary<string, McpGuardApiKey> _keys = new(StringComparer.Ordinal);
         private readonly ConcurrentQueue<string> _lookups = new();
@@ -281,12 +281,20 @@ public sealed class ApiKeyTests : IAsyncLifetime
 
         public void Add(string plaintext, McpGuardApiKey key) => _keys[McpGuardApiKeys.Hash(plaintext)] = key;
 
-        public ValueTask<McpGuardApiKey?> FindByHashAsync(ReadOnlyMemory<byte> sha256, CancellationToken cancellationToken)
+        public ValueTask<McpGuardApiKey?> FindAsync(ReadOnlyMemory<byte> sha256, CancellationToken cancellationToken)
         {
             Assert.Equal(32, sha256.Length);
             var hex = Convert.ToHexStringLower(sha256.Span);
             _lookups.Enqueue(hex);
             return ValueTask.FromResult(_keys.TryGetValue(hex, out var key) ? key : null);
         }
+
+        public ValueTask AddAsync(McpGuardApiKey key, ReadOnlyMemory<byte> sha256, CancellationToken cancellationToken)
+        {
+            _keys[Convert.ToHexStringLower(sha256.Span)] = key;
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask<bool> RevokeAsync(string keyId, CancellationToken cancellationToken) => ValueTask.FromResult(false);
     }
 }

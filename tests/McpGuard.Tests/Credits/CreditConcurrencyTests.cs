@@ -14,13 +14,13 @@ public sealed class CreditConcurrencyTests
     private const int Parallelism = 64;
 
     [Theory]
-    [InlineData(McpGuardLedgerStoreKind.Sqlite)]
-    [InlineData(McpGuardLedgerStoreKind.InMemory)]
-    public async Task Exactly_the_calls_the_balance_covers_succeed(McpGuardLedgerStoreKind store)
+    [InlineData(McpGuardStoreKind.Sqlite)]
+    [InlineData(McpGuardStoreKind.InMemory)]
+    public async Task Exactly_the_calls_the_balance_covers_succeed(McpGuardStoreKind store)
     {
         await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?>
         {
-            ["McpGuard:Credits:Store"] = store.ToString(),
+            ["McpGuard:Store"] = store.ToString(),
             ["McpGuard:Tools:add:Price"] = "10",
             ["McpGuard:Accounts:alice:InitialBalance"] = "1000",
             // Rate limits out of the way: every refusal here must be the ledger's.
@@ -68,7 +68,7 @@ public sealed class CreditConcurrencyTests
             Assert.Equal(10, error.GetProperty("data").GetProperty("price_micro").GetInt64());
         });
 
-        var ledger = host.Services.GetRequiredService<LedgerAccessor>().Store;
+        var ledger = host.Services.GetRequiredService<IMcpGuardLedgerStore>();
         var rows = await AllRowsAsync(ledger, "alice");
         var usage = rows.Where(r => r.Kind == McpGuardLedgerEntryKind.Usage).ToList();
         Assert.Equal(100, usage.Count);
@@ -78,7 +78,7 @@ public sealed class CreditConcurrencyTests
         Assert.Equal(0, rows.Sum(r => r.AmountMicro));
         Assert.Equal(0, (await ledger.GetAccountAsync("alice", 0, DateTimeOffset.UtcNow, default))!.BalanceMicro);
         Assert.Equal(Enumerable.Range(0, 101).Select(i => 1000L - (10 * i)), rows.Select(r => r.BalanceAfterMicro));
-        if (store == McpGuardLedgerStoreKind.Sqlite)
+        if (store == McpGuardStoreKind.Sqlite)
         {
             var path = CreditCalls.LedgerPath(host);
             var file = LedgerFile.Rows(path, "alice");

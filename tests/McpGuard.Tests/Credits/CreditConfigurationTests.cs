@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using System.Net;
 using McpGuard.Credits;
 using McpGuard.Tests.Infrastructure;
@@ -48,14 +49,15 @@ public sealed class CreditConfigurationTests
         Assert.Equal([("bob", 3)], credits.FreeCalls.Select(p => (p.Key, p.Value)));
         Assert.Equal(
             [
-                new McpGuardAccountSeed("alice", 1_000_000, 2_000_000, false),
-                new McpGuardAccountSeed("bob", 240, null, false),
+                new McpGuardAccountSeed("alice", 1_000_000, 2_000_000),
+                new McpGuardAccountSeed("bob", 240, null),
                 // Carol's suspension stays in configuration, where a reload can lift it; the ledger's flag is the admin API's.
-                new McpGuardAccountSeed("carol", 0, null, false),
+                new McpGuardAccountSeed("carol", 0, null),
             ],
             credits.Seeds.OrderBy(s => s.Account, StringComparer.Ordinal));
         var options = host.Services.GetRequiredService<IOptions<McpGuardOptions>>().Value;
-        Assert.Equal(McpGuardLedgerStoreKind.Sqlite, options.Credits.Store);
+        Assert.Equal(McpGuardStoreKind.Sqlite, options.Store);
+        Assert.Null(options.Credits.Store);
         Assert.Equal(McpGuardErrorFormat.JsonRpc, options.Errors.Format);
         Assert.Equal(-32402, host.Services.GetRequiredService<McpGuardStateProvider>().Current.Catalog[McpGuardReasons.OutOfCredit].Code);
     }
@@ -81,7 +83,7 @@ public sealed class CreditConfigurationTests
         Assert.Equal(
             [
                 "McpGuard:Credits:Enabled needs authentication (McpGuard:Auth:ApiKeys or McpGuard:Auth:Jwt): a priced call is charged to the caller's account.",
-                "McpGuard:Credits:SqlitePath must name the ledger's SQLite file.",
+                "McpGuard:Credits:SqlitePath must name the SQLite file.",
                 "McpGuard:Credits:DefaultPrice must be 0 or more micro-units (got -1).",
                 "McpGuard:Credits:UpstreamTimeout must be between 00:00:00 (exclusive) and 01:00:00 (got 00:00:00).",
                 "McpGuard:Credits:TopUpUrl must be an absolute http(s) URL (got 'ftp://billing.example.com/topup').",
@@ -104,7 +106,7 @@ public sealed class CreditConfigurationTests
     {
         var options = new McpGuardOptions();
         options.Credits.UpstreamTimeout = TimeSpan.Parse(timeout, System.Globalization.CultureInfo.InvariantCulture);
-        options.Credits.Store = (McpGuardLedgerStoreKind)5;
+        options.Credits.Store = (McpGuardStoreKind)5;
         var errors = new List<string>();
 
         CreditOptionsValidation.Validate(options, errors);
@@ -136,13 +138,13 @@ public sealed class CreditConfigurationTests
     }
 
     [Fact]
-    public async Task With_credits_off_nothing_is_charged_and_no_ledger_file_is_created()
+    public async Task With_credits_off_nothing_is_charged_and_the_file_holds_no_money()
     {
         var path = LedgerFile.NewPath();
         await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?>
         {
             ["McpGuard:Credits:Enabled"] = "false",
-            ["McpGuard:Credits:SqlitePath"] = path,
+            ["McpGuard:SqlitePath"] = path,
         });
 
         using var add = await CreditCalls.CallAsync(host, CreditCalls.Add(1), "off-1", DemoKeys.Bob);
@@ -152,7 +154,10 @@ public sealed class CreditConfigurationTests
         await CreditCalls.AssertAddedAsync(again, 2);
         Assert.Null(CreditCalls.Header(add, CreditCalls.ChargeHeader));
         Assert.Null(CreditCalls.Header(add, CreditCalls.BalanceHeader));
-        Assert.False(File.Exists(path));
+
+        // The file keeps what works without credits (run-time keys, suspensions, tool statuses); no account, no row.
+        Assert.Empty(LedgerFile.Rows(path));
+        Assert.Equal(0, LedgerFile.Scalar(path, "SELECT COUNT(*) FROM accounts;"));
     }
 
     [Fact]
@@ -173,7 +178,7 @@ public sealed class CreditConfigurationTests
                 ["McpGuard:Auth:ApiKeys:Keys:0:Account"] = "alice",
                 ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKeys.Hash(DemoKeys.Alice),
                 ["McpGuard:Credits:Enabled"] = "true",
-                ["McpGuard:Credits:Store"] = "InMemory",
+                ["McpGuard:Store"] = "InMemory",
                 ["McpGuard:Credits:DefaultPrice"] = "25",
                 ["McpGuard:Tools:free_tool:Price"] = "0",
                 ["McpGuard:Methods:resources/read:Price"] = "40",
@@ -191,7 +196,7 @@ public sealed class CreditConfigurationTests
         Assert.Null(CreditCalls.Header(list, CreditCalls.ChargeHeader));
         Assert.Equal(("40", "935"), (CreditCalls.Header(read, CreditCalls.ChargeHeader), CreditCalls.Header(read, CreditCalls.BalanceHeader)));
         Assert.Null(CreditCalls.Header(prompt, CreditCalls.ChargeHeader));
-        var store = host.Services.GetRequiredService<LedgerAccessor>().Store;
+        var store = host.Services.GetRequiredService<IMcpGuardLedgerStore>();
         var page = await store.GetLedgerAsync("alice", null, 10, default);
         Assert.Equal([("dp-4", "resources/read", -40L), ("dp-1", "anything", -25L), ((string?)null, (string?)null, 1000L)], page.Entries.Select(e => (e.RequestId, e.Tool, e.AmountMicro)));
     }
@@ -200,7 +205,7 @@ public sealed class CreditConfigurationTests
     public async Task Seeds_apply_once_a_restart_on_the_same_file_keeps_the_balance_even_if_the_seed_changed()
     {
         var path = LedgerFile.NewPath();
-        await using (var first = await GuardedHost.StartSampleAsync(new Dictionary<string, string?> { ["McpGuard:Credits:SqlitePath"] = path }))
+        await using (var first = await GuardedHost.StartSampleAsync(new Dictionary<string, string?> { ["McpGuard:SqlitePath"] = path }))
         {
             using var add = await CreditCalls.CallAsync(first, CreditCalls.Add(1), "seed-1");
             Assert.Equal("999200", CreditCalls.Header(add, CreditCalls.BalanceHeader));
@@ -209,7 +214,7 @@ public sealed class CreditConfigurationTests
 
         await using var second = await GuardedHost.StartSampleAsync(new Dictionary<string, string?>
         {
-            ["McpGuard:Credits:SqlitePath"] = path,
+            ["McpGuard:SqlitePath"] = path,
             ["McpGuard:Accounts:alice:InitialBalance"] = "5",
             ["McpGuard:Accounts:dave:InitialBalance"] = "7000",
         });
@@ -228,7 +233,7 @@ public sealed class CreditConfigurationTests
     [Fact]
     public async Task The_in_memory_store_starts_from_the_seeds_on_every_start()
     {
-        var configuration = new Dictionary<string, string?> { ["McpGuard:Credits:Store"] = "InMemory" };
+        var configuration = new Dictionary<string, string?> { ["McpGuard:Store"] = "InMemory" };
         string? firstBalance;
         await using (var first = await GuardedHost.StartSampleAsync(configuration))
         {
@@ -251,7 +256,7 @@ public sealed class CreditConfigurationTests
         var expected = Path.Combine(AppContext.BaseDirectory, relative);
         try
         {
-            await using (var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?> { ["McpGuard:Credits:SqlitePath"] = relative }))
+            await using (var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?> { ["McpGuard:SqlitePath"] = relative }))
             {
                 using var add = await CreditCalls.CallAsync(host, CreditCalls.Add(1), "rel-1");
                 Assert.Equal(HttpStatusCode.OK, add.StatusCode);
@@ -272,7 +277,7 @@ public sealed class CreditConfigurationTests
     public async Task The_ledger_is_opened_and_seeded_when_the_host_starts()
     {
         var path = LedgerFile.NewPath();
-        await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?> { ["McpGuard:Credits:SqlitePath"] = path });
+        await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?> { ["McpGuard:SqlitePath"] = path });
 
         // No request yet.
         Assert.Equal(

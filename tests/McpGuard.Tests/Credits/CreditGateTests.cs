@@ -246,13 +246,13 @@ public sealed class CreditGateTests
     public async Task A_status_set_in_the_store_overrides_the_configured_one()
     {
         await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?> { ["McpGuard:Tools:add:Status"] = "Archived" });
-        var store = host.Services.GetRequiredService<LedgerAccessor>().Store;
+        var store = host.Services.GetRequiredService<IMcpGuardToolStatusStore>();
 
-        await store.SetToolStatusAsync("add", McpGuardToolStatus.Live, default);
-        await store.SetToolStatusAsync("echo", McpGuardToolStatus.Paused, default);
+        await store.SetStatusAsync("add", McpGuardToolStatus.Live, default);
+        await store.SetStatusAsync("echo", McpGuardToolStatus.Paused, default);
         using var add = await CreditCalls.CallAsync(host, CreditCalls.Add(1), "override-1");
         using var echo = await CreditCalls.CallAsync(host, CreditCalls.ToolCall(2, "echo", """{"message":"x"}"""), "override-2");
-        await store.SetToolStatusAsync("add", null, default);
+        await store.SetStatusAsync("add", null, default);
         using var restored = await CreditCalls.CallAsync(host, CreditCalls.Add(3), "override-3");
 
         await CreditCalls.AssertAddedAsync(add, 1);

@@ -171,8 +171,8 @@ internal static class CreditCalls
 
     /// <summary>The ledger file of a host started by <see cref="GuardedHost"/>.</summary>
     public static string LedgerPath(GuardedHost host) =>
-        host.Services.GetRequiredService<IConfiguration>()["McpGuard:Credits:SqlitePath"]
-        ?? throw new InvalidOperationException("The host has no McpGuard:Credits:SqlitePath.");
+        host.Services.GetRequiredService<IConfiguration>()["McpGuard:SqlitePath"]
+        ?? throw new InvalidOperationException("The host has no McpGuard:SqlitePath.");
 
     /// <summary>Asserts a successful <c>add</c> answer: HTTP 200 and the result 5.</summary>
     public static async Task AssertAddedAsync(HttpResponseMessage response, long id)

@@ -27,7 +27,7 @@ public sealed partial class DurabilityTests(ITestOutputHelper output)
         var path = LedgerFile.NewPath();
         string[] arguments =
         [
-            $"--McpGuard:Credits:SqlitePath={path}",
+            $"--McpGuard:SqlitePath={path}",
             // Enough balance and cap for any number of calls, and no rate limit in the way.
             "--McpGuard:Accounts:alice:InitialBalance=1000000000000",
             "--McpGuard:Accounts:alice:MonthlyCap=1000000000000",

@@ -11,7 +11,7 @@ public sealed class GateFailureTests
     public async Task A_ledger_that_throws_answers_500_internal_error_with_the_request_id_and_logs_once()
     {
         await using var host = await GuardedHost.StartSampleAsync(configure: builder =>
-            builder.ConfigureServices(services => services.AddMcpGuard().AddLedgerStore<ThrowingLedgerStore>()));
+            builder.ConfigureServices(services => services.AddSingleton<IMcpGuardLedgerStore, ThrowingLedgerStore>()));
 
         using var response = await host.PostMcpAsync("""{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}""");
 
@@ -55,18 +55,6 @@ public sealed class GateFailureTests
 
         public ValueTask SetMonthlyCapAsync(string account, long? capMicro, CancellationToken cancellationToken) => throw new NotSupportedException();
 
-        public ValueTask SetSuspendedAsync(string account, bool suspended, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public bool IsSuspended(string account) => false;
-
         public ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public ValueTask SetToolStatusAsync(string tool, McpGuardToolStatus? status, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public McpGuardToolStatus? GetToolStatus(string tool) => null;
-
-        public ValueTask CreateKeyAsync(McpGuardApiKey key, byte[] sha256, CancellationToken cancellationToken) => throw new NotSupportedException();
-
-        public ValueTask<bool> RevokeKeyAsync(string keyId, CancellationToken cancellationToken) => throw new NotSupportedException();
     }
 }

@@ -29,13 +29,13 @@ public sealed class LedgerEngineTests : IAsyncLifetime
         }
     }
 
-    public static TheoryData<McpGuardLedgerStoreKind> Stores => new() { McpGuardLedgerStoreKind.InMemory, McpGuardLedgerStoreKind.Sqlite };
+    public static TheoryData<McpGuardStoreKind> Stores => new() { McpGuardStoreKind.InMemory, McpGuardStoreKind.Sqlite };
 
     // ---- charging: free tier, then balance, then cap ----
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task The_free_tier_pays_first_then_the_balance_then_the_cap_decides(McpGuardLedgerStoreKind kind)
+    public async Task The_free_tier_pays_first_then_the_balance_then_the_cap_decides(McpGuardStoreKind kind)
     {
         var store = await OpenAsync(kind, Seed("a", 1000, cap: 1500));
 
@@ -62,12 +62,12 @@ public sealed class LedgerEngineTests : IAsyncLifetime
                 new Row("a", "Usage", -300, 500, "add", "r8", false, null),
             ],
             await store.RowsAsync("a"));
-        Assert.Equal(new McpGuardAccount("a", 500, 1500, 1500, 0, false), await store.Engine.GetAccountAsync("a", 2, _clock.GetUtcNow(), default));
+        Assert.Equal(new McpGuardAccount("a", 500, 1500, 1500, 0), await store.Engine.GetAccountAsync("a", 2, _clock.GetUtcNow(), default));
     }
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task Out_of_credit_is_decided_before_the_cap_and_a_free_call_needs_neither(McpGuardLedgerStoreKind kind)
+    public async Task Out_of_credit_is_decided_before_the_cap_and_a_free_call_needs_neither(McpGuardStoreKind kind)
     {
         var store = await OpenAsync(kind, Seed("poor", 100, cap: 0), Seed("capped", 1000, cap: 0), Seed("free", 0, cap: 0));
 
@@ -84,19 +84,19 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task An_account_the_store_has_never_seen_starts_at_zero(McpGuardLedgerStoreKind kind)
+    public async Task An_account_the_store_has_never_seen_starts_at_zero(McpGuardStoreKind kind)
     {
         var store = await OpenAsync(kind);
 
         Assert.Null(await store.Engine.GetAccountAsync("nobody", 3, _clock.GetUtcNow(), default));
         Assert.Equal(Result(McpGuardChargeOutcome.OutOfCredit, 0, 0, null), await store.ChargeAsync("nobody", "n1", 1));
-        Assert.Equal(new McpGuardAccount("nobody", 0, null, 0, 3, false), await store.Engine.GetAccountAsync("nobody", 3, _clock.GetUtcNow(), default));
+        Assert.Equal(new McpGuardAccount("nobody", 0, null, 0, 3), await store.Engine.GetAccountAsync("nobody", 3, _clock.GetUtcNow(), default));
         Assert.Empty(await store.RowsAsync("nobody"));
     }
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task A_negative_price_is_refused(McpGuardLedgerStoreKind kind)
+    public async Task A_negative_price_is_refused(McpGuardStoreKind kind)
     {
         var store = await OpenAsync(kind, Seed("a", 1000));
 
@@ -109,7 +109,7 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task A_request_id_is_charged_at_most_once(McpGuardLedgerStoreKind kind)
+    public async Task A_request_id_is_charged_at_most_once(McpGuardStoreKind kind)
     {
         var store = await OpenAsync(kind, Seed("a", 1000));
 
@@ -131,7 +131,7 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task A_refused_request_id_is_not_spent(McpGuardLedgerStoreKind kind)
+    public async Task A_refused_request_id_is_not_spent(McpGuardStoreKind kind)
     {
         var store = await OpenAsync(kind, Seed("a", 100));
 
@@ -144,7 +144,7 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task A_refund_gives_the_charge_back_exactly_once(McpGuardLedgerStoreKind kind)
+    public async Task A_refund_gives_the_charge_back_exactly_once(McpGuardStoreKind kind)
     {
         var store = await OpenAsync(kind, Seed("a", 1000, cap: 5000));
         await store.ChargeAsync("a", "r1", 400);
@@ -163,12 +163,12 @@ public sealed class LedgerEngineTests : IAsyncLifetime
             ],
             await store.RowsAsync("a"));
         // The refund comes off this month's spend too.
-        Assert.Equal(new McpGuardAccount("a", 900, 5000, 100, 0, false), await store.Engine.GetAccountAsync("a", 0, _clock.GetUtcNow(), default));
+        Assert.Equal(new McpGuardAccount("a", 900, 5000, 100, 0), await store.Engine.GetAccountAsync("a", 0, _clock.GetUtcNow(), default));
     }
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task Refunding_a_free_call_gives_the_free_call_back(McpGuardLedgerStoreKind kind)
+    public async Task Refunding_a_free_call_gives_the_free_call_back(McpGuardStoreKind kind)
     {
         var store = await OpenAsync(kind, Seed("a", 1000));
         Assert.Equal(McpGuardChargeOutcome.Free, (await store.ChargeAsync("a", "f1", 400, freeCalls: 1)).Outcome);
@@ -176,7 +176,7 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
         Assert.True(await store.Engine.RefundAsync("f1", _clock.GetUtcNow(), default));
 
-        Assert.Equal(new McpGuardAccount("a", 1000, null, 0, 1, false), await store.Engine.GetAccountAsync("a", 1, _clock.GetUtcNow(), default));
+        Assert.Equal(new McpGuardAccount("a", 1000, null, 0, 1), await store.Engine.GetAccountAsync("a", 1, _clock.GetUtcNow(), default));
         Assert.Equal(McpGuardChargeOutcome.Free, (await store.ChargeAsync("a", "f2", 400, freeCalls: 1)).Outcome);
         Assert.Equal(
             [
@@ -192,7 +192,7 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task Top_ups_and_adjustments_move_the_balance_but_never_below_zero(McpGuardLedgerStoreKind kind)
+    public async Task Top_ups_and_adjustments_move_the_balance_but_never_below_zero(McpGuardStoreKind kind)
     {
         var store = await OpenAsync(kind);
         var now = _clock.GetUtcNow();
@@ -221,7 +221,7 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task Every_balance_always_equals_the_sum_of_its_rows(McpGuardLedgerStoreKind kind)
+    public async Task Every_balance_always_equals_the_sum_of_its_rows(McpGuardStoreKind kind)
     {
         string[] accounts = ["a", "b", "c"];
         var store = await OpenAsync(kind, Seed("a", 5000, cap: 8000), Seed("b", 300), Seed("c", 0));
@@ -290,63 +290,33 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task Seeds_apply_once_to_an_empty_store(McpGuardLedgerStoreKind kind)
+    public async Task Seeds_apply_once_to_an_empty_store(McpGuardStoreKind kind)
     {
         var store = await OpenAsync(kind);
         var now = _clock.GetUtcNow();
 
-        Assert.True(await store.Engine.SeedAsync([Seed("a", 1000, cap: 5000), new McpGuardAccountSeed("b", 0, null, Suspended: true)], now, default));
+        Assert.True(await store.Engine.SeedAsync([Seed("a", 1000, cap: 5000), new McpGuardAccountSeed("b", 0, null)], now, default));
         Assert.False(await store.Engine.SeedAsync([Seed("a", 7777), Seed("z", 10)], now, default));
 
         Assert.Equal([new Row("a", "TopUp", 1000, 1000, null, null, false, "seed")], await store.RowsAsync("a"));
         Assert.Empty(await store.RowsAsync("b"));
         Assert.Empty(await store.RowsAsync("z"));
-        Assert.Equal(new McpGuardAccount("a", 1000, 5000, 0, 0, false), await store.Engine.GetAccountAsync("a", 0, now, default));
-        Assert.Equal(new McpGuardAccount("b", 0, null, 0, 0, true), await store.Engine.GetAccountAsync("b", 0, now, default));
+        Assert.Equal(new McpGuardAccount("a", 1000, 5000, 0, 0), await store.Engine.GetAccountAsync("a", 0, now, default));
+        Assert.Equal(new McpGuardAccount("b", 0, null, 0, 0), await store.Engine.GetAccountAsync("b", 0, now, default));
         Assert.Null(await store.Engine.GetAccountAsync("z", 0, now, default));
-        Assert.True(store.Engine.IsSuspended("b"));
-        Assert.False(store.Engine.IsSuspended("a"));
-    }
-
-    [Theory]
-    [MemberData(nameof(Stores))]
-    public async Task Suspension_and_tool_status_read_without_the_lock_follow_every_change(McpGuardLedgerStoreKind kind)
-    {
-        var store = await OpenAsync(kind);
-        var now = _clock.GetUtcNow();
-        await store.Engine.TopUpAsync("a", 1000, null, now, default);
-
-        Assert.False(store.Engine.IsSuspended("a"));
-        await store.Engine.SetSuspendedAsync("a", true, default);
-        Assert.True(store.Engine.IsSuspended("a"));
-        await store.Engine.SetMonthlyCapAsync("a", 500, default);
-        Assert.True(store.Engine.IsSuspended("a"));
-        await store.Engine.SetSuspendedAsync("a", false, default);
-        Assert.False(store.Engine.IsSuspended("a"));
-        await store.Engine.SetSuspendedAsync("new", true, default); // an account the store has not seen yet
-        Assert.True(store.Engine.IsSuspended("new"));
-        Assert.False(store.Engine.IsSuspended("unknown"));
-
-        Assert.Null(store.Engine.GetToolStatus("add"));
-        await store.Engine.SetToolStatusAsync("add", McpGuardToolStatus.Paused, default);
-        Assert.Equal(McpGuardToolStatus.Paused, store.Engine.GetToolStatus("add"));
-        await store.Engine.SetToolStatusAsync("add", McpGuardToolStatus.Archived, default);
-        Assert.Equal(McpGuardToolStatus.Archived, store.Engine.GetToolStatus("add"));
-        await store.Engine.SetToolStatusAsync("add", null, default);
-        Assert.Null(store.Engine.GetToolStatus("add"));
     }
 
     [Fact]
     public async Task A_store_that_has_accounts_is_not_seeded_again_after_a_restart()
     {
         var path = LedgerFile.NewPath();
-        await using (var first = StoreUnderTest.Open(McpGuardLedgerStoreKind.Sqlite, _clock, path))
+        await using (var first = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, _clock, path))
         {
             Assert.True(await first.Engine.SeedAsync([Seed("a", 1000)], _clock.GetUtcNow(), default));
             await first.ChargeAsync("a", "r1", 100);
         }
 
-        await using var second = StoreUnderTest.Open(McpGuardLedgerStoreKind.Sqlite, _clock, path);
+        await using var second = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, _clock, path);
         Assert.False(await second.Engine.SeedAsync([Seed("a", 1000)], _clock.GetUtcNow(), default));
 
         Assert.Equal(
@@ -361,7 +331,7 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task The_ledger_pages_newest_first(McpGuardLedgerStoreKind kind)
+    public async Task The_ledger_pages_newest_first(McpGuardStoreKind kind)
     {
         var store = await OpenAsync(kind, Seed("a", 1000), Seed("b", 50));
         for (var i = 1; i <= 4; i++)
@@ -387,7 +357,7 @@ public sealed class LedgerEngineTests : IAsyncLifetime
     [Fact]
     public async Task A_charge_is_in_the_file_when_the_call_returns()
     {
-        var store = await OpenAsync(McpGuardLedgerStoreKind.Sqlite, Seed("a", 1000));
+        var store = await OpenAsync(McpGuardStoreKind.Sqlite, Seed("a", 1000));
 
         await store.ChargeAsync("a", "durable-1", 250);
         var rows = LedgerFile.Rows(store.Path!);
@@ -407,7 +377,7 @@ public sealed class LedgerEngineTests : IAsyncLifetime
     [Fact]
     public async Task Rows_keep_non_ascii_text_long_notes_and_every_tick_of_the_time()
     {
-        var store = await OpenAsync(McpGuardLedgerStoreKind.Sqlite);
+        var store = await OpenAsync(McpGuardStoreKind.Sqlite);
         var note = "Überweisung ✓ " + new string('n', 600); // more than the insert encodes on the stack
         var at = March10.AddTicks(1_234_567).ToOffset(TimeSpan.FromHours(2));
 
@@ -425,12 +395,12 @@ public sealed class LedgerEngineTests : IAsyncLifetime
     [Fact]
     public async Task The_schema_is_created_on_first_open()
     {
-        var store = await OpenAsync(McpGuardLedgerStoreKind.Sqlite);
+        var store = await OpenAsync(McpGuardStoreKind.Sqlite);
 
-        Assert.Equal(1, LedgerFile.Scalar(store.Path!, "PRAGMA user_version;"));
+        Assert.Equal(2, LedgerFile.Scalar(store.Path!, "PRAGMA user_version;"));
         Assert.Equal(["wal"], LedgerFile.Strings(store.Path!, "PRAGMA journal_mode;"));
         Assert.Equal(
-            ["accounts", "api_keys", "ledger", "tool_status"],
+            ["account_status", "accounts", "api_keys", "ledger", "tool_status"],
             LedgerFile.Strings(store.Path!, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name;"));
         Assert.Equal(
             ["ledger_by_account", "ledger_by_request"],
@@ -450,14 +420,14 @@ public sealed class LedgerEngineTests : IAsyncLifetime
         {
             await Task.WhenAll(paths.Select(path => Task.Run(async () =>
             {
-                await using (var seeded = StoreUnderTest.Open(McpGuardLedgerStoreKind.Sqlite, _clock, path))
+                await using (var seeded = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, _clock, path))
                 {
                     await seeded.Engine.SeedAsync([Seed("a", 1000)], _clock.GetUtcNow(), default);
                 }
 
                 for (var i = 1; i <= 40; i++)
                 {
-                    await using var store = StoreUnderTest.Open(McpGuardLedgerStoreKind.Sqlite, _clock, path);
+                    await using var store = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, _clock, path);
                     Assert.Equal(McpGuardChargeOutcome.Charged, (await store.ChargeAsync("a", $"r{i}", 1)).Outcome);
                 }
             }))).WaitAsync(TimeSpan.FromMinutes(2));
@@ -479,27 +449,25 @@ public sealed class LedgerEngineTests : IAsyncLifetime
         {
             connection.Open();
             using var command = connection.CreateCommand();
-            command.CommandText = "CREATE TABLE future (x INTEGER); PRAGMA user_version = 2;";
+            command.CommandText = "CREATE TABLE future (x INTEGER); PRAGMA user_version = 3;";
             command.ExecuteNonQuery();
         }
 
-        var ex = Assert.Throws<InvalidOperationException>(() => new SqliteJournal(path));
+        var ex = Assert.Throws<InvalidOperationException>(() => new SqliteJournal(new McpGuard.Storage.SqliteDatabase(path)));
 
-        Assert.Equal("The ledger database has schema version 2; this McpGuard knows up to 1. Use a newer McpGuard.", ex.Message);
-        Assert.Equal(2, LedgerFile.Scalar(path, "PRAGMA user_version;"));
+        Assert.Equal($"The McpGuard database '{path}' has schema version 3; this McpGuard knows up to 2. Use a newer McpGuard.", ex.Message);
+        Assert.Equal(3, LedgerFile.Scalar(path, "PRAGMA user_version;"));
         Assert.Equal(["future"], LedgerFile.Strings(path, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name;"));
     }
 
     [Fact]
-    public async Task Reopening_the_file_rebuilds_balances_spend_free_calls_refunds_keys_and_tool_status()
+    public async Task Reopening_the_file_rebuilds_balances_spend_free_calls_and_refunds()
     {
         var path = LedgerFile.NewPath();
         var february20 = new DateTimeOffset(2026, 2, 20, 9, 0, 0, TimeSpan.Zero);
         var clock = new ManualTimeProvider(february20);
-        var aliceKey = SHA256.HashData(Encoding.UTF8.GetBytes("mcpg_rebuild_alice"));
-        var oldKey = SHA256.HashData(Encoding.UTF8.GetBytes("mcpg_rebuild_old"));
         long lastId;
-        await using (var first = StoreUnderTest.Open(McpGuardLedgerStoreKind.Sqlite, clock, path))
+        await using (var first = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, clock, path))
         {
             await first.Engine.SeedAsync([Seed("a", 10_000, cap: 50_000), Seed("b", 500)], clock.GetUtcNow(), default);
             Assert.Equal(McpGuardChargeOutcome.Charged, (await first.ChargeAsync("a", "feb-1", 1000, now: clock.GetUtcNow())).Outcome);
@@ -515,33 +483,15 @@ public sealed class LedgerEngineTests : IAsyncLifetime
             Assert.True(await first.Engine.RefundAsync("mar-2", now, default));
 
             await first.Engine.SetMonthlyCapAsync("b", 900, default);
-            await first.Engine.SetSuspendedAsync("b", true, default);
-            await first.Engine.SetToolStatusAsync("add", McpGuardToolStatus.Paused, default);
-            await first.Engine.SetToolStatusAsync("echo", McpGuardToolStatus.Archived, default);
-            await first.Engine.SetToolStatusAsync("echo", null, default);
-            await first.Engine.CreateKeyAsync(new McpGuardApiKey("k-alice", "a", ["tools:basic"]) { ExpiresAt = new DateTimeOffset(2027, 1, 1, 0, 0, 0, TimeSpan.Zero) }, aliceKey, default);
-            await first.Engine.CreateKeyAsync(new McpGuardApiKey("k-old", "a", ["tools:basic", "tools:premium"]), oldKey, default);
-            Assert.True(await first.Engine.RevokeKeyAsync("k-old", default));
             lastId = LedgerFile.Rows(path).Max(r => r.Id);
         }
 
-        await using var second = StoreUnderTest.Open(McpGuardLedgerStoreKind.Sqlite, clock, path);
+        await using var second = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, clock, path);
         var at = clock.GetUtcNow();
 
         // Balance: 10000 - 1000 (Feb) - 700 (Mar); March spend 700 (mar-2 refunded); one March free call used (the other refunded).
-        Assert.Equal(new McpGuardAccount("a", 8300, 50_000, 700, 1, false), await second.Engine.GetAccountAsync("a", 2, at, default));
-        Assert.Equal(new McpGuardAccount("b", 500, 900, 0, 0, true), await second.Engine.GetAccountAsync("b", 0, at, default));
-        Assert.True(second.Engine.IsSuspended("b"));
-        Assert.Equal(McpGuardToolStatus.Paused, second.Engine.GetToolStatus("add"));
-        Assert.Null(second.Engine.GetToolStatus("echo"));
-        var alice = await second.Engine.FindByHashAsync(aliceKey, default);
-        var old = await second.Engine.FindByHashAsync(oldKey, default);
-        Assert.NotNull(alice);
-        Assert.NotNull(old);
-        Assert.Equal(("k-alice", "a", (DateTimeOffset?)new DateTimeOffset(2027, 1, 1, 0, 0, 0, TimeSpan.Zero), false), (alice.Id, alice.Account, alice.ExpiresAt, alice.Revoked));
-        Assert.Equal(["tools:basic"], alice.Scopes);
-        Assert.Equal(("k-old", "a", (DateTimeOffset?)null, true), (old.Id, old.Account, old.ExpiresAt, old.Revoked));
-        Assert.Equal(["tools:basic", "tools:premium"], old.Scopes);
+        Assert.Equal(new McpGuardAccount("a", 8300, 50_000, 700, 1), await second.Engine.GetAccountAsync("a", 2, at, default));
+        Assert.Equal(new McpGuardAccount("b", 500, 900, 0, 0), await second.Engine.GetAccountAsync("b", 0, at, default));
 
         // Refunded flags and spent request ids survive.
         Assert.False(await second.Engine.RefundAsync("mar-2", at, default));
@@ -553,7 +503,7 @@ public sealed class LedgerEngineTests : IAsyncLifetime
         Assert.Equal(Result(McpGuardChargeOutcome.Charged, 7600, 1400, 50_000), await second.ChargeAsync("a", "after-2", 700, freeCalls: 2, now: at));
         // A February charge is still refundable; it does not change March's spend.
         Assert.True(await second.Engine.RefundAsync("feb-1", at, default));
-        Assert.Equal(new McpGuardAccount("a", 8600, 50_000, 1400, 0, false), await second.Engine.GetAccountAsync("a", 2, at, default));
+        Assert.Equal(new McpGuardAccount("a", 8600, 50_000, 1400, 0), await second.Engine.GetAccountAsync("a", 2, at, default));
 
         var rows = LedgerFile.Rows(path);
         Assert.Equal([lastId + 1, lastId + 2, lastId + 3], rows.Where(r => r.Id > lastId).Select(r => r.Id));
@@ -566,7 +516,7 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task Concurrent_charges_never_spend_a_balance_twice(McpGuardLedgerStoreKind kind)
+    public async Task Concurrent_charges_never_spend_a_balance_twice(McpGuardStoreKind kind)
     {
         var store = await OpenAsync(kind, Seed("a", 1000));
 
@@ -583,13 +533,13 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     // ---- helpers ----
 
-    private static McpGuardAccountSeed Seed(string account, long balance, long? cap = null) => new(account, balance, cap, false);
+    private static McpGuardAccountSeed Seed(string account, long balance, long? cap = null) => new(account, balance, cap);
 
     private static McpGuardChargeResult Result(McpGuardChargeOutcome outcome, long balance, long spent, long? cap) => new(outcome, balance, spent, cap);
 
-    private async Task<StoreUnderTest> OpenAsync(McpGuardLedgerStoreKind kind, params McpGuardAccountSeed[] seeds)
+    private async Task<StoreUnderTest> OpenAsync(McpGuardStoreKind kind, params McpGuardAccountSeed[] seeds)
     {
-        var store = StoreUnderTest.Open(kind, _clock, kind == McpGuardLedgerStoreKind.Sqlite ? LedgerFile.NewPath() : null);
+        var store = StoreUnderTest.Open(kind, _clock, kind == McpGuardStoreKind.Sqlite ? LedgerFile.NewPath() : null);
         _stores.Add(store);
         if (seeds.Length > 0)
         {
@@ -623,9 +573,9 @@ internal sealed class StoreUnderTest : IAsyncDisposable
 
     public string? Path { get; }
 
-    public static StoreUnderTest Open(McpGuardLedgerStoreKind kind, TimeProvider clock, string? path)
+    public static StoreUnderTest Open(McpGuardStoreKind kind, TimeProvider clock, string? path)
     {
-        LedgerJournal journal = kind == McpGuardLedgerStoreKind.Sqlite ? new SqliteJournal(path!) : new InMemoryJournal();
+        LedgerJournal journal = kind == McpGuardStoreKind.Sqlite ? new SqliteJournal(new McpGuard.Storage.SqliteDatabase(path!)) : new InMemoryJournal();
         return new StoreUnderTest(new LedgerEngine(journal, clock, NullLogger.Instance), journal, clock, path);
     }
 

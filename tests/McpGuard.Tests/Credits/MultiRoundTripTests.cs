@@ -81,12 +81,12 @@ public sealed class MultiRoundTripTests
 
     private static async Task<List<(string, long, string?)>> RowsAsync(GuardedHost host)
     {
-        var page = await host.Services.GetRequiredService<LedgerAccessor>().Store.GetLedgerAsync("alice", null, 100, default);
+        var page = await host.Services.GetRequiredService<IMcpGuardLedgerStore>().GetLedgerAsync("alice", null, 100, default);
         return [.. page.Entries.Reverse().Where(e => e.RequestId is not null).Select(e => (e.Kind.ToString(), e.AmountMicro, e.RequestId))];
     }
 
     private static async Task<long> BalanceAsync(GuardedHost host) =>
-        (await host.Services.GetRequiredService<LedgerAccessor>().Store.GetAccountAsync("alice", 0, DateTimeOffset.UtcNow, default))!.BalanceMicro;
+        (await host.Services.GetRequiredService<IMcpGuardLedgerStore>().GetAccountAsync("alice", 0, DateTimeOffset.UtcNow, default))!.BalanceMicro;
 
     private static Task<GuardedHost> StartAsync() =>
         GuardedHost.StartAsync(
@@ -108,7 +108,7 @@ public sealed class MultiRoundTripTests
                 ["McpGuard:Auth:ApiKeys:Keys:0:Account"] = "alice",
                 ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKeys.Hash(DemoKeys.Alice),
                 ["McpGuard:Credits:Enabled"] = "true",
-                ["McpGuard:Credits:Store"] = "InMemory",
+                ["McpGuard:Store"] = "InMemory",
                 ["McpGuard:Tools:confirm_order:Price"] = $"{Price}",
                 ["McpGuard:Tools:sign_in_first:Price"] = $"{Price}",
                 ["McpGuard:Accounts:alice:InitialBalance"] = $"{Balance}",

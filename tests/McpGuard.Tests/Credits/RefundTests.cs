@@ -22,16 +22,16 @@ public sealed class RefundTests
     private static readonly string Work = CreditCalls.ToolCall(12, "work", "{}");
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
 
-    public static TheoryData<McpGuardLedgerStoreKind> Stores => new() { McpGuardLedgerStoreKind.InMemory, McpGuardLedgerStoreKind.Sqlite };
+    public static TheoryData<McpGuardStoreKind> Stores => new() { McpGuardStoreKind.InMemory, McpGuardStoreKind.Sqlite };
 
     // ---- (a) the endpoint answers 5xx ----
 
     [Theory]
-    [InlineData(McpGuardLedgerStoreKind.Sqlite, 500)]
-    [InlineData(McpGuardLedgerStoreKind.InMemory, 500)]
-    [InlineData(McpGuardLedgerStoreKind.Sqlite, 502)]
-    [InlineData(McpGuardLedgerStoreKind.Sqlite, 503)]
-    public async Task An_endpoint_that_answers_5xx_is_refunded(McpGuardLedgerStoreKind store, int status)
+    [InlineData(McpGuardStoreKind.Sqlite, 500)]
+    [InlineData(McpGuardStoreKind.InMemory, 500)]
+    [InlineData(McpGuardStoreKind.Sqlite, 502)]
+    [InlineData(McpGuardStoreKind.Sqlite, 503)]
+    public async Task An_endpoint_that_answers_5xx_is_refunded(McpGuardStoreKind store, int status)
     {
         await using var guarded = await RefundHost.StartAsync(store, async context =>
         {
@@ -57,7 +57,7 @@ public sealed class RefundTests
     {
         // The MCP SDK answers 400/403/404 for a missing, foreign or unknown session and for protocol-version errors:
         // it ran nothing, so nothing is charged, and the response does not say otherwise.
-        await using var guarded = await RefundHost.StartAsync(McpGuardLedgerStoreKind.Sqlite, async context =>
+        await using var guarded = await RefundHost.StartAsync(McpGuardStoreKind.Sqlite, async context =>
         {
             context.Response.StatusCode = status;
             context.Response.ContentType = "application/json";
@@ -87,7 +87,7 @@ public sealed class RefundTests
     [MemberData(nameof(Answers))]
     public async Task A_json_rpc_result_for_the_charged_request_keeps_the_charge(string contentType, string body, string _)
     {
-        await using var guarded = await RefundHost.StartAsync(McpGuardLedgerStoreKind.Sqlite, async context =>
+        await using var guarded = await RefundHost.StartAsync(McpGuardStoreKind.Sqlite, async context =>
         {
             context.Response.ContentType = contentType;
             await context.Response.WriteAsync(body);
@@ -121,7 +121,7 @@ public sealed class RefundTests
     [MemberData(nameof(NoResult))]
     public async Task A_response_without_a_json_rpc_result_for_the_charged_request_is_refunded(string contentType, string body, bool headersWentFirst, string _)
     {
-        await using var guarded = await RefundHost.StartAsync(McpGuardLedgerStoreKind.Sqlite, async context =>
+        await using var guarded = await RefundHost.StartAsync(McpGuardStoreKind.Sqlite, async context =>
         {
             context.Response.ContentType = contentType;
             await context.Response.WriteAsync(body);
@@ -141,7 +141,7 @@ public sealed class RefundTests
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task An_endpoint_that_throws_gives_500_internal_error_and_is_refunded(McpGuardLedgerStoreKind store)
+    public async Task An_endpoint_that_throws_gives_500_internal_error_and_is_refunded(McpGuardStoreKind store)
     {
         await using var guarded = await RefundHost.StartAsync(store, _ => throw new InvalidOperationException("database unreachable"));
 
@@ -158,7 +158,7 @@ public sealed class RefundTests
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task A_stream_that_breaks_mid_way_is_refunded_though_its_headers_already_announced_the_charge(McpGuardLedgerStoreKind store)
+    public async Task A_stream_that_breaks_mid_way_is_refunded_though_its_headers_already_announced_the_charge(McpGuardStoreKind store)
     {
         await using var guarded = await RefundHost.StartAsync(store, async context =>
         {
@@ -185,7 +185,7 @@ public sealed class RefundTests
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task A_timeout_cancels_the_endpoint_answers_504_and_refunds(McpGuardLedgerStoreKind store)
+    public async Task A_timeout_cancels_the_endpoint_answers_504_and_refunds(McpGuardStoreKind store)
     {
         var clock = new SteppingClock(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
         var entered = new TaskCompletionSource<CancellationToken>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -236,7 +236,7 @@ public sealed class RefundTests
         var clock = new SteppingClock(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var guarded = await RefundHost.StartAsync(
-            McpGuardLedgerStoreKind.Sqlite,
+            McpGuardStoreKind.Sqlite,
             async context =>
             {
                 context.Response.ContentType = "text/event-stream";
@@ -271,7 +271,7 @@ public sealed class RefundTests
     [Fact]
     public async Task Everything_a_charged_endpoint_writes_arrives_in_order()
     {
-        await using var guarded = await RefundHost.StartAsync(McpGuardLedgerStoreKind.Sqlite, async context =>
+        await using var guarded = await RefundHost.StartAsync(McpGuardStoreKind.Sqlite, async context =>
         {
             // Through both the stream and the pipe writer, with flushes between, before and after the first whole message.
             context.Response.ContentType = "text/event-stream";
@@ -319,7 +319,7 @@ public sealed class RefundTests
         // Real time, bounded: the 200 ms timeout is the behaviour under test.
         var observed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var guarded = await RefundHost.StartAsync(
-            McpGuardLedgerStoreKind.Sqlite,
+            McpGuardStoreKind.Sqlite,
             async context =>
             {
                 try
@@ -348,7 +348,7 @@ public sealed class RefundTests
         var clock = new SteppingClock(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
         CancellationToken seen = default;
         await using var guarded = await RefundHost.StartAsync(
-            McpGuardLedgerStoreKind.Sqlite,
+            McpGuardStoreKind.Sqlite,
             async context =>
             {
                 seen = context.RequestAborted;
@@ -373,7 +373,7 @@ public sealed class RefundTests
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task A_client_that_disconnects_mid_call_is_refunded(McpGuardLedgerStoreKind store)
+    public async Task A_client_that_disconnects_mid_call_is_refunded(McpGuardStoreKind store)
     {
         // The client cancels its request while the endpoint is still working: the server never answered,
         // so the gate treats the call as not served and refunds it in the same request; nothing is written back.
@@ -512,10 +512,10 @@ public sealed class RefundTests
 
         public GuardedHost Host { get; private set; } = null!;
 
-        public McpGuardLedgerStoreKind Store { get; private set; }
+        public McpGuardStoreKind Store { get; private set; }
 
         public static async Task<RefundHost> StartAsync(
-            McpGuardLedgerStoreKind store,
+            McpGuardStoreKind store,
             RequestDelegate endpoint,
             IReadOnlyDictionary<string, string?>? extra = null,
             TimeProvider? clock = null)
@@ -529,7 +529,7 @@ public sealed class RefundTests
                 ["McpGuard:Auth:ApiKeys:Keys:0:Account"] = "alice",
                 ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKeys.Hash(DemoKeys.Alice),
                 ["McpGuard:Credits:Enabled"] = "true",
-                ["McpGuard:Credits:Store"] = store.ToString(),
+                ["McpGuard:Store"] = store.ToString(),
                 ["McpGuard:Tools:work:Price"] = Price.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 ["McpGuard:Accounts:alice:InitialBalance"] = Balance.ToString(System.Globalization.CultureInfo.InvariantCulture),
             };
@@ -609,7 +609,7 @@ public sealed class RefundTests
 
         private async Task AssertBalanceAsync(long expected, List<Row> rows)
         {
-            var store = Host.Services.GetRequiredService<LedgerAccessor>().Store;
+            var store = Host.Services.GetRequiredService<IMcpGuardLedgerStore>();
             var account = await store.GetAccountAsync("alice", 0, DateTimeOffset.UtcNow, default);
             Assert.Equal(expected, account!.BalanceMicro);
             Assert.Equal(expected, rows.Sum(r => r.Amount));
@@ -617,12 +617,12 @@ public sealed class RefundTests
 
         private async Task<List<Row>> RowsAsync()
         {
-            if (Store == McpGuardLedgerStoreKind.Sqlite)
+            if (Store == McpGuardStoreKind.Sqlite)
             {
                 return [.. LedgerFile.Rows(CreditCalls.LedgerPath(Host), "alice").Select(r => new Row(r.Account, r.Kind, r.Amount, r.BalanceAfter, r.Tool, r.RequestId, r.Free, r.Note))];
             }
 
-            var page = await Host.Services.GetRequiredService<LedgerAccessor>().Store.GetLedgerAsync("alice", null, 100, default);
+            var page = await Host.Services.GetRequiredService<IMcpGuardLedgerStore>().GetLedgerAsync("alice", null, 100, default);
             Assert.Null(page.NextCursor);
             return [.. page.Entries.Reverse().Select(e => new Row(e.Account, e.Kind.ToString(), e.AmountMicro, e.BalanceAfterMicro, e.Tool, e.RequestId, e.Free, e.Note))];
         }

@@ -205,7 +205,7 @@ public sealed class SettlementOnMapMcpTests
                     ["McpGuard:Auth:ApiKeys:Keys:1:Hash"] = McpGuardApiKeys.Hash(DemoKeys.Bob),
                     ["McpGuard:Auth:ApiKeys:Keys:1:Scopes:0"] = "tools:basic",
                     ["McpGuard:Credits:Enabled"] = "true",
-                    ["McpGuard:Credits:Store"] = "InMemory",
+                    ["McpGuard:Store"] = "InMemory",
                     ["McpGuard:Credits:RefundToolInternalErrors"] = "true",
                     ["McpGuard:Tools:work:Price"] = "700",
                     ["McpGuard:Tools:steps:Price"] = "700",
@@ -262,14 +262,14 @@ public sealed class SettlementOnMapMcpTests
         /// <summary>The account's usage and refund rows, oldest first.</summary>
         public async Task<List<(string Kind, long Amount)>> CallRowsAsync(string account)
         {
-            var store = Host.Services.GetRequiredService<LedgerAccessor>().Store;
+            var store = Host.Services.GetRequiredService<IMcpGuardLedgerStore>();
             var page = await store.GetLedgerAsync(account, null, 100, default);
             return [.. page.Entries.Reverse().Where(e => e.RequestId is not null).Select(e => (e.Kind.ToString(), e.AmountMicro))];
         }
 
         public async Task<long> BalanceAsync(string account)
         {
-            var store = Host.Services.GetRequiredService<LedgerAccessor>().Store;
+            var store = Host.Services.GetRequiredService<IMcpGuardLedgerStore>();
             return (await store.GetAccountAsync(account, 0, DateTimeOffset.UtcNow, default))!.BalanceMicro;
         }
 

@@ -30,12 +30,12 @@ public sealed class CountingHost : IAsyncDisposable
             builder =>
             {
                 // The sample's appsettings.json sits in the test output folder; keep the per-host ledger and a free port.
-                var ledger = builder.Configuration["McpGuard:Credits:SqlitePath"];
+                var ledger = builder.Configuration["McpGuard:SqlitePath"];
                 builder.Configuration.AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), optional: false);
                 builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
                 {
                     ["Urls"] = "http://127.0.0.1:0",
-                    ["McpGuard:Credits:SqlitePath"] = ledger,
+                    ["McpGuard:SqlitePath"] = ledger,
                     ["Logging:LogLevel:Default"] = "Debug",
                     ["Logging:LogLevel:Microsoft.AspNetCore.Server.Kestrel"] = "Debug",
                 });

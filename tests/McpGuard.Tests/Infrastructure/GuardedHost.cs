@@ -134,7 +134,7 @@ public sealed class GuardedHost : IAsyncDisposable
         // Every host gets its own ledger file, so hosts never share balances; a test may name its own.
         builder.AddInMemoryCollection(new Dictionary<string, string?>
         {
-            ["McpGuard:Credits:SqlitePath"] = Path.Combine(TempLedgerFolder, $"ledger-{Guid.NewGuid():N}.db"),
+            ["McpGuard:SqlitePath"] = Path.Combine(TempLedgerFolder, $"ledger-{Guid.NewGuid():N}.db"),
         });
 
         if (configuration is not null)
@@ -208,7 +208,7 @@ public sealed class GuardedHost : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         // The per-host ledger file (and its WAL) goes with the host, unless a test chose its own file.
-        var ledger = Services.GetRequiredService<IConfiguration>()["McpGuard:Credits:SqlitePath"];
+        var ledger = Services.GetRequiredService<IConfiguration>()["McpGuard:SqlitePath"];
         Client.Dispose();
         if (_owner is WebApplication app)
         {

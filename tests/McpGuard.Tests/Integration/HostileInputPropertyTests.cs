@@ -192,7 +192,7 @@ public sealed class HostileInputPropertyTests(ITestOutputHelper output)
         /// <summary>The seeded accounts, their ledger rows and the tools' statuses, as the ledger store has them now.</summary>
         private static async Task<string> LedgerAsync(GuardedHost host)
         {
-            var store = host.Services.GetRequiredService<LedgerAccessor>().Store;
+            var store = host.Services.GetRequiredService<IMcpGuardLedgerStore>();
             var now = host.Services.GetRequiredService<TimeProvider>().GetUtcNow();
             var parts = new List<string>();
             foreach (var id in Accounts)
@@ -202,7 +202,14 @@ public sealed class HostileInputPropertyTests(ITestOutputHelper output)
                 parts.Add($"{account} rows [{string.Join(", ", rows.Entries.Select(e => $"{e.Id} {e.Kind} {e.AmountMicro}"))}]");
             }
 
-            parts.Add(string.Join(", ", Tools.Select(t => $"{t}={store.GetToolStatus(t)?.ToString() ?? "configured"}")));
+            var statuses = host.Services.GetRequiredService<IMcpGuardToolStatusStore>();
+            var tools = new List<string>();
+            foreach (var tool in Tools)
+            {
+                tools.Add($"{tool}={(await statuses.GetStatusAsync(tool, CancellationToken.None))?.ToString() ?? "configured"}");
+            }
+
+            parts.Add(string.Join(", ", tools));
             return string.Join("; ", parts);
         }
 
@@ -211,7 +218,7 @@ public sealed class HostileInputPropertyTests(ITestOutputHelper output)
         {
             Assert.Equal(0, _watch.AuditLines);
             Assert.Equal(_ledgerBefore, await LedgerAsync(_host));
-            var path = _host.Services.GetRequiredService<Microsoft.Extensions.Configuration.IConfiguration>()["McpGuard:Credits:SqlitePath"]!;
+            var path = _host.Services.GetRequiredService<Microsoft.Extensions.Configuration.IConfiguration>()["McpGuard:SqlitePath"]!;
             Assert.Equal(2, LedgerFile.Scalar(path, "SELECT COUNT(*) FROM ledger;"));
             Assert.Equal(0, LedgerFile.Scalar(path, "SELECT COUNT(*) FROM api_keys;"));
             Assert.Equal(0, LedgerFile.Scalar(path, "SELECT COUNT(*) FROM tool_status;"));
