@@ -53,7 +53,7 @@ public class LedgerBenchmarks
         if (Store == LedgerStoreKind.Sqlite)
         {
             _directory = Path.Combine(Path.GetTempPath(), "mcpguard-bench-" + Guid.NewGuid().ToString("N"));
-            journal = new SqliteJournal(Path.Combine(_directory, "ledger.db"));
+            journal = new SqliteJournal(new McpGuard.Storage.SqliteDatabase(Path.Combine(_directory, "ledger.db")));
         }
         else
         {

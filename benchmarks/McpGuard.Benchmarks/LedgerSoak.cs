@@ -19,7 +19,7 @@ internal static class LedgerSoak
         var seconds = args.Length > 3 ? double.Parse(args[3], CultureInfo.InvariantCulture) : 5;
         var refund = args.Length > 4 && args[4] == "refund";
         var directory = Path.Combine(Path.GetTempPath(), "mcpguard-soak-" + Guid.NewGuid().ToString("N"));
-        LedgerJournal journal = store == "inmemory" ? new InMemoryJournal() : new SqliteJournal(Path.Combine(directory, "ledger.db"));
+        LedgerJournal journal = store == "inmemory" ? new InMemoryJournal() : new SqliteJournal(new McpGuard.Storage.SqliteDatabase(Path.Combine(directory, "ledger.db")));
         var engine = new LedgerEngine(journal, TimeProvider.System, NullLogger.Instance);
         try
         {
