@@ -159,10 +159,10 @@ if (regressions === 0) {
 }
 
 // Checks that succeed bare and not guarded, in scenarios the list above does not name: inside a scenario that fails
-// bare too (a FAILURE there fails the run as well), or a scenario that still passes but with a warning or a skip
-// where bare succeeded (shown, not failing the run: warnings are advice, and some depend on timing).
+// bare too (a FAILURE there fails the run as well), or a scenario that still passes but with a warning, a skip or a
+// mere INFO where bare succeeded (shown, not failing the run: warnings are advice, and some checks depend on timing).
 say();
-say('Checks that succeed bare and not guarded, in the other scenarios (FAILURE fails the run; WARNING/SKIPPED are shown only):');
+say('Checks that succeed bare and not guarded, in the other scenarios (FAILURE fails the run; WARNING, SKIPPED or INFO is shown only):');
 let worse = 0;
 let hiddenFailures = 0;
 const successes = (checks) => {
