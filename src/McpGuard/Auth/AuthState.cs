@@ -27,6 +27,7 @@ internal sealed class AuthState
                 new McpGuardApiKey(k.Id, k.Account, [.. k.Scopes]) { ExpiresAt = k.ExpiresAt, Revoked = k.Revoked }))
             .ToArray();
         AnonymousMethods = auth.AnonymousMethods.ToFrozenSet(StringComparer.Ordinal);
+        AnyMethodAnonymous = AnonymousMethods.Contains("*");
         FilterToolList = auth.FilterToolList;
         AccountClaim = auth.Jwt.AccountClaim;
         ToolScopes = options.Tools.Where(t => t.Value?.Scopes.Count > 0)
@@ -77,6 +78,12 @@ internal sealed class AuthState
     public ConfiguredKey[] Keys { get; }
 
     public FrozenSet<string> AnonymousMethods { get; }
+
+    /// <summary><c>AnonymousMethods</c> holds <c>*</c>: every method may come without credentials.</summary>
+    public bool AnyMethodAnonymous { get; }
+
+    /// <summary>Whether a call of <paramref name="method"/> may come without credentials.</summary>
+    public bool IsAnonymous(string method) => AnyMethodAnonymous || AnonymousMethods.Contains(method);
 
     public bool FilterToolList { get; }
 

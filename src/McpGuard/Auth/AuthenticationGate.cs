@@ -107,8 +107,8 @@ internal sealed partial class AuthenticationGate(
     /// </summary>
     internal static bool IsAnonymous(AuthState auth, McpEnvelope? envelope) =>
         envelope is { Method: { } method }
-            ? auth.AnonymousMethods.Contains(method)
-            : auth.AnonymousMethods.Contains(McpMethods.Initialize);
+            ? auth.IsAnonymous(method)
+            : auth.IsAnonymous(McpMethods.Initialize);
 
     /// <summary>The scopes a challenge names: this call's, else every scope the resource supports.</summary>
     internal static string[] ChallengeScopes(AuthState auth, McpGuardFeature feature)

@@ -36,7 +36,12 @@ public sealed class McpGuardAuthOptions
     /// <summary>A page documenting the resource (metadata <c>resource_documentation</c>).</summary>
     public string? ResourceDocumentation { get; set; }
 
-    /// <summary>MCP methods that may be called without credentials (for example <c>ping</c>). Default: none; every MCP request needs them.</summary>
+    /// <summary>
+    /// MCP methods that may be called without credentials (for example <c>ping</c>), or <c>*</c> for every method (keys
+    /// then only identify callers who send one). A call that needs a scope still needs credentials. Messages without a
+    /// method (a client's JSON-RPC response, a session's <c>GET</c> stream and <c>DELETE</c>) may come without credentials
+    /// exactly when <c>initialize</c> may. Default: none; every MCP request needs credentials.
+    /// </summary>
     public IList<string> AnonymousMethods { get; } = [];
 
     /// <summary>With <c>WithMcpGuard()</c>, <c>tools/list</c> shows a caller only the tools its scopes allow. Default true.</summary>

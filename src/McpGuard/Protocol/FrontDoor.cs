@@ -17,7 +17,6 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
     private const string McpMethodHeader = "Mcp-Method";
     private const string McpNameHeader = "Mcp-Name";
     private const string ProtocolVersionHeader = "MCP-Protocol-Version";
-    private const string FirstVersionWithStandardHeaders = "2026-07-28";
     private const int MaxEchoedHeaderLength = 100;
     private const string CanonicalContentType = "application/json; charset=utf-8";
 
@@ -177,7 +176,7 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
         }
 
         // From 2026-07-28 the headers are required; before, they are checked only when sent.
-        var required = protocolVersion.Length > 0 && string.CompareOrdinal(protocolVersion, FirstVersionWithStandardHeaders) >= 0;
+        var required = McpProtocolVersions.IsPerRequestMetadata(protocolVersion);
 
         var methodHeader = headers[McpMethodHeader];
         if (methodHeader.Count == 0)

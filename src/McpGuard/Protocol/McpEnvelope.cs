@@ -126,12 +126,22 @@ internal static class McpMethods
     public const string PromptsList = "prompts/list";
     public const string NotificationsInitialized = "notifications/initialized";
     public const string ServerDiscover = "server/discover";
+    public const string LoggingSetLevel = "logging/setLevel";
+
+    /// <summary>
+    /// Whether <paramref name="method"/> is one the 2026-07-28 revision removed (SEP-2575) and the request's
+    /// <c>MCP-Protocol-Version</c> header names that revision or a later one. A server on such a revision answers the
+    /// request with 404 Method not found whatever its params hold, so McpGuard does not judge params it will never read.
+    /// </summary>
+    public static bool IsRemovedAt(string method, string? protocolVersionHeader) =>
+        method is Initialize or Ping or LoggingSetLevel or ResourcesSubscribe or ResourcesUnsubscribe
+        && McpProtocolVersions.IsPerRequestMetadata(protocolVersionHeader);
 
     private static readonly KnownStrings Known = new(
     [
         Initialize, Ping, ToolsCall, ToolsList, ResourcesRead, ResourcesList, ResourcesSubscribe,
         ResourcesUnsubscribe, PromptsGet, PromptsList, NotificationsInitialized, ServerDiscover,
-        "notifications/cancelled", "notifications/progress", "completion/complete", "logging/setLevel",
+        "notifications/cancelled", "notifications/progress", "completion/complete", LoggingSetLevel,
         "resources/templates/list", "subscriptions/listen",
     ]);
 
@@ -144,8 +154,15 @@ internal static class McpProtocolVersions
 {
     private static readonly KnownStrings Known = new(["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"]);
 
+    /// <summary>The first revision without sessions or the initialize handshake.</summary>
+    public const string July2026 = "2026-07-28";
+
     /// <summary>Returns the interned string for a known version, else a new string.</summary>
     public static string Read(ref Utf8JsonReader reader) => Known.Read(ref reader);
+
+    /// <summary>Whether <paramref name="version"/> is 2026-07-28 or later: versions are dates, so ordinal order is time order, as the SDK compares them.</summary>
+    public static bool IsPerRequestMetadata(string? version) =>
+        !string.IsNullOrEmpty(version) && string.CompareOrdinal(version, July2026) >= 0;
 }
 
 /// <summary>A few strings a JSON value often holds, compared as UTF-8 so that reading one of them allocates nothing.</summary>

@@ -184,6 +184,7 @@ internal static class McpEnvelopeParser
         }
 
         if (envelope!.Kind == McpMessageKind.Request && envelope.Method == McpMethods.Initialize
+            && !McpMethods.IsRemovedAt(McpMethods.Initialize, protocolVersionHeader)
             && !InitializeParams.AreValid(state.ParamsEnd > state.ParamsStart ? body[state.ParamsStart..state.ParamsEnd] : default))
         {
             envelope = null;
@@ -559,6 +560,7 @@ internal static class McpEnvelopeParser
         }
 
         if (kind == McpMessageKind.Request && RoutingMember(state.Method!) is { } routing
+            && !McpMethods.IsRemovedAt(state.Method!, protocolVersionHeader)
             && !(routing == Field.Name ? state.NameIsString : state.UriIsString))
         {
             var member = routing == Field.Name ? "name" : "uri";

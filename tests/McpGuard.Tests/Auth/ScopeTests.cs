@@ -145,6 +145,37 @@ public sealed class ScopeTests
     }
 
     [Fact]
+    public async Task A_star_makes_every_method_anonymous_but_not_a_call_that_needs_a_scope()
+    {
+        await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?>
+        {
+            ["McpGuard:Auth:AnonymousMethods:0"] = "*",
+        });
+
+        // A method McpGuard has never heard of reaches the server, which answers it: the guard adds no 401 of its own.
+        using (var response = await host.PostMcpAsync(Request("vendor/unknown"), apiKey: null))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Null(Challenge(response));
+            var message = await Sse.ReadSingleMessageAsync(response);
+            Assert.Equal(-32601, message.GetProperty("error").GetProperty("code").GetInt32());
+        }
+
+        using (var response = await host.PostMcpAsync(Request("tools/list"), apiKey: null))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var message = await Sse.ReadSingleMessageAsync(response);
+            Assert.Empty(message.GetProperty("result").GetProperty("tools").EnumerateArray());
+        }
+
+        using (var response = await host.PostMcpAsync(Echo(), apiKey: null))
+        {
+            await AssertJsonRpcErrorAsync(
+                response, HttpStatusCode.Unauthorized, $"Bearer resource_metadata=\"{MetadataUrl}\", scope=\"tools:basic\"", -31101, InvalidKeyMessage, "unauthorized");
+        }
+    }
+
+    [Fact]
     public async Task Anonymous_methods_pass_without_credentials_while_tool_calls_still_need_them()
     {
         await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?>

@@ -454,6 +454,26 @@ public sealed class FrontDoorTests(FrontDoorTests.SampleFixture fixture) : IClas
         Assert.NotNull(WireAssert.RequestId(response));
     }
 
+    [Theory]
+    [InlineData("initialize")]
+    [InlineData("ping")]
+    [InlineData("logging/setLevel")]
+    [InlineData("resources/subscribe")]
+    [InlineData("resources/unsubscribe")]
+    public async Task A_method_removed_at_2026_reaches_the_server_which_answers_404_method_not_found(string method)
+    {
+        // Only _meta, as a 2026-07-28 client sends: the params these methods needed before are not McpGuard's to demand.
+        using var response = await Host.PostMcpAsync(
+            $$$"""{"jsonrpc":"2.0","id":4,"method":"{{{method}}}","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{},"io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"} } } }""",
+            headers: new Dictionary<string, string> { ["MCP-Protocol-Version"] = "2026-07-28", ["Mcp-Method"] = method });
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        WireAssert.IsGeneratedRequestId(WireAssert.RequestId(response));
+        var expected = JsonNode.Parse($$$"""{"jsonrpc":"2.0","id":4,"error":{"code":-32601,"message":"Method '{{{method}}}' is not available on protocol version '2026-07-28'."}}""");
+        var actual = JsonNode.Parse(await response.Content.ReadAsStringAsync());
+        Assert.True(JsonNode.DeepEquals(expected, actual), actual?.ToJsonString());
+    }
+
     [Fact]
     public async Task A_long_mismatching_header_is_echoed_truncated()
     {

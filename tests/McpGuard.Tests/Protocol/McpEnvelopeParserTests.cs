@@ -19,6 +19,7 @@ public sealed class McpEnvelopeParserTests
     private const string BadParams = "Invalid Request: params must be an object.";
     private const string RequestWithResult = "Invalid Request: a request cannot carry result or error.";
     private const string Batch = "Invalid Request: batches are not supported; send one JSON-RPC message per POST.";
+    private const string InitializeParamsDetail = "Invalid Request: initialize needs params with protocolVersion (a string), capabilities (an object) and clientInfo (an object with name and version strings).";
     private const string NotObject = "Invalid Request: the body must be a JSON-RPC object.";
 
     private static McpEnvelope Parse(string json, string? protocolVersionHeader = null, int maxDepth = DefaultDepth)
@@ -182,6 +183,48 @@ public sealed class McpEnvelopeParserTests
             Refuse($$$"""{"jsonrpc":"2.0","id":1,"method":"{{{method}}}",{{{rest}}}}"""));
     }
 
+    [Theory]
+    [InlineData("resources/subscribe", "\"params\":{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"}}", "2026-07-28")]
+    [InlineData("resources/unsubscribe", "\"params\":{}", "2026-07-28")]
+    [InlineData("resources/subscribe", "\"params\":{\"uri\":5}", "2027-01-01")]
+    [InlineData("initialize", "\"params\":{\"_meta\":{\"io.modelcontextprotocol/protocolVersion\":\"2026-07-28\"}}", "2026-07-28")]
+    [InlineData("initialize", "\"x\":1", "2026-07-28")]
+    public void A_method_removed_at_the_header_version_passes_without_the_params_its_old_revision_needed(string method, string rest, string header)
+    {
+        // The server answers it with 404 Method not found before it reads any params; refusing it with 400 would be
+        // McpGuard answering for the server.
+        var envelope = Parse($$$"""{"jsonrpc":"2.0","id":1,"method":"{{{method}}}",{{{rest}}}}""", protocolVersionHeader: header);
+
+        Assert.Equal(McpMessageKind.Request, envelope.Kind);
+        Assert.Equal(method, envelope.Method);
+        Assert.Null(envelope.Uri);
+    }
+
+    [Theory]
+    [InlineData("resources/subscribe", "\"params\":{}", "2025-11-25")]
+    [InlineData("resources/subscribe", "\"params\":{}", null)]
+    [InlineData("resources/read", "\"params\":{}", "2026-07-28")]
+    public void A_method_the_header_version_still_has_needs_its_routing_name(string method, string rest, string? header)
+    {
+        var ok = McpEnvelopeParser.TryParse(
+            Encoding.UTF8.GetBytes($$$"""{"jsonrpc":"2.0","id":1,"method":"{{{method}}}",{{{rest}}}}"""), header, DefaultDepth, out var envelope, out var failure);
+
+        Assert.False(ok);
+        Assert.Null(envelope);
+        Assert.Equal(InvalidRequest($"Invalid Request: {method} needs params.uri as a string.", new JsonRpcId(1)), failure);
+    }
+
+    [Fact]
+    public void Initialize_at_a_revision_before_2026_still_needs_its_params()
+    {
+        var ok = McpEnvelopeParser.TryParse(
+            """{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"_meta":{}}}"""u8, "2025-11-25", DefaultDepth, out var envelope, out var failure);
+
+        Assert.False(ok);
+        Assert.Null(envelope);
+        Assert.Equal(InvalidRequest(InitializeParamsDetail, new JsonRpcId(1)), failure);
+    }
+
     [Fact]
     public void A_notification_needs_no_routing_name()
     {
@@ -260,7 +303,7 @@ public sealed class McpEnvelopeParserTests
     {
         // The SDK binds them before it can answer with a JSON-RPC error: unchecked, they fail the endpoint with a 500.
         Assert.Equal(
-            InvalidRequest("Invalid Request: initialize needs params with protocolVersion (a string), capabilities (an object) and clientInfo (an object with name and version strings).", new JsonRpcId(1)),
+            InvalidRequest(InitializeParamsDetail, new JsonRpcId(1)),
             Refuse(json));
     }
 
