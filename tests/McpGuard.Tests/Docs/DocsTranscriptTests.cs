@@ -18,6 +18,9 @@ namespace McpGuard.Tests.Docs;
 /// configuration (or shows the start-up failure it causes), and a <c>```text</c> block of log records must appear, in
 /// order, in what the sample logged. The sample's clock stands still (<see cref="DocsClock"/>); what still differs from
 /// run to run (dates, request ids, generated keys and tokens, the day window's seconds) is compared as a placeholder.
+/// Each section also gets a scratch folder that stands in for the repository: the commands run there, and the sample's
+/// build output folder in it (<c>samples/McpGuard.Sample/bin/Debug/net10.0/</c>) holds the sample's own appsettings.json,
+/// which the sample reads and watches, so a transcript can edit the file and show the reload it causes.
 /// </summary>
 /// <remarks>
 /// <c>MCPGUARD_UPDATE_DOCS=1 dotnet test --filter DocsTranscriptTests</c> writes the real outputs into the pages
@@ -27,8 +30,12 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
 {
     private const string ServerStart = "dotnet run --project samples/McpGuard.Sample -- --";
     private const string DocsPort = "127.0.0.1:5080";
+    private const string SampleOutputFolder = "samples/McpGuard.Sample/bin/Debug/net10.0";
     private static readonly bool Update = Environment.GetEnvironmentVariable("MCPGUARD_UPDATE_DOCS") == "1";
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long a log block waits for a record: some are written after the response (a refund) or by a file watcher (a reload).</summary>
+    private static readonly TimeSpan LogWait = TimeSpan.FromSeconds(10);
 
     public static TheoryData<string> Pages()
     {
@@ -71,7 +78,7 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
                         }
                     }
                 }
-                else if (block is LogBlock logs && run.MissingLogRecord(lines, logs) is { } missing)
+                else if (block is LogBlock logs && await run.MissingLogRecordAsync(lines, logs) is { } missing)
                 {
                     mismatches.Add($"{page}:{logs.Line} ({section.Title}) log record not logged by the sample:\n{missing}");
                 }
@@ -146,8 +153,18 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
     /// <summary>One section's sample (restarted by a server-start line) and everything it logged.</summary>
     private sealed class SectionRun(ITestOutputHelper output) : IAsyncDisposable
     {
+        private readonly DirectoryInfo _scratch = CreateScratch();
         private GuardedHost? _host;
         private int _logsSeen;
+
+        /// <summary>The section's stand-in for the repository, with a copy of the sample's appsettings.json in its build output folder.</summary>
+        private static DirectoryInfo CreateScratch()
+        {
+            var scratch = Directory.CreateTempSubdirectory("mcpguard-docs-");
+            var sample = Directory.CreateDirectory(Path.Combine(scratch.FullName, SampleOutputFolder));
+            File.Copy(Path.Combine(AppContext.BaseDirectory, "appsettings.json"), Path.Combine(sample.FullName, "appsettings.json"));
+            return scratch;
+        }
 
         public async Task<List<(TranscriptCommand Command, string[] Output)>> RunAsync(ConsoleBlock block)
         {
@@ -198,6 +215,20 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
                     "…",
                 ];
             }
+            catch (InvalidOperationException ex) when (ex.Message.StartsWith("McpGuard: ", StringComparison.Ordinal))
+            {
+                // McpGuard's start-up check (an unguarded MCP endpoint) throws once the app's services are up, so the host
+                // has already logged the ledger's seeding and the startup exception before its own "failed to start".
+                return
+                [
+                    "…",
+                    "fail: Microsoft.Extensions.Hosting.Internal.Host[11]",
+                    "      Hosting failed to start",
+                    $"      {typeof(InvalidOperationException).FullName}: {ex.Message}",
+                    "         at McpGuard.McpGuardEndpointCheck.Verify(IServiceProvider services)",
+                    "…",
+                ];
+            }
         }
 
         private async Task<List<(TranscriptCommand, string[])>> RunShellAsync(List<TranscriptCommand> commands)
@@ -222,7 +253,7 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
             {
                 RedirectStandardOutput = true,
                 RedirectStandardError = true,
-                WorkingDirectory = RepositoryRoot(),
+                WorkingDirectory = _scratch.FullName,
             };
             start.Environment["MCPGUARD_PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture);
             start.Environment["MCPGUARD_SAMPLE"] = Path.Combine(AppContext.BaseDirectory, "McpGuard.Sample.dll");
@@ -247,15 +278,17 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
             return results;
         }
 
-        /// <summary>The first record of the block the sample did not log (after the records already matched), or null.</summary>
-        public string? MissingLogRecord(IReadOnlyList<string> lines, LogBlock block)
+        /// <summary>
+        /// The first record of the block the sample did not log (after the records already matched), or null. Each record may
+        /// take up to <see cref="LogWait"/> to appear.
+        /// </summary>
+        public async Task<string?> MissingLogRecordAsync(IReadOnlyList<string> lines, LogBlock block)
         {
             if (_host is null)
             {
                 return "(no sample ran in this section)";
             }
 
-            var logged = _host.Logs.Entries.Select(Format).ToList();
             for (var i = block.Start; i < block.End; i++)
             {
                 var line = lines[i];
@@ -265,10 +298,16 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
                 }
 
                 var record = Normalise([line, i + 1 < block.End ? lines[i + 1] : string.Empty]);
-                var found = logged.FindIndex(_logsSeen, l => Normalise([.. l.Split('\n').Take(2)]) == record);
-                if (found < 0)
+                var waited = Stopwatch.StartNew();
+                int found;
+                while ((found = _host.Logs.Entries.Select(Format).ToList().FindIndex(_logsSeen, l => Normalise([.. l.Split('\n').Take(2)]) == record)) < 0)
                 {
-                    return record;
+                    if (waited.Elapsed > LogWait)
+                    {
+                        return record;
+                    }
+
+                    await Task.Delay(50);
                 }
 
                 _logsSeen = found + 1;
@@ -291,8 +330,10 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
             return $"{level}: {entry.Category}[{entry.EventId.Id}]\n      {entry.Message}";
         }
 
-        private static Task<GuardedHost> StartAsync(Dictionary<string, string?> settings) =>
-            GuardedHost.StartSampleAsync(settings, builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(new DocsClock())));
+        private Task<GuardedHost> StartAsync(Dictionary<string, string?> settings) =>
+            GuardedHost.StartSampleAsync(settings, builder => builder
+                .UseContentRoot(Path.Combine(_scratch.FullName, SampleOutputFolder))
+                .ConfigureServices(services => services.AddSingleton<TimeProvider>(new DocsClock())));
 
         private static async Task<string[]> SplitArgumentsAsync(string arguments)
         {
@@ -313,6 +354,10 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
             }
         }
 
-        public async ValueTask DisposeAsync() => await StopAsync();
+        public async ValueTask DisposeAsync()
+        {
+            await StopAsync();
+            _scratch.Delete(recursive: true);
+        }
     }
 }
