@@ -15,9 +15,10 @@ namespace McpGuard.Tests.Docs;
 /// pages in docs/ runs on a fresh sample with a fresh ledger: its <c>```console</c> blocks run in order with bash and
 /// curl (curl's connections go to the test's port; URLs and <c>Host</c> stay <c>127.0.0.1:5080</c>), a
 /// <c>dotnet run --project samples/McpGuard.Sample -- --Key=Value…</c> line restarts the sample with that
-/// configuration (or shows the start-up failure it causes), and a <c>```text</c> block of log records must appear, in
-/// order, in what the sample logged. The sample's clock stands still (<see cref="DocsClock"/>); what still differs from
-/// run to run (dates, request ids, generated keys and tokens, the day window's seconds) is compared as a placeholder.
+/// configuration (or shows the start-up failure it causes), the same line without settings restarts it as it ships,
+/// and a <c>```text</c> block of log records must appear, in order, in what the sample logged. The sample's clock
+/// stands still (<see cref="DocsClock"/>); what still differs from run to run (dates, request ids, generated keys and
+/// tokens, the day window's seconds) is compared as a placeholder.
 /// Each section also gets a scratch folder that stands in for the repository: the commands run there, and the sample's
 /// build output folder in it (<c>samples/McpGuard.Sample/bin/Debug/net10.0/</c>) holds the sample's own appsettings.json,
 /// which the sample reads and watches, so a transcript can edit the file and show the reload it causes.
@@ -29,6 +30,7 @@ namespace McpGuard.Tests.Docs;
 public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
 {
     private const string ServerStart = "dotnet run --project samples/McpGuard.Sample -- --";
+    private const string DefaultServerStart = "dotnet run --project samples/McpGuard.Sample";
     private const string DocsPort = "127.0.0.1:5080";
     private const string SampleOutputFolder = "samples/McpGuard.Sample/bin/Debug/net10.0";
     private static readonly bool Update = Environment.GetEnvironmentVariable("MCPGUARD_UPDATE_DOCS") == "1";
@@ -155,6 +157,7 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
     {
         private readonly DirectoryInfo _scratch = CreateScratch();
         private GuardedHost? _host;
+        private bool _startFailed;
         private int _logsSeen;
 
         /// <summary>The section's stand-in for the repository, with a copy of the sample's appsettings.json in its build output folder.</summary>
@@ -172,11 +175,12 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
             var shell = new List<TranscriptCommand>();
             foreach (var command in block.Commands)
             {
-                if (command.Command.StartsWith(ServerStart, StringComparison.Ordinal))
+                // The sample as it ships (with no arguments) or with settings: both restart it, on a fresh ledger.
+                if (command.Command == DefaultServerStart || command.Command.StartsWith(ServerStart, StringComparison.Ordinal))
                 {
                     results.AddRange(await RunShellAsync(shell));
                     shell.Clear();
-                    results.Add((command, await RestartAsync(command.Command[(ServerStart.Length - 2)..])));
+                    results.Add((command, await RestartAsync(command.Command[DefaultServerStart.Length..])));
                 }
                 else
                 {
@@ -193,7 +197,7 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
         {
             await StopAsync();
             var settings = new Dictionary<string, string?>(StringComparer.Ordinal);
-            foreach (var argument in await SplitArgumentsAsync(arguments))
+            foreach (var argument in (await SplitArgumentsAsync(arguments)).SkipWhile(a => a == "--"))
             {
                 var equals = argument.IndexOf('=', StringComparison.Ordinal);
                 settings[argument[2..equals]] = argument[(equals + 1)..];
@@ -201,7 +205,9 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
 
             try
             {
+                _startFailed = true;
                 _host = await StartAsync(settings);
+                _startFailed = false;
                 return [];
             }
             catch (OptionsValidationException ex)
@@ -236,6 +242,12 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
             if (commands.Count == 0)
             {
                 return [];
+            }
+
+            // A reader whose sample failed to start has no sample to talk to: say so rather than start one quietly.
+            if (_host is null && _startFailed)
+            {
+                throw new InvalidOperationException($"'{commands[0].Command}' runs after the sample failed to start; start it again first.");
             }
 
             _host ??= await StartAsync(new Dictionary<string, string?>());
