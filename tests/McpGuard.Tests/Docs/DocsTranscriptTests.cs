@@ -5,7 +5,6 @@ using McpGuard.Tests.Infrastructure;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Options;
 using Xunit.Abstractions;
 
 namespace McpGuard.Tests.Docs;
@@ -137,6 +136,10 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
     [GeneratedRegex(@"(?<window>""[^""]*-1d"";r=\d+;t=)\d+")]
     private static partial Regex DayWindow();
 
+    /// <summary>Where a debug build's stack frame points in the source (" in /path/File.cs:line 52"): not on a reader's console.</summary>
+    [GeneratedRegex(@" in .+:line \d+$")]
+    private static partial Regex StackFrameSource();
+
     private static string Shorten(string command) => command.Length <= 160 ? command : command[..160] + "…";
 
     internal static string RepositoryRoot()
@@ -203,38 +206,45 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
                 settings[argument[2..equals]] = argument[(equals + 1)..];
             }
 
+            var startLogs = new LogSink();
             try
             {
                 _startFailed = true;
-                _host = await StartAsync(settings);
+                _host = await StartAsync(settings, startLogs);
                 _startFailed = false;
                 return [];
             }
-            catch (OptionsValidationException ex)
+            catch (Exception) when (StartFailure(startLogs) is { } failure)
             {
-                return
-                [
-                    "fail: Microsoft.Extensions.Hosting.Internal.Host[11]",
-                    "      Hosting failed to start",
-                    $"      {typeof(OptionsValidationException).FullName}: {ex.Message}",
-                    "         at Microsoft.Extensions.Options.OptionsFactory`1.Create(String name)",
-                    "…",
-                ];
+                return failure;
             }
-            catch (InvalidOperationException ex) when (ex.Message.StartsWith("McpGuard: ", StringComparison.Ordinal))
+        }
+
+        /// <summary>
+        /// The host's "Hosting failed to start" record as the console shows it: the exception's type, message and first
+        /// frame, with "…" for what the console shows around it (records the host logged before, the rest of the stack).
+        /// Null when the host logged no such record: then the exception is the test's own failure.
+        /// </summary>
+        private static string[]? StartFailure(LogSink logs)
+        {
+            var entries = logs.Entries.ToList();
+            var index = entries.FindIndex(e => e is { Category: "Microsoft.Extensions.Hosting.Internal.Host", EventId.Id: 11, Exception: not null });
+            if (index < 0)
             {
-                // McpGuard's start-up check (an unguarded MCP endpoint) throws once the app's services are up, so the host
-                // has already logged the ledger's seeding and the startup exception before its own "failed to start".
-                return
-                [
-                    "…",
-                    "fail: Microsoft.Extensions.Hosting.Internal.Host[11]",
-                    "      Hosting failed to start",
-                    $"      {typeof(InvalidOperationException).FullName}: {ex.Message}",
-                    "         at McpGuard.McpGuardEndpointCheck.Verify(IServiceProvider services)",
-                    "…",
-                ];
+                return null;
             }
+
+            var exception = entries[index].Exception!;
+            var frame = StackFrameSource().Replace((exception.StackTrace ?? string.Empty).Split('\n')[0].Trim(), string.Empty);
+            return
+            [
+                .. index > 0 ? ["…"] : Array.Empty<string>(),
+                "fail: Microsoft.Extensions.Hosting.Internal.Host[11]",
+                "      Hosting failed to start",
+                $"      {exception.GetType().FullName}: {exception.Message}",
+                $"         {frame}",
+                "…",
+            ];
         }
 
         private async Task<List<(TranscriptCommand, string[])>> RunShellAsync(List<TranscriptCommand> commands)
@@ -342,9 +352,16 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
             return $"{level}: {entry.Category}[{entry.EventId.Id}]\n      {entry.Message}";
         }
 
-        private Task<GuardedHost> StartAsync(Dictionary<string, string?> settings) =>
+        private Task<GuardedHost> StartAsync(Dictionary<string, string?> settings, LogSink? startLogs = null) =>
             GuardedHost.StartSampleAsync(settings, builder => builder
                 .UseContentRoot(Path.Combine(_scratch.FullName, SampleOutputFolder))
+                .ConfigureLogging(logging =>
+                {
+                    if (startLogs is not null)
+                    {
+                        logging.AddProvider(startLogs);
+                    }
+                })
                 .ConfigureServices(services => services.AddSingleton<TimeProvider>(new DocsClock())));
 
         private static async Task<string[]> SplitArgumentsAsync(string arguments)
