@@ -1,4 +1,5 @@
 using System.Globalization;
+using McpGuard.Auth;
 using McpGuard.Errors;
 using McpGuard.Protocol;
 using Microsoft.AspNetCore.Http;
@@ -75,8 +76,12 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
 
         if (feature.Caller is not { } caller)
         {
-            // Anonymous methods cannot be priced: there is nobody to charge.
-            return new McpGuardError(state.Catalog[McpGuardReasons.Unauthorized], "Authentication required: this call has a price.");
+            // Anonymous methods cannot be priced: there is nobody to charge. A 401 carries a challenge (RFC 9110), the
+            // same one the authentication gate sends, so an MCP client can discover how to sign in.
+            return new McpGuardError(state.Catalog[McpGuardReasons.Unauthorized], "Authentication required: this call has a price.")
+            {
+                Challenge = Challenges.Unauthorized(state.Auth, error: null, description: null, AuthenticationGate.ChallengeScopes(state.Auth, feature)),
+            };
         }
 
         var now = clock.GetUtcNow();

@@ -52,6 +52,30 @@ public sealed class CreditGateTests
     }
 
     [Fact]
+    public async Task A_priced_call_without_credentials_gets_401_with_the_challenge_and_no_charge()
+    {
+        // tools/call is anonymous and an unknown tool needs no scope, so only its price stops it.
+        await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?>
+        {
+            ["McpGuard:Auth:AnonymousMethods:0"] = "tools/call",
+            ["McpGuard:Credits:DefaultPrice"] = "10",
+        });
+
+        using var refused = await host.PostMcpAsync(
+            CreditCalls.ToolCall(14, "unlisted", "{}"), headers: new Dictionary<string, string> { ["X-Request-Id"] = "anon-priced" }, apiKey: null);
+
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        Assert.Equal(WireAssert.JsonContentType, refused.Content.Headers.ContentType?.ToString());
+        Assert.Equal("no-store", refused.Headers.CacheControl?.ToString());
+        Assert.Equal($"Bearer resource_metadata=\"{AuthResponses.MetadataUrl}\", scope=\"tools:basic tools:premium\"", Assert.Single(refused.Headers.WwwAuthenticate).ToString());
+        Assert.Null(CreditCalls.Header(refused, CreditCalls.ChargeHeader));
+        Assert.Null(CreditCalls.Header(refused, CreditCalls.BalanceHeader));
+        Assert.Equal(
+            """{"jsonrpc":"2.0","id":14,"error":{"code":-31101,"message":"Authentication required: this call has a price.","data":{"reason":"unauthorized","request_id":"anon-priced"}}}""",
+            await refused.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task The_402_without_a_client_request_id_carries_the_generated_one()
     {
         await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?> { ["McpGuard:Accounts:bob:FreeCallsPerMonth"] = "0" });

@@ -5,11 +5,14 @@ using McpGuard.Errors;
 
 namespace McpGuard.Tests.Errors;
 
-/// <summary>The README's error table is the catalog, row for row; a change to one without the other fails here.</summary>
+/// <summary>The error table in docs/errors.md is the catalog, row for row; a change to one without the other fails here.</summary>
 public sealed partial class ReadmeErrorTableTests
 {
     private const string StartMarker = "<!-- error-table:start -->";
     private const string EndMarker = "<!-- error-table:end -->";
+
+    /// <summary>The page that holds the table (the error reference), relative to the repository root.</summary>
+    private const string Page = "docs/errors.md";
 
     private static readonly string[] Header = ["reason", "HTTP", "JSON-RPC code", "retryable", "client action", "default message"];
 
@@ -62,7 +65,7 @@ public sealed partial class ReadmeErrorTableTests
     }
 
     private static string Advice() =>
-        $"README.md must hold the error table between '{StartMarker}' and '{EndMarker}', exactly as McpGuardErrorCatalog.Defaults has it:\n\n{ExpectedTable()}";
+        $"{Page} must hold the error table between '{StartMarker}' and '{EndMarker}', exactly as McpGuardErrorCatalog.Defaults has it:\n\n{ExpectedTable()}";
 
     [Fact]
     public void The_expected_table_has_one_row_per_catalog_entry_in_catalog_order()
@@ -78,18 +81,18 @@ public sealed partial class ReadmeErrorTableTests
     }
 
     [Fact]
-    public void The_readme_error_table_matches_the_catalog()
+    public void The_documented_error_table_matches_the_catalog()
     {
-        var path = Path.Combine(FindRepositoryRoot(), "README.md");
+        var path = Path.Combine(FindRepositoryRoot(), "docs", "errors.md");
         Assert.True(File.Exists(path), $"{path} does not exist.\n\n{Advice()}");
         var text = File.ReadAllText(path).ReplaceLineEndings("\n");
 
         var start = text.IndexOf(StartMarker, StringComparison.Ordinal);
         var end = text.IndexOf(EndMarker, StringComparison.Ordinal);
-        Assert.True(start >= 0 && end > start, $"README.md lacks the markers, or they are out of order.\n\n{Advice()}");
+        Assert.True(start >= 0 && end > start, $"{Page} lacks the markers, or they are out of order.\n\n{Advice()}");
         Assert.True(
             text.IndexOf(StartMarker, start + 1, StringComparison.Ordinal) < 0 && text.IndexOf(EndMarker, end + 1, StringComparison.Ordinal) < 0,
-            $"README.md holds more than one pair of error-table markers.\n\n{Advice()}");
+            $"{Page} holds more than one pair of error-table markers.\n\n{Advice()}");
 
         var lines = text[(start + StartMarker.Length)..end]
             .Split('\n')
@@ -109,7 +112,7 @@ public sealed partial class ReadmeErrorTableTests
             var got = i < actual.Count ? actual[i] : "(no more rows)";
             Assert.True(
                 string.Equals(want, got, StringComparison.Ordinal),
-                $"README.md's error table differs from the catalog at row {i + 1}:\n  expected: | {want} |\n  actual:   | {got} |\n\n{Advice()}");
+                $"{Page}'s error table differs from the catalog at row {i + 1}:\n  expected: | {want} |\n  actual:   | {got} |\n\n{Advice()}");
         }
     }
 }

@@ -1,4 +1,5 @@
 using System.Net.Http.Headers;
+using System.Runtime.ExceptionServices;
 using System.Text;
 using McpGuard.Sample;
 using Microsoft.AspNetCore.Builder;
@@ -93,12 +94,24 @@ public sealed class GuardedHost : IAsyncDisposable
             factory.StartServer();
             return new GuardedHost(factory, factory.Services, logs);
         }
+        catch (ObjectDisposedException) when (StartupFailure(logs) is { } startup)
+        {
+            // The app failed to start and disposed its host before WebApplicationFactory looked at it (a race on a
+            // busy machine): the factory then throws ObjectDisposedException. Throw what the app threw, as the host logged it.
+            await factory.DisposeAsync();
+            ExceptionDispatchInfo.Throw(startup);
+            throw;
+        }
         catch
         {
             await factory.DisposeAsync();
             throw;
         }
     }
+
+    /// <summary>The exception of the host's "Hosting failed to start" record (Microsoft.Extensions.Hosting event 11), if it logged one.</summary>
+    private static Exception? StartupFailure(LogSink logs) =>
+        logs.Entries.FirstOrDefault(e => e is { Category: "Microsoft.Extensions.Hosting.Internal.Host", EventId.Id: 11, Exception: not null })?.Exception;
 
     /// <summary>Starts an app the test builds: <paramref name="build"/> registers services, <paramref name="map"/> sets up the pipeline.</summary>
     public static async Task<GuardedHost> StartAsync(
