@@ -12,14 +12,3 @@ public sealed record McpGuardApiKey(string Id, string Account, IReadOnlyList<str
     /// <summary>A revoked key never works again.</summary>
     public bool Revoked { get; init; }
 }
-
-/// <summary>
-/// Where keys created at run time live (the credits issue backs this with its database). Keys from
-/// configuration are always checked first. Implementations look keys up by the SHA-256 of the whole key,
-/// so a lookup's timing says nothing useful about any secret.
-/// </summary>
-public interface IMcpGuardKeyStore
-{
-    /// <summary>Finds the key whose SHA-256 (32 bytes) is <paramref name="sha256"/>, or null.</summary>
-    ValueTask<McpGuardApiKey?> FindByHashAsync(ReadOnlyMemory<byte> sha256, CancellationToken cancellationToken);
-}
