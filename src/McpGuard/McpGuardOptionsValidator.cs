@@ -3,12 +3,14 @@ using McpGuard.Auth;
 using McpGuard.Credits;
 using McpGuard.Errors;
 using McpGuard.RateLimiting;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
 
 namespace McpGuard;
 
 /// <summary>Checks the whole of <see cref="McpGuardOptions"/> and reports every problem in one failure.</summary>
-internal sealed class McpGuardOptionsValidator : IValidateOptions<McpGuardOptions>
+/// <param name="schemes">The app's authentication schemes (McpGuard registers authentication, so there always is a provider).</param>
+internal sealed class McpGuardOptionsValidator(IAuthenticationSchemeProvider? schemes = null) : IValidateOptions<McpGuardOptions>
 {
     private const string Section = "McpGuard";
 
@@ -63,7 +65,7 @@ internal sealed class McpGuardOptionsValidator : IValidateOptions<McpGuardOption
         }
 
         McpGuardErrorCatalog.Validate(options.Errors, $"{Section}:Errors", errors);
-        AuthOptionsValidation.Validate(options, errors);
+        AuthOptionsValidation.Validate(options, errors, options.Auth.Schemes.Count > 0 ? RegisteredSchemes() : null);
         RateLimitOptionsValidation.Validate(options, errors);
         CreditOptionsValidation.Validate(options, errors);
         AdminOptionsValidation.Validate(options, errors);
@@ -73,4 +75,10 @@ internal sealed class McpGuardOptionsValidator : IValidateOptions<McpGuardOption
 
     private static bool IsTokenChar(char c) =>
         char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c, StringComparison.Ordinal);
+
+    private string[]? RegisteredSchemes() =>
+        schemes is null
+            ? null
+            // The framework's provider answers from memory; its Task is already complete.
+            : [.. schemes.GetAllSchemesAsync().GetAwaiter().GetResult().Select(s => s.Name)];
 }

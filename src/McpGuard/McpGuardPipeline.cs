@@ -20,6 +20,7 @@ internal sealed partial class McpGuardPipeline(
     McpGuard.Tools.ToolStatusGate toolStatus,
     RateLimitGate rateLimits,
     CreditGate credits,
+    ChargeSettlement settlement,
     McpGuardErrorWriter writer,
     ILogger<McpGuardPipeline> logger)
 {
@@ -46,12 +47,7 @@ internal sealed partial class McpGuardPipeline(
         McpGuardError? error;
         try
         {
-            error = await frontDoor.CheckAsync(context, feature)
-                ?? await authentication.CheckAsync(context, feature)
-                ?? await authorization.CheckAsync(feature)
-                ?? await toolStatus.CheckAsync(feature)
-                ?? rateLimits.Check(context, feature)
-                ?? await credits.CheckAsync(context, feature);
+            error = await CheckAsync(context, feature);
         }
         catch (Exception ex) when (ClientDisconnect.Caused(ex, context))
         {
@@ -77,13 +73,52 @@ internal sealed partial class McpGuardPipeline(
         await InvokeEndpointAsync(context, next, feature);
     }
 
+    /// <summary>
+    /// The gates in order. Each reads what the earlier ones decided from the feature; the value a gate decides (the
+    /// envelope, the caller, the charge) is recorded once, here or by the front door, and never changed after.
+    /// </summary>
+    private async ValueTask<McpGuardError?> CheckAsync(HttpContext context, McpGuardFeature feature)
+    {
+        if (await frontDoor.CheckAsync(context, feature) is { } refused)
+        {
+            return refused;
+        }
+
+        var authenticated = await authentication.AuthenticateAsync(context, feature.State, feature.Envelope, feature.RequestId);
+        if (authenticated.Error is not null)
+        {
+            return authenticated.Error;
+        }
+
+        if (authenticated.Value is { } caller)
+        {
+            feature.RecordCaller(caller);
+        }
+
+        var error = await authorization.CheckAsync(feature)
+            ?? await toolStatus.CheckAsync(feature)
+            ?? rateLimits.Check(context, feature);
+        if (error is not null)
+        {
+            return error;
+        }
+
+        var charged = await credits.ChargeAsync(context, feature);
+        if (charged.Value is { } charge)
+        {
+            feature.RecordCharge(charge);
+        }
+
+        return charged.Error;
+    }
+
     private async Task InvokeEndpointAsync(HttpContext context, RequestDelegate next, McpGuardFeature feature)
     {
         try
         {
             if (feature.Charge is not null)
             {
-                await credits.InvokeChargedAsync(context, next, feature, writer);
+                await settlement.InvokeAsync(context, next, feature);
             }
             else
             {

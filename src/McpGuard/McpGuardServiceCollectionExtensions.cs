@@ -51,20 +51,36 @@ public static class McpGuardServiceCollectionExtensions
         services.TryAddSingleton<IMcpGuardRateLimiterProvider, LocalRateLimiterProvider>();
         services.TryAddSingleton<RateLimitGate>();
         services.TryAddSingleton<CreditGate>();
+        services.TryAddSingleton<ChargeSettlement>();
         services.TryAddSingleton<AdminApi>();
         McpGuard.Storage.McpGuardStores.Add(services);
         services.TryAddSingleton<McpGuard.Tools.ToolStatusGate>();
-        // JwtBearer's handler validates tokens, but as a component the gate runs, not as a registered
-        // authentication scheme: a registered scheme would become the app's default and run on every request.
-        services.TryAddSingleton<JwtBearerOptionsSetup>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<JwtBearerOptions>, JwtBearerOptionsSetupForwarder>());
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<JwtBearerOptions>, JwtBearerPostConfigureOptions>());
+        AddSchemes(services);
 
         services.TryAddSingleton(sp => new McpGuardErrorWriter(sp.GetService<Microsoft.AspNetCore.Http.IProblemDetailsService>()));
         services.TryAddSingleton<McpGuardPipeline>();
         services.TryAddSingleton<McpEndpoints>();
         services.TryAddEnumerable(ServiceDescriptor.Transient<Microsoft.AspNetCore.Hosting.IStartupFilter, McpGuardEndpointCheck>());
         return new McpGuardBuilder(services);
+    }
+
+    /// <summary>
+    /// McpGuard's two authentication schemes, API keys and its own JwtBearer, registered once (a scheme name can be added
+    /// only once). They never become the app's default: see <see cref="AppDefaultSchemeKeeper"/>.
+    /// </summary>
+    private static void AddSchemes(IServiceCollection services)
+    {
+        if (services.Any(d => d.ServiceType == typeof(JwtBearerOptionsSetup)))
+        {
+            return;
+        }
+
+        services.TryAddSingleton<JwtBearerOptionsSetup>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<JwtBearerOptions>, JwtBearerOptionsSetupForwarder>());
+        services.AddAuthentication()
+            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(McpGuardSchemes.ApiKey, displayName: null, configureOptions: null)
+            .AddJwtBearer(McpGuardSchemes.Jwt, static _ => { });
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<Microsoft.AspNetCore.Authentication.AuthenticationOptions>, AppDefaultSchemeKeeper>());
     }
 }
 

@@ -3,11 +3,14 @@ namespace McpGuard.Auth;
 /// <summary>The authentication and authorization part of options validation.</summary>
 internal static class AuthOptionsValidation
 {
-    public static void Validate(McpGuardOptions options, List<string> errors)
+    /// <param name="options">The options.</param>
+    /// <param name="errors">Where problems are added.</param>
+    /// <param name="registeredSchemes">The app's authentication schemes, to check <c>Auth:Schemes</c> against; null when unknown.</param>
+    public static void Validate(McpGuardOptions options, List<string> errors, IReadOnlyCollection<string>? registeredSchemes = null)
     {
         var auth = options.Auth;
         const string At = "McpGuard:Auth";
-        var enabled = auth.ApiKeys.Enabled || auth.Jwt.Enabled;
+        var enabled = auth.ApiKeys.Enabled || auth.Jwt.Enabled || auth.Schemes.Count > 0;
 
         if (auth.Resource is not null || enabled)
         {
@@ -113,6 +116,33 @@ internal static class AuthOptionsValidation
             if (jwt.ClockSkew < TimeSpan.Zero || jwt.ClockSkew > TimeSpan.FromMinutes(10))
             {
                 errors.Add($"{At}:Jwt:ClockSkew must be between 00:00:00 and 00:10:00 (got {jwt.ClockSkew}).");
+            }
+        }
+
+        if (auth.Schemes.Count > 0)
+        {
+            if (jwt.Enabled)
+            {
+                errors.Add($"{At}:Schemes and {At}:Jwt:Enabled cannot both be set: with Schemes, the app's own schemes validate tokens instead of McpGuard.");
+            }
+
+            else if (string.IsNullOrWhiteSpace(jwt.AccountClaim))
+            {
+                errors.Add($"{At}:Jwt:AccountClaim must name a claim, like 'sub'.");
+            }
+
+            for (var i = 0; i < auth.Schemes.Count; i++)
+            {
+                var scheme = auth.Schemes[i];
+                if (string.IsNullOrWhiteSpace(scheme) || McpGuardSchemes.IsOwn(scheme))
+                {
+                    errors.Add($"{At}:Schemes:{i} must name one of the app's own authentication schemes, not McpGuard's (got '{scheme}').");
+                }
+                else if (registeredSchemes is not null && !registeredSchemes.Contains(scheme))
+                {
+                    var known = registeredSchemes.Where(s => !McpGuardSchemes.IsOwn(s)).Order(StringComparer.Ordinal).ToArray();
+                    errors.Add($"{At}:Schemes:{i} '{scheme}' is not a registered authentication scheme (registered: {(known.Length > 0 ? string.Join(", ", known) : "none")}).");
+                }
             }
         }
 

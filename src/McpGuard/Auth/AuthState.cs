@@ -19,6 +19,7 @@ internal sealed class AuthState
         var auth = options.Auth;
         KeysEnabled = auth.ApiKeys.Enabled;
         JwtEnabled = auth.Jwt.Enabled;
+        Schemes = [.. auth.Schemes.Distinct(StringComparer.Ordinal)];
         KeyPrefix = auth.ApiKeys.Prefix + "_";
         KeyHeader = string.IsNullOrWhiteSpace(auth.ApiKeys.HeaderName) ? null : auth.ApiKeys.HeaderName;
         Keys = auth.ApiKeys.Keys
@@ -64,7 +65,10 @@ internal sealed class AuthState
         }
     }
 
-    public bool Enabled => KeysEnabled || JwtEnabled;
+    public bool Enabled => KeysEnabled || JwtEnabled || Schemes.Length > 0;
+
+    /// <summary>The app's own schemes that authenticate callers (<c>Auth:Schemes</c>), in order.</summary>
+    public string[] Schemes { get; }
 
     public bool KeysEnabled { get; }
 

@@ -1,12 +1,8 @@
 using System.Collections.Frozen;
 using System.Security.Claims;
-using System.Security.Cryptography;
 using McpGuard.Errors;
 using McpGuard.Protocol;
-using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
-using Microsoft.AspNetCore.Authentication.JwtBearer;
-using Microsoft.Extensions.Options;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Microsoft.Net.Http.Headers;
@@ -14,89 +10,156 @@ using Microsoft.Net.Http.Headers;
 namespace McpGuard.Auth;
 
 /// <summary>
-/// Authenticates the caller with an API key or a JWT, chosen by the credential's shape. Every failure with a
-/// credential is the same 401 <c>invalid_token</c> to the client (no oracle telling which check failed);
-/// the log says which, naming the key id but never the secret. The credential is removed from the request
-/// before the endpoint runs, so it is never forwarded upstream.
+/// Authenticates the caller through ASP.NET Core authentication, with the scheme the credential's shape names: an API
+/// key (<see cref="McpGuardSchemes.ApiKey"/>), a JWT (McpGuard's own JwtBearer scheme, <see cref="McpGuardSchemes.Jwt"/>),
+/// or, when <c>Auth:Schemes</c> names the app's own schemes, those, in order. Every failure with a credential is the
+/// same 401 <c>invalid_token</c> to the client (no oracle telling which check failed); the log says which, naming the
+/// key id but never the secret. The credential is removed from the request before the endpoint runs, so it is never
+/// forwarded upstream.
 /// </summary>
-internal sealed partial class AuthenticationGate(
-    TimeProvider timeProvider,
-    IOptionsMonitor<JwtBearerOptions> jwtOptions,
-    ILoggerFactory loggerFactory,
-    ILogger<AuthenticationGate> logger,
-    IMcpGuardApiKeyStore keyStore)
+internal sealed partial class AuthenticationGate(ILogger<AuthenticationGate> logger)
 {
-    private static readonly AuthenticationScheme JwtAuthenticationScheme = new(JwtScheme, displayName: null, typeof(JwtBearerHandler));
-
-    internal const string JwtScheme = "McpGuard.Jwt";
     internal const string ApiKeyAuthenticationType = "McpGuard.ApiKey";
     internal const string InvalidKeyMessage = "invalid or expired API key";
     internal const string InvalidTokenMessage = "invalid or expired token";
 
-    public async ValueTask<McpGuardError?> CheckAsync(HttpContext context, McpGuardFeature feature)
+    /// <summary>The caller of this request (null: anonymous, or authentication off), or the refusal.</summary>
+    public async ValueTask<GateResult<McpGuardCaller>> AuthenticateAsync(HttpContext context, McpGuardState state, McpEnvelope? envelope, string requestId)
     {
-        var state = feature.State;
         var auth = state.Auth;
         if (!auth.Enabled)
         {
-            return null;
+            return default;
         }
 
-        var anonymous = IsAnonymous(auth, feature.Envelope);
         var credential = ReadCredential(context.Request, auth, out var fromKeyHeader);
-        if (credential.IsEmpty)
-        {
-            return anonymous
-                ? null
-                : new McpGuardError(state.Catalog[McpGuardReasons.Unauthorized], auth.KeysEnabled ? InvalidKeyMessage : "Authentication required: send an OAuth access token as a Bearer token.")
-                {
-                    Challenge = Challenges.Unauthorized(auth, error: null, description: null, ChallengeScopes(auth, feature)),
-                };
-        }
-
-        Authenticated? authenticated;
+        string[] schemes;
         string failureMessage;
-        if (auth.KeysEnabled && (fromKeyHeader || credential.Span.StartsWith(auth.KeyPrefix, StringComparison.Ordinal)))
+        if (auth.KeysEnabled && !credential.IsEmpty && (fromKeyHeader || credential.Span.StartsWith(auth.KeyPrefix, StringComparison.Ordinal)))
         {
-            authenticated = await AuthenticateKeyAsync(credential.Span, auth, feature.RequestId, context.RequestAborted);
+            schemes = McpGuardSchemes.ApiKeyOnly;
             failureMessage = InvalidKeyMessage;
         }
-        else if (auth.JwtEnabled && LooksLikeJwt(credential.Span))
+        else if (auth.JwtEnabled && !credential.IsEmpty && LooksLikeJwt(credential.Span))
         {
-            authenticated = await AuthenticateJwtAsync(context, auth.AccountClaim, feature.RequestId);
+            schemes = McpGuardSchemes.JwtOnly;
             failureMessage = InvalidTokenMessage;
+        }
+        else if (auth.Schemes.Length > 0)
+        {
+            // The app's own schemes judge whatever came (a token of any shape, a cookie, nothing at all).
+            schemes = auth.Schemes;
+            failureMessage = InvalidTokenMessage;
+        }
+        else if (!credential.IsEmpty)
+        {
+            Log.CredentialShapeUnknown(logger, requestId);
+            return Refuse(state, envelope, auth.KeysEnabled ? InvalidKeyMessage : InvalidTokenMessage);
         }
         else
         {
-            Log.CredentialShapeUnknown(logger, feature.RequestId);
-            authenticated = null;
-            failureMessage = auth.KeysEnabled ? InvalidKeyMessage : InvalidTokenMessage;
+            return Unauthenticated(state, envelope);
         }
 
-        if (authenticated is not { } who)
+        foreach (var scheme in schemes)
         {
-            return new McpGuardError(state.Catalog[McpGuardReasons.InvalidToken], failureMessage)
+            var result = await context.AuthenticateAsync(scheme);
+            if (result.Succeeded)
             {
-                Challenge = Challenges.Unauthorized(auth, "invalid_token", failureMessage, ChallengeScopes(auth, feature)),
-            };
+                return Accept(context, state, envelope, result.Principal, scheme, requestId);
+            }
+
+            if (scheme != McpGuardSchemes.ApiKey && !credential.IsEmpty)
+            {
+                // The exception type says why (expired, bad signature, wrong audience…); its message may carry token parts.
+                // McpGuard's own refusals say why in a message that names claims, never their values. (The API-key scheme
+                // logs its own refusals, naming the key id.)
+                Log.TokenRejected(logger, result.Failure is JwtContentRefusedException refused ? refused.Message : Why(scheme, result.Failure?.GetType().Name ?? "no result"), requestId);
+            }
         }
 
-        feature.Caller = who.Caller;
-        if (McpGuardCallerIdentity.Find(who.Principal) is null)
+        return credential.IsEmpty ? Unauthenticated(state, envelope) : Refuse(state, envelope, failureMessage);
+    }
+
+    private GateResult<McpGuardCaller> Accept(HttpContext context, McpGuardState state, McpEnvelope? envelope, ClaimsPrincipal principal, string scheme, string requestId)
+    {
+        var auth = state.Auth;
+        McpGuardCaller caller;
+        if (McpGuardCallerIdentity.Find(principal) is { } identity)
         {
-            // A token's principal comes from JwtBearer; McpGuard's tool filters find the caller on an identity of its own.
-            who.Principal.AddIdentity(new McpGuardCallerIdentity(who.Caller, feature.RequestId, authenticationType: null, nameType: null));
+            caller = identity.Caller;
+        }
+        else
+        {
+            // A token's principal (McpGuard's JwtBearer scheme, or the app's own): the account and scopes come from its claims.
+            if (AccountOf(principal, auth.AccountClaim) is not { Length: > 0 } account)
+            {
+                Log.TokenRejected(logger, Why(scheme, $"no '{auth.AccountClaim}' claim"), requestId);
+                return Refuse(state, envelope, InvalidTokenMessage);
+            }
+
+            caller = new McpGuardCaller(account, null, ScopesOf(principal), McpGuardCredentialKind.Jwt);
+            principal = SessionOwner.NamedByAccount(principal, account);
+            principal.AddIdentity(new McpGuardCallerIdentity(caller, requestId, authenticationType: null, nameType: null));
         }
 
-        context.User = who.Principal;
+        context.User = principal;
         context.Request.Headers.Remove(HeaderNames.Authorization);
         if (auth.KeyHeader is not null)
         {
             context.Request.Headers.Remove(auth.KeyHeader);
         }
 
-        return null;
+        return new(caller, null);
     }
+
+    private static string Why(string scheme, string why) =>
+        scheme == McpGuardSchemes.Jwt ? why : $"scheme {scheme}: {why}";
+
+    /// <summary>
+    /// The account a token names: the configured claim, or, for <c>sub</c>, the <c>nameidentifier</c> claim that an app's
+    /// JwtBearer makes of it when it maps inbound claims (its default).
+    /// </summary>
+    internal static string? AccountOf(ClaimsPrincipal principal, string accountClaim) =>
+        principal.FindFirst(accountClaim)?.Value
+        ?? (accountClaim == "sub" ? principal.FindFirst(ClaimTypes.NameIdentifier)?.Value : null);
+
+    /// <summary>The scopes a token grants: space-separated <c>scope</c> or <c>scp</c> claims (or the name an app's JwtBearer maps <c>scp</c> to).</summary>
+    internal static FrozenSet<string> ScopesOf(ClaimsPrincipal principal)
+    {
+        var scopes = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var claim in principal.Claims)
+        {
+            if (claim.Type is "scope" or "scp" or MappedScopeClaim)
+            {
+                scopes.UnionWith(claim.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
+            }
+        }
+
+        return scopes.ToFrozenSet(StringComparer.Ordinal);
+    }
+
+    private const string MappedScopeClaim = "http://schemas.microsoft.com/identity/claims/scope";
+
+    private static GateResult<McpGuardCaller> Unauthenticated(McpGuardState state, McpEnvelope? envelope)
+    {
+        var auth = state.Auth;
+        if (IsAnonymous(auth, envelope))
+        {
+            return default;
+        }
+
+        return new McpGuardError(state.Catalog[McpGuardReasons.Unauthorized], auth.KeysEnabled ? InvalidKeyMessage : "Authentication required: send an OAuth access token as a Bearer token.")
+        {
+            Challenge = Challenges.Unauthorized(auth, error: null, description: null, ChallengeScopes(auth, envelope)),
+        };
+    }
+
+    private static GateResult<McpGuardCaller> Refuse(McpGuardState state, McpEnvelope? envelope, string message) =>
+        new McpGuardError(state.Catalog[McpGuardReasons.InvalidToken], message)
+        {
+            Challenge = Challenges.Unauthorized(state.Auth, "invalid_token", message, ChallengeScopes(state.Auth, envelope)),
+        };
 
     /// <summary>
     /// Whether the message may come without credentials. A method message may when its method is in
@@ -111,9 +174,9 @@ internal sealed partial class AuthenticationGate(
             : auth.IsAnonymous(McpMethods.Initialize);
 
     /// <summary>The scopes a challenge names: this call's, else every scope the resource supports.</summary>
-    internal static string[] ChallengeScopes(AuthState auth, McpGuardFeature feature)
+    internal static string[] ChallengeScopes(AuthState auth, McpEnvelope? envelope)
     {
-        var required = auth.RequiredScopes(feature.Envelope);
+        var required = auth.RequiredScopes(envelope);
         return required.Length > 0 ? required : auth.ScopesSupported;
     }
 
@@ -135,97 +198,11 @@ internal sealed partial class AuthenticationGate(
         return default;
     }
 
-    /// <summary>
-    /// Finds the key by the SHA-256 of the credential: configuration first (compared in constant time, with what the
-    /// key grants compiled once), then the key store (keys created at run time). Completes synchronously for a
-    /// configured key; the hash is copied to the heap only when the store has to be asked.
-    /// </summary>
-    private ValueTask<Authenticated?> AuthenticateKeyAsync(ReadOnlySpan<char> credential, AuthState auth, string requestId, CancellationToken cancellationToken)
+    /// <summary>The credential if it has an API key's shape: a key header's value, or a Bearer token with the key prefix.</summary>
+    internal static ReadOnlyMemory<char> ReadApiKey(HttpRequest request, AuthState auth)
     {
-        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
-        if (!Credentials.TryHash(credential, hash))
-        {
-            Log.KeyRejected(logger, "too long", "(none)", requestId);
-            return ValueTask.FromResult<Authenticated?>(null);
-        }
-
-        // Compare against every configured key in constant time, without stopping at a match.
-        AuthState.ConfiguredKey? configured = null;
-        foreach (var candidate in auth.Keys)
-        {
-            if (CryptographicOperations.FixedTimeEquals(candidate.Hash, hash))
-            {
-                configured = candidate;
-            }
-        }
-
-        if (configured is not null)
-        {
-            return ValueTask.FromResult(Accept(configured.Key, configured.Grant, requestId));
-        }
-
-        return FindStoredKeyAsync(hash.ToArray(), requestId, cancellationToken);
-    }
-
-    private async ValueTask<Authenticated?> FindStoredKeyAsync(byte[] hash, string requestId, CancellationToken cancellationToken)
-    {
-        var key = await keyStore.FindAsync(hash, cancellationToken);
-        if (key is null)
-        {
-            Log.KeyRejected(logger, "unknown", "(none)", requestId);
-            return null;
-        }
-
-        return Accept(key, new ApiKeyGrant(key), requestId);
-    }
-
-    private Authenticated? Accept(McpGuardApiKey key, ApiKeyGrant grant, string requestId)
-    {
-        if (key.Revoked)
-        {
-            Log.KeyRejected(logger, "revoked", key.Id, requestId);
-            return null;
-        }
-
-        if (key.ExpiresAt is { } expiresAt && expiresAt <= timeProvider.GetUtcNow())
-        {
-            Log.KeyRejected(logger, "expired", key.Id, requestId);
-            return null;
-        }
-
-        return new Authenticated(grant.Caller, grant.CreatePrincipal(key, requestId));
-    }
-
-    private async ValueTask<Authenticated?> AuthenticateJwtAsync(HttpContext context, string accountClaim, string requestId)
-    {
-        // A fresh handler per call, outside IAuthenticationService: nothing is cached on the request and the
-        // app's own authentication (if any) is untouched.
-        var handler = new JwtBearerHandler(jwtOptions, loggerFactory, UrlEncoder.Default);
-        await handler.InitializeAsync(JwtAuthenticationScheme, context);
-        var result = await handler.AuthenticateAsync();
-        if (!result.Succeeded || result.Principal is null)
-        {
-            // The exception type says why (expired, bad signature, wrong audience…); its message may carry token parts.
-            // McpGuard's own refusals say why in a message that names claims, never their values.
-            Log.TokenRejected(logger, result.Failure is JwtContentRefusedException refused ? refused.Message : result.Failure?.GetType().Name ?? "no token", requestId);
-            return null;
-        }
-
-        var principal = result.Principal;
-        var account = principal.FindFirst(accountClaim)?.Value;
-        if (string.IsNullOrEmpty(account))
-        {
-            Log.TokenRejected(logger, $"no '{accountClaim}' claim", requestId);
-            return null;
-        }
-
-        var scopes = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var claim in principal.FindAll(c => c.Type is "scope" or "scp"))
-        {
-            scopes.UnionWith(claim.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries));
-        }
-
-        return new Authenticated(new McpGuardCaller(account, null, scopes.ToFrozenSet(StringComparer.Ordinal), McpGuardCredentialKind.Jwt), SessionOwner.NamedByAccount(principal, account));
+        var credential = ReadCredential(request, auth, out var fromKeyHeader);
+        return fromKeyHeader || credential.Span.StartsWith(auth.KeyPrefix, StringComparison.Ordinal) ? credential : default;
     }
 
     /// <summary>Three dot-separated base64url segments.</summary>
@@ -247,10 +224,7 @@ internal sealed partial class AuthenticationGate(
         return dots == 2;
     }
 
-    /// <summary>Who the caller is (kept on the request feature) and the principal the request carries (<c>HttpContext.User</c>).</summary>
-    private readonly record struct Authenticated(McpGuardCaller Caller, ClaimsPrincipal Principal);
-
-    private static partial class Log
+    internal static partial class Log
     {
         [LoggerMessage(4001, LogLevel.Information, "API key rejected ({Why}) for request {RequestId}; key id {KeyId}.", EventName = "KeyRejected")]
         public static partial void KeyRejected(ILogger logger, string why, string keyId, string requestId);

@@ -21,14 +21,14 @@ internal sealed class JwtBearerOptionsSetup : IConfigureNamedOptions<JwtBearerOp
         _timeProvider = timeProvider;
 
         // The handler caches its options; drop them when a good McpGuard reload lands so the next request rebuilds them.
-        states.Reloaded += _ => cache.TryRemove(AuthenticationGate.JwtScheme);
+        states.Reloaded += _ => cache.TryRemove(McpGuardSchemes.Jwt);
     }
 
     public void Configure(JwtBearerOptions options) => Configure(Options.DefaultName, options);
 
     public void Configure(string? name, JwtBearerOptions options)
     {
-        if (name != AuthenticationGate.JwtScheme)
+        if (name != McpGuardSchemes.Jwt)
         {
             return;
         }

@@ -52,6 +52,14 @@ public sealed class McpGuardAuthOptions
 
     /// <summary>OAuth bearer tokens (JWT).</summary>
     public McpGuardJwtOptions Jwt { get; } = new();
+
+    /// <summary>
+    /// The app's own authentication schemes (for example the one <c>AddJwtBearer()</c> registered) that authenticate
+    /// callers instead of McpGuard's JWT validation, tried in order; the first that succeeds names the caller, its
+    /// account from <c>Jwt:AccountClaim</c> and its scopes from <c>scope</c>/<c>scp</c>. API keys still go to McpGuard's
+    /// own scheme. Cannot be combined with <c>Jwt:Enabled</c>. Default: none.
+    /// </summary>
+    public IList<string> Schemes { get; } = [];
 }
 
 /// <summary>API keys, sent as <c>Authorization: Bearer &lt;prefix&gt;_&lt;secret&gt;</c> (or in <see cref="HeaderName"/>).</summary>

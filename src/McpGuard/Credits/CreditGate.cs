@@ -38,29 +38,28 @@ internal sealed class ChargeTicket(HttpResponse response, long priceMicro, strin
 }
 
 /// <summary>
-/// The last gate before the endpoint: charges priced calls (free tier,
-/// then balance, then monthly cap) durably before the endpoint runs. After it, <see cref="InvokeChargedAsync"/>
-/// lets the debit stand when the server answered, and refunds it in the same request when the server failed:
-/// an HTTP 5xx, an exception, a stream that broke mid-way, a timeout, or the client going away.
+/// The last gate before the endpoint: charges priced calls (free tier, then balance, then monthly cap) durably before
+/// the endpoint runs. <see cref="ChargeSettlement"/> then settles the charge by what the endpoint answered.
 /// </summary>
 internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvider clock, ILogger<CreditGate> logger)
 {
     internal const string ChargeHeader = "McpGuard-Charge-Micro";
     internal const string BalanceHeader = "McpGuard-Balance-Micro";
 
-    public async ValueTask<McpGuardError?> CheckAsync(HttpContext context, McpGuardFeature feature)
+    /// <summary>The charge taken for this call (null: nothing to charge), or the refusal.</summary>
+    public async ValueTask<GateResult<ChargeTicket>> ChargeAsync(HttpContext context, McpGuardFeature feature)
     {
         var state = feature.State;
         var credits = state.Credits;
         if (!credits.Enabled || feature.Envelope is not { Kind: McpMessageKind.Request } envelope)
         {
-            return null;
+            return default;
         }
 
         var price = credits.Price(envelope);
         if (price == 0)
         {
-            return null;
+            return default;
         }
 
         if (feature.LegacySse)
@@ -80,7 +79,7 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
             // same one the authentication gate sends, so an MCP client can discover how to sign in.
             return new McpGuardError(state.Catalog[McpGuardReasons.Unauthorized], "Authentication required: this call has a price.")
             {
-                Challenge = Challenges.Unauthorized(state.Auth, error: null, description: null, AuthenticationGate.ChallengeScopes(state.Auth, feature)),
+                Challenge = Challenges.Unauthorized(state.Auth, error: null, description: null, AuthenticationGate.ChallengeScopes(state.Auth, envelope)),
             };
         }
 
@@ -112,207 +111,14 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
         }
 
         var free = result.Outcome == McpGuardChargeOutcome.Free;
-        feature.Charge = new ChargeTicket(context.Response, price, credits.PriceText(price), free, result.BalanceMicro);
-        context.Response.OnStarting(ChargeTicket.OnStarting, feature.Charge);
-        return null;
-    }
-
-    /// <summary>
-    /// Runs the endpoint for a charged call under the upstream timeout and settles the charge by its outcome: the debit
-    /// stands only when the endpoint wrote, in full and with a status below 400, a JSON-RPC <c>result</c> answering the
-    /// charged request (a tool result with <c>isError: true</c> is the tool answering). Anything else is refunded in the
-    /// same request: an HTTP status of 400 or more, a JSON-RPC <c>error</c>, a result that asks for more input
-    /// (<c>resultType</c> other than <c>complete</c>), an <c>internal_error</c> tool result when
-    /// <c>RefundToolInternalErrors</c> is on, no answer at all, an exception, a timeout or the client going away first.
-    /// When the first message the endpoint writes is its answer, the refund happens before the response starts, so the
-    /// client sees no charge headers for it.
-    /// </summary>
-    public async Task InvokeChargedAsync(HttpContext context, RequestDelegate next, McpGuardFeature feature, McpGuardErrorWriter writer)
-    {
-        var credits = feature.State.Credits;
-        var charge = feature.Charge!;
-        var original = context.Features.GetRequiredFeature<IHttpRequestLifetimeFeature>();
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(original.RequestAborted);
-        var lifetime = new LinkedLifetime(original, linked);
-        using var timeout = lifetime.StartTimeout(clock, credits.UpstreamTimeout);
-        context.Features.Set<IHttpRequestLifetimeFeature>(lifetime);
-        var inner = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
-        var answer = new ResponseAnswerReader(feature.Envelope!.Id);
-        var body = new SettlingResponseBody(inner, context.Response, answer, () => SettleBeforeHeadersAsync(context, feature, answer));
-        context.Features.Set<IHttpResponseBodyFeature>(body);
-
-        string? failure = null;
-        Exception? exception = null;
-        try
-        {
-            await next(context);
-            answer.Complete();
-        }
-        catch (OperationCanceledException) when (original.RequestAborted.IsCancellationRequested)
-        {
-            failure = "client disconnected";
-        }
-        catch (OperationCanceledException) when (lifetime.TimedOut)
-        {
-            failure = "timeout";
-        }
-        catch (Exception ex)
-        {
-            failure = "exception";
-            exception = ex;
-        }
-        finally
-        {
-            context.Features.Set(original);
-        }
-
-        if (failure is null && lifetime.TimedOut && answer.Answer == AnswerKind.None)
-        {
-            failure = "timeout";
-        }
-
-        // The answer decides, whatever came after it; without one, the first failure says why.
-        var reason = answer.Answer == AnswerKind.Result && context.Response.StatusCode < StatusCodes.Status400BadRequest
-            ? null
-            : failure ?? Unserved(context, answer, credits.RefundToolInternalErrors);
-        if (reason is not null && !charge.Refunded)
-        {
-            await RefundAsync(feature, reason);
-        }
-
-        if (failure is not null && !body.Released)
-        {
-            // Nothing reached the client: the guard answers for the endpoint (504, or 500 through the pipeline).
-            body.Discard();
-            context.Features.Set(inner);
-            if (exception is not null)
-            {
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(exception).Throw();
-            }
-
-            if (failure == "timeout" && !context.Response.HasStarted)
-            {
-                await writer.ReplaceResponseAsync(context, new McpGuardError(feature.State.Catalog[McpGuardReasons.UpstreamTimeout],
-                    $"Upstream timeout: no answer within {credits.UpstreamTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s; the charge was refunded."));
-            }
-
-            return;
-        }
-
-        try
-        {
-            if (failure is null)
-            {
-                await body.ReleaseAsync(context.RequestAborted);
-            }
-        }
-        finally
-        {
-            context.Features.Set(inner);
-        }
-
-        if (exception is not null)
-        {
-            // The pipeline logs it once; the response has started, so it ends the stream.
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(exception).Throw();
-        }
-    }
-
-    /// <summary>Runs when the response is about to start: a call whose answer already says it was not served is refunded now.</summary>
-    private async ValueTask SettleBeforeHeadersAsync(HttpContext context, McpGuardFeature feature, ResponseAnswerReader answer)
-    {
-        if (!answer.IsFinal && context.Response.StatusCode < StatusCodes.Status400BadRequest)
-        {
-            // Not known yet (a stream whose first message is not the answer): settled when the call ends.
-            return;
-        }
-
-        if (Unserved(context, answer, feature.State.Credits.RefundToolInternalErrors) is { } reason)
-        {
-            await RefundAsync(feature, reason);
-        }
-    }
-
-    /// <summary>Why a call that ran to its end was not served, or null when it was.</summary>
-    private static string? Unserved(HttpContext context, ResponseAnswerReader answer, bool refundToolInternalErrors)
-    {
-        if (context.Response.StatusCode >= StatusCodes.Status400BadRequest)
-        {
-            return "status " + context.Response.StatusCode.ToString(CultureInfo.InvariantCulture);
-        }
-
-        return answer.Answer switch
-        {
-            AnswerKind.Result => null,
-            AnswerKind.ToolInternalError => refundToolInternalErrors ? "tool internal_error" : null,
-            AnswerKind.Incomplete => "input required",
-            AnswerKind.Error => "JSON-RPC error",
-            _ => "no answer",
-        };
-    }
-
-    private async ValueTask RefundAsync(McpGuardFeature feature, string reason)
-    {
-        var charge = feature.Charge!;
-        if (charge.Refunded)
-        {
-            return;
-        }
-
-        var refunded = await ledger.RefundAsync(feature.RequestId, clock.GetUtcNow(), CancellationToken.None);
-        charge.Refunded = refunded;
-        Log.Refunded(logger, feature.RequestId, reason, refunded);
-    }
-
-    /// <summary>
-    /// The request's lifetime with <c>RequestAborted</c> also firing on the upstream timeout; aborting still aborts the
-    /// connection. The timeout is a timer on McpGuard's clock that cancels the linked source, instead of a second
-    /// cancellation source linked in: one source, one registration and one timer per charged call.
-    /// </summary>
-    private sealed class LinkedLifetime(IHttpRequestLifetimeFeature inner, CancellationTokenSource linked) : IHttpRequestLifetimeFeature
-    {
-        private volatile bool _timedOut;
-
-        public CancellationToken RequestAborted
-        {
-            get => linked.Token;
-            set => throw new NotSupportedException("McpGuard owns RequestAborted while a charged call runs.");
-        }
-
-        /// <summary>Whether the upstream timeout has fired (it stays set, like a cancelled source).</summary>
-        public bool TimedOut => _timedOut;
-
-        public void Abort() => inner.Abort();
-
-        /// <summary>Starts the upstream timeout. Like a cancellation source's own timer, it does not capture the request's execution context.</summary>
-        public ITimer StartTimeout(TimeProvider clock, TimeSpan timeout)
-        {
-            using (ExecutionContext.SuppressFlow())
-            {
-                return clock.CreateTimer(static state => ((LinkedLifetime)state!).TimeOut(), this, timeout, Timeout.InfiniteTimeSpan);
-            }
-        }
-
-        private void TimeOut()
-        {
-            _timedOut = true;
-            try
-            {
-                linked.Cancel();
-            }
-            catch (ObjectDisposedException)
-            {
-                // The call ended while the timer fired; nothing is listening any more.
-            }
-        }
+        var ticket = new ChargeTicket(context.Response, price, credits.PriceText(price), free, result.BalanceMicro);
+        context.Response.OnStarting(ChargeTicket.OnStarting, ticket);
+        return new(ticket, null);
     }
 
     private static partial class Log
     {
         [LoggerMessage(6101, LogLevel.Information, "Account {Account} refused ({Reason}) for a call priced {Price}; request {RequestId}.", EventName = "ChargeRefused")]
         public static partial void Refused(ILogger logger, string account, string reason, long price, string requestId);
-
-        [LoggerMessage(6102, LogLevel.Information, "Request {RequestId} was not served ({Failure}); refunded: {Refunded}.", EventName = "Refunded")]
-        public static partial void Refunded(ILogger logger, string requestId, string failure, bool refunded);
     }
 }

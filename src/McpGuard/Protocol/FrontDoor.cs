@@ -87,7 +87,7 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
             return new McpGuardError(catalog[failure.Reason], failure.Detail) { Id = failure.Id };
         }
 
-        feature.Envelope = envelope;
+        feature.RecordEnvelope(envelope!);
         return CheckStandardHeaders(request.Headers, envelope!, protocolVersion, catalog);
     }
 

@@ -5,9 +5,10 @@ using McpGuard.Credits;
 namespace McpGuard.Protocol;
 
 /// <summary>
-/// The one per-request object McpGuard keeps in <c>HttpContext.Features</c>: the request id, the state in
-/// force when the request arrived, the envelope once the front door has parsed it, and the pooled body
-/// buffer, returned when the response is done.
+/// The one per-request object McpGuard keeps in <c>HttpContext.Features</c>: the request id, the state in force when
+/// the request arrived and the pooled body buffer, returned when the response is done; then what each step decided, each
+/// an immutable value written once by its one owner and only read after: the envelope (the front door), the caller
+/// (authentication) and the charge (the credit gate). A second write is a bug and throws.
 /// </summary>
 internal sealed class McpGuardFeature(string requestId, McpGuardState state) : IDisposable
 {
@@ -24,13 +25,26 @@ internal sealed class McpGuardFeature(string requestId, McpGuardState state) : I
     public bool LegacySse { get; init; }
 
     /// <summary>Null until the front door accepted a POST body (and for GET/DELETE passed through).</summary>
-    public McpEnvelope? Envelope { get; set; }
+    public McpEnvelope? Envelope { get; private set; }
 
     /// <summary>The authenticated caller; null when authentication is off or the method is anonymous.</summary>
-    public McpGuardCaller? Caller { get; set; }
+    public McpGuardCaller? Caller { get; private set; }
 
     /// <summary>The charge taken for this request, settled after the endpoint ran; null for free calls.</summary>
-    public ChargeTicket? Charge { get; set; }
+    public ChargeTicket? Charge { get; private set; }
+
+    /// <summary>The front door's reading of the body.</summary>
+    public void RecordEnvelope(McpEnvelope envelope) => Envelope = Once(Envelope, envelope);
+
+    /// <summary>Who authentication found (nothing is recorded for an anonymous caller).</summary>
+    public void RecordCaller(McpGuardCaller caller) => Caller = Once(Caller, caller);
+
+    /// <summary>The charge the credit gate took.</summary>
+    public void RecordCharge(ChargeTicket charge) => Charge = Once(Charge, charge);
+
+    private static T Once<T>(T? current, T value)
+        where T : class =>
+        current is null ? value : throw new InvalidOperationException($"The request's {typeof(T).Name} was already recorded.");
 
     public void AttachBody(byte[] pooled) => _body = pooled;
 

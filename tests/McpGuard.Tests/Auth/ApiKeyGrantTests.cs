@@ -94,7 +94,9 @@ public sealed class ApiKeyGrantTests
         var seen = new List<(McpGuardCaller? Caller, ClaimsPrincipal User)>();
         for (var i = 0; i < 2; i++)
         {
-            var context = new DefaultHttpContext { RequestServices = provider };
+            // Each request has its own scope, as in a host: authentication handlers are per request.
+            await using var scope = provider.CreateAsyncScope();
+            var context = new DefaultHttpContext { RequestServices = scope.ServiceProvider };
             context.Request.Method = HttpMethods.Post;
             context.Request.Path = "/mcp";
             context.Request.ContentType = "application/json";

@@ -9,18 +9,23 @@ using Microsoft.Extensions.DependencyInjection;
 namespace McpGuard.Tests.Auth;
 
 /// <summary>
-/// McpGuard authenticates only the requests it guards. Its JwtBearer handler runs as a component of the
-/// gate, not as a registered authentication scheme, so it never becomes the app's default scheme, never
-/// authenticates requests to other endpoints, and leaves the app's own authentication alone.
+/// McpGuard authenticates only the requests it guards. Its schemes (API keys and its own JwtBearer) are registered
+/// under their own names and asked for by name; they never become the app's default scheme, never authenticate
+/// requests to other endpoints, and leave the app's own authentication alone.
 /// </summary>
 public sealed class AppIsolationTests
 {
     [Fact]
-    public async Task McpGuard_registers_no_authentication_scheme()
+    public async Task McpGuards_schemes_are_registered_but_are_never_the_default()
     {
         await using var host = await GuardedHost.StartSampleAsync(TestTokens.JwtEnabled());
 
-        Assert.Null(host.Services.GetService<IAuthenticationSchemeProvider>());
+        var schemes = host.Services.GetRequiredService<IAuthenticationSchemeProvider>();
+        Assert.Equal(
+            [McpGuardSchemes.ApiKey, McpGuardSchemes.Jwt],
+            (await schemes.GetAllSchemesAsync()).Select(s => s.Name).Order(StringComparer.Ordinal));
+        Assert.Null(await schemes.GetDefaultAuthenticateSchemeAsync());
+        Assert.Null(await schemes.GetDefaultChallengeSchemeAsync());
     }
 
     [Fact]

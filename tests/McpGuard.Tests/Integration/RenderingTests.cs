@@ -410,7 +410,13 @@ public sealed class RenderingTests
         catalog = state.Catalog;
         var context = new DefaultHttpContext();
         context.Response.Body = new MemoryStream();
-        context.Features.Set(new McpGuardFeature("req_rendering-test", state) { Envelope = envelope });
+        var feature = new McpGuardFeature("req_rendering-test", state);
+        if (envelope is not null)
+        {
+            feature.RecordEnvelope(envelope);
+        }
+
+        context.Features.Set(feature);
         return context;
     }
 

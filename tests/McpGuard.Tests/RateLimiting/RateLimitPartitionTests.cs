@@ -102,12 +102,17 @@ public sealed class RateLimitPartitionTests
     private static McpGuardCaller Caller() =>
         new("alice", "k1", FrozenSet<string>.Empty, McpGuardCredentialKind.ApiKey);
 
-    private static McpGuardFeature Feature(McpGuardState state, string tool, McpGuardCaller? caller) =>
-        new("req_test", state)
+    private static McpGuardFeature Feature(McpGuardState state, string tool, McpGuardCaller? caller)
+    {
+        var feature = new McpGuardFeature("req_test", state);
+        feature.RecordEnvelope(new McpEnvelope { Kind = McpMessageKind.Request, Id = new JsonRpcId(1), Method = McpMethods.ToolsCall, Name = tool });
+        if (caller is not null)
         {
-            Envelope = new McpEnvelope { Kind = McpMessageKind.Request, Id = new JsonRpcId(1), Method = McpMethods.ToolsCall, Name = tool },
-            Caller = caller,
-        };
+            feature.RecordCaller(caller);
+        }
+
+        return feature;
+    }
 
     private sealed class RecordingProvider(TimeProvider clock) : IMcpGuardRateLimiterProvider
     {
