@@ -63,7 +63,7 @@ public class GateChainBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var (key, hash) = McpGuardApiKeys.Generate();
+        var (key, hash) = McpGuardApiKey.Generate();
         _authorization = "Bearer " + key;
         var settings = new Dictionary<string, string?> { ["McpGuard:Path"] = "/mcp" };
         if (Scenario != GateChainScenario.FrontDoorOnly)

@@ -9,8 +9,8 @@ if (SampleCommands.TryRun(args, Console.Out))
 
 var builder = WebApplication.CreateBuilder(args);
 
-// 1. McpGuard's services and options, bound from the "McpGuard" section of appsettings.json.
-builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard"));
+// 1. McpGuard's services, configured by the "McpGuard" section of appsettings.json.
+builder.Services.AddMcpGuard();
 
 // 2. Your MCP server (C# SDK) on its HTTP transport. WithMcpGuard() turns tool exceptions into isError
 //    results and shows each caller only the tools its scopes allow.

@@ -20,13 +20,13 @@ public static class SampleCommands
         switch (args.FirstOrDefault())
         {
             case "keygen":
-                var (key, hash) = McpGuardApiKeys.Generate(Option(args, "--prefix") ?? "mcpg");
+                var (key, hash) = McpGuardApiKey.Generate(Option(args, "--prefix") ?? "mcpg");
                 output.WriteLine($"key:  {key}");
                 output.WriteLine($"hash: {hash}");
                 output.WriteLine("Give the key to its owner (it is shown only now) and add the hash to McpGuard:Auth:ApiKeys:Keys.");
                 return true;
             case "hash" when args.Length == 2:
-                output.WriteLine(McpGuardApiKeys.Hash(args[1]));
+                output.WriteLine(McpGuardApiKey.Hash(args[1]));
                 return true;
             case "token":
                 output.WriteLine(MintToken(args));

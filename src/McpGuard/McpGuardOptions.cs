@@ -15,7 +15,7 @@ namespace McpGuard;
 /// }
 /// </code>
 /// </example>
-public sealed class McpGuardOptions
+internal sealed class McpGuardOptions
 {
     /// <summary>The MCP endpoint <c>app.UseMcpGuard()</c> guards. Default <c>/mcp</c>. Ignored by <c>RequireMcpGuard()</c>, which guards the endpoint it is attached to.</summary>
     public string Path { get; set; } = "/mcp";

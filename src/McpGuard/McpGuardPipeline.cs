@@ -70,6 +70,14 @@ internal sealed partial class McpGuardPipeline(
             return;
         }
 
+        if (feature.Caller is null)
+        {
+            // The SDK hands a handler the request's principal only when it is authenticated; an anonymous request's id reaches
+            // McpGuard's tool filters through the execution context instead (as IHttpContextAccessor would, without
+            // registering that for the whole app). Set here, in the frame that runs the endpoint, so the endpoint sees it.
+            McpGuardFeature.AnonymousRequest.Value = feature;
+        }
+
         await InvokeEndpointAsync(context, next, feature);
     }
 

@@ -2,7 +2,7 @@ namespace McpGuard;
 
 /// <summary>What McpGuard enforces for one tool, keyed by tool name under <c>McpGuard:Tools</c>.</summary>
 /// <example><code>"Tools": { "premium_report": { "Scopes": [ "tools:premium" ] } }</code></example>
-public sealed class McpGuardToolPolicy
+internal sealed class McpGuardToolPolicy
 {
     /// <summary>Scopes a caller needs, all of them, to call the tool.</summary>
     public IList<string> Scopes { get; } = [];
@@ -19,7 +19,7 @@ public sealed class McpGuardToolPolicy
 
 /// <summary>What McpGuard enforces for one MCP method (other than <c>tools/call</c>), keyed by method under <c>McpGuard:Methods</c>.</summary>
 /// <example><code>"Methods": { "resources/read": { "Scopes": [ "resources:read" ] } }</code></example>
-public sealed class McpGuardMethodPolicy
+internal sealed class McpGuardMethodPolicy
 {
     /// <summary>Scopes a caller needs, all of them, to call the method.</summary>
     public IList<string> Scopes { get; } = [];
@@ -32,7 +32,7 @@ public sealed class McpGuardMethodPolicy
 }
 
 /// <summary>An account (the billing party a key or token belongs to), keyed by account id under <c>McpGuard:Accounts</c>.</summary>
-public sealed class McpGuardAccountOptions
+internal sealed class McpGuardAccountOptions
 {
     /// <summary>A suspended account is refused with 403 <c>suspended</c> (the admin API can also suspend and reactivate).</summary>
     public bool Suspended { get; set; }

@@ -16,31 +16,43 @@ namespace Microsoft.Extensions.DependencyInjection;
 public static class McpGuardServiceCollectionExtensions
 {
     /// <summary>
-    /// Adds McpGuard, bound to a configuration section (conventionally <c>builder.Configuration.GetSection("McpGuard")</c>).
-    /// The options are validated when the host starts, reporting every problem at once, and reload when the
-    /// configuration changes; a reload that fails validation is logged and ignored.
+    /// Adds McpGuard, configured by the app configuration's <c>McpGuard</c> section (appsettings.json, environment variables
+    /// such as <c>McpGuard__Auth__ApiKeys__Enabled</c>, the command line). The options are validated when the host starts,
+    /// reporting every problem at once, and reload when the configuration changes; a reload that fails validation is
+    /// logged and ignored. McpGuard registers only its own services; it changes nothing else in the app.
     /// </summary>
+    public static McpGuardBuilder AddMcpGuard(this IServiceCollection services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        services.AddOptions<McpGuardOptions>().BindConfiguration("McpGuard");
+        return services.AddMcpGuardServices();
+    }
+
+    /// <summary>Adds McpGuard, configured by <paramref name="configuration"/> (a section laid out like <c>McpGuard</c>), as <see cref="AddMcpGuard(IServiceCollection)"/> does.</summary>
     public static McpGuardBuilder AddMcpGuard(this IServiceCollection services, IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
         services.Configure<McpGuardOptions>(configuration);
-        return services.AddMcpGuard();
+        return services.AddMcpGuardServices();
     }
 
-    /// <summary>Adds McpGuard, configured in code (optionally on top of configuration bound elsewhere).</summary>
-    public static McpGuardBuilder AddMcpGuard(this IServiceCollection services, Action<McpGuardOptions>? configure = null)
+    /// <summary>
+    /// Adds McpGuard configured in code. Internal: McpGuard is configured through <see cref="IConfiguration"/> (in code,
+    /// <c>AddInMemoryCollection</c>), so its options types stay out of the public API. Tests and benchmarks use this.
+    /// </summary>
+    internal static McpGuardBuilder AddMcpGuard(this IServiceCollection services, Action<McpGuardOptions> configure)
     {
         ArgumentNullException.ThrowIfNull(services);
-        if (configure is not null)
-        {
-            services.Configure(configure);
-        }
+        ArgumentNullException.ThrowIfNull(configure);
+        services.Configure(configure);
+        return services.AddMcpGuardServices();
+    }
 
+    private static McpGuardBuilder AddMcpGuardServices(this IServiceCollection services)
+    {
         services.AddOptions<McpGuardOptions>().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<McpGuardOptions>, McpGuardOptionsValidator>());
-        services.AddProblemDetails();
-        services.AddHttpContextAccessor();
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<McpGuardMarkerService>();
         services.TryAddSingleton<McpGuardStateProvider>();
@@ -57,7 +69,7 @@ public static class McpGuardServiceCollectionExtensions
         services.TryAddSingleton<McpGuard.Tools.ToolStatusGate>();
         AddSchemes(services);
 
-        services.TryAddSingleton(sp => new McpGuardErrorWriter(sp.GetService<Microsoft.AspNetCore.Http.IProblemDetailsService>()));
+        services.TryAddSingleton<McpGuardErrorWriter>();
         services.TryAddSingleton<McpGuardPipeline>();
         services.TryAddSingleton<McpEndpoints>();
         services.TryAddEnumerable(ServiceDescriptor.Transient<Microsoft.AspNetCore.Hosting.IStartupFilter, McpGuardEndpointCheck>());
@@ -91,7 +103,7 @@ internal sealed class McpGuardMarkerService
     public bool UseMcpGuardCalled { get; set; }
 
     internal const string MissingMessage =
-        "McpGuard's services are not registered. Call builder.Services.AddMcpGuard(builder.Configuration.GetSection(\"McpGuard\")) in Program.cs before building the app.";
+        "McpGuard's services are not registered. Call builder.Services.AddMcpGuard() in Program.cs before building the app.";
 
     internal static void EnsureRegistered(IServiceProvider services)
     {

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json.Serialization.Metadata;
 using McpGuard.Auth;
 using McpGuard.Credits;
+using McpGuard.Errors;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -392,8 +393,8 @@ internal sealed partial class AdminApi(
             return;
         }
 
-                var (plaintext, hash) = McpGuardApiKeys.Generate(keyOptions.Prefix);
-        var key = new McpGuardApiKey(id, account!, scopes!) { ExpiresAt = expiresAt };
+                var (plaintext, hash) = McpGuardApiKey.Generate(keyOptions.Prefix);
+        var key = new McpGuardApiKey(id, account!, scopes!, expiresAt);
         try
         {
             await keys.AddAsync(key, Convert.FromHexString(hash), CancellationToken.None);
@@ -560,7 +561,7 @@ internal sealed partial class AdminApi(
         problem.Status = status;
         problem.Title = title;
         problem.Detail = detail;
-        return TypedResults.Problem(problem).ExecuteAsync(context);
+        return McpGuardProblems.WriteAsync(context, problem);
     }
 
     private static Task JsonAsync<T>(HttpContext context, int status, T value, JsonTypeInfo<T> type)

@@ -10,7 +10,7 @@ internal static class AdminOptionsValidation
         var admin = options.Admin;
         if (admin.KeyHash is { } hash && !Auth.Credentials.IsSha256Hex(hash))
         {
-            errors.Add($"{At}:KeyHash must be the 64-character lowercase hex SHA-256 of the admin key (see McpGuardApiKeys.Hash or the sample's 'hash' command).");
+            errors.Add($"{At}:KeyHash must be the 64-character lowercase hex SHA-256 of the admin key (see McpGuardApiKey.Hash or the sample's 'hash' command).");
         }
 
         if (admin.Policy is { } policy && string.IsNullOrWhiteSpace(policy))

@@ -10,10 +10,10 @@ namespace McpGuard;
 /// "Admin": { "KeyHash": "…64 lowercase hex characters…" }
 /// </code>
 /// </example>
-public sealed class McpGuardAdminOptions
+internal sealed class McpGuardAdminOptions
 {
     /// <summary>
-    /// The lowercase hex SHA-256 of the admin key (see <see cref="McpGuardApiKeys.Hash"/>). Admin requests send the key as
+    /// The lowercase hex SHA-256 of the admin key (see <see cref="McpGuardApiKey.Hash"/>). Admin requests send the key as
     /// <c>Authorization: Bearer &lt;admin key&gt;</c>. Read on every request, so a configuration reload takes effect at once.
     /// </summary>
     public string? KeyHash { get; set; }

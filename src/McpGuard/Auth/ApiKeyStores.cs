@@ -47,7 +47,7 @@ internal class InMemoryApiKeyStore : IMcpGuardApiKeyStore, IDisposable
             }
 
             await PersistRevokeAsync(keyId, cancellationToken);
-            _byHash[hash] = _byHash[hash] with { Revoked = true };
+            _byHash[hash] = _byHash[hash].AsRevoked();
             return true;
         }
         finally
@@ -92,11 +92,12 @@ internal sealed class SqliteApiKeyStore : InMemoryApiKeyStore
         while (reader.Read())
         {
             Load(
-                new McpGuardApiKey(reader.GetString(0), reader.GetString(2), reader.GetString(3).Split(' ', StringSplitOptions.RemoveEmptyEntries))
-                {
-                    ExpiresAt = reader.IsDBNull(4) ? null : DateTimeOffset.Parse(reader.GetString(4), CultureInfo.InvariantCulture),
-                    Revoked = reader.GetInt64(5) != 0,
-                },
+                new McpGuardApiKey(
+                    reader.GetString(0),
+                    reader.GetString(2),
+                    reader.GetString(3).Split(' ', StringSplitOptions.RemoveEmptyEntries),
+                    expiresAt: reader.IsDBNull(4) ? null : DateTimeOffset.Parse(reader.GetString(4), CultureInfo.InvariantCulture),
+                    revoked: reader.GetInt64(5) != 0),
                 (byte[])reader.GetValue(1));
         }
     }

@@ -69,7 +69,7 @@ internal static class AuthOptionsValidation
 
             if (!Credentials.IsSha256Hex(key.Hash))
             {
-                errors.Add($"{keyAt}:Hash must be the 64-character lowercase hex SHA-256 of the key (see McpGuardApiKeys.Hash or the sample's 'hash' command).");
+                errors.Add($"{keyAt}:Hash must be the 64-character lowercase hex SHA-256 of the key (see McpGuardApiKey.Hash or the sample's 'hash' command).");
             }
 
             if (string.IsNullOrWhiteSpace(key.Account))

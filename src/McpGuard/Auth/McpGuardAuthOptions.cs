@@ -15,7 +15,7 @@ namespace McpGuard;
 /// }
 /// </code>
 /// </example>
-public sealed class McpGuardAuthOptions
+internal sealed class McpGuardAuthOptions
 {
     /// <summary>
     /// The canonical URI of the guarded MCP endpoint (RFC 8707), e.g. <c>https://mcp.example.com/mcp</c>: the
@@ -63,7 +63,7 @@ public sealed class McpGuardAuthOptions
 }
 
 /// <summary>API keys, sent as <c>Authorization: Bearer &lt;prefix&gt;_&lt;secret&gt;</c> (or in <see cref="HeaderName"/>).</summary>
-public sealed class McpGuardApiKeyOptions
+internal sealed class McpGuardApiKeyOptions
 {
     /// <summary>Accept API keys. Default false.</summary>
     public bool Enabled { get; set; }
@@ -78,8 +78,8 @@ public sealed class McpGuardApiKeyOptions
     public IList<McpGuardApiKeyEntry> Keys { get; } = [];
 }
 
-/// <summary>One configured API key. The plaintext is never stored; see <see cref="McpGuardApiKeys.Hash"/>.</summary>
-public sealed class McpGuardApiKeyEntry
+/// <summary>One configured API key. The plaintext is never stored; see <see cref="McpGuardApiKey.Hash"/>.</summary>
+internal sealed class McpGuardApiKeyEntry
 {
     /// <summary>A stable id for logs and admin (never the secret).</summary>
     public string Id { get; set; } = "";
@@ -104,7 +104,7 @@ public sealed class McpGuardApiKeyEntry
 /// OAuth access tokens as JWTs, validated by ASP.NET Core's JwtBearer handler: signature, issuer, lifetime and
 /// an audience equal to <see cref="McpGuardAuthOptions.Resource"/>.
 /// </summary>
-public sealed class McpGuardJwtOptions
+internal sealed class McpGuardJwtOptions
 {
     /// <summary>Accept JWT bearer tokens. Default false.</summary>
     public bool Enabled { get; set; }

@@ -13,7 +13,7 @@ namespace McpGuard;
 /// }
 /// </code>
 /// </example>
-public sealed class McpGuardCreditOptions
+internal sealed class McpGuardCreditOptions
 {
     /// <summary>Charge for calls. Default false.</summary>
     public bool Enabled { get; set; }
@@ -58,7 +58,7 @@ public sealed class McpGuardCreditOptions
 }
 
 /// <summary>What an acknowledged charge survives (SQLite store).</summary>
-public enum McpGuardLedgerDurability
+internal enum McpGuardLedgerDurability
 {
     /// <summary>The server process dying, however abruptly (WAL with <c>synchronous=NORMAL</c>). The default.</summary>
     ProcessCrash,
@@ -68,7 +68,7 @@ public enum McpGuardLedgerDurability
 }
 
 /// <summary>Where McpGuard's stores live (<c>McpGuard:Store</c>).</summary>
-public enum McpGuardStoreKind
+internal enum McpGuardStoreKind
 {
     /// <summary>One SQLite file (<c>McpGuard:SqlitePath</c>), durable across restarts.</summary>
     Sqlite,

@@ -17,49 +17,126 @@ public enum McpGuardLedgerEntryKind
 }
 
 /// <summary>One append-only ledger row. Amounts are signed micro-units; an account's balance is the sum of its rows.</summary>
-/// <param name="Id">Increasing row id (also the pagination cursor).</param>
-/// <param name="Account">The account.</param>
-/// <param name="Kind">What moved.</param>
-/// <param name="AmountMicro">Signed amount: usage negative, top-ups and refunds positive.</param>
-/// <param name="BalanceAfterMicro">The account's balance after this row.</param>
-/// <param name="Tool">The tool (or method) a usage or refund row is for.</param>
-/// <param name="RequestId">The request a usage or refund row is for.</param>
-/// <param name="Timestamp">When it was written (UTC).</param>
-/// <param name="Free">A usage row paid by the free tier.</param>
-/// <param name="Note">Why (top-ups and adjustments).</param>
-public sealed record McpGuardLedgerEntry(
-    long Id,
-    string Account,
-    McpGuardLedgerEntryKind Kind,
-    long AmountMicro,
-    long BalanceAfterMicro,
-    string? Tool,
-    string? RequestId,
-    DateTimeOffset Timestamp,
-    bool Free,
-    string? Note);
+/// <param name="id">Increasing row id (also the pagination cursor).</param>
+/// <param name="account">The account.</param>
+/// <param name="kind">What moved.</param>
+/// <param name="amountMicro">Signed amount: usage negative, top-ups and refunds positive.</param>
+/// <param name="balanceAfterMicro">The account's balance after this row.</param>
+/// <param name="tool">The tool (or method) a usage or refund row is for.</param>
+/// <param name="requestId">The request a usage or refund row is for.</param>
+/// <param name="timestamp">When it was written (UTC).</param>
+/// <param name="free">A usage row paid by the free tier.</param>
+/// <param name="note">Why (top-ups and adjustments).</param>
+public sealed class McpGuardLedgerEntry(
+    long id,
+    string account,
+    McpGuardLedgerEntryKind kind,
+    long amountMicro,
+    long balanceAfterMicro,
+    string? tool,
+    string? requestId,
+    DateTimeOffset timestamp,
+    bool free,
+    string? note)
+{
+    /// <summary>Increasing row id (also the pagination cursor).</summary>
+    public long Id { get; } = id;
+
+    /// <summary>The account.</summary>
+    public string Account { get; } = account;
+
+    /// <summary>What moved.</summary>
+    public McpGuardLedgerEntryKind Kind { get; } = kind;
+
+    /// <summary>Signed amount: usage negative, top-ups and refunds positive.</summary>
+    public long AmountMicro { get; } = amountMicro;
+
+    /// <summary>The account's balance after this row.</summary>
+    public long BalanceAfterMicro { get; } = balanceAfterMicro;
+
+    /// <summary>The tool (or method) a usage or refund row is for.</summary>
+    public string? Tool { get; } = tool;
+
+    /// <summary>The request a usage or refund row is for.</summary>
+    public string? RequestId { get; } = requestId;
+
+    /// <summary>When it was written (UTC).</summary>
+    public DateTimeOffset Timestamp { get; } = timestamp;
+
+    /// <summary>A usage row paid by the free tier.</summary>
+    public bool Free { get; } = free;
+
+    /// <summary>Why (top-ups and adjustments).</summary>
+    public string? Note { get; } = note;
+}
 
 /// <summary>An account as the admin API shows it.</summary>
-/// <param name="Id">The account id.</param>
-/// <param name="BalanceMicro">Prepaid balance.</param>
-/// <param name="MonthlyCapMicro">Monthly spending cap, if any.</param>
-/// <param name="SpentThisMonthMicro">Net spend this calendar month (UTC): charges less refunds.</param>
-/// <param name="FreeCallsLeft">Free priced calls left this month.</param>
-public sealed record McpGuardAccount(string Id, long BalanceMicro, long? MonthlyCapMicro, long SpentThisMonthMicro, int FreeCallsLeft);
+/// <param name="id">The account id.</param>
+/// <param name="balanceMicro">Prepaid balance.</param>
+/// <param name="monthlyCapMicro">Monthly spending cap, if any.</param>
+/// <param name="spentThisMonthMicro">Net spend this calendar month (UTC): charges less refunds.</param>
+/// <param name="freeCallsLeft">Free priced calls left this month.</param>
+public sealed class McpGuardAccount(string id, long balanceMicro, long? monthlyCapMicro, long spentThisMonthMicro, int freeCallsLeft)
+{
+    /// <summary>The account id.</summary>
+    public string Id { get; } = id;
+
+    /// <summary>Prepaid balance.</summary>
+    public long BalanceMicro { get; } = balanceMicro;
+
+    /// <summary>Monthly spending cap, if any.</summary>
+    public long? MonthlyCapMicro { get; } = monthlyCapMicro;
+
+    /// <summary>Net spend this calendar month (UTC): charges less refunds.</summary>
+    public long SpentThisMonthMicro { get; } = spentThisMonthMicro;
+
+    /// <summary>Free priced calls left this month.</summary>
+    public int FreeCallsLeft { get; } = freeCallsLeft;
+}
 
 /// <summary>A page of an account's ledger, newest first.</summary>
-/// <param name="Entries">The rows.</param>
-/// <param name="NextCursor">Pass as <c>before</c> for the next (older) page; null at the end.</param>
-public sealed record McpGuardLedgerPage(IReadOnlyList<McpGuardLedgerEntry> Entries, long? NextCursor);
+/// <param name="entries">The rows.</param>
+/// <param name="nextCursor">Pass as <c>before</c> for the next (older) page; null at the end.</param>
+public sealed class McpGuardLedgerPage(IReadOnlyList<McpGuardLedgerEntry> entries, long? nextCursor)
+{
+    /// <summary>The rows.</summary>
+    public IReadOnlyList<McpGuardLedgerEntry> Entries { get; } = entries;
+
+    /// <summary>Pass as <c>before</c> for the next (older) page; null at the end.</summary>
+    public long? NextCursor { get; } = nextCursor;
+}
 
 /// <summary>A priced call to charge.</summary>
-/// <param name="Account">Who pays.</param>
-/// <param name="RequestId">The request (charged at most once).</param>
-/// <param name="Tool">The tool or method.</param>
-/// <param name="PriceMicro">The price.</param>
-/// <param name="FreeCallsPerMonth">The account's free-tier allowance.</param>
-/// <param name="Now">The time of the call.</param>
-public sealed record McpGuardChargeRequest(string Account, string RequestId, string Tool, long PriceMicro, int FreeCallsPerMonth, DateTimeOffset Now);
+public sealed class McpGuardChargeRequest
+{
+    internal McpGuardChargeRequest(string account, string requestId, string tool, long priceMicro, int freeCallsPerMonth, DateTimeOffset now)
+    {
+        Account = account;
+        RequestId = requestId;
+        Tool = tool;
+        PriceMicro = priceMicro;
+        FreeCallsPerMonth = freeCallsPerMonth;
+        Now = now;
+    }
+
+    /// <summary>Who pays.</summary>
+    public string Account { get; }
+
+    /// <summary>The request (charged at most once).</summary>
+    public string RequestId { get; }
+
+    /// <summary>The tool or method.</summary>
+    public string Tool { get; }
+
+    /// <summary>The price.</summary>
+    public long PriceMicro { get; }
+
+    /// <summary>The account's free-tier allowance.</summary>
+    public int FreeCallsPerMonth { get; }
+
+    /// <summary>The time of the call.</summary>
+    public DateTimeOffset Now { get; }
+}
 
 /// <summary>What a charge did.</summary>
 public enum McpGuardChargeOutcome
@@ -81,17 +158,44 @@ public enum McpGuardChargeOutcome
 }
 
 /// <summary>The result of a charge.</summary>
-/// <param name="Outcome">What happened.</param>
-/// <param name="BalanceMicro">The balance after the charge (or as it stands, when refused).</param>
-/// <param name="SpentThisMonthMicro">The month's net spend after the charge.</param>
-/// <param name="MonthlyCapMicro">The cap, if any.</param>
-public sealed record McpGuardChargeResult(McpGuardChargeOutcome Outcome, long BalanceMicro, long SpentThisMonthMicro, long? MonthlyCapMicro);
+/// <param name="outcome">What happened.</param>
+/// <param name="balanceMicro">The balance after the charge (or as it stands, when refused).</param>
+/// <param name="spentThisMonthMicro">The month's net spend after the charge.</param>
+/// <param name="monthlyCapMicro">The cap, if any.</param>
+public sealed class McpGuardChargeResult(McpGuardChargeOutcome outcome, long balanceMicro, long spentThisMonthMicro, long? monthlyCapMicro)
+{
+    /// <summary>What happened.</summary>
+    public McpGuardChargeOutcome Outcome { get; } = outcome;
+
+    /// <summary>The balance after the charge (or as it stands, when refused).</summary>
+    public long BalanceMicro { get; } = balanceMicro;
+
+    /// <summary>The month's net spend after the charge.</summary>
+    public long SpentThisMonthMicro { get; } = spentThisMonthMicro;
+
+    /// <summary>The cap, if any.</summary>
+    public long? MonthlyCapMicro { get; } = monthlyCapMicro;
+}
 
 /// <summary>An account's starting point, applied once to an empty store.</summary>
-/// <param name="Account">The account id.</param>
-/// <param name="InitialBalanceMicro">Its first top-up.</param>
-/// <param name="MonthlyCapMicro">Its monthly cap, if any.</param>
-public sealed record McpGuardAccountSeed(string Account, long InitialBalanceMicro, long? MonthlyCapMicro);
+public sealed class McpGuardAccountSeed
+{
+    internal McpGuardAccountSeed(string account, long initialBalanceMicro, long? monthlyCapMicro)
+    {
+        Account = account;
+        InitialBalanceMicro = initialBalanceMicro;
+        MonthlyCapMicro = monthlyCapMicro;
+    }
+
+    /// <summary>The account id.</summary>
+    public string Account { get; }
+
+    /// <summary>Its first top-up.</summary>
+    public long InitialBalanceMicro { get; }
+
+    /// <summary>Its monthly cap, if any.</summary>
+    public long? MonthlyCapMicro { get; }
+}
 
 /// <summary>
 /// The money: balances, charges, refunds, top-ups, adjustments, monthly caps and the append-only ledger of rows that

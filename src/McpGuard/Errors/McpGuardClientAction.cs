@@ -4,7 +4,7 @@ namespace McpGuard;
 /// What a client should do about an error. Rendered as a snake_case string
 /// (<c>resolve.action</c> in problem details, <c>action</c> in tool results).
 /// </summary>
-public enum McpGuardClientAction
+internal enum McpGuardClientAction
 {
     /// <summary>Change the request; sending it again unchanged fails again.</summary>
     FixRequest,

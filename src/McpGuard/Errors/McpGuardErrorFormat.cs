@@ -1,7 +1,7 @@
 namespace McpGuard;
 
 /// <summary>How McpGuard renders an error it produces.</summary>
-public enum McpGuardErrorFormat
+internal enum McpGuardErrorFormat
 {
     /// <summary>
     /// A JSON-RPC 2.0 error envelope (<c>application/json</c>) with <c>error.data.reason</c> and

@@ -15,7 +15,7 @@ namespace McpGuard;
 /// }
 /// </code>
 /// </example>
-public sealed class McpGuardErrorOptions
+internal sealed class McpGuardErrorOptions
 {
     /// <summary>The rendering used for every reason that does not choose its own. Default <see cref="McpGuardErrorFormat.JsonRpc"/>.</summary>
     public McpGuardErrorFormat Format { get; set; } = McpGuardErrorFormat.JsonRpc;
@@ -28,7 +28,7 @@ public sealed class McpGuardErrorOptions
 }
 
 /// <summary>An override of one catalog entry. Every property is optional.</summary>
-public sealed class McpGuardReasonOptions
+internal sealed class McpGuardReasonOptions
 {
     /// <summary>
     /// The JSON-RPC error code to send instead of the default. Codes in -32099..-32020 that the MCP

@@ -12,7 +12,7 @@ namespace McpGuard.Errors;
 /// configuration chooses: a JSON-RPC error envelope, RFC 9457 problem details, or an in-band tool result.
 /// It only renders what the catalog says; it decides nothing about statuses or codes.
 /// </summary>
-internal sealed class McpGuardErrorWriter(IProblemDetailsService? problemDetailsService = null)
+internal sealed class McpGuardErrorWriter
 {
     private const string JsonContentType = "application/json; charset=utf-8";
 
@@ -30,6 +30,7 @@ internal sealed class McpGuardErrorWriter(IProblemDetailsService? problemDetails
         return WriteAsync(context, error);
     }
 
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1822:Mark members as static", Justification = "The writer is a service the gates receive from DI.")]
     public async Task WriteAsync(HttpContext context, McpGuardError error)
     {
         var feature = context.Features.Get<McpGuardFeature>()
@@ -59,7 +60,7 @@ internal sealed class McpGuardErrorWriter(IProblemDetailsService? problemDetails
 
         switch (ResolveFormat(catalog, descriptor, feature.Envelope))
         {
-            case McpGuardErrorFormat.ProblemDetails when problemDetailsService is not null:
+            case McpGuardErrorFormat.ProblemDetails:
                 if (await TryWriteProblemAsync(context, error, descriptor, message, feature.RequestId))
                 {
                     return;
@@ -166,7 +167,7 @@ internal sealed class McpGuardErrorWriter(IProblemDetailsService? problemDetails
         }
     }
 
-    private async Task<bool> TryWriteProblemAsync(HttpContext context, McpGuardError error, McpGuardErrorDescriptor descriptor, string message, string requestId)
+    private static async Task<bool> TryWriteProblemAsync(HttpContext context, McpGuardError error, McpGuardErrorDescriptor descriptor, string message, string requestId)
     {
         var problem = new ProblemDetails
         {
@@ -200,11 +201,7 @@ internal sealed class McpGuardErrorWriter(IProblemDetailsService? problemDetails
 
         problem.Extensions["resolve"] = resolve;
 
-        return await problemDetailsService!.TryWriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = context,
-            ProblemDetails = problem,
-        });
+        return await McpGuardProblems.TryWriteAsync(context, problem);
     }
 
     private static void WriteData(Utf8JsonWriter writer, McpGuardError error)

@@ -3,75 +3,76 @@ namespace McpGuard;
 /// <summary>
 /// The stable, machine-readable reason slugs McpGuard puts in every error it produces
 /// (<c>error.data.reason</c>, <c>error_code</c>, or the <c>**Error code:**</c> line of a tool result).
-/// Clients branch on these; they never change meaning between versions.
+/// Clients branch on these; they never change meaning between versions. Public are the reasons a tool may fail with
+/// (<see cref="McpGuardException"/>, <c>McpGuardToolOptions.Map</c>); the whole catalog is in docs/errors.md.
 /// </summary>
 public static class McpGuardReasons
 {
     /// <summary>The body is not valid JSON (or not valid UTF-8).</summary>
-    public const string ParseError = "parse_error";
+    internal const string ParseError = "parse_error";
 
     /// <summary>The body is JSON but not a single JSON-RPC 2.0 message, or its HTTP framing (chunks, <c>Content-Length</c>) is broken.</summary>
-    public const string InvalidRequest = "invalid_request";
+    internal const string InvalidRequest = "invalid_request";
 
     /// <summary>The body is larger than the configured limit.</summary>
-    public const string PayloadTooLarge = "payload_too_large";
+    internal const string PayloadTooLarge = "payload_too_large";
 
     /// <summary>The request body arrived more slowly than the server's minimum data rate; sending it again may succeed.</summary>
-    public const string RequestTimeout = "request_timeout";
+    internal const string RequestTimeout = "request_timeout";
 
     /// <summary>The request's <c>Content-Type</c> is not <c>application/json</c>.</summary>
-    public const string UnsupportedMediaType = "unsupported_media_type";
+    internal const string UnsupportedMediaType = "unsupported_media_type";
 
     /// <summary>The request's <c>Accept</c> header does not accept both <c>application/json</c> and <c>text/event-stream</c>.</summary>
-    public const string NotAcceptable = "not_acceptable";
+    internal const string NotAcceptable = "not_acceptable";
 
     /// <summary>The HTTP method is not served by the guarded endpoint.</summary>
-    public const string MethodNotAllowed = "method_not_allowed";
+    internal const string MethodNotAllowed = "method_not_allowed";
 
     /// <summary>The request's <c>Origin</c> is not in the allow-list (DNS-rebinding protection).</summary>
-    public const string OriginNotAllowed = "origin_not_allowed";
+    internal const string OriginNotAllowed = "origin_not_allowed";
 
     /// <summary>The <c>Mcp-Method</c> or <c>Mcp-Name</c> header disagrees with the body.</summary>
-    public const string HeaderMismatch = "header_mismatch";
+    internal const string HeaderMismatch = "header_mismatch";
 
     /// <summary>An unexpected failure inside the server. Not the caller's fault; do not loop on it.</summary>
     public const string InternalError = "internal_error";
 
     /// <summary>No credentials were presented.</summary>
-    public const string Unauthorized = "unauthorized";
+    internal const string Unauthorized = "unauthorized";
 
     /// <summary>The presented key or token is invalid, expired or revoked.</summary>
-    public const string InvalidToken = "invalid_token";
+    internal const string InvalidToken = "invalid_token";
 
     /// <summary>The caller is authenticated but lacks a scope this call needs.</summary>
-    public const string InsufficientScope = "insufficient_scope";
+    internal const string InsufficientScope = "insufficient_scope";
 
     /// <summary>The caller's account is suspended.</summary>
-    public const string Suspended = "suspended";
+    internal const string Suspended = "suspended";
 
     /// <summary>A rate limit was reached; retry after the advertised delay.</summary>
     public const string RateLimited = "rate_limited";
 
     /// <summary>The account's balance does not cover the price and no free call is left.</summary>
-    public const string OutOfCredit = "out_of_credit";
+    internal const string OutOfCredit = "out_of_credit";
 
     /// <summary>The request id was already charged; each call needs its own.</summary>
-    public const string DuplicateRequest = "duplicate_request";
+    internal const string DuplicateRequest = "duplicate_request";
 
     /// <summary>
     /// A priced call came over the legacy HTTP+SSE transport, which answers before the call runs, so no charge could be
     /// settled by its outcome; make it over Streamable HTTP.
     /// </summary>
-    public const string StreamableHttpRequired = "streamable_http_required";
+    internal const string StreamableHttpRequired = "streamable_http_required";
 
     /// <summary>The account's monthly spending cap would be exceeded.</summary>
-    public const string CapReached = "cap_reached";
+    internal const string CapReached = "cap_reached";
 
     /// <summary>The tool is paused by its publisher; retry later or pick another.</summary>
-    public const string ToolPaused = "tool_paused";
+    internal const string ToolPaused = "tool_paused";
 
     /// <summary>The tool is archived; do not retry.</summary>
-    public const string ToolArchived = "tool_archived";
+    internal const string ToolArchived = "tool_archived";
 
     /// <summary>The MCP server behind the guard failed. Any charge was refunded.</summary>
     public const string UpstreamError = "upstream_error";

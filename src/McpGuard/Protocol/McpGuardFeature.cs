@@ -16,6 +16,12 @@ internal sealed class McpGuardFeature(string requestId, McpGuardState state) : I
 
     public string RequestId { get; } = requestId;
 
+    /// <summary>
+    /// The guarded request without a caller (anonymous, or authentication off) whose execution context this is: how
+    /// McpGuard's tool filters find its request id, since the SDK passes them only authenticated principals.
+    /// </summary>
+    internal static readonly AsyncLocal<McpGuardFeature?> AnonymousRequest = new();
+
     public McpGuardState State { get; } = state;
 
     /// <summary>

@@ -16,7 +16,7 @@ namespace McpGuard;
 /// }
 /// </code>
 /// </example>
-public sealed class McpGuardRateLimitOptions
+internal sealed class McpGuardRateLimitOptions
 {
     /// <summary>Whose budget a call spends: the account (default) or the API key. Callers without credentials are partitioned by remote address.</summary>
     public McpGuardRateLimitPartition PartitionBy { get; set; } = McpGuardRateLimitPartition.Account;
@@ -34,7 +34,7 @@ public sealed class McpGuardRateLimitOptions
 }
 
 /// <summary>Whose budget a call spends.</summary>
-public enum McpGuardRateLimitPartition
+internal enum McpGuardRateLimitPartition
 {
     /// <summary>The account (all of its keys and tokens share one budget).</summary>
     Account,
@@ -49,15 +49,15 @@ public enum McpGuardRateLimitAlgorithm
     /// <summary>Fixed windows aligned to the clock (a per-minute window resets on the minute, a per-day window at 00:00 UTC).</summary>
     FixedWindow,
 
-    /// <summary>A window that slides in <see cref="McpGuardRateLimitWindow.Segments"/> steps.</summary>
+    /// <summary>A window that slides in <see cref="McpGuardRateLimitWindowOptions.Segments"/> steps.</summary>
     SlidingWindow,
 
-    /// <summary>A bucket of <see cref="McpGuardRateLimitWindow.Permits"/> tokens refilled evenly over the window.</summary>
+    /// <summary>A bucket of <see cref="McpGuardRateLimitWindowOptions.Permits"/> tokens refilled evenly over the window.</summary>
     TokenBucket,
 }
 
 /// <summary>A named rate-limit policy.</summary>
-public sealed class McpGuardRateLimitPolicy
+internal sealed class McpGuardRateLimitPolicy
 {
     /// <summary>How every window of the policy counts. Default <see cref="McpGuardRateLimitAlgorithm.FixedWindow"/>.</summary>
     public McpGuardRateLimitAlgorithm Algorithm { get; set; } = McpGuardRateLimitAlgorithm.FixedWindow;
@@ -66,11 +66,11 @@ public sealed class McpGuardRateLimitPolicy
     public bool PerTool { get; set; }
 
     /// <summary>The windows; a call must fit in every one.</summary>
-    public IList<McpGuardRateLimitWindow> Windows { get; } = [];
+    public IList<McpGuardRateLimitWindowOptions> Windows { get; } = [];
 }
 
 /// <summary>One window of a policy: <see cref="Permits"/> calls per <see cref="Window"/>.</summary>
-public sealed class McpGuardRateLimitWindow
+internal sealed class McpGuardRateLimitWindowOptions
 {
     /// <summary>Calls allowed per window.</summary>
     public int Permits { get; set; }

@@ -4,13 +4,41 @@ namespace McpGuard;
 /// One window of one policy, as a limiter provider sees it. A provider creates one
 /// <see cref="System.Threading.RateLimiting.RateLimiter"/> per (partition, window).
 /// </summary>
-/// <param name="Policy">The policy's name.</param>
-/// <param name="Name">The window's name in <c>RateLimit</c> headers, e.g. <c>default-1m</c>.</param>
-/// <param name="Algorithm">How it counts.</param>
-/// <param name="Permits">Calls per window.</param>
-/// <param name="Window">The window's length.</param>
-/// <param name="Segments">Segments of a sliding window.</param>
-public sealed record McpGuardRateLimiterWindow(string Policy, string Name, McpGuardRateLimitAlgorithm Algorithm, int Permits, TimeSpan Window, int Segments);
+public sealed class McpGuardRateLimiterWindow
+{
+    internal McpGuardRateLimiterWindow(string policy, string name, McpGuardRateLimitAlgorithm algorithm, int permits, TimeSpan window, int segments)
+    {
+        Policy = policy;
+        Name = name;
+        Algorithm = algorithm;
+        Permits = permits;
+        Window = window;
+        Segments = segments;
+    }
+
+    /// <summary>The policy's name.</summary>
+    public string Policy { get; }
+
+    /// <summary>The window's name in <c>RateLimit</c> headers, e.g. <c>default-1m</c>.</summary>
+    public string Name { get; }
+
+    /// <summary>How it counts.</summary>
+    public McpGuardRateLimitAlgorithm Algorithm { get; }
+
+    /// <summary>Calls per window.</summary>
+    public int Permits { get; }
+
+    /// <summary>The window's length.</summary>
+    public TimeSpan Window { get; }
+
+    /// <summary>Segments of a sliding window.</summary>
+    public int Segments { get; }
+
+    /// <summary>What makes two windows the same window: a reload that leaves a window as it was keeps its counters.</summary>
+    internal Identity Key => new(Policy, Name, Algorithm, Permits, Window, Segments);
+
+    internal readonly record struct Identity(string Policy, string Name, McpGuardRateLimitAlgorithm Algorithm, int Permits, TimeSpan Window, int Segments);
+}
 
 /// <summary>
 /// Creates the limiter behind one window for one partition. The default keeps counters in this process;

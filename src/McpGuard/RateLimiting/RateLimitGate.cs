@@ -41,7 +41,7 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
     private static readonly Chain NoChain = new([], null!, "");
 
     // Keyed by window definition (a record), so a reload that keeps a window keeps its counters.
-    private readonly ConcurrentDictionary<(McpGuardRateLimiterWindow Window, bool PerTool), PartitionedRateLimiter<RateLimitSubject>> _windows = new();
+    private readonly ConcurrentDictionary<(McpGuardRateLimiterWindow.Identity Window, bool PerTool), PartitionedRateLimiter<RateLimitSubject>> _windows = new();
     // Keyed by the policies' text, so reloads that keep them reuse the chain instead of adding one each time.
     private readonly ConcurrentDictionary<(string? Specific, string? Default), Chain> _chains = new();
 
@@ -169,7 +169,7 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
             // Shortest window first: the one most likely to refuse is asked before longer ones are spent.
             foreach (var window in policy.Windows.OrderBy(w => w.Window))
             {
-                windows.Add((window, _windows.GetOrAdd((window, policy.PerTool), static (key, gate) => gate.CreateWindow(key.Window, key.PerTool), this)));
+                windows.Add((window, _windows.GetOrAdd((window.Key, policy.PerTool), static (key, args) => args.Gate.CreateWindow(args.Window, key.PerTool), (Gate: this, Window: window))));
             }
         }
 

@@ -14,7 +14,7 @@ internal sealed class CompiledRateLimitPolicy(string name, bool perTool, McpGuar
     public McpGuardRateLimiterWindow[] Windows { get; } = windows;
 
     /// <summary>The policy's whole definition as text: equal policies (say, before and after a reload) share chains and counters.</summary>
-    public string Signature { get; } = $"{name}|{perTool}|{string.Join('|', windows.Select(w => w.ToString()))}";
+    public string Signature { get; } = $"{name}|{perTool}|{string.Join('|', windows.Select(w => w.Key.ToString()))}";
 
     /// <summary>
     /// The rate-limit gate's chain for this policy as a call's own policy (with its state's default policy after it), cached

@@ -1,7 +1,7 @@
 namespace McpGuard;
 
-/// <summary>What an exception mapping turns an exception into: the tool result a caller sees.</summary>
-public sealed class McpGuardToolError
+/// <summary>What a tool's exception becomes: the tool result a caller sees.</summary>
+internal sealed class McpGuardToolError
 {
     /// <summary>Creates a tool error.</summary>
     /// <param name="reason">A snake_case slug: one of <see cref="McpGuardReasons"/> or your own.</param>
@@ -28,6 +28,14 @@ public sealed class McpGuardToolError
 
     /// <summary>Extra fields for <c>structuredContent</c>.</summary>
     public IReadOnlyDictionary<string, object?> Details { get; init; } = new Dictionary<string, object?>();
+
+    /// <summary>The result a tool's <see cref="McpGuardException"/> (thrown, or returned by a mapping) becomes.</summary>
+    internal static McpGuardToolError From(McpGuardException exception) => new(exception.Reason, exception.Message)
+    {
+        Suggestion = exception.Suggestion,
+        Retryable = exception.Retryable,
+        Details = exception.Details,
+    };
 
     internal static void ValidateReason(string reason)
     {

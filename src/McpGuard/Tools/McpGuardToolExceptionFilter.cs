@@ -56,14 +56,13 @@ internal sealed partial class McpGuardToolExceptionFilter(McpGuardToolOptions op
         var services = request.Services;
         // The principal travels with the message even where handlers run outside the HTTP request; the request feature does not.
         var caller = McpGuardCallerIdentity.Find(request.User);
-        var feature = caller is null ? services?.GetService<IHttpContextAccessor>()?.HttpContext?.Features.Get<McpGuardFeature>() : null;
-        var catalog = feature?.State.Catalog ?? services?.GetService<McpGuardStateProvider>()?.Current.Catalog ?? McpGuardErrorCatalog.Default;
+        var catalog = services?.GetService<McpGuardStateProvider>()?.Current.Catalog ?? McpGuardErrorCatalog.Default;
         var logger = (ILogger?)services?.GetService<ILoggerFactory>()?.CreateLogger<McpGuardToolExceptionFilter>() ?? NullLogger.Instance;
 
         var error = Map(exception);
         var descriptor = Describe(catalog, error);
         var toolName = request.Params?.Name ?? "(unknown)";
-        var requestId = caller?.RequestId ?? feature?.RequestId;
+        var requestId = caller?.RequestId ?? McpGuardFeature.AnonymousRequest.Value?.RequestId;
         if (descriptor.Reason == McpGuardReasons.InternalError)
         {
             Log.ToolFailed(logger, exception, toolName, requestId);
@@ -111,12 +110,7 @@ internal sealed partial class McpGuardToolExceptionFilter(McpGuardToolOptions op
 
         return exception switch
         {
-            McpGuardException guard => new McpGuardToolError(guard.Reason, guard.Message)
-            {
-                Suggestion = guard.Suggestion,
-                Retryable = guard.Retryable,
-                Details = guard.Details,
-            },
+            McpGuardException guard => McpGuardToolError.From(guard),
             ArgumentException argument => new McpGuardToolError(McpGuardReasons.InvalidParameter, argument.Message),
             JsonException => new McpGuardToolError(McpGuardReasons.InvalidParameter, "An argument does not have the type the tool's input schema asks for."),
             KeyNotFoundException or FileNotFoundException => new McpGuardToolError(McpGuardReasons.NotFound, "The requested item was not found."),

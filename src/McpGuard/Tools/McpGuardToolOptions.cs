@@ -12,19 +12,26 @@ namespace McpGuard;
 /// <example>
 /// <code>
 /// builder.Services.AddMcpServer().WithTools&lt;MyTools&gt;().WithMcpGuard(tools =&gt;
-///     tools.Map&lt;QuotaException&gt;(ex =&gt; new McpGuardToolError("quota_exceeded", "The daily quota is used up.") { Retryable = true }));
+///     tools.Map&lt;QuotaException&gt;(ex =&gt; new McpGuardException("quota_exceeded", "The daily quota is used up.", retryable: true)));
 /// </code>
 /// </example>
 public sealed class McpGuardToolOptions
 {
+    internal McpGuardToolOptions()
+    {
+    }
+
     internal List<(Type Type, Func<Exception, McpGuardToolError> Map)> Mappings { get; } = [];
 
-    /// <summary>Maps exceptions of type <typeparamref name="TException"/> (and derived types) to a tool error.</summary>
-    public McpGuardToolOptions Map<TException>(Func<TException, McpGuardToolError> map)
+    /// <summary>
+    /// Maps exceptions of type <typeparamref name="TException"/> (and derived types) to the <see cref="McpGuardException"/>
+    /// the tool would have thrown: its reason, message, suggestion, retryable and details make the result.
+    /// </summary>
+    public McpGuardToolOptions Map<TException>(Func<TException, McpGuardException> map)
         where TException : Exception
     {
         ArgumentNullException.ThrowIfNull(map);
-        Mappings.Add((typeof(TException), ex => map((TException)ex)));
+        Mappings.Add((typeof(TException), ex => McpGuardToolError.From(map((TException)ex))));
         return this;
     }
 
@@ -33,6 +40,7 @@ public sealed class McpGuardToolOptions
         where TException : Exception
     {
         var error = new McpGuardToolError(reason, message);
-        return Map<TException>(_ => error);
+        Mappings.Add((typeof(TException), _ => error));
+        return this;
     }
 }

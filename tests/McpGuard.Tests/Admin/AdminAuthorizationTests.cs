@@ -141,7 +141,7 @@ public sealed class AdminAuthorizationTests
     {
         var configuration = Minimal();
         configuration["McpGuard:Admin:Policy"] = "billing-admins";
-        configuration["McpGuard:Admin:KeyHash"] = McpGuardApiKeys.Hash(AdminKey);
+        configuration["McpGuard:Admin:KeyHash"] = McpGuardApiKey.Hash(AdminKey);
         await using var host = await StartAppAsync(configuration, builder =>
         {
             builder.Services.AddAuthentication().AddScheme<AuthenticationSchemeOptions, HeaderAuthenticationHandler>(HeaderAuthenticationHandler.SchemeName, null);
@@ -199,7 +199,7 @@ public sealed class AdminAuthorizationTests
         var exception = Assert.Throws<InvalidOperationException>(() => app.MapMcpGuardAdmin("/admin"));
 
         Assert.Equal(
-            "McpGuard's services are not registered. Call builder.Services.AddMcpGuard(builder.Configuration.GetSection(\"McpGuard\")) in Program.cs before building the app.",
+            "McpGuard's services are not registered. Call builder.Services.AddMcpGuard() in Program.cs before building the app.",
             exception.Message);
     }
 
@@ -227,7 +227,7 @@ public sealed class AdminAuthorizationTests
     {
         var configuration = Minimal();
         configuration["McpGuard:Credits:Enabled"] = "false";
-        configuration["McpGuard:Admin:KeyHash"] = McpGuardApiKeys.Hash(AdminKey);
+        configuration["McpGuard:Admin:KeyHash"] = McpGuardApiKey.Hash(AdminKey);
         await using var host = await StartAppAsync(configuration);
 
         using (var response = await host.GetAdminAsync("/admin/accounts/zoe", key: null))
@@ -250,7 +250,7 @@ public sealed class AdminAuthorizationTests
     [Fact]
     public async Task A_bad_key_hash_and_an_empty_policy_fail_start_up_together()
     {
-        var hash = McpGuardApiKeys.Hash(AdminKey);
+        var hash = McpGuardApiKey.Hash(AdminKey);
         var exception = await Assert.ThrowsAsync<OptionsValidationException>(() => GuardedHost.StartSampleAsync(
             new Dictionary<string, string?>
             {
@@ -261,7 +261,7 @@ public sealed class AdminAuthorizationTests
 
         Assert.Equal(
             [
-                "McpGuard:Admin:KeyHash must be the 64-character lowercase hex SHA-256 of the admin key (see McpGuardApiKeys.Hash or the sample's 'hash' command).",
+                "McpGuard:Admin:KeyHash must be the 64-character lowercase hex SHA-256 of the admin key (see McpGuardApiKey.Hash or the sample's 'hash' command).",
                 "McpGuard:Admin:Policy must name an authorization policy (got ' ').",
             ],
             exception.Failures);
@@ -281,7 +281,7 @@ public sealed class AdminAuthorizationTests
         var exception = await Assert.ThrowsAsync<OptionsValidationException>(() => StartAppAsync(configuration));
 
         Assert.Equal(
-            ["McpGuard:Admin:KeyHash must be the 64-character lowercase hex SHA-256 of the admin key (see McpGuardApiKeys.Hash or the sample's 'hash' command)."],
+            ["McpGuard:Admin:KeyHash must be the 64-character lowercase hex SHA-256 of the admin key (see McpGuardApiKey.Hash or the sample's 'hash' command)."],
             exception.Failures);
     }
 
@@ -294,14 +294,14 @@ public sealed class AdminAuthorizationTests
         try
         {
             var file = Path.Combine(directory, "admin.json");
-            await ReplaceAsync(file, $$"""{ "McpGuard": { "Admin": { "KeyHash": "{{McpGuardApiKeys.Hash(OldKey)}}" } } }""");
+            await ReplaceAsync(file, $$"""{ "McpGuard": { "Admin": { "KeyHash": "{{McpGuardApiKey.Hash(OldKey)}}" } } }""");
             await using var host = await GuardedHost.StartSampleAsync(configure: builder => builder.ConfigureAppConfiguration((_, config) => config.AddJsonFile(file, optional: false, reloadOnChange: true)));
             using (var response = await host.GetAdminAsync("/admin/accounts/bob", key: OldKey))
             {
                 await AssertJsonAsync(response, HttpStatusCode.OK, Account("bob", 240, null, 0, 3));
             }
 
-            await ReplaceAsync(file, $$"""{ "McpGuard": { "Admin": { "KeyHash": "{{McpGuardApiKeys.Hash(NewKey)}}" } } }""");
+            await ReplaceAsync(file, $$"""{ "McpGuard": { "Admin": { "KeyHash": "{{McpGuardApiKey.Hash(NewKey)}}" } } }""");
             await WaitForLogAsync(host, 1002);
             using (var response = await host.GetAdminAsync("/admin/accounts/bob", key: OldKey))
             {

@@ -27,7 +27,7 @@ internal static class AdminTestKit
     /// <summary>The sample with the test admin key and a clock that stands still unless moved.</summary>
     public static Task<GuardedHost> StartSampleAsync(ManualTimeProvider? clock = null, IReadOnlyDictionary<string, string?>? overrides = null)
     {
-        var configuration = new Dictionary<string, string?> { ["McpGuard:Admin:KeyHash"] = McpGuardApiKeys.Hash(AdminKey) };
+        var configuration = new Dictionary<string, string?> { ["McpGuard:Admin:KeyHash"] = McpGuardApiKey.Hash(AdminKey) };
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>())
         {
             configuration[key] = value;

@@ -76,7 +76,7 @@ public sealed class ApiKeyGrantTests
     [Fact]
     public async Task Two_requests_with_a_configured_key_share_its_caller_but_not_a_principal()
     {
-        var (key, hash) = McpGuardApiKeys.Generate();
+        var (key, hash) = McpGuardApiKey.Generate();
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["McpGuard:Auth:Resource"] = "http://127.0.0.1/mcp",
@@ -129,9 +129,9 @@ public sealed class ApiKeyGrantTests
         Assert.True(Credentials.TryHash(credential, hash));
 
         Assert.Equal(SHA256.HashData(Encoding.UTF8.GetBytes(credential)), hash.ToArray());
-        Assert.Equal(McpGuardApiKeys.Hash(credential), Convert.ToHexStringLower(hash));
-        Assert.True(Credentials.Matches(credential, McpGuardApiKeys.Hash(credential)));
-        Assert.False(Credentials.Matches(credential + "x", McpGuardApiKeys.Hash(credential)));
+        Assert.Equal(McpGuardApiKey.Hash(credential), Convert.ToHexStringLower(hash));
+        Assert.True(Credentials.Matches(credential, McpGuardApiKey.Hash(credential)));
+        Assert.False(Credentials.Matches(credential + "x", McpGuardApiKey.Hash(credential)));
     }
 
     [Fact]
@@ -142,7 +142,7 @@ public sealed class ApiKeyGrantTests
 
         Assert.False(Credentials.TryHash(credential, hash));
         Assert.Equal(new byte[32], hash.ToArray());
-        Assert.False(Credentials.Matches(credential, McpGuardApiKeys.Hash(credential)));
+        Assert.False(Credentials.Matches(credential, McpGuardApiKey.Hash(credential)));
         Assert.True(Credentials.TryHash(credential.AsSpan(0, 8192), hash));
     }
 

@@ -136,7 +136,7 @@ public sealed class ApiKeyTests : IAsyncLifetime
                 ["McpGuard:Auth:ApiKeys:Keys:5:Id"] = "expiring",
                 ["McpGuard:Auth:ApiKeys:Keys:5:Account"] = "bob",
                 ["McpGuard:Auth:ApiKeys:Keys:5:Scopes:0"] = "tools:basic",
-                ["McpGuard:Auth:ApiKeys:Keys:5:Hash"] = McpGuardApiKeys.Hash(Key),
+                ["McpGuard:Auth:ApiKeys:Keys:5:Hash"] = McpGuardApiKey.Hash(Key),
                 ["McpGuard:Auth:ApiKeys:Keys:5:ExpiresAt"] = "2030-01-01T01:00:00Z",
             },
             builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));
@@ -185,7 +185,7 @@ public sealed class ApiKeyTests : IAsyncLifetime
         await using var host = await StartHeaderRecordingAppAsync(guard => guard.Services.AddSingleton<IMcpGuardApiKeyStore, TestKeyStore>());
         var store = Assert.IsType<TestKeyStore>(host.Services.GetRequiredService<IMcpGuardApiKeyStore>());
         store.Add("mcpg_store_dave", new McpGuardApiKey("store-dave", "dave", ["tools:basic"]));
-        store.Add("mcpg_store_revoked", new McpGuardApiKey("store-revoked", "dave", ["tools:basic"]) { Revoked = true });
+        store.Add("mcpg_store_revoked", new McpGuardApiKey("store-revoked", "dave", ["tools:basic"], revoked: true));
         // The same secret as a configured key, mapped elsewhere: configuration must win, without asking the store.
         store.Add(DemoKeys.Alice, new McpGuardApiKey("store-shadow", "mallory", ["tools:basic"]));
 
@@ -205,7 +205,7 @@ public sealed class ApiKeyTests : IAsyncLifetime
                 JsonNode.Parse(await response.Content.ReadAsStringAsync()));
         }
 
-        Assert.Equal([McpGuardApiKeys.Hash("mcpg_store_dave")], store.Lookups);
+        Assert.Equal([McpGuardApiKey.Hash("mcpg_store_dave")], store.Lookups);
 
         using (var response = await host.PostMcpAsync(Echo(), apiKey: "mcpg_store_revoked"))
         {
@@ -224,7 +224,7 @@ public sealed class ApiKeyTests : IAsyncLifetime
         }
 
         Assert.Equal(
-            [McpGuardApiKeys.Hash("mcpg_store_dave"), McpGuardApiKeys.Hash("mcpg_store_revoked"), McpGuardApiKeys.Hash("mcpg_nowhere")],
+            [McpGuardApiKey.Hash("mcpg_store_dave"), McpGuardApiKey.Hash("mcpg_store_revoked"), McpGuardApiKey.Hash("mcpg_nowhere")],
             store.Lookups);
     }
 
@@ -243,7 +243,7 @@ public sealed class ApiKeyTests : IAsyncLifetime
             ["Guard:Auth:ApiKeys:Keys:0:Id"] = "demo-alice",
             ["Guard:Auth:ApiKeys:Keys:0:Account"] = "alice",
             ["Guard:Auth:ApiKeys:Keys:0:Scopes:0"] = "tools:basic",
-            ["Guard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKeys.Hash(DemoKeys.Alice),
+            ["Guard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKey.Hash(DemoKeys.Alice),
         };
         foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
         {
@@ -279,7 +279,7 @@ public sealed class ApiKeyTests : IAsyncLifetime
 
         public IReadOnlyList<string> Lookups => [.. _lookups];
 
-        public void Add(string plaintext, McpGuardApiKey key) => _keys[McpGuardApiKeys.Hash(plaintext)] = key;
+        public void Add(string plaintext, McpGuardApiKey key) => _keys[McpGuardApiKey.Hash(plaintext)] = key;
 
         public ValueTask<McpGuardApiKey?> FindAsync(ReadOnlyMemory<byte> sha256, CancellationToken cancellationToken)
         {

@@ -4,6 +4,7 @@ using McpGuard.Tests.Infrastructure;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace McpGuard.Tests.Auth;
@@ -26,6 +27,21 @@ public sealed class AppIsolationTests
             (await schemes.GetAllSchemesAsync()).Select(s => s.Name).Order(StringComparer.Ordinal));
         Assert.Null(await schemes.GetDefaultAuthenticateSchemeAsync());
         Assert.Null(await schemes.GetDefaultChallengeSchemeAsync());
+    }
+
+    [Fact]
+    public void AddMcpGuard_adds_no_problem_details_service_no_http_context_accessor_and_no_default_scheme()
+    {
+        var services = new ServiceCollection().AddLogging();
+        services.AddMcpGuard(new ConfigurationBuilder().Build());
+
+        Assert.DoesNotContain(services, d => d.ServiceType == typeof(IProblemDetailsService) || d.ServiceType == typeof(IProblemDetailsWriter));
+        Assert.DoesNotContain(services, d => d.ServiceType == typeof(IHttpContextAccessor));
+        using var provider = services.BuildServiceProvider();
+        var options = provider.GetRequiredService<Microsoft.Extensions.Options.IOptions<AuthenticationOptions>>().Value;
+        Assert.Null(options.DefaultScheme);
+        Assert.Null(options.DefaultAuthenticateScheme);
+        Assert.Null(options.DefaultChallengeScheme);
     }
 
     [Fact]

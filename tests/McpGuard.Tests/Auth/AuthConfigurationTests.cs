@@ -12,12 +12,12 @@ namespace McpGuard.Tests.Auth;
 public sealed class AuthConfigurationTests
 {
     private const string NotAScopeToken = "is not a scope token (printable ASCII without spaces, quotes, backslashes or commas).";
-    private const string BadHash = "must be the 64-character lowercase hex SHA-256 of the key (see McpGuardApiKeys.Hash or the sample's 'hash' command).";
+    private const string BadHash = "must be the 64-character lowercase hex SHA-256 of the key (see McpGuardApiKey.Hash or the sample's 'hash' command).";
 
     [Fact]
     public async Task Every_auth_problem_is_reported_at_once()
     {
-        var aliceHash = McpGuardApiKeys.Hash("mcpg_demo_alice");
+        var aliceHash = McpGuardApiKey.Hash("mcpg_demo_alice");
         var failure = await StartFailsAsync(new Dictionary<string, string?>
         {
             // Keys on, but no Resource.

@@ -12,8 +12,8 @@ public sealed class KeyHashTests
     [Fact]
     public void Hash_of_the_demo_key_is_the_hash_in_the_sample_settings()
     {
-        Assert.Equal("f1911f32d0418f84581e05118df2d3ae638f8fc2b7e8ebf1f0c2a843c9c45cc1", McpGuardApiKeys.Hash(DemoKeys.Alice));
-        Assert.Equal(SampleKeyHashes()["demo-alice"], McpGuardApiKeys.Hash(DemoKeys.Alice));
+        Assert.Equal("f1911f32d0418f84581e05118df2d3ae638f8fc2b7e8ebf1f0c2a843c9c45cc1", McpGuardApiKey.Hash(DemoKeys.Alice));
+        Assert.Equal(SampleKeyHashes()["demo-alice"], McpGuardApiKey.Hash(DemoKeys.Alice));
     }
 
     [Fact]
@@ -22,11 +22,11 @@ public sealed class KeyHashTests
         Assert.Equal(
             new Dictionary<string, string>
             {
-                ["demo-alice"] = McpGuardApiKeys.Hash(DemoKeys.Alice),
-                ["demo-bob"] = McpGuardApiKeys.Hash(DemoKeys.Bob),
-                ["demo-carol"] = McpGuardApiKeys.Hash(DemoKeys.Carol),
-                ["demo-revoked"] = McpGuardApiKeys.Hash(DemoKeys.Revoked),
-                ["demo-expired"] = McpGuardApiKeys.Hash(DemoKeys.Expired),
+                ["demo-alice"] = McpGuardApiKey.Hash(DemoKeys.Alice),
+                ["demo-bob"] = McpGuardApiKey.Hash(DemoKeys.Bob),
+                ["demo-carol"] = McpGuardApiKey.Hash(DemoKeys.Carol),
+                ["demo-revoked"] = McpGuardApiKey.Hash(DemoKeys.Revoked),
+                ["demo-expired"] = McpGuardApiKey.Hash(DemoKeys.Expired),
             },
             SampleKeyHashes());
     }
@@ -35,7 +35,7 @@ public sealed class KeyHashTests
     public void Hash_matches_the_sha256_test_vector()
     {
         // FIPS 180-2, appendix B.1.
-        Assert.Equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", McpGuardApiKeys.Hash("abc"));
+        Assert.Equal("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", McpGuardApiKey.Hash("abc"));
     }
 
     [Fact]
@@ -45,27 +45,27 @@ public sealed class KeyHashTests
         var utf8 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Key)));
         var latin1 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.Latin1.GetBytes(Key)));
 
-        Assert.Equal(utf8, McpGuardApiKeys.Hash(Key));
+        Assert.Equal(utf8, McpGuardApiKey.Hash(Key));
         Assert.NotEqual(latin1, utf8);
     }
 
     [Fact]
     public void Hash_refuses_an_empty_key()
     {
-        Assert.Throws<ArgumentException>(() => McpGuardApiKeys.Hash(""));
-        Assert.Throws<ArgumentNullException>(() => McpGuardApiKeys.Hash(null!));
+        Assert.Throws<ArgumentException>(() => McpGuardApiKey.Hash(""));
+        Assert.Throws<ArgumentNullException>(() => McpGuardApiKey.Hash(null!));
     }
 
     [Fact]
     public void Generate_returns_a_prefixed_256_bit_key_and_its_hash()
     {
-        var (key, hash) = McpGuardApiKeys.Generate();
-        var (otherKey, otherHash) = McpGuardApiKeys.Generate();
+        var (key, hash) = McpGuardApiKey.Generate();
+        var (otherKey, otherHash) = McpGuardApiKey.Generate();
 
         Assert.Matches("^mcpg_[A-Za-z0-9_-]{43}$", key);
         Assert.Equal(48, key.Length);
         Assert.Equal(32, System.Buffers.Text.Base64Url.DecodeFromChars(key.AsSpan(5)).Length);
-        Assert.Equal(McpGuardApiKeys.Hash(key), hash);
+        Assert.Equal(McpGuardApiKey.Hash(key), hash);
         Assert.Matches("^[0-9a-f]{64}$", hash);
         Assert.NotEqual(key, otherKey);
         Assert.NotEqual(hash, otherHash);
@@ -74,17 +74,17 @@ public sealed class KeyHashTests
     [Fact]
     public void Generate_uses_the_given_prefix_and_refuses_a_blank_one()
     {
-        var (key, hash) = McpGuardApiKeys.Generate("acme");
+        var (key, hash) = McpGuardApiKey.Generate("acme");
 
         Assert.Matches("^acme_[A-Za-z0-9_-]{43}$", key);
-        Assert.Equal(McpGuardApiKeys.Hash(key), hash);
-        Assert.Throws<ArgumentException>(() => McpGuardApiKeys.Generate(" "));
+        Assert.Equal(McpGuardApiKey.Hash(key), hash);
+        Assert.Throws<ArgumentException>(() => McpGuardApiKey.Generate(" "));
     }
 
     [Fact]
     public async Task A_generated_key_added_by_its_hash_authenticates()
     {
-        var (key, hash) = McpGuardApiKeys.Generate();
+        var (key, hash) = McpGuardApiKey.Generate();
         await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?>
         {
             ["McpGuard:Auth:ApiKeys:Keys:5:Id"] = "generated",
@@ -145,7 +145,7 @@ public sealed class KeyHashTests
         Assert.Equal("", lines[3]);
         Assert.Matches($"^key:  {prefix}_[A-Za-z0-9_-]{{43}}$", lines[0]);
         var key = lines[0]["key:  ".Length..];
-        Assert.Equal($"hash: {McpGuardApiKeys.Hash(key)}", lines[1]);
+        Assert.Equal($"hash: {McpGuardApiKey.Hash(key)}", lines[1]);
         Assert.Equal("Give the key to its owner (it is shown only now) and add the hash to McpGuard:Auth:ApiKeys:Keys.", lines[2]);
     }
 

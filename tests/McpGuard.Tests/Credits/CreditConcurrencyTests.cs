@@ -14,10 +14,11 @@ public sealed class CreditConcurrencyTests
     private const int Parallelism = 64;
 
     [Theory]
-    [InlineData(McpGuardStoreKind.Sqlite)]
-    [InlineData(McpGuardStoreKind.InMemory)]
-    public async Task Exactly_the_calls_the_balance_covers_succeed(McpGuardStoreKind store)
+    [InlineData(nameof(McpGuardStoreKind.Sqlite))]
+    [InlineData(nameof(McpGuardStoreKind.InMemory))]
+    public async Task Exactly_the_calls_the_balance_covers_succeed(string storeName)
     {
+        var store = Enum.Parse<McpGuardStoreKind>(storeName);
         await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?>
         {
             ["McpGuard:Store"] = store.ToString(),

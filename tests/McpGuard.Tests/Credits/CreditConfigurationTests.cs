@@ -47,14 +47,14 @@ public sealed class CreditConfigurationTests
             credits.ToolPrices.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => (p.Key, p.Value)));
         Assert.Empty(credits.ToolStatuses);
         Assert.Equal([("bob", 3)], credits.FreeCalls.Select(p => (p.Key, p.Value)));
-        Assert.Equal(
+        ValueAssert.Equal(
             [
                 new McpGuardAccountSeed("alice", 1_000_000, 2_000_000),
                 new McpGuardAccountSeed("bob", 240, null),
                 // Carol's suspension stays in configuration, where a reload can lift it; the ledger's flag is the admin API's.
                 new McpGuardAccountSeed("carol", 0, null),
             ],
-            credits.Seeds.OrderBy(s => s.Account, StringComparer.Ordinal));
+            credits.Seeds.OrderBy(s => s.Account, StringComparer.Ordinal).ToArray());
         var options = host.Services.GetRequiredService<IOptions<McpGuardOptions>>().Value;
         Assert.Equal(McpGuardStoreKind.Sqlite, options.Store);
         Assert.Null(options.Credits.Store);
@@ -176,7 +176,7 @@ public sealed class CreditConfigurationTests
                 ["McpGuard:Auth:ApiKeys:Enabled"] = "true",
                 ["McpGuard:Auth:ApiKeys:Keys:0:Id"] = "k-alice",
                 ["McpGuard:Auth:ApiKeys:Keys:0:Account"] = "alice",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKeys.Hash(DemoKeys.Alice),
+                ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKey.Hash(DemoKeys.Alice),
                 ["McpGuard:Credits:Enabled"] = "true",
                 ["McpGuard:Store"] = "InMemory",
                 ["McpGuard:Credits:DefaultPrice"] = "25",

@@ -29,26 +29,27 @@ public sealed class LedgerEngineTests : IAsyncLifetime
         }
     }
 
-    public static TheoryData<McpGuardStoreKind> Stores => new() { McpGuardStoreKind.InMemory, McpGuardStoreKind.Sqlite };
+    public static TheoryData<string> Stores => new() { nameof(McpGuardStoreKind.InMemory), nameof(McpGuardStoreKind.Sqlite) };
 
     // ---- charging: free tier, then balance, then cap ----
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task The_free_tier_pays_first_then_the_balance_then_the_cap_decides(McpGuardStoreKind kind)
+    public async Task The_free_tier_pays_first_then_the_balance_then_the_cap_decides(string kindName)
     {
+        var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         var store = await OpenAsync(kind, Seed("a", 1000, cap: 1500));
 
-        Assert.Equal(Result(McpGuardChargeOutcome.Free, 1000, 0, 1500), await store.ChargeAsync("a", "r1", 400, freeCalls: 2));
-        Assert.Equal(Result(McpGuardChargeOutcome.Free, 1000, 0, 1500), await store.ChargeAsync("a", "r2", 400, freeCalls: 2));
-        Assert.Equal(Result(McpGuardChargeOutcome.Charged, 600, 400, 1500), await store.ChargeAsync("a", "r3", 400, freeCalls: 2));
-        Assert.Equal(Result(McpGuardChargeOutcome.Charged, 200, 800, 1500), await store.ChargeAsync("a", "r4", 400, freeCalls: 2));
-        Assert.Equal(Result(McpGuardChargeOutcome.OutOfCredit, 200, 800, 1500), await store.ChargeAsync("a", "r5", 400, freeCalls: 2));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.Free, 1000, 0, 1500), await store.ChargeAsync("a", "r1", 400, freeCalls: 2));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.Free, 1000, 0, 1500), await store.ChargeAsync("a", "r2", 400, freeCalls: 2));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.Charged, 600, 400, 1500), await store.ChargeAsync("a", "r3", 400, freeCalls: 2));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.Charged, 200, 800, 1500), await store.ChargeAsync("a", "r4", 400, freeCalls: 2));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.OutOfCredit, 200, 800, 1500), await store.ChargeAsync("a", "r5", 400, freeCalls: 2));
         await store.Engine.TopUpAsync("a", 1000, "invoice 7", _clock.GetUtcNow(), default);
-        Assert.Equal(Result(McpGuardChargeOutcome.Charged, 800, 1200, 1500), await store.ChargeAsync("a", "r6", 400, freeCalls: 2));
-        Assert.Equal(Result(McpGuardChargeOutcome.CapReached, 800, 1200, 1500), await store.ChargeAsync("a", "r7", 400, freeCalls: 2));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.Charged, 800, 1200, 1500), await store.ChargeAsync("a", "r6", 400, freeCalls: 2));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.CapReached, 800, 1200, 1500), await store.ChargeAsync("a", "r7", 400, freeCalls: 2));
         // Exactly reaching the cap is allowed.
-        Assert.Equal(Result(McpGuardChargeOutcome.Charged, 500, 1500, 1500), await store.ChargeAsync("a", "r8", 300, freeCalls: 2));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.Charged, 500, 1500, 1500), await store.ChargeAsync("a", "r8", 300, freeCalls: 2));
 
         Assert.Equal(
             [
@@ -62,19 +63,20 @@ public sealed class LedgerEngineTests : IAsyncLifetime
                 new Row("a", "Usage", -300, 500, "add", "r8", false, null),
             ],
             await store.RowsAsync("a"));
-        Assert.Equal(new McpGuardAccount("a", 500, 1500, 1500, 0), await store.Engine.GetAccountAsync("a", 2, _clock.GetUtcNow(), default));
+        ValueAssert.Equal(new McpGuardAccount("a", 500, 1500, 1500, 0), await store.Engine.GetAccountAsync("a", 2, _clock.GetUtcNow(), default));
     }
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task Out_of_credit_is_decided_before_the_cap_and_a_free_call_needs_neither(McpGuardStoreKind kind)
+    public async Task Out_of_credit_is_decided_before_the_cap_and_a_free_call_needs_neither(string kindName)
     {
+        var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         var store = await OpenAsync(kind, Seed("poor", 100, cap: 0), Seed("capped", 1000, cap: 0), Seed("free", 0, cap: 0));
 
-        Assert.Equal(Result(McpGuardChargeOutcome.OutOfCredit, 100, 0, 0), await store.ChargeAsync("poor", "p1", 200));
-        Assert.Equal(Result(McpGuardChargeOutcome.CapReached, 1000, 0, 0), await store.ChargeAsync("capped", "c1", 200));
-        Assert.Equal(Result(McpGuardChargeOutcome.Free, 0, 0, 0), await store.ChargeAsync("free", "f1", 200, freeCalls: 1));
-        Assert.Equal(Result(McpGuardChargeOutcome.OutOfCredit, 0, 0, 0), await store.ChargeAsync("free", "f2", 200, freeCalls: 1));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.OutOfCredit, 100, 0, 0), await store.ChargeAsync("poor", "p1", 200));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.CapReached, 1000, 0, 0), await store.ChargeAsync("capped", "c1", 200));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.Free, 0, 0, 0), await store.ChargeAsync("free", "f1", 200, freeCalls: 1));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.OutOfCredit, 0, 0, 0), await store.ChargeAsync("free", "f2", 200, freeCalls: 1));
 
         // Refusals write nothing.
         Assert.Equal([new Row("poor", "TopUp", 100, 100, null, null, false, "seed")], await store.RowsAsync("poor"));
@@ -84,20 +86,22 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task An_account_the_store_has_never_seen_starts_at_zero(McpGuardStoreKind kind)
+    public async Task An_account_the_store_has_never_seen_starts_at_zero(string kindName)
     {
+        var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         var store = await OpenAsync(kind);
 
         Assert.Null(await store.Engine.GetAccountAsync("nobody", 3, _clock.GetUtcNow(), default));
-        Assert.Equal(Result(McpGuardChargeOutcome.OutOfCredit, 0, 0, null), await store.ChargeAsync("nobody", "n1", 1));
-        Assert.Equal(new McpGuardAccount("nobody", 0, null, 0, 3), await store.Engine.GetAccountAsync("nobody", 3, _clock.GetUtcNow(), default));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.OutOfCredit, 0, 0, null), await store.ChargeAsync("nobody", "n1", 1));
+        ValueAssert.Equal(new McpGuardAccount("nobody", 0, null, 0, 3), await store.Engine.GetAccountAsync("nobody", 3, _clock.GetUtcNow(), default));
         Assert.Empty(await store.RowsAsync("nobody"));
     }
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task A_negative_price_is_refused(McpGuardStoreKind kind)
+    public async Task A_negative_price_is_refused(string kindName)
     {
+        var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         var store = await OpenAsync(kind, Seed("a", 1000));
 
         await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => store.ChargeAsync("a", "neg", -1).AsTask());
@@ -109,16 +113,17 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task A_request_id_is_charged_at_most_once(McpGuardStoreKind kind)
+    public async Task A_request_id_is_charged_at_most_once(string kindName)
     {
+        var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         var store = await OpenAsync(kind, Seed("a", 1000));
 
-        Assert.Equal(Result(McpGuardChargeOutcome.Charged, 600, 400, null), await store.ChargeAsync("a", "dup", 400));
-        Assert.Equal(Result(McpGuardChargeOutcome.DuplicateRequest, 600, 400, null), await store.ChargeAsync("a", "dup", 400));
-        Assert.Equal(Result(McpGuardChargeOutcome.DuplicateRequest, 600, 400, null), await store.ChargeAsync("a", "dup", 10, tool: "echo"));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.Charged, 600, 400, null), await store.ChargeAsync("a", "dup", 400));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.DuplicateRequest, 600, 400, null), await store.ChargeAsync("a", "dup", 400));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.DuplicateRequest, 600, 400, null), await store.ChargeAsync("a", "dup", 10, tool: "echo"));
         Assert.True(await store.Engine.RefundAsync("dup", _clock.GetUtcNow(), default));
         // A refunded request id stays spent: a retry needs a new id.
-        Assert.Equal(Result(McpGuardChargeOutcome.DuplicateRequest, 1000, 0, null), await store.ChargeAsync("a", "dup", 400));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.DuplicateRequest, 1000, 0, null), await store.ChargeAsync("a", "dup", 400));
 
         Assert.Equal(
             [
@@ -131,21 +136,23 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task A_refused_request_id_is_not_spent(McpGuardStoreKind kind)
+    public async Task A_refused_request_id_is_not_spent(string kindName)
     {
+        var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         var store = await OpenAsync(kind, Seed("a", 100));
 
         Assert.Equal(McpGuardChargeOutcome.OutOfCredit, (await store.ChargeAsync("a", "retry-me", 400)).Outcome);
         await store.Engine.TopUpAsync("a", 1000, null, _clock.GetUtcNow(), default);
-        Assert.Equal(Result(McpGuardChargeOutcome.Charged, 700, 400, null), await store.ChargeAsync("a", "retry-me", 400));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.Charged, 700, 400, null), await store.ChargeAsync("a", "retry-me", 400));
 
         Assert.Single(await store.RowsAsync("a"), r => r.RequestId == "retry-me");
     }
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task A_refund_gives_the_charge_back_exactly_once(McpGuardStoreKind kind)
+    public async Task A_refund_gives_the_charge_back_exactly_once(string kindName)
     {
+        var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         var store = await OpenAsync(kind, Seed("a", 1000, cap: 5000));
         await store.ChargeAsync("a", "r1", 400);
         await store.ChargeAsync("a", "r2", 100);
@@ -163,20 +170,21 @@ public sealed class LedgerEngineTests : IAsyncLifetime
             ],
             await store.RowsAsync("a"));
         // The refund comes off this month's spend too.
-        Assert.Equal(new McpGuardAccount("a", 900, 5000, 100, 0), await store.Engine.GetAccountAsync("a", 0, _clock.GetUtcNow(), default));
+        ValueAssert.Equal(new McpGuardAccount("a", 900, 5000, 100, 0), await store.Engine.GetAccountAsync("a", 0, _clock.GetUtcNow(), default));
     }
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task Refunding_a_free_call_gives_the_free_call_back(McpGuardStoreKind kind)
+    public async Task Refunding_a_free_call_gives_the_free_call_back(string kindName)
     {
+        var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         var store = await OpenAsync(kind, Seed("a", 1000));
         Assert.Equal(McpGuardChargeOutcome.Free, (await store.ChargeAsync("a", "f1", 400, freeCalls: 1)).Outcome);
         Assert.Equal(0, (await store.Engine.GetAccountAsync("a", 1, _clock.GetUtcNow(), default))!.FreeCallsLeft);
 
         Assert.True(await store.Engine.RefundAsync("f1", _clock.GetUtcNow(), default));
 
-        Assert.Equal(new McpGuardAccount("a", 1000, null, 0, 1), await store.Engine.GetAccountAsync("a", 1, _clock.GetUtcNow(), default));
+        ValueAssert.Equal(new McpGuardAccount("a", 1000, null, 0, 1), await store.Engine.GetAccountAsync("a", 1, _clock.GetUtcNow(), default));
         Assert.Equal(McpGuardChargeOutcome.Free, (await store.ChargeAsync("a", "f2", 400, freeCalls: 1)).Outcome);
         Assert.Equal(
             [
@@ -192,8 +200,9 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task Top_ups_and_adjustments_move_the_balance_but_never_below_zero(McpGuardStoreKind kind)
+    public async Task Top_ups_and_adjustments_move_the_balance_but_never_below_zero(string kindName)
     {
+        var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         var store = await OpenAsync(kind);
         var now = _clock.GetUtcNow();
 
@@ -205,10 +214,10 @@ public sealed class LedgerEngineTests : IAsyncLifetime
         await Assert.ThrowsAsync<ArgumentException>(() => store.Engine.AdjustAsync("a", 10, " ", now, default).AsTask());
         var exact = await store.Engine.AdjustAsync("a", -300, "write-off", now, default);
 
-        Assert.Equal(new McpGuardLedgerEntry(topUp.Id, "a", McpGuardLedgerEntryKind.TopUp, 500, 500, null, null, now, false, "invoice 7"), topUp);
-        Assert.Equal(new McpGuardLedgerEntry(topUp.Id + 1, "a", McpGuardLedgerEntryKind.Adjustment, -200, 300, null, null, now, false, "duplicate top-up reversed"), adjustment);
+        ValueAssert.Equal(new McpGuardLedgerEntry(topUp.Id, "a", McpGuardLedgerEntryKind.TopUp, 500, 500, null, null, now, false, "invoice 7"), topUp);
+        ValueAssert.Equal(new McpGuardLedgerEntry(topUp.Id + 1, "a", McpGuardLedgerEntryKind.Adjustment, -200, 300, null, null, now, false, "duplicate top-up reversed"), adjustment);
         Assert.Equal("An adjustment of -301 would take account 'a' below zero (balance 300).", below.Message);
-        Assert.Equal(new McpGuardLedgerEntry(topUp.Id + 2, "a", McpGuardLedgerEntryKind.Adjustment, -300, 0, null, null, now, false, "write-off"), exact);
+        ValueAssert.Equal(new McpGuardLedgerEntry(topUp.Id + 2, "a", McpGuardLedgerEntryKind.Adjustment, -300, 0, null, null, now, false, "write-off"), exact);
         Assert.Equal(
             [
                 new Row("a", "TopUp", 500, 500, null, null, false, "invoice 7"),
@@ -221,8 +230,9 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task Every_balance_always_equals_the_sum_of_its_rows(McpGuardStoreKind kind)
+    public async Task Every_balance_always_equals_the_sum_of_its_rows(string kindName)
     {
+        var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         string[] accounts = ["a", "b", "c"];
         var store = await OpenAsync(kind, Seed("a", 5000, cap: 8000), Seed("b", 300), Seed("c", 0));
         var random = new Random(20260310);
@@ -290,8 +300,9 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task Seeds_apply_once_to_an_empty_store(McpGuardStoreKind kind)
+    public async Task Seeds_apply_once_to_an_empty_store(string kindName)
     {
+        var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         var store = await OpenAsync(kind);
         var now = _clock.GetUtcNow();
 
@@ -301,8 +312,8 @@ public sealed class LedgerEngineTests : IAsyncLifetime
         Assert.Equal([new Row("a", "TopUp", 1000, 1000, null, null, false, "seed")], await store.RowsAsync("a"));
         Assert.Empty(await store.RowsAsync("b"));
         Assert.Empty(await store.RowsAsync("z"));
-        Assert.Equal(new McpGuardAccount("a", 1000, 5000, 0, 0), await store.Engine.GetAccountAsync("a", 0, now, default));
-        Assert.Equal(new McpGuardAccount("b", 0, null, 0, 0), await store.Engine.GetAccountAsync("b", 0, now, default));
+        ValueAssert.Equal(new McpGuardAccount("a", 1000, 5000, 0, 0), await store.Engine.GetAccountAsync("a", 0, now, default));
+        ValueAssert.Equal(new McpGuardAccount("b", 0, null, 0, 0), await store.Engine.GetAccountAsync("b", 0, now, default));
         Assert.Null(await store.Engine.GetAccountAsync("z", 0, now, default));
     }
 
@@ -331,8 +342,9 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task The_ledger_pages_newest_first(McpGuardStoreKind kind)
+    public async Task The_ledger_pages_newest_first(string kindName)
     {
+        var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         var store = await OpenAsync(kind, Seed("a", 1000), Seed("b", 50));
         for (var i = 1; i <= 4; i++)
         {
@@ -490,8 +502,8 @@ public sealed class LedgerEngineTests : IAsyncLifetime
         var at = clock.GetUtcNow();
 
         // Balance: 10000 - 1000 (Feb) - 700 (Mar); March spend 700 (mar-2 refunded); one March free call used (the other refunded).
-        Assert.Equal(new McpGuardAccount("a", 8300, 50_000, 700, 1), await second.Engine.GetAccountAsync("a", 2, at, default));
-        Assert.Equal(new McpGuardAccount("b", 500, 900, 0, 0), await second.Engine.GetAccountAsync("b", 0, at, default));
+        ValueAssert.Equal(new McpGuardAccount("a", 8300, 50_000, 700, 1), await second.Engine.GetAccountAsync("a", 2, at, default));
+        ValueAssert.Equal(new McpGuardAccount("b", 500, 900, 0, 0), await second.Engine.GetAccountAsync("b", 0, at, default));
 
         // Refunded flags and spent request ids survive.
         Assert.False(await second.Engine.RefundAsync("mar-2", at, default));
@@ -499,11 +511,11 @@ public sealed class LedgerEngineTests : IAsyncLifetime
         Assert.Equal(McpGuardChargeOutcome.DuplicateRequest, (await second.ChargeAsync("a", "mar-1", 700, now: at)).Outcome);
         Assert.Equal(McpGuardChargeOutcome.DuplicateRequest, (await second.ChargeAsync("a", "feb-1", 700, now: at)).Outcome);
         // One free call left this month, then the balance pays; row ids continue after the last one.
-        Assert.Equal(Result(McpGuardChargeOutcome.Free, 8300, 700, 50_000), await second.ChargeAsync("a", "after-1", 700, freeCalls: 2, now: at));
-        Assert.Equal(Result(McpGuardChargeOutcome.Charged, 7600, 1400, 50_000), await second.ChargeAsync("a", "after-2", 700, freeCalls: 2, now: at));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.Free, 8300, 700, 50_000), await second.ChargeAsync("a", "after-1", 700, freeCalls: 2, now: at));
+        ValueAssert.Equal(Result(McpGuardChargeOutcome.Charged, 7600, 1400, 50_000), await second.ChargeAsync("a", "after-2", 700, freeCalls: 2, now: at));
         // A February charge is still refundable; it does not change March's spend.
         Assert.True(await second.Engine.RefundAsync("feb-1", at, default));
-        Assert.Equal(new McpGuardAccount("a", 8600, 50_000, 1400, 0), await second.Engine.GetAccountAsync("a", 2, at, default));
+        ValueAssert.Equal(new McpGuardAccount("a", 8600, 50_000, 1400, 0), await second.Engine.GetAccountAsync("a", 2, at, default));
 
         var rows = LedgerFile.Rows(path);
         Assert.Equal([lastId + 1, lastId + 2, lastId + 3], rows.Where(r => r.Id > lastId).Select(r => r.Id));
@@ -516,8 +528,9 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task Concurrent_charges_never_spend_a_balance_twice(McpGuardStoreKind kind)
+    public async Task Concurrent_charges_never_spend_a_balance_twice(string kindName)
     {
+        var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         var store = await OpenAsync(kind, Seed("a", 1000));
 
         var results = await Task.WhenAll(Enumerable.Range(0, 1000).Select(i => Task.Run(() => store.ChargeAsync("a", $"c{i}", 10).AsTask())));

@@ -87,30 +87,32 @@ public sealed class MonthBoundaryTests
         Assert.Equal(McpGuardChargeOutcome.Charged, (await store.ChargeAsync("a", "r1", 600, now: local)).Outcome);
         Assert.Equal(McpGuardChargeOutcome.CapReached, (await store.ChargeAsync("a", "r2", 600, now: local.AddMinutes(29))).Outcome);
         Assert.Equal(McpGuardChargeOutcome.Charged, (await store.ChargeAsync("a", "r3", 300, now: local.AddMinutes(30))).Outcome);
-        Assert.Equal(new McpGuardAccount("a", 4100, 1000, 300, 0), await store.Engine.GetAccountAsync("a", 0, local.AddMinutes(30), default));
+        ValueAssert.Equal(new McpGuardAccount("a", 4100, 1000, 300, 0), await store.Engine.GetAccountAsync("a", 0, local.AddMinutes(30), default));
     }
 
     [Theory]
-    [InlineData(McpGuardStoreKind.InMemory)]
-    [InlineData(McpGuardStoreKind.Sqlite)]
-    public async Task A_new_month_reads_as_fresh_before_any_call_in_it(McpGuardStoreKind kind)
+    [InlineData(nameof(McpGuardStoreKind.InMemory))]
+    [InlineData(nameof(McpGuardStoreKind.Sqlite))]
+    public async Task A_new_month_reads_as_fresh_before_any_call_in_it(string kindName)
     {
+        var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         var clock = new ManualTimeProvider(LastSecondOfJanuary);
         await using var store = StoreUnderTest.Open(kind, clock, kind == McpGuardStoreKind.Sqlite ? LedgerFile.NewPath() : null);
         await store.Engine.SeedAsync([new McpGuardAccountSeed("a", 5000, 4000)], clock.GetUtcNow(), default);
         await store.ChargeAsync("a", "jan-free", 700, freeCalls: 1);
         await store.ChargeAsync("a", "jan-paid", 700, freeCalls: 1);
 
-        Assert.Equal(new McpGuardAccount("a", 4300, 4000, 700, 0), await store.Engine.GetAccountAsync("a", 1, clock.GetUtcNow(), default));
+        ValueAssert.Equal(new McpGuardAccount("a", 4300, 4000, 700, 0), await store.Engine.GetAccountAsync("a", 1, clock.GetUtcNow(), default));
         clock.Advance(TimeSpan.FromSeconds(1));
-        Assert.Equal(new McpGuardAccount("a", 4300, 4000, 0, 1), await store.Engine.GetAccountAsync("a", 1, clock.GetUtcNow(), default));
+        ValueAssert.Equal(new McpGuardAccount("a", 4300, 4000, 0, 1), await store.Engine.GetAccountAsync("a", 1, clock.GetUtcNow(), default));
     }
 
     [Theory]
-    [InlineData(McpGuardStoreKind.InMemory)]
-    [InlineData(McpGuardStoreKind.Sqlite)]
-    public async Task Refunding_a_january_charge_in_february_restores_the_balance_but_not_februarys_spend_or_free_calls(McpGuardStoreKind kind)
+    [InlineData(nameof(McpGuardStoreKind.InMemory))]
+    [InlineData(nameof(McpGuardStoreKind.Sqlite))]
+    public async Task Refunding_a_january_charge_in_february_restores_the_balance_but_not_februarys_spend_or_free_calls(string kindName)
     {
+        var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         var clock = new ManualTimeProvider(LastSecondOfJanuary);
         await using var store = StoreUnderTest.Open(kind, clock, kind == McpGuardStoreKind.Sqlite ? LedgerFile.NewPath() : null);
         await store.Engine.SeedAsync([new McpGuardAccountSeed("a", 5000, 1000)], clock.GetUtcNow(), default);
@@ -124,7 +126,7 @@ public sealed class MonthBoundaryTests
         Assert.True(await store.Engine.RefundAsync("jan-free", clock.GetUtcNow(), default));
 
         // February still spent 800 of its 1000 cap and used its free call.
-        Assert.Equal(new McpGuardAccount("a", 4200, 1000, 800, 0), await store.Engine.GetAccountAsync("a", 1, clock.GetUtcNow(), default));
+        ValueAssert.Equal(new McpGuardAccount("a", 4200, 1000, 800, 0), await store.Engine.GetAccountAsync("a", 1, clock.GetUtcNow(), default));
         Assert.Equal(McpGuardChargeOutcome.CapReached, (await store.ChargeAsync("a", "feb-more", 800, freeCalls: 1)).Outcome);
     }
 
@@ -142,13 +144,13 @@ public sealed class MonthBoundaryTests
 
         await using (var sameMonth = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, clock, path))
         {
-            Assert.Equal(new McpGuardAccount("a", 4200, 1000, 800, 0), await sameMonth.Engine.GetAccountAsync("a", 1, clock.GetUtcNow(), default));
+            ValueAssert.Equal(new McpGuardAccount("a", 4200, 1000, 800, 0), await sameMonth.Engine.GetAccountAsync("a", 1, clock.GetUtcNow(), default));
             Assert.Equal(McpGuardChargeOutcome.CapReached, (await sameMonth.ChargeAsync("a", "jan-more", 800, freeCalls: 1)).Outcome);
         }
 
         clock.Advance(TimeSpan.FromSeconds(1));
         await using var february = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, clock, path);
-        Assert.Equal(new McpGuardAccount("a", 4200, 1000, 0, 1), await february.Engine.GetAccountAsync("a", 1, clock.GetUtcNow(), default));
+        ValueAssert.Equal(new McpGuardAccount("a", 4200, 1000, 0, 1), await february.Engine.GetAccountAsync("a", 1, clock.GetUtcNow(), default));
         Assert.Equal(McpGuardChargeOutcome.Free, (await february.ChargeAsync("a", "feb-free", 800, freeCalls: 1)).Outcome);
         Assert.Equal(McpGuardChargeOutcome.Charged, (await february.ChargeAsync("a", "feb-paid", 800, freeCalls: 1)).Outcome);
     }

@@ -106,7 +106,7 @@ public sealed class MultiRoundTripTests
                 ["McpGuard:Auth:ApiKeys:Enabled"] = "true",
                 ["McpGuard:Auth:ApiKeys:Keys:0:Id"] = "k-alice",
                 ["McpGuard:Auth:ApiKeys:Keys:0:Account"] = "alice",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKeys.Hash(DemoKeys.Alice),
+                ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKey.Hash(DemoKeys.Alice),
                 ["McpGuard:Credits:Enabled"] = "true",
                 ["McpGuard:Store"] = "InMemory",
                 ["McpGuard:Tools:confirm_order:Price"] = $"{Price}",

@@ -22,17 +22,18 @@ public sealed class RefundTests
     private static readonly string Work = CreditCalls.ToolCall(12, "work", "{}");
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
 
-    public static TheoryData<McpGuardStoreKind> Stores => new() { McpGuardStoreKind.InMemory, McpGuardStoreKind.Sqlite };
+    public static TheoryData<string> Stores => new() { nameof(McpGuardStoreKind.InMemory), nameof(McpGuardStoreKind.Sqlite) };
 
     // ---- (a) the endpoint answers 5xx ----
 
     [Theory]
-    [InlineData(McpGuardStoreKind.Sqlite, 500)]
-    [InlineData(McpGuardStoreKind.InMemory, 500)]
-    [InlineData(McpGuardStoreKind.Sqlite, 502)]
-    [InlineData(McpGuardStoreKind.Sqlite, 503)]
-    public async Task An_endpoint_that_answers_5xx_is_refunded(McpGuardStoreKind store, int status)
+    [InlineData(nameof(McpGuardStoreKind.Sqlite), 500)]
+    [InlineData(nameof(McpGuardStoreKind.InMemory), 500)]
+    [InlineData(nameof(McpGuardStoreKind.Sqlite), 502)]
+    [InlineData(nameof(McpGuardStoreKind.Sqlite), 503)]
+    public async Task An_endpoint_that_answers_5xx_is_refunded(string storeName, int status)
     {
+        var store = Enum.Parse<McpGuardStoreKind>(storeName);
         await using var guarded = await RefundHost.StartAsync(store, async context =>
         {
             context.Response.StatusCode = status;
@@ -141,8 +142,9 @@ public sealed class RefundTests
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task An_endpoint_that_throws_gives_500_internal_error_and_is_refunded(McpGuardStoreKind store)
+    public async Task An_endpoint_that_throws_gives_500_internal_error_and_is_refunded(string storeName)
     {
+        var store = Enum.Parse<McpGuardStoreKind>(storeName);
         await using var guarded = await RefundHost.StartAsync(store, _ => throw new InvalidOperationException("database unreachable"));
 
         using var response = await guarded.SendAsync(Work, "refund-throw");
@@ -158,8 +160,9 @@ public sealed class RefundTests
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task A_stream_that_breaks_mid_way_is_refunded_though_its_headers_already_announced_the_charge(McpGuardStoreKind store)
+    public async Task A_stream_that_breaks_mid_way_is_refunded_though_its_headers_already_announced_the_charge(string storeName)
     {
+        var store = Enum.Parse<McpGuardStoreKind>(storeName);
         await using var guarded = await RefundHost.StartAsync(store, async context =>
         {
             context.Response.ContentType = "text/event-stream";
@@ -185,8 +188,9 @@ public sealed class RefundTests
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task A_timeout_cancels_the_endpoint_answers_504_and_refunds(McpGuardStoreKind store)
+    public async Task A_timeout_cancels_the_endpoint_answers_504_and_refunds(string storeName)
     {
+        var store = Enum.Parse<McpGuardStoreKind>(storeName);
         var clock = new SteppingClock(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
         var entered = new TaskCompletionSource<CancellationToken>(TaskCreationOptions.RunContinuationsAsynchronously);
         var observed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -373,8 +377,9 @@ public sealed class RefundTests
 
     [Theory]
     [MemberData(nameof(Stores))]
-    public async Task A_client_that_disconnects_mid_call_is_refunded(McpGuardStoreKind store)
+    public async Task A_client_that_disconnects_mid_call_is_refunded(string storeName)
     {
+        var store = Enum.Parse<McpGuardStoreKind>(storeName);
         // The client cancels its request while the endpoint is still working: the server never answered,
         // so the gate treats the call as not served and refunds it in the same request; nothing is written back.
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -527,7 +532,7 @@ public sealed class RefundTests
                 ["McpGuard:Auth:ApiKeys:Enabled"] = "true",
                 ["McpGuard:Auth:ApiKeys:Keys:0:Id"] = "k-alice",
                 ["McpGuard:Auth:ApiKeys:Keys:0:Account"] = "alice",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKeys.Hash(DemoKeys.Alice),
+                ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKey.Hash(DemoKeys.Alice),
                 ["McpGuard:Credits:Enabled"] = "true",
                 ["McpGuard:Store"] = store.ToString(),
                 ["McpGuard:Tools:work:Price"] = Price.ToString(System.Globalization.CultureInfo.InvariantCulture),

@@ -18,9 +18,9 @@ public sealed class ErrorCatalogTests
 
     private static readonly int[] JsonRpcStandardCodes = [-32700, -32600, -32602, -32603];
 
-    private static List<string> PublicReasonConstants() =>
+    private static List<string> ReasonConstants() =>
         typeof(McpGuardReasons)
-            .GetFields(BindingFlags.Public | BindingFlags.Static)
+            .GetFields(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static)
             .Where(f => f.IsLiteral && f.FieldType == typeof(string))
             .Select(f => (string)f.GetRawConstantValue()!)
             .ToList();
@@ -28,9 +28,9 @@ public sealed class ErrorCatalogTests
     // ---- the catalog covers exactly the public reasons ----
 
     [Fact]
-    public void Every_public_reason_has_exactly_one_catalog_entry_and_every_entry_is_a_public_reason()
+    public void Every_reason_constant_has_exactly_one_catalog_entry_and_every_entry_is_a_reason_constant()
     {
-        var constants = PublicReasonConstants();
+        var constants = ReasonConstants();
         var entries = McpGuardErrorCatalog.Defaults.Select(d => d.Reason).ToList();
 
         Assert.Equal(27, constants.Count);

@@ -127,7 +127,7 @@ public sealed class HostileInputPropertyTests(ITestOutputHelper output)
             var host = await GuardedHost.StartSampleAsync(
                 new Dictionary<string, string?>
                 {
-                    ["McpGuard:Admin:KeyHash"] = McpGuardApiKeys.Hash(HostileRequests.AdminKey),
+                    ["McpGuard:Admin:KeyHash"] = McpGuardApiKey.Hash(HostileRequests.AdminKey),
                     ["McpGuard:RateLimits:Policies:default:Windows:0:Permits"] = unlimited,
                     ["McpGuard:RateLimits:Policies:default:Windows:1:Permits"] = unlimited,
                     ["McpGuard:RateLimits:Policies:add:Windows:0:Permits"] = unlimited,

@@ -204,7 +204,7 @@ public sealed class HostingModeTests
         var exception = Assert.Throws<InvalidOperationException>(() => app.UseMcpGuard());
 
         Assert.Equal(
-            "McpGuard's services are not registered. Call builder.Services.AddMcpGuard(builder.Configuration.GetSection(\"McpGuard\")) in Program.cs before building the app.",
+            "McpGuard's services are not registered. Call builder.Services.AddMcpGuard() in Program.cs before building the app.",
             exception.Message);
     }
 
@@ -216,7 +216,7 @@ public sealed class HostingModeTests
         var exception = Assert.Throws<InvalidOperationException>(() => host.Services.GetRequiredService<EndpointDataSource>().Endpoints);
 
         Assert.Equal(
-            "McpGuard's services are not registered. Call builder.Services.AddMcpGuard(builder.Configuration.GetSection(\"McpGuard\")) in Program.cs before building the app.",
+            "McpGuard's services are not registered. Call builder.Services.AddMcpGuard() in Program.cs before building the app.",
             exception.Message);
     }
 

@@ -5,7 +5,9 @@ using System.Text.Json.Nodes;
 using McpGuard.Errors;
 using McpGuard.Protocol;
 using McpGuard.Tests.Infrastructure;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace McpGuard.Tests.Integration;
 
@@ -60,6 +62,22 @@ public sealed class RenderingTests
         using var response = await host.PostMcpAsync("{", accept: "application/problem+json, application/json, text/event-stream");
 
         await AssertProblemAsync(response, 400, "parse_error", "Parse error: the request body is not valid JSON.", "Send one JSON-RPC 2.0 message as UTF-8 encoded JSON.", "fix_request");
+    }
+
+    [Fact]
+    public async Task Problem_details_go_through_the_apps_own_problem_details_service_when_it_has_one()
+    {
+        // McpGuard registers no IProblemDetailsService of its own; an app that does sees its customizations on McpGuard's bodies.
+        await using var host = await GuardedHost.StartSampleAsync(ProblemDetailsFormat, configure: web => web.ConfigureServices(services =>
+            services.AddProblemDetails(options => options.CustomizeProblemDetails = c => c.ProblemDetails.Extensions["served_by"] = "the app")));
+
+        using var response = await host.PostMcpAsync("{");
+
+        var body = JsonNode.Parse(await response.Content.ReadAsStringAsync())!.AsObject();
+        Assert.Equal(400, (int)response.StatusCode);
+        Assert.Equal(ProblemContentType, response.Content.Headers.ContentType?.ToString());
+        Assert.Equal("the app", body["served_by"]?.GetValue<string>());
+        Assert.Equal("parse_error", body["error_code"]?.GetValue<string>());
     }
 
     [Fact]

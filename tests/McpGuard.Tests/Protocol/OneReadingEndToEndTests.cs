@@ -120,7 +120,7 @@ public sealed class OneReadingEndToEndTests(ITestOutputHelper output)
                 ["McpGuard:Auth:ApiKeys:Enabled"] = "true",
                 ["McpGuard:Auth:ApiKeys:Keys:0:Id"] = "bob",
                 ["McpGuard:Auth:ApiKeys:Keys:0:Account"] = "bob",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKeys.Hash(DemoKeys.Bob),
+                ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKey.Hash(DemoKeys.Bob),
                 ["McpGuard:Auth:ApiKeys:Keys:0:Scopes:0"] = "tools:basic",
                 ["McpGuard:Auth:AnonymousMethods:0"] = "initialize",
                 ["McpGuard:Tools:echo:Scopes:0"] = "tools:basic",

@@ -507,7 +507,7 @@ internal static class RateLimitWire
         {
             ["McpGuard:Auth:ApiKeys:Keys:5:Id"] = $"{account}-second",
             ["McpGuard:Auth:ApiKeys:Keys:5:Account"] = account,
-            ["McpGuard:Auth:ApiKeys:Keys:5:Hash"] = McpGuardApiKeys.Hash(key),
+            ["McpGuard:Auth:ApiKeys:Keys:5:Hash"] = McpGuardApiKey.Hash(key),
         };
         for (var i = 0; i < scopes.Length; i++)
         {

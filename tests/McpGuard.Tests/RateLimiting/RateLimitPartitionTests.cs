@@ -19,10 +19,11 @@ public sealed class RateLimitPartitionTests
     private static readonly DateTimeOffset Noon = new(2026, 11, 21, 12, 0, 0, TimeSpan.Zero);
 
     [Theory]
-    [InlineData(McpGuardRateLimitPartition.Account, "account:alice")]
-    [InlineData(McpGuardRateLimitPartition.Key, "key:k1")]
-    public void The_provider_sees_the_partition_and_for_per_tool_windows_the_tool(McpGuardRateLimitPartition partitionBy, string partition)
+    [InlineData(nameof(McpGuardRateLimitPartition.Account), "account:alice")]
+    [InlineData(nameof(McpGuardRateLimitPartition.Key), "key:k1")]
+    public void The_provider_sees_the_partition_and_for_per_tool_windows_the_tool(string partitionByName, string partition)
     {
+        var partitionBy = Enum.Parse<McpGuardRateLimitPartition>(partitionByName);
         var provider = new RecordingProvider(new ManualTimeProvider(Noon));
         using var gate = new RateLimitGate(provider, new ManualTimeProvider(Noon), NullLogger<RateLimitGate>.Instance);
         var state = State(partitionBy);
@@ -89,10 +90,10 @@ public sealed class RateLimitPartitionTests
         options.RateLimits.PartitionBy = partitionBy;
         options.RateLimits.DefaultPolicy = "default";
         var @default = new McpGuardRateLimitPolicy();
-        @default.Windows.Add(new McpGuardRateLimitWindow { Permits = 100, Window = TimeSpan.FromMinutes(1) });
-        @default.Windows.Add(new McpGuardRateLimitWindow { Permits = 1000, Window = TimeSpan.FromDays(1) });
+        @default.Windows.Add(new McpGuardRateLimitWindowOptions { Permits = 100, Window = TimeSpan.FromMinutes(1) });
+        @default.Windows.Add(new McpGuardRateLimitWindowOptions { Permits = 1000, Window = TimeSpan.FromDays(1) });
         var add = new McpGuardRateLimitPolicy { PerTool = true };
-        add.Windows.Add(new McpGuardRateLimitWindow { Permits = 10, Window = TimeSpan.FromMinutes(1) });
+        add.Windows.Add(new McpGuardRateLimitWindowOptions { Permits = 10, Window = TimeSpan.FromMinutes(1) });
         options.RateLimits.Policies["default"] = @default;
         options.RateLimits.Policies["add"] = add;
         options.Tools["add"] = new McpGuardToolPolicy { RateLimitPolicy = "add" };

@@ -35,7 +35,7 @@ public sealed class StoreTests : IDisposable
         var hash = Sha256("mcpg_store_dave");
 
         Assert.Null(await store.FindAsync(hash, default));
-        await store.AddAsync(new McpGuardApiKey("dave-1", "dave", ["tools:basic"]) { ExpiresAt = _clock.GetUtcNow().AddDays(30) }, hash, default);
+        await store.AddAsync(new McpGuardApiKey("dave-1", "dave", ["tools:basic"], expiresAt: _clock.GetUtcNow().AddDays(30)), hash, default);
         var found = await store.FindAsync(hash, default);
         Assert.Equal(("dave-1", "dave", false), (found!.Id, found.Account, found.Revoked));
         Assert.Equal(["tools:basic"], found.Scopes);
@@ -73,7 +73,7 @@ public sealed class StoreTests : IDisposable
     public async Task On_sqlite_keys_suspensions_and_tool_statuses_survive_a_restart()
     {
         var keys = KeyStore(sqlite: true);
-        await keys.AddAsync(new McpGuardApiKey("k-1", "a", ["tools:basic", "tools:premium"]) { ExpiresAt = new DateTimeOffset(2027, 1, 1, 0, 0, 0, TimeSpan.Zero) }, Sha256("k1"), default);
+        await keys.AddAsync(new McpGuardApiKey("k-1", "a", ["tools:basic", "tools:premium"], expiresAt: new DateTimeOffset(2027, 1, 1, 0, 0, 0, TimeSpan.Zero)), Sha256("k1"), default);
         await keys.AddAsync(new McpGuardApiKey("k-2", "a", []), Sha256("k2"), default);
         await keys.RevokeAsync("k-2", default);
         await AccountStore(sqlite: true).SetSuspendedAsync("b", true, default);
@@ -115,7 +115,7 @@ public sealed class StoreTests : IDisposable
         Assert.Equal(2, LedgerFile.Scalar(_path, "PRAGMA user_version;"));
         Assert.Equal(["id", "monthly_cap", "created_at"], LedgerFile.Strings(_path, "SELECT name FROM pragma_table_info('accounts');"));
         await using var ledger = new McpGuard.Credits.LedgerEngine(new McpGuard.Credits.SqliteJournal(new SqliteDatabase(_path)), _clock, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
-        Assert.Equal(new McpGuardAccount("alice", 700, 5000, 0, 0), await ledger.GetAccountAsync("alice", 0, _clock.GetUtcNow(), default));
+        ValueAssert.Equal(new McpGuardAccount("alice", 700, 5000, 0, 0), await ledger.GetAccountAsync("alice", 0, _clock.GetUtcNow(), default));
     }
 
     [Theory]

@@ -67,12 +67,10 @@ public sealed class MappingServerHost : IAsyncLifetime
                 builder.Services.AddMcpServer(o => o.ServerInfo = new() { Name = "mapping-tests", Version = "1.0.0" })
                     .WithHttpTransport()
                     .WithTools<MappingTestTools>()
-                    .WithMcpGuard(tools => tools.Map<QuotaExceededException>(ex => new McpGuardToolError("quota_exceeded", $"The daily quota of {ex.Limit} calls is used up.")
-                    {
-                        Suggestion = "Wait until tomorrow (UTC).",
-                        Retryable = true,
-                        Details = new Dictionary<string, object?> { ["limit"] = ex.Limit },
-                    }));
+                    .WithMcpGuard(tools => tools.Map<QuotaExceededException>(ex => new McpGuardException("quota_exceeded", $"The daily quota of {ex.Limit} calls is used up.",
+                        suggestion: "Wait until tomorrow (UTC).",
+                        retryable: true,
+                        details: new Dictionary<string, object?> { ["limit"] = ex.Limit })));
             },
             app =>
             {
@@ -142,7 +140,7 @@ public sealed class ToolExceptionMappingTests(MappingServerHost server) : IClass
     public void A_mapping_matches_derived_exception_types()
     {
         var error = Map(new MonthlyQuotaExceededException(3000), o => o
-            .Map<QuotaExceededException>(ex => new McpGuardToolError("quota_exceeded", $"Quota {ex.Limit}.") { Retryable = true }));
+            .Map<QuotaExceededException>(ex => new McpGuardException("quota_exceeded", $"Quota {ex.Limit}.", retryable: true)));
 
         Assert.Equal("quota_exceeded", error.Reason);
         Assert.Equal("Quota 3000.", error.Message);
@@ -158,7 +156,7 @@ public sealed class ToolExceptionMappingTests(MappingServerHost server) : IClass
         Map(thrown, o => o.Map<QuotaExceededException>(ex =>
         {
             seen = ex;
-            return new McpGuardToolError("quota_exceeded", "Used up.");
+            return new McpGuardException("quota_exceeded", "Used up.");
         }));
 
         Assert.Same(thrown, seen);
