@@ -41,7 +41,7 @@ internal static class LedgerSoak
                     while (clock.Elapsed < until)
                     {
                         var started = Stopwatch.GetTimestamp();
-                        var id = string.Create(CultureInfo.InvariantCulture, $"soak-{caller}-{done}");
+                        var id = McpGuard.Protocol.RequestIds.NewId();
                         var result = await engine.ChargeAsync(new McpGuardChargeRequest("soak", id, "add", 800, 0, now), CancellationToken.None);
                         if (result.Outcome != McpGuardChargeOutcome.Charged)
                         {

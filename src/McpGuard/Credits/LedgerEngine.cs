@@ -23,6 +23,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
         _journal = journal;
         _clock = clock;
         _logger = logger;
+        journal.OnFailed = OnJournalFailed;
         Replay(journal.Load(), clock.GetUtcNow());
     }
 
@@ -51,6 +52,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
             }
         }
 
+        _journal.Flush();
         await Task.WhenAll(writes);
         return true;
     }
@@ -61,41 +63,49 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
         McpGuardChargeResult result;
         Task? created;
         Task write;
-        lock (_lock)
+        try
         {
-            ThrowIfFaulted();
-            var account = GetOrCreate(request.Account, request.Now, out created);
-            var month = MonthKey(request.Now);
-            account.Roll(month);
-            if (_charges.ContainsKey(request.RequestId))
+            lock (_lock)
             {
-                return new McpGuardChargeResult(McpGuardChargeOutcome.DuplicateRequest, account.Balance, account.MonthSpent, account.Cap);
-            }
+                ThrowIfFaulted();
+                var account = GetOrCreate(request.Account, request.Now, out created);
+                var month = MonthKey(request.Now);
+                account.Roll(month);
+                if (_charges.ContainsKey(request.RequestId))
+                {
+                    return new McpGuardChargeResult(McpGuardChargeOutcome.DuplicateRequest, account.Balance, account.MonthSpent, account.Cap);
+                }
 
-            if (request.FreeCallsPerMonth - account.MonthFree > 0)
-            {
-                account.Spend(_charges[request.RequestId] = new ChargeRecord(account.Id, request.Tool, 0, true, month));
-                write = Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Usage, 0, request.Tool, request.RequestId, request.Now, true, null) });
-                result = new McpGuardChargeResult(McpGuardChargeOutcome.Free, account.Balance, account.MonthSpent, account.Cap);
-            }
-            else if (account.Balance < request.PriceMicro)
-            {
-                return new McpGuardChargeResult(McpGuardChargeOutcome.OutOfCredit, account.Balance, account.MonthSpent, account.Cap);
-            }
-            else if (account.Cap is long cap && account.MonthSpent + request.PriceMicro > cap)
-            {
-                return new McpGuardChargeResult(McpGuardChargeOutcome.CapReached, account.Balance, account.MonthSpent, account.Cap);
-            }
-            else
-            {
-                account.Balance -= request.PriceMicro;
-                account.Spend(_charges[request.RequestId] = new ChargeRecord(account.Id, request.Tool, request.PriceMicro, false, month));
-                write = Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Usage, -request.PriceMicro, request.Tool, request.RequestId, request.Now, false, null) });
-                result = new McpGuardChargeResult(McpGuardChargeOutcome.Charged, account.Balance, account.MonthSpent, account.Cap);
+                if (request.FreeCallsPerMonth - account.MonthFree > 0)
+                {
+                    account.Spend(_charges[request.RequestId] = new ChargeRecord(account.Id, request.Tool, 0, true, month));
+                    write = Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Usage, 0, request.Tool, request.RequestId, request.Now, true, null) });
+                    result = new McpGuardChargeResult(McpGuardChargeOutcome.Free, account.Balance, account.MonthSpent, account.Cap);
+                }
+                else if (account.Balance < request.PriceMicro)
+                {
+                    return new McpGuardChargeResult(McpGuardChargeOutcome.OutOfCredit, account.Balance, account.MonthSpent, account.Cap);
+                }
+                else if (account.Cap is long cap && account.MonthSpent + request.PriceMicro > cap)
+                {
+                    return new McpGuardChargeResult(McpGuardChargeOutcome.CapReached, account.Balance, account.MonthSpent, account.Cap);
+                }
+                else
+                {
+                    account.Balance -= request.PriceMicro;
+                    account.Spend(_charges[request.RequestId] = new ChargeRecord(account.Id, request.Tool, request.PriceMicro, false, month));
+                    write = Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Usage, -request.PriceMicro, request.Tool, request.RequestId, request.Now, false, null) });
+                    result = new McpGuardChargeResult(McpGuardChargeOutcome.Charged, account.Balance, account.MonthSpent, account.Cap);
+                }
             }
         }
+        finally
+        {
+            // Commits what this call queued (a new account's row too, when the call is refused), on this thread when no
+            // commit is running.
+            _journal.Flush();
+        }
 
-        // Usually one write (the row), complete already with the in-memory journal: awaited without a list or a combined task.
         await (created is null ? write : Task.WhenAll(created, write));
         return result;
     }
@@ -120,6 +130,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
             write = Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Refund, charge.Amount, charge.Tool, requestId, now, charge.Free, null) });
         }
 
+        _journal.Flush();
         await write;
         return true;
     }
@@ -140,19 +151,27 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
     {
         McpGuardLedgerEntry entry;
         var writes = new List<Task>(2);
-        lock (_lock)
+        try
         {
-            ThrowIfFaulted();
-            var account = GetOrCreate(accountId, now, out var created);
-            AddIfAny(writes, created);
-            if (account.Balance + amount < 0)
+            lock (_lock)
             {
-                throw new InvalidOperationException($"An adjustment of {amount} would take account '{accountId}' below zero (balance {account.Balance}).");
-            }
+                ThrowIfFaulted();
+                var account = GetOrCreate(accountId, now, out var created);
+                AddIfAny(writes, created);
+                if (account.Balance + amount < 0)
+                {
+                    throw new InvalidOperationException($"An adjustment of {amount} would take account '{accountId}' below zero (balance {account.Balance}).");
+                }
 
-            account.Balance = checked(account.Balance + amount);
-            entry = NewEntry(account, kind, amount, null, null, now, false, note);
-            writes.Add(Append(new JournalWrite { Entry = entry }));
+                account.Balance = checked(account.Balance + amount);
+                entry = NewEntry(account, kind, amount, null, null, now, false, note);
+                writes.Add(Append(new JournalWrite { Entry = entry }));
+            }
+        }
+        finally
+        {
+            // A new account's row is queued even when the move is refused.
+            _journal.Flush();
         }
 
         await Task.WhenAll(writes);
@@ -198,6 +217,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
             writes.Add(Append(new JournalWrite { Account = new(account.Id, account.Cap, account.Created) }));
         }
 
+        _journal.Flush();
         await Task.WhenAll(writes);
     }
 
@@ -219,25 +239,12 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
         }
     }
 
-    private Task Append(JournalWrite write)
-    {
-        var task = _journal.AppendAsync(write);
-        if (!task.IsCompletedSuccessfully)
-        {
-            task.ContinueWith(
-                static (t, state) =>
-                {
-                    var engine = (LedgerEngine)state!;
-                    engine._fault ??= t.Exception!.GetBaseException();
-                    Log.JournalFailed(engine._logger, engine._fault);
-                },
-                this,
-                CancellationToken.None,
-                TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously,
-                TaskScheduler.Default);
-        }
+    private Task Append(JournalWrite write) => _journal.AppendAsync(write);
 
-        return task;
+    private void OnJournalFailed(Exception exception)
+    {
+        _fault ??= exception;
+        Log.JournalFailed(_logger, exception);
     }
 
     /// <summary>The account, created (and its creation journalled, <paramref name="created"/>) when it is new.</summary>

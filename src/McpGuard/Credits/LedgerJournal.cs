@@ -22,8 +22,19 @@ internal abstract class LedgerJournal : IAsyncDisposable
 {
     public abstract LedgerSnapshot Load();
 
-    /// <summary>Queues a change; the task completes when it is durable. Called in the engine's order.</summary>
+    /// <summary>Queues a change; the task completes when it is durable. Called in the engine's order, under its lock.</summary>
     public abstract Task AppendAsync(JournalWrite write);
+
+    /// <summary>
+    /// Called after <see cref="AppendAsync"/>, outside the engine's lock: may make what is queued durable on the calling
+    /// thread (so its task is complete on return), or leave it to a commit already running.
+    /// </summary>
+    public virtual void Flush()
+    {
+    }
+
+    /// <summary>Told once, when a write failed: every change queued from then on fails too.</summary>
+    public Action<Exception>? OnFailed { get; set; }
 
     public abstract ValueTask<IReadOnlyList<McpGuardLedgerEntry>> ReadAsync(string account, long? before, int limit, CancellationToken cancellationToken);
 

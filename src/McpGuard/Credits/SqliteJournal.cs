@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Threading.Channels;
 using System.Text;
 using Microsoft.Data.Sqlite;
 using McpGuard.Storage;
@@ -10,30 +9,42 @@ namespace McpGuard.Credits;
 /// <summary>
 /// The SQLite journal: a WAL database where a change is committed before its caller is answered. With
 /// <c>synchronous=NORMAL</c> (the default) a commit survives the process being killed; with <c>FULL</c> it is
-/// fsynced and survives power loss too. One writer drains a queue and commits whatever has accumulated in a
-/// single transaction (group commit): concurrent callers share one commit (and one fsync) instead of paying one each.
+/// fsynced and survives power loss too. Changes queue in the engine's order; one commit at a time, on a thread-pool
+/// work item, writes whatever has accumulated in a single transaction (group commit): concurrent callers share one
+/// commit (and one fsync) instead of paying one each. The turn to commit is a flag, not a loop parked on a channel:
+/// nothing waits between commits, and a commit that ends with more queued hands the turn to the next work item.
 /// </summary>
-internal sealed class SqliteJournal : LedgerJournal
+internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
 {
-    private const int MaxBatch = 1024;
-
     private readonly SqliteDatabase _database;
     private readonly SqliteConnection _writer;
-    private readonly Channel<(JournalWrite Write, TaskCompletionSource Done)> _queue =
-        Channel.CreateUnbounded<(JournalWrite, TaskCompletionSource)>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly Task _writerLoop;
+    private readonly RawStatement _begin;
+    private readonly RawStatement _commit;
+    private readonly LedgerRowInsert _insertEntry;
+    private readonly SqliteCommand _upsertAccount;
+    private readonly Lock _queueLock = new();
+    private List<(JournalWrite Write, TaskCompletionSource Done)> _queue = [];
+    private List<(JournalWrite Write, TaskCompletionSource Done)> _spare = [];
+
+    /// <summary>1 while a thread commits (or the journal is closed): at most one commit at a time, in queue order.</summary>
+    private int _committing;
+    private Exception? _failed;
+    private bool _closed;
 
     public SqliteJournal(SqliteDatabase database, McpGuardLedgerDurability durability = McpGuardLedgerDurability.ProcessCrash)
     {
         _database = database;
         _writer = database.Open(durability == McpGuardLedgerDurability.PowerLoss ? "FULL" : "NORMAL");
-        _writerLoop = Task.Run(WriteLoopAsync);
+        _begin = new RawStatement(_writer, "BEGIN IMMEDIATE;");
+        _commit = new RawStatement(_writer, "COMMIT;");
+        _insertEntry = new LedgerRowInsert(_writer);
+        _upsertAccount = Prepare("INSERT INTO accounts (id, monthly_cap, created_at) VALUES ($id, $cap, $at) ON CONFLICT (id) DO UPDATE SET monthly_cap = excluded.monthly_cap;",
+            "$id", "$cap", "$at");
     }
 
     public override LedgerSnapshot Load()
     {
-        // Its own connection: the writer loop is already preparing its statements on _writer, and a SqliteConnection
-        // used from two threads at once corrupts its command list (seen as a NullReferenceException when it closes).
+        // Its own connection: the writer's connection belongs to whoever commits.
         using var connection = _database.Open();
         var entries = new List<McpGuardLedgerEntry>();
         using (var command = connection.CreateCommand())
@@ -63,12 +74,128 @@ internal sealed class SqliteJournal : LedgerJournal
     public override Task AppendAsync(JournalWrite write)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!_queue.Writer.TryWrite((write, done)))
+        lock (_queueLock)
         {
-            done.SetException(new ObjectDisposedException(nameof(SqliteJournal)));
+            if (_failed is null && !_closed)
+            {
+                _queue.Add((write, done));
+                return done.Task;
+            }
         }
 
+        done.SetException(_failed ?? new ObjectDisposedException(nameof(SqliteJournal)));
         return done.Task;
+    }
+
+    public override void Flush()
+    {
+        // The caller's own append is visible to it; an empty queue means a running commit already took it.
+        if (Volatile.Read(ref _queue).Count > 0 && Interlocked.CompareExchange(ref _committing, 1, 0) == 0)
+        {
+            // Nobody is committing: the commit runs on the pool, after the work already queued there.
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
+
+        // Otherwise a commit is running; the queue is checked again when it ends, so what was queued is committed next.
+    }
+
+    /// <summary>The commit, on a thread-pool thread: one transaction for everything queued, then the next turn if more came meanwhile.</summary>
+    void IThreadPoolWorkItem.Execute()
+    {
+        CommitQueued();
+        Release();
+    }
+
+    /// <summary>Ends this thread's turn; when more was queued meanwhile (and nobody took the turn), its commit is handed to the pool.</summary>
+    private void Release()
+    {
+        Interlocked.Exchange(ref _committing, 0);
+        bool more;
+        lock (_queueLock)
+        {
+            more = _queue.Count > 0;
+        }
+
+        if (more && Interlocked.CompareExchange(ref _committing, 1, 0) == 0)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
+    }
+
+    /// <summary>Commits everything queued in one transaction, then tells the callers. Only the thread holding the turn calls it.</summary>
+    private void CommitQueued()
+    {
+        List<(JournalWrite Write, TaskCompletionSource Done)> batch;
+        lock (_queueLock)
+        {
+            if (_queue.Count == 0 || _failed is not null)
+            {
+                return;
+            }
+
+            batch = _queue;
+            _queue = _spare;
+        }
+
+        try
+        {
+            _begin.Run();
+            foreach (var (write, _) in batch)
+            {
+                if (write.Account is { } account)
+                {
+                    Run(_upsertAccount, account.Id, account.Cap, SqliteText.Format(account.Now));
+                }
+
+                if (write.Entry is { } e)
+                {
+                    _insertEntry.Run(e);
+                }
+            }
+
+            _commit.Run();
+        }
+        catch (Exception ex)
+        {
+            // The in-memory state is ahead of the disk now: fail this batch and everything after it.
+            RollBackQuietly();
+            List<(JournalWrite Write, TaskCompletionSource Done)> rest;
+            lock (_queueLock)
+            {
+                _failed = ex;
+                rest = _queue;
+                _queue = [];
+            }
+
+            OnFailed?.Invoke(ex);
+            foreach (var (_, done) in batch)
+            {
+                done.SetException(ex);
+            }
+
+            foreach (var (_, done) in rest)
+            {
+                done.SetException(ex);
+            }
+
+            return;
+        }
+
+        foreach (var (_, done) in batch)
+        {
+            done.SetResult(); // continuations run on the pool, never on the committing thread
+        }
+
+        batch.Clear();
+        _spare = batch;
+    }
+
+    private void RollBackQuietly()
+    {
+        if (raw.sqlite3_get_autocommit(_writer.Handle) == 0)
+        {
+            _ = raw.sqlite3_exec(_writer.Handle, "ROLLBACK;");
+        }
     }
 
     public override async ValueTask<IReadOnlyList<McpGuardLedgerEntry>> ReadAsync(string account, long? before, int limit, CancellationToken cancellationToken)
@@ -89,76 +216,58 @@ internal sealed class SqliteJournal : LedgerJournal
         return rows;
     }
 
-    private async Task WriteLoopAsync()
-    {
-        var batch = new List<(JournalWrite Write, TaskCompletionSource Done)>(MaxBatch);
-        using var insertEntry = new LedgerRowInsert(_writer);
-        using var upsertAccount = Prepare("INSERT INTO accounts (id, monthly_cap, created_at) VALUES ($id, $cap, $at) ON CONFLICT (id) DO UPDATE SET monthly_cap = excluded.monthly_cap;",
-            "$id", "$cap", "$at");
-
-        while (await _queue.Reader.WaitToReadAsync())
-        {
-            batch.Clear();
-            while (batch.Count < MaxBatch && _queue.Reader.TryRead(out var item))
-            {
-                batch.Add(item);
-            }
-
-            try
-            {
-                using var transaction = _writer.BeginTransaction();
-                upsertAccount.Transaction = transaction;
-
-                foreach (var (write, _) in batch)
-                {
-                    if (write.Account is { } account)
-                    {
-                        Run(upsertAccount, account.Id, account.Cap, SqliteText.Format(account.Now));
-                    }
-
-                    if (write.Entry is { } e)
-                    {
-                        insertEntry.Run(e);
-                    }
-                }
-
-                transaction.Commit();
-                foreach (var (_, done) in batch)
-                {
-                    done.SetResult();
-                }
-            }
-            catch (Exception ex)
-            {
-                // The in-memory state is ahead of the disk now: fail this batch and everything after it.
-                _queue.Writer.TryComplete(ex);
-                foreach (var (_, done) in batch)
-                {
-                    done.SetException(ex);
-                }
-
-                while (_queue.Reader.TryRead(out var rest))
-                {
-                    rest.Done.SetException(ex);
-                }
-
-                return;
-            }
-        }
-    }
-
     public override async ValueTask DisposeAsync()
     {
-        _queue.Writer.TryComplete();
+        lock (_queueLock)
+        {
+            _closed = true;
+        }
+
+        // Take the turn for good (waiting for a running commit to end), then commit what was queued before closing.
+        while (Interlocked.CompareExchange(ref _committing, 1, 0) != 0)
+        {
+            await Task.Delay(1);
+        }
+
         try
         {
-            await _writerLoop;
+            CommitQueued();
         }
         finally
         {
+            _insertEntry.Dispose();
+            _begin.Dispose();
+            _commit.Dispose();
+            await _upsertAccount.DisposeAsync();
             await _writer.DisposeAsync();
             await base.DisposeAsync();
         }
+    }
+
+    /// <summary>A statement without parameters (<c>BEGIN</c>, <c>COMMIT</c>) prepared once and stepped on SQLite's own API.</summary>
+    private sealed class RawStatement : IDisposable
+    {
+        private readonly sqlite3 _db;
+        private readonly sqlite3_stmt _statement;
+
+        public RawStatement(SqliteConnection connection, string sql)
+        {
+            _db = connection.Handle!;
+            SqliteException.ThrowExceptionForRC(raw.sqlite3_prepare_v2(_db, sql, out _statement), _db);
+        }
+
+        public void Run()
+        {
+            var step = raw.sqlite3_step(_statement);
+            raw.sqlite3_reset(_statement);
+            if (step != raw.SQLITE_DONE)
+            {
+                SqliteException.ThrowExceptionForRC(step, _db);
+                throw new InvalidOperationException($"A journal statement returned {step}.");
+            }
+        }
+
+        public void Dispose() => _statement.Dispose();
     }
 
     /// <summary>
