@@ -78,6 +78,8 @@ internal sealed partial class ChargeSettlement(IMcpGuardLedgerStore ledger, Time
             await RefundAsync(feature, reason);
         }
 
+        feature.RecordSettlement(new Settlement(reason));
+
         if (failure is not null && !body.Released)
         {
             // Nothing reached the client: the guard answers for the endpoint (504, or 500 through the pipeline).

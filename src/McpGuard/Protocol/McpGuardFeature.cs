@@ -39,6 +39,9 @@ internal sealed class McpGuardFeature(string requestId, McpGuardState state) : I
     /// <summary>The charge taken for this request, settled after the endpoint ran; null for free calls.</summary>
     public ChargeTicket? Charge { get; private set; }
 
+    /// <summary>How the charge settled, once the endpoint has answered; null before that and for free calls.</summary>
+    public Settlement? Settlement { get; private set; }
+
     /// <summary>The front door's reading of the body.</summary>
     public void RecordEnvelope(McpEnvelope envelope) => Envelope = Once(Envelope, envelope);
 
@@ -47,6 +50,9 @@ internal sealed class McpGuardFeature(string requestId, McpGuardState state) : I
 
     /// <summary>The charge the credit gate took.</summary>
     public void RecordCharge(ChargeTicket charge) => Charge = Once(Charge, charge);
+
+    /// <summary>How the settlement judged the endpoint's answer.</summary>
+    public void RecordSettlement(Settlement settlement) => Settlement = Once(Settlement, settlement);
 
     private static T Once<T>(T? current, T value)
         where T : class =>
@@ -61,4 +67,11 @@ internal sealed class McpGuardFeature(string requestId, McpGuardState state) : I
             ArrayPool<byte>.Shared.Return(body);
         }
     }
+}
+
+/// <summary>How a charge settled: it stands when the endpoint served the call; otherwise the reason it was refunded.</summary>
+/// <param name="Unserved">Why the call was not served (<c>status 4xx/5xx</c>, <c>JSON-RPC error</c>, <c>timeout</c>…); null when served.</param>
+internal sealed record Settlement(string? Unserved)
+{
+    public bool Served => Unserved is null;
 }
