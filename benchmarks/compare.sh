@@ -283,7 +283,7 @@ if [ "$MODE" != sizes ]; then
         }
         $1 == "32" && $2 == "add" {
             r = $13 + 0; found = 1
-            printf "add guarded/unguarded >= 75%%: %.1f%% %s\n", r, (r >= 75 ? "met" : "MISSED")
+            printf "add guarded/unguarded >= 80%%: %.1f%% %s\n", r, (r >= 80 ? "met" : "MISSED")
         }
         END { if (!found) print "no 32-connection row in this run" }'
 fi
