@@ -12,7 +12,7 @@ namespace McpGuard.Errors;
 /// configuration chooses: a JSON-RPC error envelope, RFC 9457 problem details, or an in-band tool result.
 /// It only renders what the catalog says; it decides nothing about statuses or codes.
 /// </summary>
-internal sealed class McpGuardErrorWriter(IProblemDetailsService? problemDetailsService = null)
+internal sealed class McpGuardErrorWriter
 {
     private const string JsonContentType = "application/json; charset=utf-8";
 
@@ -30,7 +30,9 @@ internal sealed class McpGuardErrorWriter(IProblemDetailsService? problemDetails
         return WriteAsync(context, error);
     }
 
+#pragma warning disable CA1822 // A service resolved from DI: the instance is what the gates are given.
     public async Task WriteAsync(HttpContext context, McpGuardError error)
+#pragma warning restore CA1822
     {
         var feature = context.Features.Get<McpGuardFeature>()
             ?? throw new InvalidOperationException("McpGuard's request feature is missing; errors can only be written inside the guard pipeline.");
@@ -59,7 +61,7 @@ internal sealed class McpGuardErrorWriter(IProblemDetailsService? problemDetails
 
         switch (ResolveFormat(catalog, descriptor, feature.Envelope))
         {
-            case McpGuardErrorFormat.ProblemDetails when problemDetailsService is not null:
+            case McpGuardErrorFormat.ProblemDetails:
                 if (await TryWriteProblemAsync(context, error, descriptor, message, feature.RequestId))
                 {
                     return;
@@ -166,7 +168,7 @@ internal sealed class McpGuardErrorWriter(IProblemDetailsService? problemDetails
         }
     }
 
-    private async Task<bool> TryWriteProblemAsync(HttpContext context, McpGuardError error, McpGuardErrorDescriptor descriptor, string message, string requestId)
+    private static async Task<bool> TryWriteProblemAsync(HttpContext context, McpGuardError error, McpGuardErrorDescriptor descriptor, string message, string requestId)
     {
         var problem = new ProblemDetails
         {
@@ -200,11 +202,7 @@ internal sealed class McpGuardErrorWriter(IProblemDetailsService? problemDetails
 
         problem.Extensions["resolve"] = resolve;
 
-        return await problemDetailsService!.TryWriteAsync(new ProblemDetailsContext
-        {
-            HttpContext = context,
-            ProblemDetails = problem,
-        });
+        return await ProblemJson.TryWriteAsync(context, problem);
     }
 
     private static void WriteData(Utf8JsonWriter writer, McpGuardError error)
