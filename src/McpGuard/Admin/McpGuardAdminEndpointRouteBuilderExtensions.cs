@@ -34,7 +34,7 @@ public static class McpGuardAdminEndpointRouteBuilderExtensions
 
         var services = endpoints.ServiceProvider;
         var group = endpoints.MapGroup(prefix)
-            .RequireAuthorization(new AdminAuthorizeData(services.GetRequiredService<McpGuardStateProvider>()))
+            .RequireAuthorization(new AdminAuthorizeData(services))
             .AddEndpointFilter((invocation, next) => invocation.HttpContext.RequestServices.GetRequiredService<AdminApi>().FilterAsync(invocation, next))
             .WithGroupName(DocumentName)
             .WithTags("McpGuard admin")
@@ -119,13 +119,14 @@ public static class McpGuardAdminEndpointRouteBuilderExtensions
 
     /// <summary>
     /// The group's authorization, read when the endpoints first authorize a request (after the host validated the
-    /// options): the app's policy named in <c>McpGuard:Admin:Policy</c>, else McpGuard's admin key policy.
+    /// options): the app's policy named in <c>McpGuard:Admin:Policy</c>, else McpGuard's admin key policy. The options
+    /// are not read while the app is mapped: invalid options must fail when the host starts, listing every problem.
     /// </summary>
-    private sealed class AdminAuthorizeData(McpGuardStateProvider states) : IAuthorizeData
+    private sealed class AdminAuthorizeData(IServiceProvider services) : IAuthorizeData
     {
         public string? Policy
         {
-            get => states.Current.Options.Admin.Policy ?? AdminKeyAuthenticationHandler.PolicyName;
+            get => services.GetRequiredService<McpGuardStateProvider>().Current.Options.Admin.Policy ?? AdminKeyAuthenticationHandler.PolicyName;
             set => throw new NotSupportedException();
         }
 
