@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using McpGuard;
 using McpGuard.Admin;
+using McpGuard.Errors;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Metadata;
@@ -38,54 +39,57 @@ public static class McpGuardAdminEndpointRouteBuilderExtensions
             .AddEndpointFilter((invocation, next) => invocation.HttpContext.RequestServices.GetRequiredService<AdminApi>().FilterAsync(invocation, next))
             .WithGroupName(DocumentName)
             .WithTags("McpGuard admin")
-            .ProducesProblem(StatusCodes.Status401Unauthorized)
-            .ProducesProblem(StatusCodes.Status403Forbidden);
+            .ProducesProblem(Status(McpGuardAdminReasons.Unauthorized))
+            .ProducesProblem(Status(McpGuardAdminReasons.Forbidden));
 
         var accounts = group.MapGroup("/accounts/{id}").WithMetadata(AdminAccountRoute.Instance);
         accounts.MapPost("/topup", static (HttpContext context, string id, AdminBody<TopUpRequest> body, AdminApi api) => api.TopUpAsync(context, id, body.Value!))
             .Money("McpGuardAdminTopUp", "Top up an account", typeof(TopUpRequest));
         accounts.MapPost("/adjust", static (HttpContext context, string id, AdminBody<AdjustRequest> body, AdminApi api) => api.AdjustAsync(context, id, body.Value!))
             .Money("McpGuardAdminAdjust", "Adjust an account's balance either way, with a note", typeof(AdjustRequest))
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(Status(McpGuardAdminReasons.NotFound));
         accounts.MapGet("", static (HttpContext context, string id, AdminApi api) => api.GetAccountAsync(context, id))
             .Money("McpGuardAdminGetAccount", "Show an account: balance, cap, spend this month, free calls left and status", request: null)
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(Status(McpGuardAdminReasons.NotFound));
         accounts.MapPut("/cap", static (HttpContext context, string id, AdminBody<SetCapRequest> body, AdminApi api) => api.SetCapAsync(context, id, body.Value!))
             .Money("McpGuardAdminSetCap", "Set or clear an account's monthly spending cap", typeof(SetCapRequest))
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(Status(McpGuardAdminReasons.NotFound));
         accounts.MapPost("/suspend", static (HttpContext context, string id, AdminApi api) => api.SetSuspendedAsync(context, id, suspended: true))
             .Describe("McpGuardAdminSuspend", "Suspend an account")
             .ProducesValidationProblem()
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(Status(McpGuardAdminReasons.NotFound));
         accounts.MapPost("/reactivate", static (HttpContext context, string id, AdminApi api) => api.SetSuspendedAsync(context, id, suspended: false))
             .Describe("McpGuardAdminReactivate", "Reactivate an account suspended through the admin API")
             .ProducesValidationProblem()
-            .ProducesProblem(StatusCodes.Status404NotFound)
-            .ProducesProblem(StatusCodes.Status409Conflict);
+            .ProducesProblem(Status(McpGuardAdminReasons.NotFound))
+            .ProducesProblem(Status(McpGuardAdminReasons.Conflict));
         accounts.MapGet("/ledger", static (HttpContext context, string id, AdminLedgerQuery query, AdminApi api) => api.GetLedgerAsync(context, id, query))
             .Money("McpGuardAdminGetLedger", "Page through an account's ledger, newest first (limit 1-500, before: a cursor)", request: null)
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(Status(McpGuardAdminReasons.NotFound));
 
         group.MapPost("/keys", static (HttpContext context, AdminBody<CreateKeyRequest> body, AdminApi api) => api.CreateKeyAsync(context, body.Value!))
             .Describe("McpGuardAdminCreateKey", "Create an API key for an account (its plaintext is shown once)")
             .Body(typeof(CreateKeyRequest))
-            .ProducesProblem(StatusCodes.Status409Conflict);
+            .ProducesProblem(Status(McpGuardAdminReasons.Conflict));
         group.MapPost("/keys/{id}/revoke", static (HttpContext context, string id, AdminApi api) => api.RevokeKeyAsync(context, id))
             .Describe("McpGuardAdminRevokeKey", "Revoke an API key created through the admin API")
-            .ProducesProblem(StatusCodes.Status404NotFound)
-            .ProducesProblem(StatusCodes.Status409Conflict);
+            .ProducesProblem(Status(McpGuardAdminReasons.NotFound))
+            .ProducesProblem(Status(McpGuardAdminReasons.Conflict));
 
         group.MapPost("/tools/{name}/pause", static (HttpContext context, string name, AdminApi api) => api.SetToolStatusAsync(context, name, McpGuardToolStatus.Paused))
             .Describe("McpGuardAdminPauseTool", "Pause a tool (calls get 503 tool_paused)")
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(Status(McpGuardAdminReasons.NotFound));
         group.MapPost("/tools/{name}/archive", static (HttpContext context, string name, AdminApi api) => api.SetToolStatusAsync(context, name, McpGuardToolStatus.Archived))
             .Describe("McpGuardAdminArchiveTool", "Archive a tool (calls get 410 tool_archived)")
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(Status(McpGuardAdminReasons.NotFound));
         group.MapPost("/tools/{name}/restore", static (HttpContext context, string name, AdminApi api) => api.SetToolStatusAsync(context, name, null))
             .Describe("McpGuardAdminRestoreTool", "Restore a tool to the status in configuration")
-            .ProducesProblem(StatusCodes.Status404NotFound);
+            .ProducesProblem(Status(McpGuardAdminReasons.NotFound));
         return group;
     }
+
+    /// <summary>The status of an admin reason, from the error catalog (the only place statuses are written down).</summary>
+    private static int Status(string reason) => McpGuardErrorCatalog.Admin(reason).StatusCode;
 
     private static RouteHandlerBuilder Describe(this RouteHandlerBuilder endpoint, string name, string summary) =>
         endpoint.WithName(name).WithSummary(summary).WithDisplayName($"McpGuard admin: {summary}");
@@ -93,13 +97,13 @@ public static class McpGuardAdminEndpointRouteBuilderExtensions
     /// <summary>The JSON body's record, for OpenAPI (the body is bound by <see cref="AdminBody{T}"/>, which the description cannot see).</summary>
     private static RouteHandlerBuilder Body(this RouteHandlerBuilder endpoint, Type request) =>
         endpoint.WithMetadata(new RequestBodyMetadata(request)).ProducesValidationProblem()
-            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
-            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+            .ProducesProblem(Status(McpGuardAdminReasons.PayloadTooLarge))
+            .ProducesProblem(Status(McpGuardAdminReasons.UnsupportedMediaType));
 
     /// <summary>An endpoint on the credit ledger: 409 while credits are off.</summary>
     private static RouteHandlerBuilder Money(this RouteHandlerBuilder endpoint, string name, string summary, Type? request)
     {
-        endpoint.Describe(name, summary).WithMetadata(AdminNeedsCredits.Instance).ProducesValidationProblem().ProducesProblem(StatusCodes.Status409Conflict);
+        endpoint.Describe(name, summary).WithMetadata(AdminNeedsCredits.Instance).ProducesValidationProblem().ProducesProblem(Status(McpGuardAdminReasons.Conflict));
         return request is null ? endpoint : endpoint.Body(request);
     }
 
