@@ -19,11 +19,16 @@ builder.Services.AddMcpServer()
     .WithTools<SampleTools>()
     .WithMcpGuard();
 
+// 3. Optional: an OpenAPI document for the admin API, served at /openapi/mcpguard-admin.json. The admin endpoints are
+//    in their own document group, so your own OpenAPI documents stay as they are.
+builder.Services.AddOpenApi("mcpguard-admin");
+
 var app = builder.Build();
 
-// 3. Guard the endpoint at McpGuard:Path (default /mcp), then map it.
+// 4. Guard the endpoint at McpGuard:Path (default /mcp), then map it.
 app.UseMcpGuard();
 app.MapMcp("/mcp");
 app.MapMcpGuardAdmin("/admin");   // optional: the admin API
+app.MapOpenApi();                 // optional: its OpenAPI document
 
 app.Run();

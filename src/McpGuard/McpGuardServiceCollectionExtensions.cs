@@ -77,7 +77,7 @@ public static class McpGuardServiceCollectionExtensions
     }
 
     /// <summary>
-    /// McpGuard's two authentication schemes, API keys and its own JwtBearer, registered once (a scheme name can be added
+    /// McpGuard's authentication schemes, API keys, its own JwtBearer and the admin key, registered once (a scheme name can be added
     /// only once). They never become the app's default: see <see cref="AppDefaultSchemeKeeper"/>.
     /// </summary>
     private static void AddSchemes(IServiceCollection services)
@@ -91,7 +91,14 @@ public static class McpGuardServiceCollectionExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<JwtBearerOptions>, JwtBearerOptionsSetupForwarder>());
         services.AddAuthentication()
             .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(McpGuardSchemes.ApiKey, displayName: null, configureOptions: null)
-            .AddJwtBearer(McpGuardSchemes.Jwt, static _ => { });
+            .AddJwtBearer(McpGuardSchemes.Jwt, static _ => { })
+            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, AdminKeyAuthenticationHandler>(McpGuardSchemes.AdminKey, displayName: null, configureOptions: null);
+
+        // The admin API's route group requires this policy unless McpGuard:Admin:Policy names one of the app's. Adding a
+        // named policy (and the authorization services, TryAdd inside) changes nothing for the app's own endpoints.
+        services.AddAuthorization(static options => options.AddPolicy(AdminKeyAuthenticationHandler.PolicyName, static policy => policy
+            .AddAuthenticationSchemes(McpGuardSchemes.AdminKey)
+            .RequireAuthenticatedUser()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<Microsoft.AspNetCore.Authentication.AuthenticationOptions>, AppDefaultSchemeKeeper>());
     }
 }

@@ -1,23 +1,23 @@
 using System.Globalization;
 using System.Security.Cryptography;
-using System.Text.Json.Serialization.Metadata;
 using McpGuard.Auth;
 using McpGuard.Credits;
 using McpGuard.Errors;
-using Microsoft.AspNetCore.Authorization;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace McpGuard.Admin;
 
 /// <summary>
-/// The admin API behind <c>MapMcpGuardAdmin</c>: accounts (top-up, adjustment, cap, suspension, ledger), run-time API
-/// keys and tool status, all on the ledger store. Every request is checked by <see cref="Protect"/> first (the admin
-/// key, or the configured authorization policy); input is validated in full before the store is touched, so a
-/// refused request changes nothing. Money moves are ledger rows; every other change is an audit log line
-/// (category <c>McpGuard.Admin</c>, events 7001+), which never holds a key's plaintext.
+/// The admin API's handlers behind <c>MapMcpGuardAdmin</c>: accounts (top-up, adjustment, cap, suspension, ledger), run-time
+/// API keys and tool status, each through its store interface. Authorization is the route group's policy (the admin key
+/// scheme, <see cref="McpGuardSchemes.AdminKey"/>, or <c>McpGuard:Admin:Policy</c>); <see cref="FilterAsync"/> then
+/// checks the origin, the credits switch and every input problem, so a handler only runs on valid input and a refused
+/// request changes nothing. Money moves are ledger rows; every other change is an audit log line (category
+/// <c>McpGuard.Admin</c>, events 7001+), which never holds a key's plaintext.
 /// </summary>
 internal sealed partial class AdminApi(
     McpGuardStateProvider states,
@@ -29,184 +29,139 @@ internal sealed partial class AdminApi(
     ILoggerFactory loggers)
 {
     internal const string LoggerCategory = "McpGuard.Admin";
-    internal const string Challenge = "Bearer realm=\"mcpguard-admin\"";
-    internal const string InvalidKeyChallenge = "Bearer realm=\"mcpguard-admin\", error=\"invalid_token\"";
-
-    private static readonly object ActorKey = new();
 
     private readonly ILogger _logger = loggers.CreateLogger(LoggerCategory);
 
     /// <summary>
-    /// The group convention: when <c>McpGuard:Admin:Policy</c> is set (read as the endpoints are built), the endpoint
-    /// requires that policy; otherwise every request must carry the admin key. Either way the request then passes
-    /// the origin and credits checks before the handler runs.
+    /// The group's filter, after authorization and before every handler: no-store, the origin, the credits switch (for the
+    /// endpoints marked <see cref="AdminNeedsCredits"/>), then the route id and each bound input with its validation. Every
+    /// input problem is answered at once, in one 400.
     /// </summary>
-    public void Protect(EndpointBuilder endpoint)
+    public async ValueTask<object?> FilterAsync(EndpointFilterInvocationContext invocation, EndpointFilterDelegate next)
     {
-        var policy = states.Current.Options.Admin.Policy;
-        if (policy is not null)
-        {
-            endpoint.Metadata.Add(new AuthorizeAttribute(policy));
-        }
-
-        var inner = endpoint.RequestDelegate
-            ?? throw new InvalidOperationException($"The admin endpoint '{endpoint.DisplayName}' has no request delegate.");
-        endpoint.RequestDelegate = context => InvokeAsync(context, inner, policy);
-    }
-
-    private async Task InvokeAsync(HttpContext context, RequestDelegate inner, string? policy)
-    {
-        var response = context.Response;
-        response.Headers.CacheControl = "no-store";
+        var context = invocation.HttpContext;
+        context.Response.Headers.CacheControl = "no-store";
         var state = states.Current;
-        string actor;
-        if (policy is not null)
-        {
-            // The authorization middleware enforced the policy before the endpoint ran (the endpoint middleware refuses to
-            // run an endpoint with authorization metadata when no authorization middleware did).
-            actor = context.User.Identity?.Name is { Length: > 0 } name ? name : $"policy {policy}";
-        }
-        else if (state.Options.Admin.KeyHash is not { } keyHash)
-        {
-            Log.Refused(_logger, context.Request.Method, context.Request.Path, "not configured");
-            await ProblemAsync(context, StatusCodes.Status403Forbidden, "Forbidden",
-                "The admin API is not configured: set McpGuard:Admin:KeyHash to the SHA-256 of an admin key, or McpGuard:Admin:Policy to an authorization policy.");
-            return;
-        }
-        else
-        {
-            var sent = Credentials.TryReadBearer(context.Request, out var credential) && !credential.IsEmpty;
-            if (!sent || !Credentials.Matches(credential.Span, keyHash))
-            {
-                Log.Refused(_logger, context.Request.Method, context.Request.Path, sent ? "wrong admin key" : "no admin key");
-                response.Headers.WWWAuthenticate = sent ? InvalidKeyChallenge : Challenge;
-                await ProblemAsync(context, StatusCodes.Status401Unauthorized, "Unauthorized",
-                    "The admin API needs the admin key: send 'Authorization: Bearer <admin key>'.");
-                return;
-            }
-
-            actor = "admin key";
-        }
-
         if (context.Request.Headers.Origin is { Count: > 0 } origin && !state.IsOriginAllowed(origin, context.Request))
         {
             // A browser page on another origin (say, one riding an admin's cookie under a policy) may not drive the admin API.
             Log.Refused(_logger, context.Request.Method, context.Request.Path, "origin not allowed");
-            await ProblemAsync(context, StatusCodes.Status403Forbidden, "Forbidden",
+            return Problem(context, McpGuardAdminReasons.Forbidden,
                 $"Origin '{origin}' may not call the admin API; allowed origins are set in McpGuard:AllowedOrigins.");
-            return;
         }
 
-        context.Items[ActorKey] = actor;
-        await inner(context);
-    }
-
-    // POST /accounts/{id}/topup {"amount_micro": > 0, "note": string?}
-    public async Task TopUpAsync(HttpContext context)
-    {
-        if (!await CreditsOnAsync(context))
+        var metadata = context.GetEndpoint()?.Metadata;
+        if (metadata?.GetMetadata<AdminNeedsCredits>() is not null && !state.Credits.Enabled)
         {
-            return;
+            return Problem(context, McpGuardAdminReasons.CreditsDisabled,
+                "Credits are disabled (McpGuard:Credits:Enabled is false): balances, caps and the ledger are not in use. Keys, suspensions and tool statuses work without them.");
         }
 
         var errors = new AdminErrors();
-        var id = AccountFromRoute(context, errors);
-        var (body, failure) = await AdminInput.ReadObjectAsync(context, errors);
-        if (await BodyFailedAsync(context, failure))
+        if (metadata?.GetMetadata<AdminAccountRoute>() is not null && !AdminInput.IsAccountId(context.Request.RouteValues["id"] as string ?? ""))
         {
-            return;
+            errors.Add("id", $"Must be {AdminInput.AccountId}.");
         }
 
-        var amount = AdminInput.RequiredLong(body, "amount_micro", static a => a > 0, AdminInput.PositiveAmount, errors);
-        var note = AdminInput.String(body, "note", required: false, AdminInput.IsNote, AdminInput.OptionalNote, errors);
+        foreach (var argument in invocation.Arguments)
+        {
+            if (argument is not IAdminInput input)
+            {
+                continue;
+            }
+
+            switch (input.Failure)
+            {
+                case AdminBodyFailure.UnsupportedMediaType:
+                    return Problem(context, McpGuardAdminReasons.UnsupportedMediaType, "Send the body as JSON with 'Content-Type: application/json'.");
+                case AdminBodyFailure.TooLarge:
+                    return Problem(context, McpGuardAdminReasons.PayloadTooLarge,
+                        $"An admin request body is at most {AdminInput.MaxBodyBytes.ToString(CultureInfo.InvariantCulture)} bytes.");
+                case AdminBodyFailure.TooSlow:
+                    return Problem(context, McpGuardAdminReasons.RequestTimeout,
+                        "The request body arrived too slowly; send it without pausing, then retry. Nothing was changed.");
+                case AdminBodyFailure.ClientGone:
+                    return Results.Empty;
+            }
+
+            errors.Add(input.Errors);
+            if (input.Value is { } value)
+            {
+                await AdminValidation.ValidateAsync(value, context.RequestServices, errors, context.RequestAborted);
+            }
+        }
+
         if (errors.Any)
         {
-            await InvalidAsync(context, errors);
-            return;
+            return Problem(context, McpGuardAdminReasons.InvalidRequest, "See errors for what is wrong with each field; nothing was changed.", errors);
         }
 
-                var now = clock.GetUtcNow();
+        return await next(invocation);
+    }
+
+    // POST /accounts/{id}/topup
+    public async Task<Results<JsonHttpResult<AdminMoveBody>, ProblemHttpResult>> TopUpAsync(HttpContext context, string id, TopUpRequest request)
+    {
+        var amount = request.AmountMicro!.Value;
+        var now = clock.GetUtcNow();
         var tooLarge = $"A top-up of {amount} would take account '{id}' past the largest balance a ledger can hold.";
-        var before = await ledger.GetAccountAsync(id!, FreeCalls(id!), now, context.RequestAborted);
-        if ((before?.BalanceMicro ?? 0) > long.MaxValue - amount!.Value)
+        var before = await ledger.GetAccountAsync(id, FreeCalls(id), now, context.RequestAborted);
+        if ((before?.BalanceMicro ?? 0) > long.MaxValue - amount)
         {
-            await ConflictAsync(context, tooLarge);
-            return;
+            return Problem(context, McpGuardAdminReasons.Conflict, tooLarge);
         }
 
         McpGuardLedgerEntry entry;
         try
         {
-            entry = await ledger.TopUpAsync(id!, amount.Value, note, now, CancellationToken.None);
+            entry = await ledger.TopUpAsync(id, amount, request.Note, now, CancellationToken.None);
         }
         catch (OverflowException)
         {
-            await ConflictAsync(context, tooLarge);
-            return;
+            return Problem(context, McpGuardAdminReasons.Conflict, tooLarge);
         }
 
-        var account = await AccountAsync(id!, now, context.RequestAborted);
-        Log.ToppedUp(_logger, Actor(context), id!, entry.AmountMicro, entry.Id, entry.BalanceAfterMicro);
-        await JsonAsync(context, StatusCodes.Status200OK, new AdminMoveBody(AdminLedgerRowBody.From(entry), account!), AdminJsonContext.Default.AdminMoveBody);
+        var account = await AccountAsync(id, now, context.RequestAborted);
+        Log.ToppedUp(_logger, Actor(context), id, entry.AmountMicro, entry.Id, entry.BalanceAfterMicro);
+        return TypedResults.Json(new AdminMoveBody(AdminLedgerRowBody.From(entry), account!), AdminJsonContext.Default.AdminMoveBody);
     }
 
-    // POST /accounts/{id}/adjust {"amount_micro": != 0, "note": string}
-    public async Task AdjustAsync(HttpContext context)
+    // POST /accounts/{id}/adjust
+    public async Task<Results<JsonHttpResult<AdminMoveBody>, ProblemHttpResult>> AdjustAsync(HttpContext context, string id, AdjustRequest request)
     {
-        if (!await CreditsOnAsync(context))
+        var amount = request.AmountMicro!.Value;
+        var note = request.Note!;
+        var now = clock.GetUtcNow();
+        if (await ledger.GetAccountAsync(id, FreeCalls(id), now, context.RequestAborted) is not { } before)
         {
-            return;
+            return UnknownAccount(context, id);
         }
 
-        var errors = new AdminErrors();
-        var id = AccountFromRoute(context, errors);
-        var (body, failure) = await AdminInput.ReadObjectAsync(context, errors);
-        if (await BodyFailedAsync(context, failure))
+        if (Refusal(before.BalanceMicro, amount, id) is { } refusal)
         {
-            return;
-        }
-
-        var amount = AdminInput.RequiredLong(body, "amount_micro", static a => a != 0, AdminInput.NonZeroAmount, errors);
-        var note = AdminInput.String(body, "note", required: true, AdminInput.IsRequiredNote, AdminInput.RequiredNote, errors);
-        if (errors.Any)
-        {
-            await InvalidAsync(context, errors);
-            return;
-        }
-
-                var now = clock.GetUtcNow();
-        if (await FindAccountAsync(context, id!, now) is not { } before)
-        {
-            return;
-        }
-
-        if (Refusal(before.BalanceMicro, amount!.Value, id!) is { } refusal)
-        {
-            await ConflictAsync(context, refusal);
-            return;
+            return Problem(context, McpGuardAdminReasons.Conflict, refusal);
         }
 
         McpGuardLedgerEntry entry;
         try
         {
-            entry = await ledger.AdjustAsync(id!, amount.Value, note!, now, CancellationToken.None);
+            entry = await ledger.AdjustAsync(id, amount, note, now, CancellationToken.None);
         }
         catch (Exception ex) when (ex is InvalidOperationException or OverflowException)
         {
             // The balance may have moved between the check above and the adjustment; any other failure is the store's.
-            var current = await ledger.GetAccountAsync(id!, FreeCalls(id!), now, context.RequestAborted);
-            if (Refusal(current?.BalanceMicro ?? 0, amount.Value, id!) is not { } raced)
+            var current = await ledger.GetAccountAsync(id, FreeCalls(id), now, context.RequestAborted);
+            if (Refusal(current?.BalanceMicro ?? 0, amount, id) is not { } raced)
             {
                 throw;
             }
 
-            await ConflictAsync(context, raced);
-            return;
+            return Problem(context, McpGuardAdminReasons.Conflict, raced);
         }
 
-        var account = await AccountAsync(id!, now, context.RequestAborted);
-        Log.Adjusted(_logger, Actor(context), id!, entry.AmountMicro, entry.Id, entry.BalanceAfterMicro, note!);
-        await JsonAsync(context, StatusCodes.Status200OK, new AdminMoveBody(AdminLedgerRowBody.From(entry), account!), AdminJsonContext.Default.AdminMoveBody);
+        var account = await AccountAsync(id, now, context.RequestAborted);
+        Log.Adjusted(_logger, Actor(context), id, entry.AmountMicro, entry.Id, entry.BalanceAfterMicro, note);
+        return TypedResults.Json(new AdminMoveBody(AdminLedgerRowBody.From(entry), account!), AdminJsonContext.Default.AdminMoveBody);
 
         static string? Refusal(long balance, long amount, string id) =>
             balance + amount < 0 ? $"An adjustment of {amount} would take account '{id}' below zero (balance {balance})."
@@ -215,186 +170,95 @@ internal sealed partial class AdminApi(
     }
 
     // GET /accounts/{id}
-    public async Task GetAccountAsync(HttpContext context)
+    public async Task<Results<JsonHttpResult<AdminAccountBody>, ProblemHttpResult>> GetAccountAsync(HttpContext context, string id) =>
+        await AccountAsync(id, clock.GetUtcNow(), context.RequestAborted) is { } account
+            ? TypedResults.Json(account, AdminJsonContext.Default.AdminAccountBody)
+            : UnknownAccount(context, id);
+
+    // PUT /accounts/{id}/cap
+    public async Task<Results<JsonHttpResult<AdminAccountBody>, ProblemHttpResult>> SetCapAsync(HttpContext context, string id, SetCapRequest request)
     {
-        if (!await CreditsOnAsync(context))
+        var cap = request.MonthlyCapMicro;
+        var now = clock.GetUtcNow();
+        if (await ledger.GetAccountAsync(id, FreeCalls(id), now, context.RequestAborted) is not { } before)
         {
-            return;
+            return UnknownAccount(context, id);
         }
 
-        var errors = new AdminErrors();
-        var id = AccountFromRoute(context, errors);
-        if (errors.Any)
-        {
-            await InvalidAsync(context, errors);
-            return;
-        }
-
-        if (await AccountAsync(id!, clock.GetUtcNow(), context.RequestAborted) is not { } account)
-        {
-            await UnknownAccountAsync(context, id!);
-            return;
-        }
-
-        await JsonAsync(context, StatusCodes.Status200OK, account, AdminJsonContext.Default.AdminAccountBody);
+        await ledger.SetMonthlyCapAsync(id, cap, CancellationToken.None);
+        var account = await AccountAsync(id, now, context.RequestAborted);
+        Log.CapSet(_logger, Actor(context), id, Micro(cap), Micro(before.MonthlyCapMicro));
+        return TypedResults.Json(account!, AdminJsonContext.Default.AdminAccountBody);
     }
 
-    // PUT /accounts/{id}/cap {"monthly_cap_micro": >= 0 or null}
-    public async Task SetCapAsync(HttpContext context)
+    // POST /accounts/{id}/suspend and /reactivate: the account status store; with credits on, the account must be in the ledger.
+    public async Task<Results<JsonHttpResult<AdminAccountBody>, JsonHttpResult<AdminAccountStatusBody>, ProblemHttpResult>> SetSuspendedAsync(
+        HttpContext context, string id, bool suspended)
     {
-        if (!await CreditsOnAsync(context))
+        var now = clock.GetUtcNow();
+        var state = states.Current;
+        if (state.Credits.Enabled && await ledger.GetAccountAsync(id, FreeCalls(id), now, context.RequestAborted) is null)
         {
-            return;
+            return UnknownAccount(context, id);
         }
 
-        var errors = new AdminErrors();
-        var id = AccountFromRoute(context, errors);
-        var (body, failure) = await AdminInput.ReadObjectAsync(context, errors);
-        if (await BodyFailedAsync(context, failure))
+        if (!suspended && state.Auth.SuspendedAccounts.Contains(id))
         {
-            return;
-        }
-
-        var (_, cap) = AdminInput.RequiredNullableLong(body, "monthly_cap_micro", static c => c >= 0, AdminInput.Cap, errors);
-        if (errors.Any)
-        {
-            await InvalidAsync(context, errors);
-            return;
-        }
-
-                var now = clock.GetUtcNow();
-        if (await FindAccountAsync(context, id!, now) is not { } before)
-        {
-            return;
-        }
-
-        await ledger.SetMonthlyCapAsync(id!, cap, CancellationToken.None);
-        var account = await AccountAsync(id!, now, context.RequestAborted);
-        Log.CapSet(_logger, Actor(context), id!, Micro(cap), Micro(before.MonthlyCapMicro));
-        await JsonAsync(context, StatusCodes.Status200OK, account!, AdminJsonContext.Default.AdminAccountBody);
-    }
-
-    // POST /accounts/{id}/suspend
-    public Task SuspendAsync(HttpContext context) => SetSuspendedAsync(context, suspended: true);
-
-    // POST /accounts/{id}/reactivate
-    public Task ReactivateAsync(HttpContext context) => SetSuspendedAsync(context, suspended: false);
-
-    private async Task SetSuspendedAsync(HttpContext context, bool suspended)
-    {
-        var errors = new AdminErrors();
-        var id = AccountFromRoute(context, errors);
-        if (errors.Any)
-        {
-            await InvalidAsync(context, errors);
-            return;
-        }
-
-                var now = clock.GetUtcNow();
-        if (states.Current.Credits.Enabled && await FindAccountAsync(context, id!, now) is null)
-        {
-            return;
-        }
-
-        if (!suspended && states.Current.Auth.SuspendedAccounts.Contains(id!))
-        {
-            // The guard refuses accounts suspended in configuration whatever the ledger says: reactivating only in the
-            // ledger would answer "active" while every call is still refused.
-            await ConflictAsync(context,
+            // The guard refuses accounts suspended in configuration whatever the store says: reactivating only in the
+            // store would answer "active" while every call is still refused.
+            return Problem(context, McpGuardAdminReasons.Conflict,
                 $"Account '{id}' is suspended by configuration (McpGuard:Accounts:{id}:Suspended); set it to false there to reactivate the account.");
-            return;
         }
 
-        await accountStatus.SetSuspendedAsync(id!, suspended, CancellationToken.None);
-        var account = states.Current.Credits.Enabled ? await AccountAsync(id!, now, context.RequestAborted) : null;
+        await accountStatus.SetSuspendedAsync(id, suspended, CancellationToken.None);
         if (suspended)
         {
-            Log.Suspended(_logger, Actor(context), id!);
+            Log.Suspended(_logger, Actor(context), id);
         }
         else
         {
-            Log.Reactivated(_logger, Actor(context), id!);
+            Log.Reactivated(_logger, Actor(context), id);
         }
 
-        if (account is not null)
-        {
-            await JsonAsync(context, StatusCodes.Status200OK, account, AdminJsonContext.Default.AdminAccountBody);
-        }
-        else
-        {
-            await JsonAsync(context, StatusCodes.Status200OK, new AdminAccountStatusBody(id!, suspended ? "suspended" : "active"), AdminJsonContext.Default.AdminAccountStatusBody);
-        }
+        return state.Credits.Enabled && await AccountAsync(id, now, context.RequestAborted) is { } account
+            ? TypedResults.Json(account, AdminJsonContext.Default.AdminAccountBody)
+            : TypedResults.Json(new AdminAccountStatusBody(id, suspended ? "suspended" : "active"), AdminJsonContext.Default.AdminAccountStatusBody);
     }
 
     // GET /accounts/{id}/ledger?limit=50&before=<cursor>
-    public async Task GetLedgerAsync(HttpContext context)
+    public async Task<Results<JsonHttpResult<AdminLedgerPageBody>, ProblemHttpResult>> GetLedgerAsync(HttpContext context, string id, AdminLedgerQuery query)
     {
-        if (!await CreditsOnAsync(context))
+        if (await ledger.GetAccountAsync(id, FreeCalls(id), clock.GetUtcNow(), context.RequestAborted) is null)
         {
-            return;
+            return UnknownAccount(context, id);
         }
 
-        var errors = new AdminErrors();
-        var id = AccountFromRoute(context, errors);
-        var limit = AdminInput.Query(context.Request, "limit", static l => l is >= 1 and <= AdminInput.MaxLedgerPage, AdminInput.Limit, errors) ?? 50;
-        var before = AdminInput.Query(context.Request, "before", static b => b > 0, AdminInput.Cursor, errors);
-        if (errors.Any)
-        {
-            await InvalidAsync(context, errors);
-            return;
-        }
-
-        if (await FindAccountAsync(context, id!, clock.GetUtcNow()) is null)
-        {
-            return;
-        }
-
-        var page = await ledger.GetLedgerAsync(id!, before, (int)limit, context.RequestAborted);
-        await JsonAsync(
-            context,
-            StatusCodes.Status200OK,
+        var page = await ledger.GetLedgerAsync(id, query.Before, query.Limit, context.RequestAborted);
+        return TypedResults.Json(
             new AdminLedgerPageBody([.. page.Entries.Select(AdminLedgerRowBody.From)], page.NextCursor),
             AdminJsonContext.Default.AdminLedgerPageBody);
     }
 
-    // POST /keys {"account": string, "scopes": [string], "expires_at": time?, "id": string?}
-    public async Task CreateKeyAsync(HttpContext context)
+    // POST /keys
+    public async Task<Results<JsonHttpResult<AdminCreatedKeyBody>, ProblemHttpResult>> CreateKeyAsync(HttpContext context, CreateKeyRequest request)
     {
-        var errors = new AdminErrors();
-        var (body, failure) = await AdminInput.ReadObjectAsync(context, errors);
-        if (await BodyFailedAsync(context, failure))
-        {
-            return;
-        }
-
-        var now = clock.GetUtcNow();
-        var account = AdminInput.String(body, "account", required: true, AdminInput.IsAccountId, AdminInput.AccountId, errors);
-        var scopes = AdminInput.ScopeList(body, errors);
-        var (_, expiresAt) = AdminInput.FutureTime(body, "expires_at", now, errors);
-        var id = AdminInput.String(body, "id", required: false, AdminInput.IsKeyId, AdminInput.KeyId + ", or null", errors);
-        if (errors.Any)
-        {
-            await InvalidAsync(context, errors);
-            return;
-        }
-
-        var options = states.Current.Options;
-        var keyOptions = options.Auth.ApiKeys;
+        var keyOptions = states.Current.Options.Auth.ApiKeys;
         if (!keyOptions.Enabled)
         {
-            await ConflictAsync(context, "API keys are disabled (McpGuard:Auth:ApiKeys:Enabled is false), so a new key could not be used.");
-            return;
+            return Problem(context, McpGuardAdminReasons.Conflict, "API keys are disabled (McpGuard:Auth:ApiKeys:Enabled is false), so a new key could not be used.");
         }
 
-        id ??= "key_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+        var account = request.Account!;
+        string[] scopes = [.. request.Scopes!.OfType<string>().Distinct(StringComparer.Ordinal)];
+        DateTimeOffset? expiresAt = request.ExpiresAt is { } text && AdminInput.TryParseTime(text, out var time) ? time : null;
+        var id = request.Id ?? "key_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         if (keyOptions.Keys.Any(k => string.Equals(k.Id, id, StringComparison.Ordinal)))
         {
-            await ConflictAsync(context, $"Key id '{id}' is taken by a key in configuration (McpGuard:Auth:ApiKeys:Keys).");
-            return;
+            return Problem(context, McpGuardAdminReasons.Conflict, $"Key id '{id}' is taken by a key in configuration (McpGuard:Auth:ApiKeys:Keys).");
         }
 
-                var (plaintext, hash) = McpGuardApiKey.Generate(keyOptions.Prefix);
-        var key = new McpGuardApiKey(id, account!, scopes!, expiresAt);
+        var (plaintext, hash) = McpGuardApiKey.Generate(keyOptions.Prefix);
+        var key = new McpGuardApiKey(id, account, scopes, expiresAt);
         try
         {
             await keys.AddAsync(key, Convert.FromHexString(hash), CancellationToken.None);
@@ -402,96 +266,72 @@ internal sealed partial class AdminApi(
         catch (InvalidOperationException)
         {
             // The store refuses a taken id (the secret is 256 random bits, so it is never the hash that clashes).
-            await ConflictAsync(context, $"Key id '{id}' is taken by a key created earlier.");
-            return;
+            return Problem(context, McpGuardAdminReasons.Conflict, $"Key id '{id}' is taken by a key created earlier.");
         }
 
-        Log.KeyCreated(_logger, Actor(context), id, account!, string.Join(' ', scopes!), expiresAt?.ToString("O", CultureInfo.InvariantCulture) ?? "never");
-        await JsonAsync(
-            context,
-            StatusCodes.Status201Created,
-            new AdminCreatedKeyBody(id, plaintext, account!, scopes!, expiresAt?.UtcDateTime),
-            AdminJsonContext.Default.AdminCreatedKeyBody);
+        Log.KeyCreated(_logger, Actor(context), id, account, string.Join(' ', scopes), expiresAt?.ToString("O", CultureInfo.InvariantCulture) ?? "never");
+        return TypedResults.Json(
+            new AdminCreatedKeyBody(id, plaintext, account, scopes, expiresAt?.UtcDateTime),
+            AdminJsonContext.Default.AdminCreatedKeyBody,
+            statusCode: StatusCodes.Status201Created);
     }
 
     // POST /keys/{id}/revoke
-    public async Task RevokeKeyAsync(HttpContext context)
+    public async Task<Results<JsonHttpResult<AdminRevokedKeyBody>, ProblemHttpResult>> RevokeKeyAsync(HttpContext context, string id)
     {
-        var id = (string)context.Request.RouteValues["id"]!;
         if (states.Current.Options.Auth.ApiKeys.Keys.Any(k => string.Equals(k.Id, id, StringComparison.Ordinal)))
         {
-            await ConflictAsync(context, $"Key '{id}' comes from configuration; set Revoked to true on it in McpGuard:Auth:ApiKeys:Keys.");
-            return;
+            return Problem(context, McpGuardAdminReasons.Conflict, $"Key '{id}' comes from configuration; set Revoked to true on it in McpGuard:Auth:ApiKeys:Keys.");
         }
 
         if (!await keys.RevokeAsync(id, CancellationToken.None))
         {
-            await ProblemAsync(context, StatusCodes.Status404NotFound, "Not Found", $"Unknown key '{id}'.");
-            return;
+            return Problem(context, McpGuardAdminReasons.NotFound, $"Unknown key '{id}'.");
         }
 
         Log.KeyRevoked(_logger, Actor(context), id);
-        await JsonAsync(context, StatusCodes.Status200OK, new AdminRevokedKeyBody(id, Revoked: true), AdminJsonContext.Default.AdminRevokedKeyBody);
+        return TypedResults.Json(new AdminRevokedKeyBody(id, Revoked: true), AdminJsonContext.Default.AdminRevokedKeyBody);
     }
 
-    // POST /tools/{name}/pause
-    public Task PauseToolAsync(HttpContext context) => SetToolStatusAsync(context, McpGuardToolStatus.Paused);
-
-    // POST /tools/{name}/archive
-    public Task ArchiveToolAsync(HttpContext context) => SetToolStatusAsync(context, McpGuardToolStatus.Archived);
-
-    // POST /tools/{name}/restore: back to the status in configuration.
-    public Task RestoreToolAsync(HttpContext context) => SetToolStatusAsync(context, null);
-
-    private async Task SetToolStatusAsync(HttpContext context, McpGuardToolStatus? status)
+    // POST /tools/{name}/pause, /archive, /restore (null: back to the status in configuration).
+    public async Task<Results<JsonHttpResult<AdminToolBody>, ProblemHttpResult>> SetToolStatusAsync(HttpContext context, string name, McpGuardToolStatus? status)
     {
-        var tool = (string)context.Request.RouteValues["name"]!;
-                var configured = states.Current.Options.Tools.TryGetValue(tool, out var policy) ? policy?.Status ?? McpGuardToolStatus.Live : (McpGuardToolStatus?)null;
-        if (configured is null && await toolStatus.GetStatusAsync(tool, context.RequestAborted) is null)
+        var configured = states.Current.Options.Tools.TryGetValue(name, out var policy) ? policy?.Status ?? McpGuardToolStatus.Live : (McpGuardToolStatus?)null;
+        if (configured is null && await toolStatus.GetStatusAsync(name, context.RequestAborted) is null)
         {
-            await ProblemAsync(context, StatusCodes.Status404NotFound, "Not Found",
-                $"Unknown tool '{tool}': list it under McpGuard:Tools to manage its status.");
-            return;
+            return Problem(context, McpGuardAdminReasons.NotFound, $"Unknown tool '{name}': list it under McpGuard:Tools to manage its status.");
         }
 
-        await toolStatus.SetStatusAsync(tool, status, CancellationToken.None);
-        var effective = status ?? configured ?? McpGuardToolStatus.Live;
-        var name = effective switch
+        await toolStatus.SetStatusAsync(name, status, CancellationToken.None);
+        var effective = (status ?? configured ?? McpGuardToolStatus.Live) switch
         {
             McpGuardToolStatus.Paused => "paused",
             McpGuardToolStatus.Archived => "archived",
             _ => "live",
         };
-        Log.ToolStatusSet(_logger, Actor(context), tool, name, status is null ? "restored to configuration" : "override");
-        await JsonAsync(context, StatusCodes.Status200OK, new AdminToolBody(tool, name), AdminJsonContext.Default.AdminToolBody);
+        Log.ToolStatusSet(_logger, Actor(context), name, effective, status is null ? "restored to configuration" : "override");
+        return TypedResults.Json(new AdminToolBody(name, effective), AdminJsonContext.Default.AdminToolBody);
     }
 
-    /// <summary>The money endpoints need the credit ledger; keys, suspensions and tool statuses do not.</summary>
-    private async ValueTask<bool> CreditsOnAsync(HttpContext context)
+    /// <summary>
+    /// A problem+json answer: status and title from the error catalog, the request's own detail. Written by the app's
+    /// <see cref="IProblemDetailsService"/> when it registered one (McpGuard registers none); without one the framework
+    /// writes it as JSON, and the trace id the default writer adds is added here so that the body is the same.
+    /// </summary>
+    internal static ProblemHttpResult Problem(HttpContext context, string reason, string detail, AdminErrors? errors = null)
     {
-        if (states.Current.Credits.Enabled)
-        {
-            return true;
-        }
-
-        await ProblemAsync(context, StatusCodes.Status409Conflict, "Conflict",
-            "Credits are disabled (McpGuard:Credits:Enabled is false): balances, caps and the ledger are not in use. Keys, suspensions and tool statuses work without them.");
-        return false;
+        var descriptor = McpGuardErrorCatalog.Admin(reason);
+        var problem = errors is null ? new ProblemDetails() : new HttpValidationProblemDetails(errors.ToDictionary());
+        problem.Status = descriptor.StatusCode;
+        problem.Title = descriptor.Message;
+        problem.Detail = detail;
+        return TypedResults.Problem(ProblemJson.WithTraceId(context, problem));
     }
+
+    private static ProblemHttpResult UnknownAccount(HttpContext context, string id) =>
+        Problem(context, McpGuardAdminReasons.NotFound, $"Unknown account '{id}'.");
 
     private int FreeCalls(string account) => states.Current.Credits.FreeCallsFor(account);
-
-    /// <summary>The account as the store has it; null, with the 404 answered, when the store has never seen it.</summary>
-    private async ValueTask<McpGuardAccount?> FindAccountAsync(HttpContext context, string id, DateTimeOffset now)
-    {
-        var account = await ledger.GetAccountAsync(id, FreeCalls(id), now, context.RequestAborted);
-        if (account is null)
-        {
-            await UnknownAccountAsync(context, id);
-        }
-
-        return account;
-    }
 
     private async ValueTask<AdminAccountBody?> AccountAsync(string id, DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -506,71 +346,13 @@ internal sealed partial class AdminApi(
             suspended ? "suspended" : "active");
     }
 
-    private static string? AccountFromRoute(HttpContext context, AdminErrors errors)
-    {
-        var id = (string)context.Request.RouteValues["id"]!;
-        if (AdminInput.IsAccountId(id))
-        {
-            return id;
-        }
-
-        errors.Add("id", $"Must be {AdminInput.AccountId}.");
-        return null;
-    }
-
-    private static string Actor(HttpContext context) => context.Items[ActorKey] as string ?? "unknown";
+    /// <summary>Who made the change, for the audit log: the admin key scheme's user, or the policy's.</summary>
+    private string Actor(HttpContext context) =>
+        context.User.Identity?.Name is { Length: > 0 } name ? name : $"policy {states.Current.Options.Admin.Policy}";
 
     private static string Micro(long? value) => value?.ToString(CultureInfo.InvariantCulture) ?? "none";
 
-    private async Task<bool> BodyFailedAsync(HttpContext context, AdminBodyFailure failure)
-    {
-        switch (failure)
-        {
-            case AdminBodyFailure.UnsupportedMediaType:
-                await ProblemAsync(context, StatusCodes.Status415UnsupportedMediaType, "Unsupported Media Type", "Send the body as JSON with 'Content-Type: application/json'.");
-                return true;
-            case AdminBodyFailure.TooLarge:
-                await ProblemAsync(context, StatusCodes.Status413PayloadTooLarge, "Payload Too Large",
-                    $"An admin request body is at most {AdminInput.MaxBodyBytes.ToString(CultureInfo.InvariantCulture)} bytes.");
-                return true;
-            case AdminBodyFailure.TooSlow:
-                await ProblemAsync(context, StatusCodes.Status408RequestTimeout, "Request Timeout",
-                    "The request body arrived too slowly; send it without pausing, then retry. Nothing was changed.");
-                return true;
-            case AdminBodyFailure.ClientGone:
-                Log.ClientDisconnected(_logger, context.Request.Method, context.Request.Path);
-                return true;
-            default:
-                return false;
-        }
-    }
-
-    private static Task InvalidAsync(HttpContext context, AdminErrors errors) =>
-        ProblemAsync(context, StatusCodes.Status400BadRequest, "Invalid request", "See errors for what is wrong with each field; nothing was changed.", errors);
-
-    private static Task UnknownAccountAsync(HttpContext context, string id) =>
-        ProblemAsync(context, StatusCodes.Status404NotFound, "Not Found", $"Unknown account '{id}'.");
-
-    private static Task ConflictAsync(HttpContext context, string detail) =>
-        ProblemAsync(context, StatusCodes.Status409Conflict, "Conflict", detail);
-
-    /// <summary>Writes problem+json through <see cref="IProblemDetailsService"/> (falling back to plain JSON when no writer accepts the request).</summary>
-    private static Task ProblemAsync(HttpContext context, int status, string title, string detail, AdminErrors? errors = null)
-    {
-        var problem = errors is null ? new ProblemDetails() : new HttpValidationProblemDetails(errors.ToDictionary());
-        problem.Status = status;
-        problem.Title = title;
-        problem.Detail = detail;
-        return McpGuardProblems.WriteAsync(context, problem);
-    }
-
-    private static Task JsonAsync<T>(HttpContext context, int status, T value, JsonTypeInfo<T> type)
-    {
-        context.Response.StatusCode = status;
-        return context.Response.WriteAsJsonAsync(value, type, contentType: null, context.RequestAborted);
-    }
-
-    private static partial class Log
+    internal static partial class Log
     {
         [LoggerMessage(7001, LogLevel.Information, "Admin ({Actor}) topped up account {Account} by {AmountMicro} (ledger row {EntryId}); balance now {BalanceMicro}.", EventName = "AccountToppedUp")]
         public static partial void ToppedUp(ILogger logger, string actor, string account, long amountMicro, long entryId, long balanceMicro);
@@ -602,4 +384,16 @@ internal sealed partial class AdminApi(
         [LoggerMessage(7102, LogLevel.Debug, "The client disconnected while sending admin request {Method} {Path}; nothing was changed.", EventName = "AdminClientDisconnected")]
         public static partial void ClientDisconnected(ILogger logger, string method, PathString path);
     }
+}
+
+/// <summary>Endpoint metadata: the endpoint needs the credit ledger (credits off → 409 before anything else is read).</summary>
+internal sealed class AdminNeedsCredits
+{
+    public static readonly AdminNeedsCredits Instance = new();
+}
+
+/// <summary>Endpoint metadata: the route's <c>{id}</c> is an account id, checked with the body.</summary>
+internal sealed class AdminAccountRoute
+{
+    public static readonly AdminAccountRoute Instance = new();
 }

@@ -27,6 +27,18 @@ internal sealed class AdminErrors
         messages.Add(message);
     }
 
+    /// <summary>Adds every problem of <paramref name="other"/>.</summary>
+    public void Add(AdminErrors other)
+    {
+        foreach (var (field, messages) in other._errors)
+        {
+            foreach (var message in messages)
+            {
+                Add(field, message);
+            }
+        }
+    }
+
     public Dictionary<string, string[]> ToDictionary() => _errors.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.Ordinal);
 }
 
@@ -45,9 +57,10 @@ internal enum AdminBodyFailure
 }
 
 /// <summary>
-/// Reads and checks admin input: the JSON body (an object, at most 64 KiB, no duplicate members, only valid text), its
-/// fields and the route and query values. Every problem is collected, so a 400 names each bad field at once. Nothing a
-/// client sends makes a reader throw: bad input is always a problem named in the answer.
+/// Reads admin input before it is bound: the JSON body (an object, at most 64 KiB, no duplicate members, at most 16 deep,
+/// only valid text) and the query values. Every problem is collected, so a 400 names each bad field at once. Nothing a
+/// client sends makes a reader throw: bad input is always a problem named in the answer. Binding the fields to the
+/// request records and their rules is <see cref="AdminBody{T}"/>'s and <see cref="AdminValidation"/>'s.
 /// </summary>
 internal static class AdminInput
 {
@@ -271,158 +284,19 @@ internal static class AdminInput
         }
     }
 
-    /// <summary>A required whole number that <paramref name="valid"/> accepts; null (and an error) otherwise.</summary>
-    public static long? RequiredLong(JsonElement? body, string name, Func<long, bool> valid, string requirement, AdminErrors errors)
+    /// <summary>A time with an explicit zone (<c>Z</c> or an offset) that is a real date and fits in UTC; <paramref name="time"/> is in UTC.</summary>
+    public static bool TryParseTime(string text, out DateTimeOffset time)
     {
-        if (body is not { } root || errors.Has(name))
-        {
-            return null;
-        }
-
-        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
-        {
-            errors.Add(name, $"Required: {requirement}.");
-            return null;
-        }
-
-        if (value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var number) && valid(number))
-        {
-            return number;
-        }
-
-        errors.Add(name, Must(requirement, value));
-        return null;
-    }
-
-    /// <summary>A member that must be present, whose value is a whole number <paramref name="valid"/> accepts or null.</summary>
-    public static (bool Ok, long? Value) RequiredNullableLong(JsonElement? body, string name, Func<long, bool> valid, string requirement, AdminErrors errors)
-    {
-        if (body is not { } root || errors.Has(name))
-        {
-            return (false, null);
-        }
-
-        if (!root.TryGetProperty(name, out var value))
-        {
-            errors.Add(name, $"Required: {requirement}.");
-            return (false, null);
-        }
-
-        if (value.ValueKind == JsonValueKind.Null)
-        {
-            return (true, null);
-        }
-
-        if (value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var number) && valid(number))
-        {
-            return (true, number);
-        }
-
-        errors.Add(name, Must(requirement, value));
-        return (false, null);
-    }
-
-    /// <summary>A string member; absent or null is <c>null</c> (an error when <paramref name="required"/>).</summary>
-    public static string? String(JsonElement? body, string name, bool required, Func<string, bool> valid, string requirement, AdminErrors errors)
-    {
-        if (body is not { } root || errors.Has(name))
-        {
-            return null;
-        }
-
-        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
-        {
-            if (required)
-            {
-                errors.Add(name, $"Required: {requirement}.");
-            }
-
-            return null;
-        }
-
-        if (value.ValueKind == JsonValueKind.String && value.GetString() is { } text && valid(text))
-        {
-            return text;
-        }
-
-        errors.Add(name, Must(requirement, value));
-        return null;
-    }
-
-    /// <summary>The <c>scopes</c> array: each item a scope token; duplicates are dropped, order kept.</summary>
-    public static string[]? ScopeList(JsonElement? body, AdminErrors errors)
-    {
-        const string Name = "scopes";
-        if (body is not { } root || errors.Has(Name))
-        {
-            return null;
-        }
-
-        if (!root.TryGetProperty(Name, out var value) || value.ValueKind == JsonValueKind.Null)
-        {
-            errors.Add(Name, $"Required: {Scopes}.");
-            return null;
-        }
-
-        if (value.ValueKind != JsonValueKind.Array)
-        {
-            errors.Add(Name, Must(Scopes, value));
-            return null;
-        }
-
-        var scopes = new List<string>();
-        var index = 0;
-        var ok = true;
-        foreach (var item in value.EnumerateArray())
-        {
-            var field = $"{Name}[{index.ToString(CultureInfo.InvariantCulture)}]";
-            if (errors.Has(field))
-            {
-                ok = false;
-            }
-            else if (item.ValueKind == JsonValueKind.String && item.GetString() is { } scope && Auth.AuthOptionsValidation.IsScopeToken(scope))
-            {
-                if (!scopes.Contains(scope, StringComparer.Ordinal))
-                {
-                    scopes.Add(scope);
-                }
-            }
-            else
-            {
-                errors.Add(field, Must(ScopeToken, item));
-                ok = false;
-            }
-
-            index++;
-        }
-
-        return ok ? [.. scopes] : null;
-    }
-
-    /// <summary>An optional time with an explicit zone, later than <paramref name="now"/>.</summary>
-    public static (bool Ok, DateTimeOffset? Value) FutureTime(JsonElement? body, string name, DateTimeOffset now, AdminErrors errors)
-    {
-        if (errors.Has(name))
-        {
-            return (false, null);
-        }
-
-        if (body is not { } root || !root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
-        {
-            return (true, null);
-        }
-
-        if (value.ValueKind == JsonValueKind.String && value.GetString() is { } text
-            && DateTime.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var parsed)
+        if (DateTime.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var parsed)
             && parsed.Kind != DateTimeKind.Unspecified
-            && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out var time)
-            && time > now)
+            && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out var local))
         {
-            return (true, time.ToUniversalTime());
+            time = local.ToUniversalTime();
+            return true;
         }
 
-        errors.Add(name, Must(ExpiresAt, value));
-        return (false, null);
+        time = default;
+        return false;
     }
 
     /// <summary>A query value that must appear at most once and parse as a whole number <paramref name="valid"/> accepts.</summary>
@@ -452,10 +326,6 @@ internal static class AdminInput
         value.Length is > 0 and <= MaxKeyIdLength && char.IsAsciiLetterOrDigit(value[0])
         && value.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-');
 
-    public static bool IsNote(string value) => value.Length <= MaxNoteLength;
-
-    public static bool IsRequiredNote(string value) => value.Length <= MaxNoteLength && !string.IsNullOrWhiteSpace(value);
-
     /// <summary>The message for a value that is there but wrong.</summary>
     public static string Must(string requirement, JsonElement value) => $"Must be {requirement} (got {Describe(value)}).";
 
@@ -472,5 +342,5 @@ internal static class AdminInput
         _ => "nothing",
     };
 
-    private static string Truncate(string value) => value.Length <= 40 ? value : string.Concat(value.AsSpan(0, 40), "…");
+    public static string Truncate(string value) => value.Length <= 40 ? value : string.Concat(value.AsSpan(0, 40), "…");
 }

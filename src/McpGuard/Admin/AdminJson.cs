@@ -56,4 +56,6 @@ internal sealed record AdminAccountStatusBody(string Id, string Status);
 [JsonSerializable(typeof(AdminRevokedKeyBody))]
 [JsonSerializable(typeof(AdminToolBody))]
 [JsonSerializable(typeof(AdminAccountStatusBody))]
+[JsonSerializable(typeof(long?))]
+[JsonSerializable(typeof(string))]
 internal sealed partial class AdminJsonContext : JsonSerializerContext;

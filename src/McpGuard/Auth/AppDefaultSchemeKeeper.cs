@@ -5,7 +5,7 @@ namespace McpGuard.Auth;
 
 /// <summary>
 /// Keeps the app's authentication as it was before McpGuard added its schemes. ASP.NET Core makes an app's only scheme
-/// its default when none is set; McpGuard's two schemes would end that. So when the app set no default and has exactly
+/// its default when none is set; McpGuard's own schemes would end that. So when the app set no default and has exactly
 /// one scheme of its own, that scheme is made the default explicitly, as it was implicitly. McpGuard's schemes are
 /// never anyone's default: the guard asks for them by name.
 /// </summary>

@@ -13,6 +13,12 @@ public static class McpGuardSchemes
     /// <summary>JWT bearer tokens validated as <c>McpGuard:Auth:Jwt</c> says (McpGuard's own JwtBearer scheme).</summary>
     public const string Jwt = "McpGuard.Jwt";
 
+    /// <summary>
+    /// The admin key of <c>McpGuard:Admin:KeyHash</c>, sent as <c>Authorization: Bearer &lt;admin key&gt;</c>: what protects the
+    /// admin API (<c>MapMcpGuardAdmin</c>) unless <c>McpGuard:Admin:Policy</c> names an app policy instead.
+    /// </summary>
+    public const string AdminKey = "McpGuard.AdminKey";
+
     internal static readonly string[] ApiKeyOnly = [ApiKey];
 
     internal static readonly string[] JwtOnly = [Jwt];

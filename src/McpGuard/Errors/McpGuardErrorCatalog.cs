@@ -81,6 +81,41 @@ internal sealed class McpGuardErrorCatalog
             McpGuardClientAction.RetryLater, "The operation took too long; retry later.") { AllowsToolResult = true },
     ];
 
+    /// <summary>
+    /// The admin API's entries (<see cref="McpGuardAdminReasons"/>): problem details only, so their codes (-316xx) are never
+    /// sent, and they are not in <see cref="Defaults"/>, which lists what MCP clients can see and configuration can override.
+    /// </summary>
+    public static IReadOnlyList<McpGuardErrorDescriptor> AdminEntries { get; } =
+    [
+        new(McpGuardAdminReasons.InvalidRequest, StatusCodes.Status400BadRequest, -31601, "Invalid request", false,
+            McpGuardClientAction.FixRequest, "Fix each field named in errors, then send the request again."),
+        new(McpGuardAdminReasons.Unauthorized, StatusCodes.Status401Unauthorized, -31602, "Unauthorized", false,
+            McpGuardClientAction.Authenticate, "Send the admin key as 'Authorization: Bearer <admin key>'."),
+        new(McpGuardAdminReasons.Forbidden, StatusCodes.Status403Forbidden, -31603, "Forbidden", false,
+            McpGuardClientAction.DoNotRetry, "Configure the admin API (McpGuard:Admin) or call it from an allowed origin."),
+        new(McpGuardAdminReasons.NotFound, StatusCodes.Status404NotFound, -31604, "Not Found", false,
+            McpGuardClientAction.FixRequest, "Check the account id, key id or tool name."),
+        new(McpGuardAdminReasons.Conflict, StatusCodes.Status409Conflict, -31605, "Conflict", false,
+            McpGuardClientAction.DoNotRetry, "The change contradicts the current state; the detail says which."),
+        new(McpGuardAdminReasons.CreditsDisabled, StatusCodes.Status409Conflict, -31605, "Conflict", false,
+            McpGuardClientAction.DoNotRetry, "Enable McpGuard:Credits to use balances, caps and the ledger."),
+        new(McpGuardAdminReasons.UnsupportedMediaType, StatusCodes.Status415UnsupportedMediaType, -31601, "Unsupported Media Type", false,
+            McpGuardClientAction.FixRequest, "Send the body as JSON with 'Content-Type: application/json'."),
+        new(McpGuardAdminReasons.PayloadTooLarge, StatusCodes.Status413PayloadTooLarge, -31601, "Payload Too Large", false,
+            McpGuardClientAction.FixRequest, "Send a smaller request body."),
+        new(McpGuardAdminReasons.RequestTimeout, StatusCodes.Status408RequestTimeout, -31606, "Request Timeout", true,
+            McpGuardClientAction.Retry, "Send the whole request body without pausing, then retry."),
+    ];
+
+    private static readonly FrozenDictionary<string, McpGuardErrorDescriptor> AdminByReason =
+        AdminEntries.ToFrozenDictionary(d => d.Reason, StringComparer.Ordinal);
+
+    /// <summary>The admin API's entry for <paramref name="reason"/> (one of <see cref="McpGuardAdminReasons"/>; a miss is a bug).</summary>
+    public static McpGuardErrorDescriptor Admin(string reason) =>
+        AdminByReason.TryGetValue(reason, out var descriptor)
+            ? descriptor
+            : throw new KeyNotFoundException($"McpGuard has no admin error catalog entry for reason '{reason}'.");
+
     private static readonly FrozenDictionary<string, McpGuardErrorDescriptor> DefaultsByReason =
         Defaults.ToFrozenDictionary(d => d.Reason, StringComparer.Ordinal);
 

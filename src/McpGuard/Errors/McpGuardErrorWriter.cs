@@ -30,8 +30,9 @@ internal sealed class McpGuardErrorWriter
         return WriteAsync(context, error);
     }
 
-    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1822:Mark members as static", Justification = "The writer is a service the gates receive from DI.")]
+#pragma warning disable CA1822 // A service resolved from DI: the instance is what the gates are given.
     public async Task WriteAsync(HttpContext context, McpGuardError error)
+#pragma warning restore CA1822
     {
         var feature = context.Features.Get<McpGuardFeature>()
             ?? throw new InvalidOperationException("McpGuard's request feature is missing; errors can only be written inside the guard pipeline.");
@@ -201,7 +202,7 @@ internal sealed class McpGuardErrorWriter
 
         problem.Extensions["resolve"] = resolve;
 
-        return await McpGuardProblems.TryWriteAsync(context, problem);
+        return await ProblemJson.TryWriteAsync(context, problem);
     }
 
     private static void WriteData(Utf8JsonWriter writer, McpGuardError error)

@@ -92,3 +92,38 @@ public static class McpGuardReasons
     /// <summary>The tool's own work timed out (tool result layer); retrying later may succeed.</summary>
     public const string Timeout = "timeout";
 }
+
+/// <summary>
+/// The reasons of McpGuard's own admin API (<c>MapMcpGuardAdmin</c>). They render only as RFC 9457 problem details (the
+/// catalog gives the status and the title; the problem type is the status's RFC 9110 section), never as JSON-RPC or as
+/// tool results, and configuration cannot override them: the admin API speaks to operators, not to MCP clients.
+/// </summary>
+internal static class McpGuardAdminReasons
+{
+    /// <summary>A field of the request (route, query or body) is missing or wrong; the <c>errors</c> member names each.</summary>
+    public const string InvalidRequest = "admin_invalid_request";
+
+    /// <summary>No admin key, or a wrong one.</summary>
+    public const string Unauthorized = "admin_unauthorized";
+
+    /// <summary>The admin API is closed (neither a key hash nor a policy configured), or the request's Origin is not allowed.</summary>
+    public const string Forbidden = "admin_forbidden";
+
+    /// <summary>The account, key or tool is unknown.</summary>
+    public const string NotFound = "admin_not_found";
+
+    /// <summary>The change contradicts the current state (a balance below zero, a taken key id, configuration that wins).</summary>
+    public const string Conflict = "admin_conflict";
+
+    /// <summary>A money endpoint was called with credits disabled.</summary>
+    public const string CreditsDisabled = "admin_credits_disabled";
+
+    /// <summary>The body is not JSON (by its <c>Content-Type</c>).</summary>
+    public const string UnsupportedMediaType = "admin_unsupported_media_type";
+
+    /// <summary>The body is larger than an admin request may be.</summary>
+    public const string PayloadTooLarge = "admin_payload_too_large";
+
+    /// <summary>The body arrived more slowly than the server's minimum data rate.</summary>
+    public const string RequestTimeout = "admin_request_timeout";
+}

@@ -23,7 +23,7 @@ public sealed class AppIsolationTests
 
         var schemes = host.Services.GetRequiredService<IAuthenticationSchemeProvider>();
         Assert.Equal(
-            [McpGuardSchemes.ApiKey, McpGuardSchemes.Jwt],
+            [McpGuardSchemes.AdminKey, McpGuardSchemes.ApiKey, McpGuardSchemes.Jwt],
             (await schemes.GetAllSchemesAsync()).Select(s => s.Name).Order(StringComparer.Ordinal));
         Assert.Null(await schemes.GetDefaultAuthenticateSchemeAsync());
         Assert.Null(await schemes.GetDefaultChallengeSchemeAsync());
