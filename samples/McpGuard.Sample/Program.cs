@@ -19,8 +19,7 @@ builder.Services.AddMcpServer()
     .WithTools<SampleTools>()
     .WithMcpGuard();
 
-// 3. Optional: an OpenAPI document for the admin API, served at /openapi/mcpguard-admin.json. The admin endpoints are
-//    in their own document group, so your own OpenAPI documents stay as they are.
+// 3. Optional: the admin API's OpenAPI document at /openapi/mcpguard-admin.json (a group of its own).
 builder.Services.AddOpenApi("mcpguard-admin");
 
 var app = builder.Build();

@@ -12,6 +12,14 @@ public sealed class ReadmeProgramTests
     private const string SettingsEndMarker = "```\n<!-- appsettings-json:end -->";
 
     [Fact]
+    public void The_readme_is_a_front_page_of_at_most_250_lines()
+    {
+        var lines = File.ReadAllLines(Path.Combine(RepositoryRoot(), "README.md")).Length;
+
+        Assert.InRange(lines, 1, 250);
+    }
+
+    [Fact]
     public void The_readme_shows_the_sample_program_exactly()
     {
         var root = RepositoryRoot();
