@@ -47,7 +47,17 @@ public class GateChainBenchmarks
     private const string Account = "bench";
     private const string Limit = "2000000000";
 
-    private static readonly RequestDelegate Next = static _ => Task.CompletedTask;
+    private static readonly byte[] Answer = """{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"5"}]}}"""u8.ToArray();
+
+    /// <summary>
+    /// The endpoint: answers the call with a JSON-RPC result, as the MCP server would (a charge stands only on a served
+    /// answer; without one it is refunded, which is not the path measured here).
+    /// </summary>
+    private static readonly RequestDelegate Next = static context =>
+    {
+        context.Response.ContentType = "application/json";
+        return context.Response.Body.WriteAsync(Answer).AsTask();
+    };
 
     private readonly CancellationTokenSource _connection = new();
     private ServiceProvider _services = null!;
@@ -84,6 +94,7 @@ public class GateChainBenchmarks
         var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
         var services = new ServiceCollection();
         services.AddLogging();
+        services.AddRouting(); // as in a web app: the admin API's authorization policy needs it
         services.AddMcpGuard(configuration.GetSection("McpGuard"));
         _services = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
 
@@ -213,7 +224,15 @@ public class GateChainBenchmarks
         features.Set<IHttpResponseFeature>(response);
         features.Set<IHttpResponseBodyFeature>(new StreamResponseBodyFeature(Stream.Null));
         features.Set<IHttpRequestLifetimeFeature>(new HttpRequestLifetimeFeature { RequestAborted = _connection.Token });
-        return new DefaultHttpContext(features) { RequestServices = _services };
+        // Each request gets its own service scope, as in a host (authentication handlers are per request); the scope is
+        // disposed when the response finishes. The baseline pays for it too.
+        var scope = _services.CreateScope();
+        response.OnCompleted(static state =>
+        {
+            ((IDisposable)state).Dispose();
+            return Task.CompletedTask;
+        }, scope);
+        return new DefaultHttpContext(features) { RequestServices = scope.ServiceProvider };
     }
 
     /// <summary>
