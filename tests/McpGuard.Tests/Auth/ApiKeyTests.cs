@@ -6,6 +6,7 @@ using McpGuard.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using static McpGuard.Tests.Infrastructure.AuthResponses;
 
 namespace McpGuard.Tests.Auth;
@@ -129,7 +130,7 @@ public sealed class ApiKeyTests : IAsyncLifetime
     {
         const string Key = "mcpg_expiring_test_key";
         var start = new DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero);
-        var clock = new ManualTimeProvider(start);
+        var clock = new FakeTimeProvider(start);
         await using var host = await GuardedHost.StartSampleAsync(
             new Dictionary<string, string?>
             {

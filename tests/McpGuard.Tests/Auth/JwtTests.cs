@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json.Nodes;
 using McpGuard.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using static McpGuard.Tests.Infrastructure.AuthResponses;
 
 namespace McpGuard.Tests.Auth;
@@ -330,7 +331,7 @@ public sealed class JwtTests : IAsyncLifetime
     public async Task A_token_works_until_its_expiry_plus_the_clock_skew_on_the_guards_clock()
     {
         var start = new DateTimeOffset(2030, 6, 1, 12, 0, 0, TimeSpan.Zero);
-        var clock = new ManualTimeProvider(start);
+        var clock = new FakeTimeProvider(start);
         await using var host = await GuardedHost.StartSampleAsync(TestTokens.JwtEnabled(), builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));
 
         // Issued at start - 1 min, expires at start + 9 min; the default clock skew is 30 s.

@@ -6,6 +6,7 @@ using McpGuard.Tests.Integration;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace McpGuard.Tests.Credits;
 
@@ -187,7 +188,7 @@ public sealed class RefundTests
     [MemberData(nameof(Stores))]
     public async Task A_timeout_cancels_the_endpoint_answers_504_and_refunds(McpGuardStoreKind store)
     {
-        var clock = new SteppingClock(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
         var entered = new TaskCompletionSource<CancellationToken>(TaskCreationOptions.RunContinuationsAsynchronously);
         var observed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var guarded = await RefundHost.StartAsync(
@@ -233,7 +234,7 @@ public sealed class RefundTests
     {
         // The MCP SDK's Streamable HTTP transport flushes its SSE headers as soon as a call arrives. A flush before
         // the first byte must not start the response, or a timeout could only end as an empty 200 stream.
-        var clock = new SteppingClock(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var guarded = await RefundHost.StartAsync(
             McpGuardStoreKind.Sqlite,
@@ -345,7 +346,7 @@ public sealed class RefundTests
     [Fact]
     public async Task An_endpoint_that_answers_within_the_timeout_keeps_the_charge_and_its_token_is_not_cancelled()
     {
-        var clock = new SteppingClock(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
+        var clock = new TimerCountingClock(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
         CancellationToken seen = default;
         await using var guarded = await RefundHost.StartAsync(
             McpGuardStoreKind.Sqlite,
@@ -628,5 +629,42 @@ public sealed class RefundTests
         }
 
         public ValueTask DisposeAsync() => Host.DisposeAsync();
+    }
+
+    /// <summary>A <see cref="FakeTimeProvider"/> that also counts the timers created on it and not yet disposed.</summary>
+    private sealed class TimerCountingClock(DateTimeOffset start) : FakeTimeProvider(start)
+    {
+        private int _armed;
+
+        public int ArmedTimers => Volatile.Read(ref _armed);
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            Interlocked.Increment(ref _armed);
+            return new CountedTimer(base.CreateTimer(callback, state, dueTime, period), this);
+        }
+
+        private sealed class CountedTimer(ITimer inner, TimerCountingClock clock) : ITimer
+        {
+            private int _disposed;
+
+            public bool Change(TimeSpan dueTime, TimeSpan period) => inner.Change(dueTime, period);
+
+            public void Dispose()
+            {
+                if (Interlocked.Exchange(ref _disposed, 1) == 0)
+                {
+                    Interlocked.Decrement(ref clock._armed);
+                }
+
+                inner.Dispose();
+            }
+
+            public ValueTask DisposeAsync()
+            {
+                Dispose();
+                return ValueTask.CompletedTask;
+            }
+        }
     }
 }
