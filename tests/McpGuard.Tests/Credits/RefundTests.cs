@@ -2,7 +2,6 @@ using System.Text;
 using System.Net;
 using McpGuard.Credits;
 using McpGuard.Tests.Infrastructure;
-using McpGuard.Tests.Integration;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;

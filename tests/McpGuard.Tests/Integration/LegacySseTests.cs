@@ -3,7 +3,6 @@ using System.Text;
 using System.Text.Json;
 using McpGuard.Protocol;
 using McpGuard.Sample;
-using McpGuard.Tests.Credits;
 using McpGuard.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;

@@ -1,5 +1,4 @@
 using System.Net;
-using McpGuard.Tests.Credits;
 using McpGuard.Tests.Infrastructure;
 using McpGuard.Tests.RateLimiting;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
-using McpGuard.Tests.Credits;
 using McpGuard.Tests.Infrastructure;
-using McpGuard.Tests.Integration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using Microsoft.IdentityModel.JsonWebTokens;

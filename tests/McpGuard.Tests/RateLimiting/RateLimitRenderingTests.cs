@@ -1,7 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using McpGuard.Tests.Infrastructure;
-using McpGuard.Tests.Integration;
 using Microsoft.Extensions.Time.Testing;
 
 namespace McpGuard.Tests.RateLimiting;
