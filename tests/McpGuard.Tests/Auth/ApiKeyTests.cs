@@ -14,10 +14,6 @@ namespace McpGuard.Tests.Auth;
 /// <summary>API keys against the sample (and against small apps that show what reaches the endpoint).</summary>
 public sealed class ApiKeyTests : IAsyncLifetime
 {
-    private const string EchoChallenge = $"Bearer resource_metadata=\"{MetadataUrl}\", scope=\"tools:basic\"";
-    private const string InvalidKeyEchoChallenge =
-        $"Bearer error=\"invalid_token\", error_description=\"invalid or expired API key\", resource_metadata=\"{MetadataUrl}\", scope=\"tools:basic\"";
-
     private GuardedHost _host = null!;
 
     public async Task InitializeAsync() => _host = await GuardedHost.StartSampleAsync();

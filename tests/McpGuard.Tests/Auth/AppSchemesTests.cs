@@ -21,9 +21,6 @@ namespace McpGuard.Tests.Auth;
 /// </summary>
 public sealed class AppSchemesTests : IAsyncLifetime
 {
-    private const string InvalidTokenEchoChallenge =
-        $"Bearer error=\"invalid_token\", error_description=\"invalid or expired token\", resource_metadata=\"{MetadataUrl}\", scope=\"tools:basic\"";
-
     private GuardedHost _host = null!;
 
     public async Task InitializeAsync() => _host = await StartAsync();

@@ -10,9 +10,6 @@ namespace McpGuard.Tests.Auth;
 /// <summary>JWT bearer tokens against the sample with McpGuard:Auth:Jwt:Enabled=true (API keys stay on).</summary>
 public sealed class JwtTests : IAsyncLifetime
 {
-    private const string InvalidTokenEchoChallenge =
-        $"Bearer error=\"invalid_token\", error_description=\"invalid or expired token\", resource_metadata=\"{MetadataUrl}\", scope=\"tools:basic\"";
-
     private GuardedHost _host = null!;
 
     public async Task InitializeAsync() => _host = await GuardedHost.StartSampleAsync(TestTokens.JwtEnabled());

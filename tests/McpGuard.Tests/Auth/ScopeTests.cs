@@ -9,7 +9,6 @@ namespace McpGuard.Tests.Auth;
 /// <summary>Authorization after authentication: per-tool and per-method scopes, suspended accounts, anonymous methods, renderings, tools/list filtering.</summary>
 public sealed class ScopeTests
 {
-    private const string PremiumChallenge = $"Bearer error=\"insufficient_scope\", scope=\"tools:premium\", resource_metadata=\"{MetadataUrl}\"";
     private const string SuspendedMessage = "Account suspended: contact the server's operator.";
 
     [Fact]

@@ -165,7 +165,7 @@ public sealed class CreditRenderingTests
         if (reason == "upstream_timeout")
         {
             Assert.Equal([("Usage", -100L), ("Refund", 100L)], rows.Select(r => (r.Kind, r.Amount)));
-            Assert.Equal(1_000_000, LedgerFile.Balance(CreditCalls.LedgerPath(host), "alice"));
+            Assert.Equal(DemoKeys.AliceBalance, LedgerFile.Balance(host, "alice"));
         }
         else
         {

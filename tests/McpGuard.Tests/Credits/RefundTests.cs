@@ -310,7 +310,7 @@ public sealed class RefundTests
         Assert.Equal(
             [("Usage", -100L, 999_900L), ("Refund", 100L, 1_000_000L)],
             LedgerFile.Rows(path, "alice").Where(r => r.RequestId == "slow-timeout").Select(r => (r.Kind, r.Amount, r.BalanceAfter)));
-        Assert.Equal(1_000_000, LedgerFile.Balance(path, "alice"));
+        Assert.Equal(DemoKeys.AliceBalance, LedgerFile.Balance(path, "alice"));
     }
 
     [Fact]
@@ -423,7 +423,7 @@ public sealed class RefundTests
         Assert.Equal(
             [("Usage", -100L, 999_900L, "fail"), ("Refund", 100L, 1_000_000L, "fail")],
             LedgerFile.Rows(path, "alice").Where(r => r.RequestId == "crash-1").Select(r => (r.Kind, r.Amount, r.BalanceAfter, r.Tool)));
-        Assert.Equal(1_000_000, LedgerFile.Balance(path, "alice"));
+        Assert.Equal(DemoKeys.AliceBalance, LedgerFile.Balance(path, "alice"));
     }
 
     [Fact]

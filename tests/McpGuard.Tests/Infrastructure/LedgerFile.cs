@@ -97,6 +97,9 @@ internal static class LedgerFile
     /// <summary>An account's balance: the sum of its rows.</summary>
     public static long Balance(string path, string account) => Rows(path, account).Sum(r => r.Amount);
 
+    /// <summary>An account's balance in the ledger file of a host started by <see cref="GuardedHost"/>.</summary>
+    public static long Balance(GuardedHost host, string account) => Balance(CreditCalls.LedgerPath(host), account);
+
     /// <summary>Every row's balance_after is the running sum of the account's rows up to it.</summary>
     public static void AssertBalancesAreRunningSums(IEnumerable<LedgerRow> rows)
     {

@@ -204,7 +204,7 @@ public sealed class TypeScriptInteropTests
 
         var ledger = CreditCalls.LedgerPath(host);
         Assert.Equal(999_100, LedgerFile.Balance(ledger, "alice"));
-        Assert.Equal(240, LedgerFile.Balance(ledger, "bob"));
+        Assert.Equal(DemoKeys.BobBalance, LedgerFile.Balance(ledger, "bob"));
     }
 
     private static string ResultText(JsonElement attempt)
