@@ -521,22 +521,10 @@ public sealed class RefundTests
             TimeProvider? clock = null)
         {
             var guarded = new RefundHost { Store = store };
-            var configuration = new Dictionary<string, string?>
-            {
-                ["McpGuard:Auth:Resource"] = "http://127.0.0.1/mcp",
-                ["McpGuard:Auth:ApiKeys:Enabled"] = "true",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Id"] = "k-alice",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Account"] = "alice",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKeys.Hash(DemoKeys.Alice),
-                ["McpGuard:Credits:Enabled"] = "true",
-                ["McpGuard:Store"] = store.ToString(),
-                ["McpGuard:Tools:work:Price"] = Price.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["McpGuard:Accounts:alice:InitialBalance"] = Balance.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            };
-            foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
-            {
-                configuration[key] = value;
-            }
+            var configuration = GuardConfiguration.ApiKeys(GuardConfiguration.Alice())
+                .WithCredits(store.ToString(), ("alice", Balance))
+                .With(new Dictionary<string, string?> { ["McpGuard:Tools:work:Price"] = Price.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+                .With(extra);
 
             guarded.Host = await GuardedHost.StartAsync(
                 builder =>

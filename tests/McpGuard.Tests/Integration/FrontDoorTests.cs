@@ -386,17 +386,8 @@ public sealed class FrontDoorTests(FrontDoorTests.SampleFixture fixture) : IClas
     private static class OriginHost
     {
         public static Task<GuardedHost> StartAsync(string? allowed) =>
-            GuardedHost.StartAsync(
-                builder =>
-                {
-                    builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard"));
-                    builder.Services.AddMcpServer().WithHttpTransport().WithTools<McpGuard.Sample.SampleTools>();
-                },
-                app =>
-                {
-                    app.UseMcpGuard();
-                    app.MapMcp("/mcp");
-                },
+            GuardedHost.StartMcpAsync(
+                server => server.WithTools<McpGuard.Sample.SampleTools>(),
                 allowed is null ? null : new Dictionary<string, string?> { ["McpGuard:AllowedOrigins:0"] = allowed });
     }
 
