@@ -200,14 +200,7 @@ public sealed class JwtTests : IAsyncLifetime
     {
         using var response = await _host.PostMcpAsync(PremiumReport(), apiKey: TestTokens.Create(scope: "tools:basic"));
 
-        await AssertJsonRpcErrorAsync(
-            response,
-            HttpStatusCode.Forbidden,
-            $"Bearer error=\"insufficient_scope\", scope=\"tools:premium\", resource_metadata=\"{MetadataUrl}\"",
-            -31103,
-            "Insufficient scope: this call needs tools:premium.",
-            "insufficient_scope",
-            scope: "tools:premium");
+        await AssertPremiumRefusedAsync(response);
     }
 
     [Fact]

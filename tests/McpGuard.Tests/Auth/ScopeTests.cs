@@ -18,8 +18,7 @@ public sealed class ScopeTests
 
         using var response = await host.PostMcpAsync(PremiumReport(), apiKey: DemoKeys.Bob);
 
-        await AssertJsonRpcErrorAsync(
-            response, HttpStatusCode.Forbidden, PremiumChallenge, -31103, "Insufficient scope: this call needs tools:premium.", "insufficient_scope", scope: "tools:premium");
+        await AssertPremiumRefusedAsync(response);
     }
 
     [Fact]

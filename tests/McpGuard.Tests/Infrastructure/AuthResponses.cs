@@ -85,6 +85,10 @@ public static class AuthResponses
         return actual;
     }
 
+    /// <summary>Asserts the 403 <c>insufficient_scope</c> refusal of a <c>tools:premium</c> call by a caller without that scope.</summary>
+    public static Task<JsonNode> AssertPremiumRefusedAsync(HttpResponseMessage response, int id = 1) =>
+        AssertJsonRpcErrorAsync(response, HttpStatusCode.Forbidden, PremiumChallenge, -31103, "Insufficient scope: this call needs tools:premium.", "insufficient_scope", scope: "tools:premium", id: id);
+
     /// <summary>Structural JSON equality (property order aside), showing both documents when they differ.</summary>
     public static void AssertJsonEqual(JsonNode expected, JsonNode? actual) =>
         Assert.True(JsonNode.DeepEquals(expected, actual), $"Expected:\n{expected.ToJsonString()}\nActual:\n{actual?.ToJsonString()}");

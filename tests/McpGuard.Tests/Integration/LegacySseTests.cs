@@ -70,9 +70,7 @@ public sealed class LegacySseTests
 
         using var response = await bob.PostAsync(PremiumReport(), DemoKeys.Bob);
 
-        await AssertJsonRpcErrorAsync(response, HttpStatusCode.Forbidden,
-            $"Bearer error=\"insufficient_scope\", scope=\"tools:premium\", resource_metadata=\"{MetadataUrl}\"",
-            -31103, "Insufficient scope: this call needs tools:premium.", "insufficient_scope", scope: "tools:premium");
+        await AssertPremiumRefusedAsync(response);
     }
 
     [Fact]

@@ -107,8 +107,7 @@ public sealed class MapMcpClientTests
 
         Assert.Equal(HttpStatusCode.Forbidden, failure.StatusCode);
         var call = bob.Wire.ToolCall("premium_report");
-        await AssertJsonRpcErrorAsync(call.Response, HttpStatusCode.Forbidden, PremiumChallenge, -31103,
-            "Insufficient scope: this call needs tools:premium.", "insufficient_scope", scope: "tools:premium", id: call.Id);
+        await AssertPremiumRefusedAsync(call.Response, call.Id);
         Assert.Null(call.Header(CreditCalls.ChargeHeader));
     }
 
