@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using McpGuard.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using static McpGuard.Tests.Infrastructure.AuthResponses;
 
 namespace McpGuard.Tests.Admin;
@@ -25,7 +26,7 @@ internal static class AdminTestKit
     public const string TopUpUrl = "https://billing.example.com/topup";
 
     /// <summary>The sample with the test admin key and a clock that stands still unless moved.</summary>
-    public static Task<GuardedHost> StartSampleAsync(ManualTimeProvider? clock = null, IReadOnlyDictionary<string, string?>? overrides = null)
+    public static Task<GuardedHost> StartSampleAsync(FakeTimeProvider? clock = null, IReadOnlyDictionary<string, string?>? overrides = null)
     {
         var configuration = new Dictionary<string, string?> { ["McpGuard:Admin:KeyHash"] = McpGuardApiKey.Hash(AdminKey) };
         foreach (var (key, value) in overrides ?? new Dictionary<string, string?>())
@@ -33,7 +34,7 @@ internal static class AdminTestKit
             configuration[key] = value;
         }
 
-        clock ??= new ManualTimeProvider(Start);
+        clock ??= new FakeTimeProvider(Start);
         return GuardedHost.StartSampleAsync(configuration, builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));
     }
 

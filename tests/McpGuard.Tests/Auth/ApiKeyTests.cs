@@ -6,6 +6,7 @@ using McpGuard.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using static McpGuard.Tests.Infrastructure.AuthResponses;
 
 namespace McpGuard.Tests.Auth;
@@ -13,10 +14,6 @@ namespace McpGuard.Tests.Auth;
 /// <summary>API keys against the sample (and against small apps that show what reaches the endpoint).</summary>
 public sealed class ApiKeyTests : IAsyncLifetime
 {
-    private const string EchoChallenge = $"Bearer resource_metadata=\"{MetadataUrl}\", scope=\"tools:basic\"";
-    private const string InvalidKeyEchoChallenge =
-        $"Bearer error=\"invalid_token\", error_description=\"invalid or expired API key\", resource_metadata=\"{MetadataUrl}\", scope=\"tools:basic\"";
-
     private GuardedHost _host = null!;
 
     public async Task InitializeAsync() => _host = await GuardedHost.StartSampleAsync();
@@ -129,7 +126,7 @@ public sealed class ApiKeyTests : IAsyncLifetime
     {
         const string Key = "mcpg_expiring_test_key";
         var start = new DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero);
-        var clock = new ManualTimeProvider(start);
+        var clock = new FakeTimeProvider(start);
         await using var host = await GuardedHost.StartSampleAsync(
             new Dictionary<string, string?>
             {

@@ -21,9 +21,6 @@ namespace McpGuard.Tests.Auth;
 /// </summary>
 public sealed class AppSchemesTests : IAsyncLifetime
 {
-    private const string InvalidTokenEchoChallenge =
-        $"Bearer error=\"invalid_token\", error_description=\"invalid or expired token\", resource_metadata=\"{MetadataUrl}\", scope=\"tools:basic\"";
-
     private GuardedHost _host = null!;
 
     public async Task InitializeAsync() => _host = await StartAsync();
@@ -43,14 +40,7 @@ public sealed class AppSchemesTests : IAsyncLifetime
     {
         using var response = await _host.PostMcpAsync(PremiumReport(), apiKey: TestTokens.Create(scope: "tools:basic"));
 
-        await AssertJsonRpcErrorAsync(
-            response,
-            HttpStatusCode.Forbidden,
-            $"Bearer error=\"insufficient_scope\", scope=\"tools:premium\", resource_metadata=\"{MetadataUrl}\"",
-            -31103,
-            "Insufficient scope: this call needs tools:premium.",
-            "insufficient_scope",
-            scope: "tools:premium");
+        await AssertPremiumRefusedAsync(response);
     }
 
     [Theory]

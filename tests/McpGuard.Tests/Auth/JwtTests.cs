@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json.Nodes;
 using McpGuard.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using static McpGuard.Tests.Infrastructure.AuthResponses;
 
 namespace McpGuard.Tests.Auth;
@@ -9,9 +10,6 @@ namespace McpGuard.Tests.Auth;
 /// <summary>JWT bearer tokens against the sample with McpGuard:Auth:Jwt:Enabled=true (API keys stay on).</summary>
 public sealed class JwtTests : IAsyncLifetime
 {
-    private const string InvalidTokenEchoChallenge =
-        $"Bearer error=\"invalid_token\", error_description=\"invalid or expired token\", resource_metadata=\"{MetadataUrl}\", scope=\"tools:basic\"";
-
     private GuardedHost _host = null!;
 
     public async Task InitializeAsync() => _host = await GuardedHost.StartSampleAsync(TestTokens.JwtEnabled());
@@ -202,14 +200,7 @@ public sealed class JwtTests : IAsyncLifetime
     {
         using var response = await _host.PostMcpAsync(PremiumReport(), apiKey: TestTokens.Create(scope: "tools:basic"));
 
-        await AssertJsonRpcErrorAsync(
-            response,
-            HttpStatusCode.Forbidden,
-            $"Bearer error=\"insufficient_scope\", scope=\"tools:premium\", resource_metadata=\"{MetadataUrl}\"",
-            -31103,
-            "Insufficient scope: this call needs tools:premium.",
-            "insufficient_scope",
-            scope: "tools:premium");
+        await AssertPremiumRefusedAsync(response);
     }
 
     [Fact]
@@ -330,7 +321,7 @@ public sealed class JwtTests : IAsyncLifetime
     public async Task A_token_works_until_its_expiry_plus_the_clock_skew_on_the_guards_clock()
     {
         var start = new DateTimeOffset(2030, 6, 1, 12, 0, 0, TimeSpan.Zero);
-        var clock = new ManualTimeProvider(start);
+        var clock = new FakeTimeProvider(start);
         await using var host = await GuardedHost.StartSampleAsync(TestTokens.JwtEnabled(), builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));
 
         // Issued at start - 1 min, expires at start + 9 min; the default clock skew is 30 s.

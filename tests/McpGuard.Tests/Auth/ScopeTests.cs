@@ -9,7 +9,6 @@ namespace McpGuard.Tests.Auth;
 /// <summary>Authorization after authentication: per-tool and per-method scopes, suspended accounts, anonymous methods, renderings, tools/list filtering.</summary>
 public sealed class ScopeTests
 {
-    private const string PremiumChallenge = $"Bearer error=\"insufficient_scope\", scope=\"tools:premium\", resource_metadata=\"{MetadataUrl}\"";
     private const string SuspendedMessage = "Account suspended: contact the server's operator.";
 
     [Fact]
@@ -19,8 +18,7 @@ public sealed class ScopeTests
 
         using var response = await host.PostMcpAsync(PremiumReport(), apiKey: DemoKeys.Bob);
 
-        await AssertJsonRpcErrorAsync(
-            response, HttpStatusCode.Forbidden, PremiumChallenge, -31103, "Insufficient scope: this call needs tools:premium.", "insufficient_scope", scope: "tools:premium");
+        await AssertPremiumRefusedAsync(response);
     }
 
     [Fact]
@@ -36,12 +34,12 @@ public sealed class ScopeTests
     [Fact]
     public async Task A_tool_needing_two_scopes_names_both_in_the_challenge_even_when_the_caller_has_one()
     {
-        await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?>
+        await using var guard = await GuardPipeline.StartSampleAsync(new Dictionary<string, string?>
         {
             ["McpGuard:Tools:premium_report:Scopes:1"] = "reports:write",
         });
 
-        using var response = await host.PostMcpAsync(PremiumReport(), apiKey: DemoKeys.Alice);
+        using var response = await guard.PostMcpAsync(PremiumReport(), apiKey: DemoKeys.Alice);
 
         await AssertJsonRpcErrorAsync(
             response,
@@ -51,17 +49,18 @@ public sealed class ScopeTests
             "Insufficient scope: this call needs tools:premium reports:write.",
             "insufficient_scope",
             scope: "tools:premium reports:write");
+        Assert.Equal(0, guard.Reached);
     }
 
     [Fact]
     public async Task Per_method_scopes_refuse_a_caller_without_them()
     {
-        await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?>
+        await using var guard = await GuardPipeline.StartSampleAsync(new Dictionary<string, string?>
         {
             ["McpGuard:Methods:resources/list:Scopes:0"] = "resources:read",
         });
 
-        using (var response = await host.PostMcpAsync(Request("resources/list"), apiKey: DemoKeys.Alice))
+        using (var response = await guard.PostMcpAsync(Request("resources/list"), apiKey: DemoKeys.Alice))
         {
             await AssertJsonRpcErrorAsync(
                 response,
@@ -74,11 +73,13 @@ public sealed class ScopeTests
         }
 
         // Without credentials the 401 challenge names the method's scope.
-        using (var response = await host.PostMcpAsync(Request("resources/list"), apiKey: null))
+        using (var response = await guard.PostMcpAsync(Request("resources/list"), apiKey: null))
         {
             await AssertJsonRpcErrorAsync(
                 response, HttpStatusCode.Unauthorized, $"Bearer resource_metadata=\"{MetadataUrl}\", scope=\"resources:read\"", -31101, InvalidKeyMessage, "unauthorized");
         }
+
+        Assert.Equal(0, guard.Reached);
     }
 
     [Fact]
@@ -113,21 +114,23 @@ public sealed class ScopeTests
     [Fact]
     public async Task Carol_is_suspended_403_without_a_challenge()
     {
-        await using var host = await GuardedHost.StartSampleAsync();
+        await using var guard = await GuardPipeline.StartSampleAsync();
 
-        using var response = await host.PostMcpAsync(Echo(), apiKey: DemoKeys.Carol);
+        using var response = await guard.PostMcpAsync(Echo(), apiKey: DemoKeys.Carol);
 
         await AssertJsonRpcErrorAsync(response, HttpStatusCode.Forbidden, null, -31104, SuspendedMessage, "suspended");
+        Assert.Equal(0, guard.Reached);
     }
 
     [Fact]
     public async Task Suspended_wins_over_a_missing_scope()
     {
-        await using var host = await GuardedHost.StartSampleAsync();
+        await using var guard = await GuardPipeline.StartSampleAsync();
 
-        using var response = await host.PostMcpAsync(PremiumReport(), apiKey: DemoKeys.Carol);
+        using var response = await guard.PostMcpAsync(PremiumReport(), apiKey: DemoKeys.Carol);
 
         await AssertJsonRpcErrorAsync(response, HttpStatusCode.Forbidden, null, -31104, SuspendedMessage, "suspended");
+        Assert.Equal(0, guard.Reached);
     }
 
     [Fact]

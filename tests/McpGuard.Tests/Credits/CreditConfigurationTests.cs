@@ -170,20 +170,12 @@ public sealed class CreditConfigurationTests
                 app.UseMcpGuard();
                 app.MapPost("/mcp", CreditCalls.AnswerWithResult);
             },
-            new Dictionary<string, string?>
+            GuardConfiguration.ApiKeys(GuardConfiguration.Alice()).WithCredits("InMemory", ("alice", 1000)).With(new Dictionary<string, string?>
             {
-                ["McpGuard:Auth:Resource"] = "http://127.0.0.1/mcp",
-                ["McpGuard:Auth:ApiKeys:Enabled"] = "true",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Id"] = "k-alice",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Account"] = "alice",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKey.Hash(DemoKeys.Alice),
-                ["McpGuard:Credits:Enabled"] = "true",
-                ["McpGuard:Store"] = "InMemory",
                 ["McpGuard:Credits:DefaultPrice"] = "25",
                 ["McpGuard:Tools:free_tool:Price"] = "0",
                 ["McpGuard:Methods:resources/read:Price"] = "40",
-                ["McpGuard:Accounts:alice:InitialBalance"] = "1000",
-            });
+            }));
 
         using var unpriced = await CreditCalls.CallAsync(host, CreditCalls.ToolCall(1, "anything", "{}"), "dp-1");
         using var free = await CreditCalls.CallAsync(host, CreditCalls.ToolCall(2, "free_tool", "{}"), "dp-2");

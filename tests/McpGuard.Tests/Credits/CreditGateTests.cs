@@ -1,8 +1,8 @@
 using System.Net;
 using McpGuard.Credits;
 using McpGuard.Tests.Infrastructure;
-using McpGuard.Tests.Integration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace McpGuard.Tests.Credits;
 
@@ -158,7 +158,7 @@ public sealed class CreditGateTests
     [Fact]
     public async Task The_cap_refuses_with_402_cap_reached_and_says_when_it_resets()
     {
-        var clock = new ManualTimeProvider(new DateTimeOffset(2026, 5, 17, 8, 30, 0, TimeSpan.Zero));
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 5, 17, 8, 30, 0, TimeSpan.Zero));
         await using var host = await GuardedHost.StartSampleAsync(
             new Dictionary<string, string?> { ["McpGuard:Accounts:alice:MonthlyCap"] = "1000" },
             builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));
@@ -180,7 +180,7 @@ public sealed class CreditGateTests
     [Fact]
     public async Task A_cap_reached_in_december_resets_on_the_first_of_january()
     {
-        var clock = new ManualTimeProvider(new DateTimeOffset(2026, 12, 31, 23, 59, 59, TimeSpan.Zero));
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 12, 31, 23, 59, 59, TimeSpan.Zero));
         await using var host = await GuardedHost.StartSampleAsync(
             new Dictionary<string, string?> { ["McpGuard:Accounts:alice:MonthlyCap"] = "500" },
             builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));

@@ -1,8 +1,8 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using McpGuard.Tests.Infrastructure;
-using McpGuard.Tests.Integration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace McpGuard.Tests.Credits;
 
@@ -38,7 +38,7 @@ public sealed class CreditRenderingTests
             503, -31401, "Tool paused: 'add' is paused by its publisher.", "The publisher paused this tool; retry later or pick another.", "retry_later", true,
             new JsonObject { ["tool"] = "add" }),
         ["upstream_timeout"] = new(
-            // Real time, bounded: a 200 ms upstream timeout against a tool that would wait 30 s.
+            // A 200 ms upstream timeout on the test's clock against a tool that would wait 30 s of real time.
             new() { ["McpGuard:Credits:UpstreamTimeout"] = "00:00:00.2" },
             DemoKeys.Alice, CreditCalls.ToolCall(7, "slow", """{"ms":30000}"""),
             504, -31502, "Upstream timeout: no answer within 0.2 s; the charge was refunded.", "The server did not answer in time; any charge was refunded. Retry.", "retry", true,
@@ -52,9 +52,10 @@ public sealed class CreditRenderingTests
     public async Task Json_rpc(string reason)
     {
         var c = Cases[reason];
-        await using var host = await StartAsync(c, "JsonRpc");
+        var clock = new FakeTimeProvider(May17);
+        await using var host = await StartAsync(c, "JsonRpc", clock);
 
-        using var response = await CreditCalls.CallAsync(host, c.Body, $"{reason}-rpc", c.ApiKey).WaitAsync(TimeSpan.FromSeconds(20));
+        using var response = await SendAsync(host, clock, reason, $"{reason}-rpc");
 
         await WireAssert.JsonRpcErrorAsync(response, (HttpStatusCode)c.Status, c.Code, c.Message, reason, id: 7L, extraData: c.Data);
         Assert.Equal($"{reason}-rpc", WireAssert.RequestId(response));
@@ -67,9 +68,10 @@ public sealed class CreditRenderingTests
     public async Task Problem_details(string reason)
     {
         var c = Cases[reason];
-        await using var host = await StartAsync(c, "ProblemDetails");
+        var clock = new FakeTimeProvider(May17);
+        await using var host = await StartAsync(c, "ProblemDetails", clock);
 
-        using var response = await CreditCalls.CallAsync(host, c.Body, $"{reason}-problem", c.ApiKey).WaitAsync(TimeSpan.FromSeconds(20));
+        using var response = await SendAsync(host, clock, reason, $"{reason}-problem");
 
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(c.Status == (int)response.StatusCode, $"Expected {c.Status}, got {(int)response.StatusCode}: {body}");
@@ -105,9 +107,10 @@ public sealed class CreditRenderingTests
     public async Task Tool_result(string reason)
     {
         var c = Cases[reason];
-        await using var host = await StartAsync(c, "ToolResult");
+        var clock = new FakeTimeProvider(May17);
+        await using var host = await StartAsync(c, "ToolResult", clock);
 
-        using var response = await CreditCalls.CallAsync(host, c.Body, $"{reason}-tool", c.ApiKey).WaitAsync(TimeSpan.FromSeconds(20));
+        using var response = await SendAsync(host, clock, reason, $"{reason}-tool");
 
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(response.StatusCode == HttpStatusCode.OK, $"Expected 200, got {(int)response.StatusCode}: {body}");
@@ -162,7 +165,7 @@ public sealed class CreditRenderingTests
         if (reason == "upstream_timeout")
         {
             Assert.Equal([("Usage", -100L), ("Refund", 100L)], rows.Select(r => (r.Kind, r.Amount)));
-            Assert.Equal(1_000_000, LedgerFile.Balance(CreditCalls.LedgerPath(host), "alice"));
+            Assert.Equal(DemoKeys.AliceBalance, LedgerFile.Balance(host, "alice"));
         }
         else
         {
@@ -170,10 +173,27 @@ public sealed class CreditRenderingTests
         }
     }
 
-    private static Task<GuardedHost> StartAsync(Case c, string format)
+    /// <summary>
+    /// Sends the case's call. The clock stands still, so for the timeout the test moves it on, a tenth of the
+    /// upstream timeout at a time, until the guard gives up (the tool itself waits 30 s of real time).
+    /// </summary>
+    private static async Task<HttpResponseMessage> SendAsync(GuardedHost host, FakeTimeProvider clock, string reason, string requestId)
+    {
+        var c = Cases[reason];
+        var send = CreditCalls.CallAsync(host, c.Body, requestId, c.ApiKey);
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (reason == "upstream_timeout" && !send.IsCompleted && waited.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            clock.Advance(TimeSpan.FromMilliseconds(20));
+            await Task.WhenAny(send, Task.Delay(10));
+        }
+
+        return await send.WaitAsync(TimeSpan.FromSeconds(20));
+    }
+
+    private static Task<GuardedHost> StartAsync(Case c, string format, FakeTimeProvider clock)
     {
         var configuration = new Dictionary<string, string?>(c.Configuration) { ["McpGuard:Errors:Format"] = format };
-        var clock = new ManualTimeProvider(May17);
         return GuardedHost.StartSampleAsync(configuration, builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));
     }
 

@@ -4,6 +4,7 @@ using McpGuard.Credits;
 using McpGuard.Tests.Infrastructure;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
 
 namespace McpGuard.Tests.Credits;
 
@@ -15,7 +16,7 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 {
     private static readonly DateTimeOffset March10 = new(2026, 3, 10, 12, 0, 0, TimeSpan.Zero);
 
-    private readonly ManualTimeProvider _clock = new(March10);
+    private readonly FakeTimeProvider _clock = new(March10);
     private readonly List<StoreUnderTest> _stores = [];
 
     public Task InitializeAsync() => Task.CompletedTask;
@@ -477,7 +478,7 @@ public sealed class LedgerEngineTests : IAsyncLifetime
     {
         var path = LedgerFile.NewPath();
         var february20 = new DateTimeOffset(2026, 2, 20, 9, 0, 0, TimeSpan.Zero);
-        var clock = new ManualTimeProvider(february20);
+        var clock = new FakeTimeProvider(february20);
         long lastId;
         await using (var first = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, clock, path))
         {

@@ -1,6 +1,7 @@
 using System.Net;
 using McpGuard.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace McpGuard.Tests.Credits;
 
@@ -12,7 +13,7 @@ public sealed class MonthBoundaryTests
     [Fact]
     public async Task Free_calls_come_back_on_the_first_of_the_month()
     {
-        var clock = new ManualTimeProvider(LastSecondOfJanuary);
+        var clock = new FakeTimeProvider(LastSecondOfJanuary);
         await using var host = await GuardedHost.StartSampleAsync(
             new Dictionary<string, string?> { ["McpGuard:Accounts:bob:InitialBalance"] = "10000" },
             builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));
@@ -53,7 +54,7 @@ public sealed class MonthBoundaryTests
     [Fact]
     public async Task A_cap_reached_in_january_allows_calls_again_on_the_first_of_february()
     {
-        var clock = new ManualTimeProvider(LastSecondOfJanuary);
+        var clock = new FakeTimeProvider(LastSecondOfJanuary);
         await using var host = await GuardedHost.StartSampleAsync(
             new Dictionary<string, string?> { ["McpGuard:Accounts:alice:MonthlyCap"] = "1600" },
             builder => builder.ConfigureServices(services => services.AddSingleton<TimeProvider>(clock)));
@@ -79,7 +80,7 @@ public sealed class MonthBoundaryTests
     public async Task The_month_is_the_utc_month_whatever_the_offset_of_the_clock()
     {
         // 00:30 on Feb 1 at +01:00 is still January 31 in UTC.
-        var clock = new ManualTimeProvider(new DateTimeOffset(2026, 2, 1, 0, 30, 0, TimeSpan.FromHours(1)));
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 2, 1, 0, 30, 0, TimeSpan.FromHours(1)));
         await using var store = StoreUnderTest.Open(McpGuardStoreKind.InMemory, clock, null);
         await store.Engine.SeedAsync([new McpGuardAccountSeed("a", 5000, 1000)], clock.GetUtcNow(), default);
         var local = new DateTimeOffset(2026, 2, 1, 0, 30, 0, TimeSpan.FromHours(1));
@@ -96,7 +97,7 @@ public sealed class MonthBoundaryTests
     public async Task A_new_month_reads_as_fresh_before_any_call_in_it(string kindName)
     {
         var kind = Enum.Parse<McpGuardStoreKind>(kindName);
-        var clock = new ManualTimeProvider(LastSecondOfJanuary);
+        var clock = new FakeTimeProvider(LastSecondOfJanuary);
         await using var store = StoreUnderTest.Open(kind, clock, kind == McpGuardStoreKind.Sqlite ? LedgerFile.NewPath() : null);
         await store.Engine.SeedAsync([new McpGuardAccountSeed("a", 5000, 4000)], clock.GetUtcNow(), default);
         await store.ChargeAsync("a", "jan-free", 700, freeCalls: 1);
@@ -113,7 +114,7 @@ public sealed class MonthBoundaryTests
     public async Task Refunding_a_january_charge_in_february_restores_the_balance_but_not_februarys_spend_or_free_calls(string kindName)
     {
         var kind = Enum.Parse<McpGuardStoreKind>(kindName);
-        var clock = new ManualTimeProvider(LastSecondOfJanuary);
+        var clock = new FakeTimeProvider(LastSecondOfJanuary);
         await using var store = StoreUnderTest.Open(kind, clock, kind == McpGuardStoreKind.Sqlite ? LedgerFile.NewPath() : null);
         await store.Engine.SeedAsync([new McpGuardAccountSeed("a", 5000, 1000)], clock.GetUtcNow(), default);
         Assert.Equal(McpGuardChargeOutcome.Free, (await store.ChargeAsync("a", "jan-free", 800, freeCalls: 1)).Outcome);
@@ -134,7 +135,7 @@ public sealed class MonthBoundaryTests
     public async Task Reopening_the_ledger_in_a_new_month_starts_the_month_fresh()
     {
         var path = LedgerFile.NewPath();
-        var clock = new ManualTimeProvider(LastSecondOfJanuary);
+        var clock = new FakeTimeProvider(LastSecondOfJanuary);
         await using (var january = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, clock, path))
         {
             await january.Engine.SeedAsync([new McpGuardAccountSeed("a", 5000, 1000)], clock.GetUtcNow(), default);

@@ -89,30 +89,13 @@ public sealed class MultiRoundTripTests
         (await host.Services.GetRequiredService<IMcpGuardLedgerStore>().GetAccountAsync("alice", 0, DateTimeOffset.UtcNow, default))!.BalanceMicro;
 
     private static Task<GuardedHost> StartAsync() =>
-        GuardedHost.StartAsync(
-            builder =>
+        GuardedHost.StartMcpAsync(
+            server => server.WithTools<RoundTripTools>().WithMcpGuard(),
+            GuardConfiguration.ApiKeys(GuardConfiguration.Alice()).WithCredits("InMemory", ("alice", Balance)).With(new Dictionary<string, string?>
             {
-                builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard"));
-                builder.Services.AddMcpServer().WithHttpTransport().WithTools<RoundTripTools>().WithMcpGuard();
-            },
-            app =>
-            {
-                app.UseMcpGuard();
-                app.MapMcp("/mcp");
-            },
-            new Dictionary<string, string?>
-            {
-                ["McpGuard:Auth:Resource"] = "http://127.0.0.1/mcp",
-                ["McpGuard:Auth:ApiKeys:Enabled"] = "true",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Id"] = "k-alice",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Account"] = "alice",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKey.Hash(DemoKeys.Alice),
-                ["McpGuard:Credits:Enabled"] = "true",
-                ["McpGuard:Store"] = "InMemory",
                 ["McpGuard:Tools:confirm_order:Price"] = $"{Price}",
                 ["McpGuard:Tools:sign_in_first:Price"] = $"{Price}",
-                ["McpGuard:Accounts:alice:InitialBalance"] = $"{Balance}",
-            });
+            }));
 
     [McpServerToolType]
     private sealed class RoundTripTools

@@ -2,10 +2,10 @@ using System.Text;
 using System.Net;
 using McpGuard.Credits;
 using McpGuard.Tests.Infrastructure;
-using McpGuard.Tests.Integration;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 
 namespace McpGuard.Tests.Credits;
 
@@ -191,7 +191,7 @@ public sealed class RefundTests
     public async Task A_timeout_cancels_the_endpoint_answers_504_and_refunds(string storeName)
     {
         var store = Enum.Parse<McpGuardStoreKind>(storeName);
-        var clock = new SteppingClock(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
         var entered = new TaskCompletionSource<CancellationToken>(TaskCreationOptions.RunContinuationsAsynchronously);
         var observed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var guarded = await RefundHost.StartAsync(
@@ -237,7 +237,7 @@ public sealed class RefundTests
     {
         // The MCP SDK's Streamable HTTP transport flushes its SSE headers as soon as a call arrives. A flush before
         // the first byte must not start the response, or a timeout could only end as an empty 200 stream.
-        var clock = new SteppingClock(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var guarded = await RefundHost.StartAsync(
             McpGuardStoreKind.Sqlite,
@@ -314,7 +314,7 @@ public sealed class RefundTests
         Assert.Equal(
             [("Usage", -100L, 999_900L), ("Refund", 100L, 1_000_000L)],
             LedgerFile.Rows(path, "alice").Where(r => r.RequestId == "slow-timeout").Select(r => (r.Kind, r.Amount, r.BalanceAfter)));
-        Assert.Equal(1_000_000, LedgerFile.Balance(path, "alice"));
+        Assert.Equal(DemoKeys.AliceBalance, LedgerFile.Balance(path, "alice"));
     }
 
     [Fact]
@@ -349,7 +349,7 @@ public sealed class RefundTests
     [Fact]
     public async Task An_endpoint_that_answers_within_the_timeout_keeps_the_charge_and_its_token_is_not_cancelled()
     {
-        var clock = new SteppingClock(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
+        var clock = new TimerCountingClock(new DateTimeOffset(2026, 4, 2, 10, 0, 0, TimeSpan.Zero));
         CancellationToken seen = default;
         await using var guarded = await RefundHost.StartAsync(
             McpGuardStoreKind.Sqlite,
@@ -428,7 +428,7 @@ public sealed class RefundTests
         Assert.Equal(
             [("Usage", -100L, 999_900L, "fail"), ("Refund", 100L, 1_000_000L, "fail")],
             LedgerFile.Rows(path, "alice").Where(r => r.RequestId == "crash-1").Select(r => (r.Kind, r.Amount, r.BalanceAfter, r.Tool)));
-        Assert.Equal(1_000_000, LedgerFile.Balance(path, "alice"));
+        Assert.Equal(DemoKeys.AliceBalance, LedgerFile.Balance(path, "alice"));
     }
 
     [Fact]
@@ -526,22 +526,10 @@ public sealed class RefundTests
             TimeProvider? clock = null)
         {
             var guarded = new RefundHost { Store = store };
-            var configuration = new Dictionary<string, string?>
-            {
-                ["McpGuard:Auth:Resource"] = "http://127.0.0.1/mcp",
-                ["McpGuard:Auth:ApiKeys:Enabled"] = "true",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Id"] = "k-alice",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Account"] = "alice",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKey.Hash(DemoKeys.Alice),
-                ["McpGuard:Credits:Enabled"] = "true",
-                ["McpGuard:Store"] = store.ToString(),
-                ["McpGuard:Tools:work:Price"] = Price.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["McpGuard:Accounts:alice:InitialBalance"] = Balance.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            };
-            foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
-            {
-                configuration[key] = value;
-            }
+            var configuration = GuardConfiguration.ApiKeys(GuardConfiguration.Alice())
+                .WithCredits(store.ToString(), ("alice", Balance))
+                .With(new Dictionary<string, string?> { ["McpGuard:Tools:work:Price"] = Price.ToString(System.Globalization.CultureInfo.InvariantCulture) })
+                .With(extra);
 
             guarded.Host = await GuardedHost.StartAsync(
                 builder =>
@@ -633,5 +621,42 @@ public sealed class RefundTests
         }
 
         public ValueTask DisposeAsync() => Host.DisposeAsync();
+    }
+
+    /// <summary>A <see cref="FakeTimeProvider"/> that also counts the timers created on it and not yet disposed.</summary>
+    private sealed class TimerCountingClock(DateTimeOffset start) : FakeTimeProvider(start)
+    {
+        private int _armed;
+
+        public int ArmedTimers => Volatile.Read(ref _armed);
+
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+        {
+            Interlocked.Increment(ref _armed);
+            return new CountedTimer(base.CreateTimer(callback, state, dueTime, period), this);
+        }
+
+        private sealed class CountedTimer(ITimer inner, TimerCountingClock clock) : ITimer
+        {
+            private int _disposed;
+
+            public bool Change(TimeSpan dueTime, TimeSpan period) => inner.Change(dueTime, period);
+
+            public void Dispose()
+            {
+                if (Interlocked.Exchange(ref _disposed, 1) == 0)
+                {
+                    Interlocked.Decrement(ref clock._armed);
+                }
+
+                inner.Dispose();
+            }
+
+            public ValueTask DisposeAsync()
+            {
+                Dispose();
+                return ValueTask.CompletedTask;
+            }
+        }
     }
 }

@@ -170,51 +170,27 @@ public sealed class SettlementOnMapMcpTests
         public static async Task<SettlementHost> StartAsync(Mode mode, bool perSessionExecutionContext = false)
         {
             var settlement = new SettlementHost();
-            settlement.Host = await GuardedHost.StartAsync(
-                builder =>
+            settlement.Host = await GuardedHost.StartMcpAsync(
+                server => server.WithTools<SettlementTools>().WithMcpGuard(),
+                GuardConfiguration.ApiKeys(GuardConfiguration.Alice("tools:basic", "tools:premium"), GuardConfiguration.Bob("tools:basic"))
+                    .WithCredits("InMemory", ("alice", Balance), ("bob", Balance))
+                    .With(new Dictionary<string, string?>
+                    {
+                        ["McpGuard:Credits:RefundToolInternalErrors"] = "true",
+                        ["McpGuard:Tools:work:Price"] = "700",
+                        ["McpGuard:Tools:steps:Price"] = "700",
+                        ["McpGuard:Tools:crash:Price"] = "100",
+                        ["McpGuard:Tools:ghost:Price"] = "300",
+                        ["McpGuard:Tools:premium:Scopes:0"] = "tools:premium",
+                    }),
+                transport: options =>
                 {
-                    builder.Services.AddSingleton(settlement);
-                    builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard"));
-                    builder.Services.AddMcpServer()
-                        .WithHttpTransport(options =>
-                        {
-                            options.Stateless = mode == Mode.Stateless;
+                    options.Stateless = mode == Mode.Stateless;
 #pragma warning disable MCP9006 // Obsolete in the SDK but still public: a server may still turn it on, and the guard must hold then too.
-                            options.PerSessionExecutionContext = perSessionExecutionContext;
+                    options.PerSessionExecutionContext = perSessionExecutionContext;
 #pragma warning restore MCP9006
-                        })
-                        .WithTools<SettlementTools>()
-                        .WithMcpGuard();
                 },
-                app =>
-                {
-                    app.UseMcpGuard();
-                    app.MapMcp("/mcp");
-                },
-                new Dictionary<string, string?>
-                {
-                    ["McpGuard:Auth:Resource"] = "http://127.0.0.1/mcp",
-                    ["McpGuard:Auth:ApiKeys:Enabled"] = "true",
-                    ["McpGuard:Auth:ApiKeys:Keys:0:Id"] = "k-alice",
-                    ["McpGuard:Auth:ApiKeys:Keys:0:Account"] = "alice",
-                    ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKey.Hash(DemoKeys.Alice),
-                    ["McpGuard:Auth:ApiKeys:Keys:0:Scopes:0"] = "tools:basic",
-                    ["McpGuard:Auth:ApiKeys:Keys:0:Scopes:1"] = "tools:premium",
-                    ["McpGuard:Auth:ApiKeys:Keys:1:Id"] = "k-bob",
-                    ["McpGuard:Auth:ApiKeys:Keys:1:Account"] = "bob",
-                    ["McpGuard:Auth:ApiKeys:Keys:1:Hash"] = McpGuardApiKey.Hash(DemoKeys.Bob),
-                    ["McpGuard:Auth:ApiKeys:Keys:1:Scopes:0"] = "tools:basic",
-                    ["McpGuard:Credits:Enabled"] = "true",
-                    ["McpGuard:Store"] = "InMemory",
-                    ["McpGuard:Credits:RefundToolInternalErrors"] = "true",
-                    ["McpGuard:Tools:work:Price"] = "700",
-                    ["McpGuard:Tools:steps:Price"] = "700",
-                    ["McpGuard:Tools:crash:Price"] = "100",
-                    ["McpGuard:Tools:ghost:Price"] = "300",
-                    ["McpGuard:Tools:premium:Scopes:0"] = "tools:premium",
-                    ["McpGuard:Accounts:alice:InitialBalance"] = Balance.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    ["McpGuard:Accounts:bob:InitialBalance"] = Balance.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                });
+                build: builder => builder.Services.AddSingleton(settlement));
             return settlement;
         }
 

@@ -14,6 +14,23 @@ public static class AuthResponses
 
     public const string InvalidTokenMessage = "invalid or expired token";
 
+    /// <summary>The 401 challenge for a <c>tools:basic</c> call (echo) made without credentials.</summary>
+    public const string EchoChallenge = $"Bearer resource_metadata=\"{MetadataUrl}\", scope=\"tools:basic\"";
+
+    /// <summary>The 401 challenge for a <c>tools:basic</c> call (echo) with an unknown, revoked or expired API key.</summary>
+    public const string InvalidKeyEchoChallenge =
+        $"Bearer error=\"invalid_token\", error_description=\"{InvalidKeyMessage}\", resource_metadata=\"{MetadataUrl}\", scope=\"tools:basic\"";
+
+    /// <summary>The 401 challenge for a <c>tools:basic</c> call (echo) with a bad JWT.</summary>
+    public const string InvalidTokenEchoChallenge =
+        $"Bearer error=\"invalid_token\", error_description=\"{InvalidTokenMessage}\", resource_metadata=\"{MetadataUrl}\", scope=\"tools:basic\"";
+
+    /// <summary>The 403 challenge for a <c>tools:premium</c> call by a caller without that scope.</summary>
+    public const string PremiumChallenge = $"Bearer error=\"insufficient_scope\", scope=\"tools:premium\", resource_metadata=\"{MetadataUrl}\"";
+
+    /// <summary>The 401 challenge for a request that names no tool yet (a session stream): every scope the sample knows.</summary>
+    public const string AllScopesChallenge = $"Bearer resource_metadata=\"{MetadataUrl}\", scope=\"tools:basic tools:premium\"";
+
     public static string ToolCall(string tool, object? arguments = null, int id = 1) =>
         JsonSerializer.Serialize(new { jsonrpc = "2.0", id, method = "tools/call", @params = new { name = tool, arguments = arguments ?? new { } } });
 
@@ -67,6 +84,10 @@ public static class AuthResponses
         AssertJsonEqual(expected, actual);
         return actual;
     }
+
+    /// <summary>Asserts the 403 <c>insufficient_scope</c> refusal of a <c>tools:premium</c> call by a caller without that scope.</summary>
+    public static Task<JsonNode> AssertPremiumRefusedAsync(HttpResponseMessage response, int id = 1) =>
+        AssertJsonRpcErrorAsync(response, HttpStatusCode.Forbidden, PremiumChallenge, -31103, "Insufficient scope: this call needs tools:premium.", "insufficient_scope", scope: "tools:premium", id: id);
 
     /// <summary>Structural JSON equality (property order aside), showing both documents when they differ.</summary>
     public static void AssertJsonEqual(JsonNode expected, JsonNode? actual) =>

@@ -1,5 +1,7 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -53,6 +55,24 @@ public sealed class CountingHost : IAsyncDisposable
                 app.MapMcpGuardAdmin("/admin");
             });
         return counting;
+    }
+
+    /// <summary>
+    /// Starts it with the shortest grace period Kestrel allows for a body that arrives too slowly (240 bytes/s after
+    /// 1.1 s; the default is 5 s), so a test of a stalled body ends quickly.
+    /// </summary>
+    public static Task<CountingHost> StartWithQuickBodyTimeoutAsync() =>
+        StartAsync(builder => builder.WebHost.ConfigureKestrel(kestrel =>
+            kestrel.Limits.MinRequestBodyDataRate = new MinDataRate(bytesPerSecond: 240, gracePeriod: TimeSpan.FromSeconds(1.1))));
+
+    /// <summary>An account's ledger as the admin API shows it (raw JSON), to see afterwards that nothing moved.</summary>
+    public async Task<string> LedgerAsync(string account)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/admin/accounts/{account}/ledger");
+        request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + Admin.AdminTestKit.DemoAdminKey);
+        using var response = await Host.Client.SendAsync(request);
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        return await response.Content.ReadAsStringAsync();
     }
 
     /// <summary>Kestrel's "connection stopped" log lines so far: wait for one more to know a connection is fully done.</summary>

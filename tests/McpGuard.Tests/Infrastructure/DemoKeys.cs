@@ -17,4 +17,10 @@ public static class DemoKeys
 
     /// <summary>Expired on 2025-01-01.</summary>
     public const string Expired = "mcpg_demo_expired";
+
+    /// <summary>Alice's opening balance in the sample's appsettings.json (micro-units).</summary>
+    public const long AliceBalance = 1_000_000;
+
+    /// <summary>Bob's opening balance in the sample's appsettings.json (micro-units): less than one <c>add</c> (800).</summary>
+    public const long BobBalance = 240;
 }

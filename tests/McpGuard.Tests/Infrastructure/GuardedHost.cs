@@ -12,6 +12,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using ModelContextProtocol.AspNetCore;
 
 namespace McpGuard.Tests.Infrastructure;
 
@@ -141,6 +142,33 @@ public sealed class GuardedHost : IAsyncDisposable
 
         return new GuardedHost(app, app.Services, logs);
     }
+
+    /// <summary>
+    /// Starts an app the test builds around the SDK's own endpoint: <c>AddMcpGuard</c>, then
+    /// <c>AddMcpServer().WithHttpTransport(transport)</c> with what <paramref name="server"/> adds (tools, prompts, filters,
+    /// <c>.WithMcpGuard()</c>); the pipeline is <c>UseMcpGuard()</c>, <paramref name="beforeMcp"/> (middleware of the
+    /// test's own, behind the guard) and <c>MapMcp("/mcp")</c>. <paramref name="build"/> registers more services first.
+    /// </summary>
+    public static Task<GuardedHost> StartMcpAsync(
+        Action<IMcpServerBuilder> server,
+        IReadOnlyDictionary<string, string?>? configuration = null,
+        Action<HttpServerTransportOptions>? transport = null,
+        Action<WebApplicationBuilder>? build = null,
+        Action<WebApplication>? beforeMcp = null) =>
+        StartAsync(
+            builder =>
+            {
+                build?.Invoke(builder);
+                builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard"));
+                server(builder.Services.AddMcpServer().WithHttpTransport(options => transport?.Invoke(options)));
+            },
+            app =>
+            {
+                app.UseMcpGuard();
+                beforeMcp?.Invoke(app);
+                app.MapMcp("/mcp");
+            },
+            configuration);
 
     private static void AddTestConfiguration(IConfigurationBuilder builder, IReadOnlyDictionary<string, string?>? configuration)
     {

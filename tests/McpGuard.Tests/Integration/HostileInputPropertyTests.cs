@@ -4,7 +4,6 @@ using System.Diagnostics;
 using System.Globalization;
 using CsCheck;
 using McpGuard.Credits;
-using McpGuard.Tests.Credits;
 using McpGuard.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;

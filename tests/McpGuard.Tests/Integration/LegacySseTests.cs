@@ -3,7 +3,6 @@ using System.Text;
 using System.Text.Json;
 using McpGuard.Protocol;
 using McpGuard.Sample;
-using McpGuard.Tests.Credits;
 using McpGuard.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -22,8 +21,6 @@ namespace McpGuard.Tests.Integration;
 /// </summary>
 public sealed class LegacySseTests
 {
-    private const string AllScopesChallenge = $"Bearer resource_metadata=\"{MetadataUrl}\", scope=\"tools:basic tools:premium\"";
-
     [Fact]
     public async Task An_anonymous_caller_cannot_open_a_legacy_sse_session()
     {
@@ -46,7 +43,7 @@ public sealed class LegacySseTests
 
         await AssertJsonRpcErrorAsync(response, HttpStatusCode.Unauthorized, $"Bearer resource_metadata=\"{MetadataUrl}\", scope=\"tools:premium\"",
             -31101, InvalidKeyMessage, "unauthorized");
-        Assert.Equal(1_000_000, LedgerFile.Balance(CreditCalls.LedgerPath(host), "alice"));
+        Assert.Equal(DemoKeys.AliceBalance, LedgerFile.Balance(host, "alice"));
     }
 
     [Fact]
@@ -73,9 +70,7 @@ public sealed class LegacySseTests
 
         using var response = await bob.PostAsync(PremiumReport(), DemoKeys.Bob);
 
-        await AssertJsonRpcErrorAsync(response, HttpStatusCode.Forbidden,
-            $"Bearer error=\"insufficient_scope\", scope=\"tools:premium\", resource_metadata=\"{MetadataUrl}\"",
-            -31103, "Insufficient scope: this call needs tools:premium.", "insufficient_scope", scope: "tools:premium");
+        await AssertPremiumRefusedAsync(response);
     }
 
     [Fact]
@@ -120,7 +115,7 @@ public sealed class LegacySseTests
             "Streamable HTTP required: this call has a price, and priced calls are served only over Streamable HTTP (POST /mcp), where the answer settles the charge.",
             "streamable_http_required", id: 7L);
         Assert.Null(CreditCalls.Header(response, CreditCalls.ChargeHeader));
-        Assert.Equal(1_000_000, LedgerFile.Balance(CreditCalls.LedgerPath(host), "alice"));
+        Assert.Equal(DemoKeys.AliceBalance, LedgerFile.Balance(host, "alice"));
     }
 
     [Fact]

@@ -1,5 +1,4 @@
 using System.Net;
-using McpGuard.Tests.Credits;
 using McpGuard.Tests.Infrastructure;
 using McpGuard.Tests.RateLimiting;
 using Microsoft.Extensions.DependencyInjection;
@@ -25,8 +24,6 @@ public sealed class MapMcpClientTests
 {
     private const string V2025 = "2025-11-25";
     private const string V2026 = "2026-07-28";
-    private const string PremiumChallenge = $"Bearer error=\"insufficient_scope\", scope=\"tools:premium\", resource_metadata=\"{MetadataUrl}\"";
-
     /// <summary>10:00:30 UTC: 30 s to the next minute.</summary>
     private static readonly DateTimeOffset HalfPastTen = new(2026, 11, 21, 10, 0, 30, TimeSpan.Zero);
 
@@ -58,7 +55,7 @@ public sealed class MapMcpClientTests
         WireAssert.IsGeneratedRequestId(call.Header("X-Request-Id")!);
         Assert.Null(call.Header(CreditCalls.ChargeHeader));
         Assert.Null(call.Header(CreditCalls.BalanceHeader));
-        Assert.Equal(1_000_000, LedgerFile.Balance(CreditCalls.LedgerPath(host), "alice"));
+        Assert.Equal(DemoKeys.AliceBalance, LedgerFile.Balance(host, "alice"));
     }
 
     [Theory]
@@ -110,8 +107,7 @@ public sealed class MapMcpClientTests
 
         Assert.Equal(HttpStatusCode.Forbidden, failure.StatusCode);
         var call = bob.Wire.ToolCall("premium_report");
-        await AssertJsonRpcErrorAsync(call.Response, HttpStatusCode.Forbidden, PremiumChallenge, -31103,
-            "Insufficient scope: this call needs tools:premium.", "insufficient_scope", scope: "tools:premium", id: call.Id);
+        await AssertPremiumRefusedAsync(call.Response, call.Id);
         Assert.Null(call.Header(CreditCalls.ChargeHeader));
     }
 
@@ -154,7 +150,7 @@ public sealed class MapMcpClientTests
         WireAssert.JsonEquals(
             $$$$"""{"jsonrpc":"2.0","id":{{{{call.Id}}}},"error":{"code":-32402,"message":"Insufficient credit","data":{"reason":"out_of_credit","request_id":"{{{{requestId}}}}","balance_micro":240,"price_micro":800,"topup_url":"https://billing.example.com/topup"}}}""",
             await call.Response.Content.ReadAsStringAsync());
-        Assert.Equal(240, LedgerFile.Balance(CreditCalls.LedgerPath(host), "bob"));
+        Assert.Equal(DemoKeys.BobBalance, LedgerFile.Balance(host, "bob"));
     }
 
     [Theory]
@@ -190,7 +186,7 @@ public sealed class MapMcpClientTests
         Assert.Equal("not_found", structured.GetProperty("reason").GetString());
         Assert.Equal(call.Header("X-Request-Id"), structured.GetProperty("request_id").GetString());
         Assert.Equal("100", call.Header(CreditCalls.ChargeHeader));
-        Assert.Equal(999_900, LedgerFile.Balance(CreditCalls.LedgerPath(host), "alice"));
+        Assert.Equal(999_900, LedgerFile.Balance(host, "alice"));
     }
 
     // ---- Sessions (stateful modes, initialize-handshake clients) ----
@@ -307,7 +303,7 @@ public sealed class MapMcpClientTests
         Assert.Equal(V2025, fallback.Client.NegotiatedProtocolVersion);
         Assert.NotNull(fallback.Client.SessionId);
         AssertText("5", await fallback.Client.CallToolAsync("add", new Dictionary<string, object?> { ["a"] = 2, ["b"] = 3 }));
-        Assert.Equal(999_200, LedgerFile.Balance(CreditCalls.LedgerPath(host), "alice"));
+        Assert.Equal(999_200, LedgerFile.Balance(host, "alice"));
     }
 
     // ---- Helpers ----

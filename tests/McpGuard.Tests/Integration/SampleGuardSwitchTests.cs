@@ -10,8 +10,6 @@ namespace McpGuard.Tests.Integration;
 /// </summary>
 public sealed class SampleGuardSwitchTests
 {
-    private const string EchoChallenge = $"Bearer resource_metadata=\"{MetadataUrl}\", scope=\"tools:basic\"";
-
     [Fact]
     public async Task With_the_guard_off_echo_answers_without_a_key()
     {

@@ -125,7 +125,7 @@ public sealed class SessionMessageTests
         using var call = await PostAsync(host, """{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"echo","arguments":{"message":"still counted from 3"}}}""", session, DemoKeys.Bob);
         Assert.Equal(HttpStatusCode.OK, call.StatusCode);
         Assert.StartsWith("\"default-1m\";r=2;", Assert.Single(call.Headers.GetValues("RateLimit")), StringComparison.Ordinal);
-        Assert.Equal(240, McpGuard.Tests.Credits.LedgerFile.Balance(McpGuard.Tests.Credits.CreditCalls.LedgerPath(host), "bob"));
+        Assert.Equal(DemoKeys.BobBalance, LedgerFile.Balance(host, "bob"));
     }
 
     private static Task<GuardedHost> StartAsync(IReadOnlyDictionary<string, string?>? configuration) =>

@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
-using McpGuard.Tests.Credits;
 using McpGuard.Tests.Infrastructure;
-using McpGuard.Tests.Integration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
 using Microsoft.IdentityModel.JsonWebTokens;
@@ -206,7 +204,7 @@ public sealed class TypeScriptInteropTests
 
         var ledger = CreditCalls.LedgerPath(host);
         Assert.Equal(999_100, LedgerFile.Balance(ledger, "alice"));
-        Assert.Equal(240, LedgerFile.Balance(ledger, "bob"));
+        Assert.Equal(DemoKeys.BobBalance, LedgerFile.Balance(ledger, "bob"));
     }
 
     private static string ResultText(JsonElement attempt)

@@ -1,7 +1,5 @@
 using System.Text;
 using McpGuard.Tests.Infrastructure;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
 
 namespace McpGuard.Tests.Protocol;
@@ -25,10 +23,8 @@ public sealed class FramingErrorTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        // Kestrel's default grace period is 5 s; the shortest it allows keeps the slow-body test quick.
-        _counting = await CountingHost.StartAsync(builder => builder.WebHost.ConfigureKestrel(kestrel =>
-            kestrel.Limits.MinRequestBodyDataRate = new MinDataRate(bytesPerSecond: 240, gracePeriod: TimeSpan.FromSeconds(1.1))));
-        _ledgerBefore = await LedgerAsync();
+        _counting = await CountingHost.StartWithQuickBodyTimeoutAsync();
+        _ledgerBefore = await _counting.LedgerAsync("alice");
     }
 
     public async Task DisposeAsync() => await _counting.DisposeAsync();
@@ -134,21 +130,12 @@ public sealed class FramingErrorTests : IAsyncLifetime
     private async Task AssertNothingHappenedAsync()
     {
         Assert.Equal(0, _counting.Reached);
-        Assert.Equal(_ledgerBefore, await LedgerAsync());
+        Assert.Equal(_ledgerBefore, await _counting.LedgerAsync("alice"));
         Assert.Empty(Host.Logs.Entries.Where(e => e.Level >= LogLevel.Error).Select(e => $"{e.Category}[{e.EventId.Id}] {e.Level}: {e.FullText}"));
     }
 
     private IEnumerable<LogEntry> GuardLogs(string requestId) =>
         Host.Logs.Entries.Where(e => e.Category.StartsWith("McpGuard", StringComparison.Ordinal) && e.Message.Contains(requestId, StringComparison.Ordinal));
-
-    private async Task<string> LedgerAsync()
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, "/admin/accounts/alice/ledger");
-        request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + Admin.AdminTestKit.DemoAdminKey);
-        using var response = await Host.Client.SendAsync(request);
-        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
-        return await response.Content.ReadAsStringAsync();
-    }
 
     private byte[] McpRequest(string requestId, (string Name, string Value) framing, byte[] body) => RawHttp.Request(
         "POST",

@@ -70,63 +70,47 @@ public sealed class OneReadingEndToEndTests(ITestOutputHelper output)
     private static Task<GuardedHost> StartAsync(
         ConcurrentDictionary<string, (string? Method, string? Name)> guardSaw,
         ConcurrentBag<(string, string, string)> serverRan) =>
-        GuardedHost.StartAsync(
-            builder =>
-            {
-                builder.Services.AddHttpContextAccessor();
-                builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard"));
-                builder.Services.AddMcpServer()
-                    .WithHttpTransport()
-                    .WithTools<DifferentialTools>()
-                    .WithPrompts<DifferentialPrompts>()
-                    .WithResources<DifferentialResources>()
-                    .WithRequestFilters(filters =>
-                    {
-                        filters.AddCallToolFilter(next => (request, ct) =>
-                        {
-                            Record(serverRan, request.Services, "tools/call", request.Params?.Name);
-                            return next(request, ct);
-                        });
-                        filters.AddGetPromptFilter(next => (request, ct) =>
-                        {
-                            Record(serverRan, request.Services, "prompts/get", request.Params?.Name);
-                            return next(request, ct);
-                        });
-                        filters.AddReadResourceFilter(next => (request, ct) =>
-                        {
-                            Record(serverRan, request.Services, "resources/read", request.Params?.Uri);
-                            return next(request, ct);
-                        });
-                    });
-            },
-            app =>
-            {
-                app.UseMcpGuard();
-                app.Use(async (context, next) =>
+        GuardedHost.StartMcpAsync(
+            server => server
+                .WithTools<DifferentialTools>()
+                .WithPrompts<DifferentialPrompts>()
+                .WithResources<DifferentialResources>()
+                .WithRequestFilters(filters =>
                 {
-                    if (context.Features.Get<McpGuardFeature>()?.Envelope is { } envelope)
+                    filters.AddCallToolFilter(next => (request, ct) =>
                     {
-                        guardSaw[context.TraceIdentifier] = (envelope.Method, envelope.RoutingName);
-                    }
-
-                    await next(context);
-                });
-                app.MapMcp("/mcp");
-            },
-            new Dictionary<string, string?>
+                        Record(serverRan, request.Services, "tools/call", request.Params?.Name);
+                        return next(request, ct);
+                    });
+                    filters.AddGetPromptFilter(next => (request, ct) =>
+                    {
+                        Record(serverRan, request.Services, "prompts/get", request.Params?.Name);
+                        return next(request, ct);
+                    });
+                    filters.AddReadResourceFilter(next => (request, ct) =>
+                    {
+                        Record(serverRan, request.Services, "resources/read", request.Params?.Uri);
+                        return next(request, ct);
+                    });
+                }),
+            GuardConfiguration.ApiKeys(GuardConfiguration.Bob("tools:basic")).With(new Dictionary<string, string?>
             {
-                ["McpGuard:Auth:Resource"] = "http://127.0.0.1/mcp",
                 ["McpGuard:Auth:AuthorizationServers:0"] = "http://127.0.0.1/issuer",
-                ["McpGuard:Auth:ApiKeys:Enabled"] = "true",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Id"] = "bob",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Account"] = "bob",
-                ["McpGuard:Auth:ApiKeys:Keys:0:Hash"] = McpGuardApiKey.Hash(DemoKeys.Bob),
-                ["McpGuard:Auth:ApiKeys:Keys:0:Scopes:0"] = "tools:basic",
                 ["McpGuard:Auth:AnonymousMethods:0"] = "initialize",
                 ["McpGuard:Tools:echo:Scopes:0"] = "tools:basic",
                 ["McpGuard:Tools:add:Scopes:0"] = "tools:basic",
                 ["McpGuard:Tools:premium_report:Scopes:0"] = "tools:premium",
-            });
+            }),
+            build: builder => builder.Services.AddHttpContextAccessor(),
+            beforeMcp: app => app.Use(async (context, next) =>
+            {
+                if (context.Features.Get<McpGuardFeature>()?.Envelope is { } envelope)
+                {
+                    guardSaw[context.TraceIdentifier] = (envelope.Method, envelope.RoutingName);
+                }
+
+                await next(context);
+            }));
 
     private static void Record(ConcurrentBag<(string, string, string)> runs, IServiceProvider? services, string method, string? name)
     {

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using McpGuard.Protocol;
-using McpGuard.Tests.Credits;
 using McpGuard.Tests.Infrastructure;
 using static McpGuard.Tests.Infrastructure.AuthResponses;
 

@@ -1,11 +1,12 @@
 using System.Threading.RateLimiting;
 using McpGuard.RateLimiting;
 using McpGuard.Tests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
 
 namespace McpGuard.Tests.RateLimiting;
 
 /// <summary>
-/// The leaf limiter on McpGuard's clock, driven by a <see cref="ManualTimeProvider"/>: windows aligned to the
+/// The leaf limiter on McpGuard's clock, driven by a <see cref="FakeTimeProvider"/>: windows aligned to the
 /// clock, the exact retry-after of every algorithm, statistics, idleness and zero-permit probes.
 /// </summary>
 public sealed class ClockedRateLimiterTests
@@ -17,7 +18,7 @@ public sealed class ClockedRateLimiterTests
     [Fact]
     public void A_fixed_window_grants_its_permits_then_refuses_until_the_next_minute()
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         using var limiter = Limiter(Fixed(5, TimeSpan.FromMinutes(1)), clock);
 
         for (var i = 0; i < 5; i++)
@@ -38,7 +39,7 @@ public sealed class ClockedRateLimiterTests
     [Fact]
     public void A_fixed_window_retry_after_is_the_exact_time_left_in_the_window()
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         using var limiter = Limiter(Fixed(1, TimeSpan.FromMinutes(1)), clock);
         Assert.True(limiter.AttemptAcquire().IsAcquired);
 
@@ -52,7 +53,7 @@ public sealed class ClockedRateLimiterTests
     [Fact]
     public void A_fixed_window_resets_on_the_minute_boundary_not_a_minute_after_its_first_call()
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         using var limiter = Limiter(Fixed(2, TimeSpan.FromMinutes(1)), clock);
         Assert.True(limiter.AttemptAcquire(2).IsAcquired);
 
@@ -70,7 +71,7 @@ public sealed class ClockedRateLimiterTests
     [Fact]
     public void A_fixed_window_refuses_a_request_for_more_permits_than_are_left_without_spending_any()
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         using var limiter = Limiter(Fixed(5, TimeSpan.FromMinutes(1)), clock);
         Assert.True(limiter.AttemptAcquire(3).IsAcquired);
 
@@ -85,7 +86,7 @@ public sealed class ClockedRateLimiterTests
     [Fact]
     public void A_per_day_window_resets_at_midnight_utc_and_its_retry_after_at_23_59_30_is_30_seconds()
     {
-        var clock = new ManualTimeProvider(new DateTimeOffset(2026, 11, 21, 23, 59, 30, TimeSpan.Zero));
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 21, 23, 59, 30, TimeSpan.Zero));
         using var limiter = Limiter(Fixed(3, TimeSpan.FromDays(1)), clock);
         Assert.True(limiter.AttemptAcquire(3).IsAcquired);
 
@@ -101,7 +102,7 @@ public sealed class ClockedRateLimiterTests
     public void A_per_day_window_aligns_to_utc_midnight_whatever_the_clocks_offset()
     {
         // 01:00 in UTC+02:00 is 23:00 UTC the day before: the window resets an hour later, at 00:00 UTC.
-        var clock = new ManualTimeProvider(new DateTimeOffset(2026, 11, 22, 1, 0, 0, TimeSpan.FromHours(2)));
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 22, 1, 0, 0, TimeSpan.FromHours(2)));
         using var limiter = Limiter(Fixed(1, TimeSpan.FromDays(1)), clock);
         Assert.True(limiter.AttemptAcquire().IsAcquired);
 
@@ -114,7 +115,7 @@ public sealed class ClockedRateLimiterTests
     public void A_sliding_window_frees_permits_segment_by_segment_with_the_exact_retry_after()
     {
         // 6 permits per 60 s in 6 segments of 10 s: a permit used in 10:00:00–10:00:10 slides out at 10:01:00.
-        var clock = new ManualTimeProvider(new DateTimeOffset(2026, 11, 21, 10, 0, 5, TimeSpan.Zero));
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 21, 10, 0, 5, TimeSpan.Zero));
         using var limiter = Limiter(Sliding(6, TimeSpan.FromMinutes(1), 6), clock);
         Assert.True(limiter.AttemptAcquire(2).IsAcquired);  // segment 10:00:00
         clock.Advance(TimeSpan.FromSeconds(10));
@@ -144,7 +145,7 @@ public sealed class ClockedRateLimiterTests
     [Fact]
     public void A_sliding_window_counts_permits_used_in_the_current_segment_until_the_whole_window_has_passed()
     {
-        var clock = new ManualTimeProvider(HalfPastTen); // segment 10:00:30–10:00:40
+        var clock = new FakeTimeProvider(HalfPastTen); // segment 10:00:30–10:00:40
         using var limiter = Limiter(Sliding(6, TimeSpan.FromMinutes(1), 6), clock);
         Assert.True(limiter.AttemptAcquire(6).IsAcquired);
 
@@ -158,7 +159,7 @@ public sealed class ClockedRateLimiterTests
     [Fact]
     public void A_sliding_window_forgets_everything_after_a_pause_longer_than_the_window()
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         using var limiter = Limiter(Sliding(6, TimeSpan.FromMinutes(1), 6), clock);
         Assert.True(limiter.AttemptAcquire(3).IsAcquired);
         clock.Advance(TimeSpan.FromSeconds(20));
@@ -177,7 +178,7 @@ public sealed class ClockedRateLimiterTests
     public void A_token_bucket_refills_evenly_with_the_exact_retry_after()
     {
         // 6 tokens per 60 s: one every 10 s.
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         using var limiter = Limiter(Bucket(6, TimeSpan.FromMinutes(1)), clock);
         Assert.True(limiter.AttemptAcquire(6).IsAcquired);
 
@@ -203,7 +204,7 @@ public sealed class ClockedRateLimiterTests
     [Fact]
     public void A_token_bucket_never_holds_more_than_its_permits()
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         using var limiter = Limiter(Bucket(6, TimeSpan.FromMinutes(1)), clock);
         Assert.True(limiter.AttemptAcquire(1).IsAcquired);
 
@@ -223,7 +224,7 @@ public sealed class ClockedRateLimiterTests
     public void A_token_bucket_grants_a_token_the_moment_it_has_refilled_however_the_clock_got_there(int permits, int windowSeconds, int[] secondSteps)
     {
         // The time one token takes, reached in uneven steps: floating-point drift must not hold the token back.
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         var window = TimeSpan.FromSeconds(windowSeconds);
         using var limiter = Limiter(Bucket(permits, window), clock);
         Assert.True(limiter.AttemptAcquire(permits).IsAcquired);
@@ -253,7 +254,7 @@ public sealed class ClockedRateLimiterTests
     [InlineData(McpGuardRateLimitAlgorithm.TokenBucket)]
     public void Idle_duration_is_null_while_permits_are_in_use_and_counts_from_the_last_grant_once_all_are_back(McpGuardRateLimitAlgorithm algorithm)
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         using var limiter = Limiter(new McpGuardRateLimiterWindow("p", "p-1m", algorithm, 6, TimeSpan.FromMinutes(1), 6), clock);
         clock.Advance(TimeSpan.FromSeconds(3));
         Assert.Equal(TimeSpan.FromSeconds(3), limiter.IdleDuration); // new: full, idle since it was made
@@ -274,7 +275,7 @@ public sealed class ClockedRateLimiterTests
     [InlineData(McpGuardRateLimitAlgorithm.TokenBucket, 10)]
     public void Acquiring_zero_permits_reports_availability_without_spending(McpGuardRateLimitAlgorithm algorithm, int retryAfterSeconds)
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         using var limiter = Limiter(new McpGuardRateLimiterWindow("p", "p-1m", algorithm, 6, TimeSpan.FromMinutes(1), 6), clock);
 
         using (var probe = limiter.AttemptAcquire(0))
@@ -294,7 +295,7 @@ public sealed class ClockedRateLimiterTests
     [Fact]
     public async Task Acquire_async_answers_at_once_without_queueing()
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         using var limiter = Limiter(Fixed(1, TimeSpan.FromMinutes(1)), clock);
 
         var first = limiter.AcquireAsync();
@@ -312,7 +313,7 @@ public sealed class ClockedRateLimiterTests
     [Fact]
     public void A_negative_permit_count_is_rejected()
     {
-        using var limiter = Limiter(Fixed(1, TimeSpan.FromMinutes(1)), new ManualTimeProvider(HalfPastTen));
+        using var limiter = Limiter(Fixed(1, TimeSpan.FromMinutes(1)), new FakeTimeProvider(HalfPastTen));
 
         Assert.Throws<ArgumentOutOfRangeException>(() => limiter.AttemptAcquire(-1));
     }
@@ -320,7 +321,7 @@ public sealed class ClockedRateLimiterTests
     [Fact]
     public void The_provider_makes_independent_limiters_on_its_clock()
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         var provider = new LocalRateLimiterProvider(clock);
         var window = Fixed(1, TimeSpan.FromMinutes(1));
         using var alice = provider.Create("account:alice", window);

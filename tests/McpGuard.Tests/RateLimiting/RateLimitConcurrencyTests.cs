@@ -1,6 +1,7 @@
 using System.Net;
 using McpGuard.RateLimiting;
 using McpGuard.Tests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
 
 namespace McpGuard.Tests.RateLimiting;
 
@@ -16,7 +17,7 @@ public sealed class RateLimitConcurrencyTests
     [Fact]
     public async Task Two_hundred_parallel_tool_calls_against_100_a_minute_get_exactly_100_answers_and_100_refusals()
     {
-        await using var app = await CountingApp.StartAsync(new ManualTimeProvider(HalfPastTen), new Dictionary<string, string?>
+        await using var app = await CountingApp.StartAsync(new FakeTimeProvider(HalfPastTen), new Dictionary<string, string?>
         {
             ["Guard:RateLimits:DefaultPolicy"] = "burst",
             ["Guard:RateLimits:Policies:burst:Windows:0:Permits"] = "100",
@@ -58,7 +59,7 @@ public sealed class RateLimitConcurrencyTests
     [Fact]
     public async Task Parallel_calls_of_a_tool_with_its_own_policy_get_its_permits_and_spend_no_default_permit_when_refused()
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         await using var host = await RateLimitWire.StartSampleAsync(clock);
         var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -91,7 +92,7 @@ public sealed class RateLimitConcurrencyTests
         var threads = Math.Clamp(Environment.ProcessorCount, 2, 8);
         for (var round = 0; round < Rounds; round++)
         {
-            var clock = new ManualTimeProvider(HalfPastTen);
+            var clock = new FakeTimeProvider(HalfPastTen);
             using var limiter = new ClockedRateLimiter(new McpGuardRateLimiterWindow("p", "p-1m", algorithm, 100, TimeSpan.FromMinutes(1), 6), clock);
             var acquired = 0;
             var refused = 0;

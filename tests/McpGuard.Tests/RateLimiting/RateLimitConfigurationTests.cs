@@ -3,6 +3,7 @@ using McpGuard.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 
 namespace McpGuard.Tests.RateLimiting;
 
@@ -70,8 +71,8 @@ public sealed class RateLimitConfigurationTests
     [Fact]
     public async Task The_samples_rate_limits_are_valid_and_a_guard_without_rate_limits_sends_no_headers()
     {
-        await using var sample = await RateLimitWire.StartSampleAsync(new ManualTimeProvider(HalfPastTen));
-        await using var plain = await CountingApp.StartAsync(new ManualTimeProvider(HalfPastTen), new Dictionary<string, string?>());
+        await using var sample = await RateLimitWire.StartSampleAsync(new FakeTimeProvider(HalfPastTen));
+        await using var plain = await CountingApp.StartAsync(new FakeTimeProvider(HalfPastTen), new Dictionary<string, string?>());
 
         using var limited = await sample.PostMcpAsync(AuthResponses.Echo());
         using var unlimited = await plain.CallAsync("echo", 1);
@@ -86,7 +87,7 @@ public sealed class RateLimitConfigurationTests
     [Fact]
     public async Task Window_names_use_the_largest_whole_unit_and_sliding_windows_and_token_buckets_are_accepted()
     {
-        await using var app = await CountingApp.StartAsync(new ManualTimeProvider(HalfPastTen), new Dictionary<string, string?>
+        await using var app = await CountingApp.StartAsync(new FakeTimeProvider(HalfPastTen), new Dictionary<string, string?>
         {
             ["Guard:RateLimits:DefaultPolicy"] = "mixed_1",
             ["Guard:RateLimits:Policies:mixed_1:Algorithm"] = "SlidingWindow",

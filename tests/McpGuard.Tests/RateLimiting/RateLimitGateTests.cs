@@ -2,12 +2,12 @@ using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using McpGuard.Tests.Infrastructure;
-using McpGuard.Tests.Integration;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
 
 namespace McpGuard.Tests.RateLimiting;
 
@@ -26,7 +26,7 @@ public sealed class RateLimitGateTests
     [Fact]
     public async Task Bob_gets_30_add_calls_a_minute_and_the_31st_is_429_with_retry_after_to_the_next_minute()
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         await using var host = await RateLimitWire.StartSampleAsync(clock);
 
         for (var id = 1; id <= 29; id++)
@@ -55,7 +55,7 @@ public sealed class RateLimitGateTests
     [Fact]
     public async Task Retry_after_rounds_up_to_1_at_hh_mm_59_9_and_the_next_minute_lets_calls_through_again()
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         await using var host = await RateLimitWire.StartSampleAsync(clock);
         await RateLimitWire.SpendAsync(host, DemoKeys.Bob, "add", 30);
 
@@ -76,7 +76,7 @@ public sealed class RateLimitGateTests
     [Fact]
     public async Task A_refused_call_never_reaches_the_endpoint_and_spends_no_permit_of_any_window()
     {
-        await using var app = await CountingApp.StartAsync(new ManualTimeProvider(HalfPastTen), new Dictionary<string, string?>
+        await using var app = await CountingApp.StartAsync(new FakeTimeProvider(HalfPastTen), new Dictionary<string, string?>
         {
             ["Guard:RateLimits:DefaultPolicy"] = "default",
             ["Guard:RateLimits:Policies:default:Windows:0:Permits"] = "5",
@@ -114,7 +114,7 @@ public sealed class RateLimitGateTests
     {
         // Alice spends the default 120/min on echo; premium_report (5/min) is then refused by default-1m, and must not
         // lose its own permits for calls it never got to make.
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         await using var host = await RateLimitWire.StartSampleAsync(clock);
         await RateLimitWire.SpendAsync(host, DemoKeys.Alice, "echo", 119);
         using (var report = await host.PostMcpAsync(AuthResponses.PremiumReport(id: 120)))
@@ -141,7 +141,7 @@ public sealed class RateLimitGateTests
     [Fact]
     public async Task Bob_exhausting_add_can_still_call_echo_which_spends_only_the_default_policy()
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         await using var host = await RateLimitWire.StartSampleAsync(clock);
         await RateLimitWire.SpendAsync(host, DemoKeys.Bob, "add", 30);
 
@@ -155,7 +155,7 @@ public sealed class RateLimitGateTests
     public async Task Premium_report_allows_5_a_minute_per_account_across_the_accounts_keys()
     {
         var secondKey = "mcpg_test_alice_second";
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         await using var host = await RateLimitWire.StartSampleAsync(clock, RateLimitWire.SecondKey("alice", secondKey, "tools:basic", "tools:premium"));
 
         for (var id = 1; id <= 5; id++)
@@ -175,7 +175,7 @@ public sealed class RateLimitGateTests
     [Fact]
     public async Task The_default_policys_120_a_minute_spans_every_tool()
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         await using var host = await RateLimitWire.StartSampleAsync(clock);
         await RateLimitWire.SpendAsync(host, DemoKeys.Bob, "add", 20);
         await RateLimitWire.SpendAsync(host, DemoKeys.Bob, "echo", 100);
@@ -193,7 +193,7 @@ public sealed class RateLimitGateTests
     public async Task A_per_day_window_refuses_until_midnight_utc()
     {
         // 10,000 a day is too many to spend in a test: the same policy with 3 a day.
-        var clock = new ManualTimeProvider(new DateTimeOffset(2026, 11, 21, 23, 59, 30, TimeSpan.Zero));
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 21, 23, 59, 30, TimeSpan.Zero));
         await using var host = await RateLimitWire.StartSampleAsync(clock, new Dictionary<string, string?>
         {
             ["McpGuard:RateLimits:Policies:default:Windows:1:Permits"] = "3",
@@ -223,7 +223,7 @@ public sealed class RateLimitGateTests
     public async Task When_several_windows_are_full_retry_after_names_the_one_that_frees_last()
     {
         // 3 a minute and 3 a day: after three calls at 10:00:30 both are full; the minute frees in 30 s, the day at midnight.
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         await using var host = await RateLimitWire.StartSampleAsync(clock, new Dictionary<string, string?>
         {
             ["McpGuard:RateLimits:Policies:default:Windows:0:Permits"] = "3",
@@ -240,7 +240,7 @@ public sealed class RateLimitGateTests
     [Fact]
     public async Task Two_accounts_do_not_affect_each_other()
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         await using var host = await RateLimitWire.StartSampleAsync(clock);
         await RateLimitWire.SpendAsync(host, DemoKeys.Alice, "add", 30);
 
@@ -259,7 +259,7 @@ public sealed class RateLimitGateTests
     public async Task Partitioned_by_key_each_key_of_an_account_has_its_own_budget_and_by_account_they_share_one(string partitionBy)
     {
         var secondKey = "mcpg_test_bob_second";
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         await using var host = await RateLimitWire.StartSampleAsync(clock, new Dictionary<string, string?>(RateLimitWire.SecondKey("bob", secondKey, "tools:basic"))
         {
             ["McpGuard:RateLimits:PartitionBy"] = partitionBy,
@@ -289,7 +289,7 @@ public sealed class RateLimitGateTests
     [Fact]
     public async Task Methods_that_do_not_count_never_spend_a_permit_but_carry_the_headers()
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         await using var host = await RateLimitWire.StartSampleAsync(clock, new Dictionary<string, string?>
         {
             ["McpGuard:RateLimits:Policies:default:Windows:0:Permits"] = "1",
@@ -347,7 +347,7 @@ public sealed class RateLimitGateTests
     public async Task Counted_methods_can_be_configured()
     {
         // The sample lists tools/call, resources/read and prompts/get; replacing the first makes tools/list count instead of tools/call.
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         await using var host = await RateLimitWire.StartSampleAsync(clock, new Dictionary<string, string?>
         {
             ["McpGuard:RateLimits:CountedMethods:0"] = "tools/list",
@@ -378,7 +378,7 @@ public sealed class RateLimitGateTests
     [Fact]
     public async Task Anonymous_callers_share_their_remote_addresss_budget_and_a_spoofed_x_forwarded_for_does_not_change_it()
     {
-        var clock = new ManualTimeProvider(HalfPastTen);
+        var clock = new FakeTimeProvider(HalfPastTen);
         await using var host = await RateLimitWire.StartSampleAsync(clock, new Dictionary<string, string?>
         {
             ["McpGuard:Auth:AnonymousMethods:0"] = "tools/call",
@@ -420,7 +420,7 @@ public sealed class RateLimitGateTests
     public async Task X_forwarded_for_is_honoured_only_when_the_app_configures_the_forwarded_headers_middleware(bool forwardedHeaders)
     {
         await using var app = await CountingApp.StartAsync(
-            new ManualTimeProvider(HalfPastTen),
+            new FakeTimeProvider(HalfPastTen),
             new Dictionary<string, string?>
             {
                 ["Guard:RateLimits:DefaultPolicy"] = "default",
@@ -485,7 +485,7 @@ internal static class RateLimitWire
     /// The sample on a manual clock, with the credit gate off: these tests spend far more calls than the demo
     /// balances pay for (bob has 240 µ and three free calls), and what they measure is the rate-limit gate alone.
     /// </summary>
-    public static Task<GuardedHost> StartSampleAsync(ManualTimeProvider clock, IReadOnlyDictionary<string, string?>? configuration = null, Action<IWebHostBuilder>? configure = null)
+    public static Task<GuardedHost> StartSampleAsync(FakeTimeProvider clock, IReadOnlyDictionary<string, string?>? configuration = null, Action<IWebHostBuilder>? configure = null)
     {
         var settings = new Dictionary<string, string?> { ["McpGuard:Credits:Enabled"] = "false" };
         foreach (var (key, value) in configuration ?? new Dictionary<string, string?>())

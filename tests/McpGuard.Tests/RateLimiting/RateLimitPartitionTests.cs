@@ -7,6 +7,7 @@ using McpGuard.RateLimiting;
 using McpGuard.Tests.Infrastructure;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
 
 namespace McpGuard.Tests.RateLimiting;
 
@@ -24,8 +25,8 @@ public sealed class RateLimitPartitionTests
     public void The_provider_sees_the_partition_and_for_per_tool_windows_the_tool(string partitionByName, string partition)
     {
         var partitionBy = Enum.Parse<McpGuardRateLimitPartition>(partitionByName);
-        var provider = new RecordingProvider(new ManualTimeProvider(Noon));
-        using var gate = new RateLimitGate(provider, new ManualTimeProvider(Noon), NullLogger<RateLimitGate>.Instance);
+        var provider = new RecordingProvider(new FakeTimeProvider(Noon));
+        using var gate = new RateLimitGate(provider, new FakeTimeProvider(Noon), NullLogger<RateLimitGate>.Instance);
         var state = State(partitionBy);
 
         for (var i = 0; i < 3; i++)
@@ -43,8 +44,8 @@ public sealed class RateLimitPartitionTests
     [Fact]
     public void Anonymous_callers_are_partitioned_by_remote_address()
     {
-        var provider = new RecordingProvider(new ManualTimeProvider(Noon));
-        using var gate = new RateLimitGate(provider, new ManualTimeProvider(Noon), NullLogger<RateLimitGate>.Instance);
+        var provider = new RecordingProvider(new FakeTimeProvider(Noon));
+        using var gate = new RateLimitGate(provider, new FakeTimeProvider(Noon), NullLogger<RateLimitGate>.Instance);
         var context = new DefaultHttpContext();
         context.Connection.RemoteIpAddress = IPAddress.Parse("10.0.0.7");
 
@@ -57,7 +58,7 @@ public sealed class RateLimitPartitionTests
     public void A_call_that_loses_the_last_permit_between_the_read_and_the_spend_is_refused_and_the_windows_are_read_again()
     {
         // add-1m reports one permit when first read, then refuses the spend (another call took the permit) and reads 0 after.
-        var clock = new ManualTimeProvider(Noon);
+        var clock = new FakeTimeProvider(Noon);
         var provider = new RacedProvider(clock, raced: "add-1m");
         using var gate = new RateLimitGate(provider, clock, NullLogger<RateLimitGate>.Instance);
         var context = new DefaultHttpContext();

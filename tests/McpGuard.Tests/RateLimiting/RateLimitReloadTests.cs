@@ -1,6 +1,7 @@
 using McpGuard.Tests.Infrastructure;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Time.Testing;
 
 namespace McpGuard.Tests.RateLimiting;
 
@@ -122,7 +123,7 @@ public sealed class RateLimitReloadTests : IDisposable
         $$"""{ "McpGuard": { "RateLimits": { "Policies": { "add": { "Windows": [ { "Permits": {{permits}} } ] } } } } }""";
 
     private Task<GuardedHost> StartAsync() =>
-        RateLimitWire.StartSampleAsync(new ManualTimeProvider(HalfPastTen), configure: builder =>
+        RateLimitWire.StartSampleAsync(new FakeTimeProvider(HalfPastTen), configure: builder =>
             builder.ConfigureAppConfiguration((_, config) => config.AddJsonFile(ConfigPath, optional: false, reloadOnChange: true)));
 
     private Task WriteConfigAsync(string json) => ConfigFile.ReplaceAsync(ConfigPath, json);

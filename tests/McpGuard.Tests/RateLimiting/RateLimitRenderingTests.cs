@@ -1,7 +1,7 @@
 using System.Net;
 using System.Text.Json.Nodes;
 using McpGuard.Tests.Infrastructure;
-using McpGuard.Tests.Integration;
+using Microsoft.Extensions.Time.Testing;
 
 namespace McpGuard.Tests.RateLimiting;
 
@@ -19,7 +19,7 @@ public sealed class RateLimitRenderingTests
     [Fact]
     public async Task Json_rpc_is_the_default_rendering()
     {
-        await using var host = await RateLimitWire.StartSampleAsync(new ManualTimeProvider(HalfPastTen));
+        await using var host = await RateLimitWire.StartSampleAsync(new FakeTimeProvider(HalfPastTen));
 
         using var response = await RefuseBobsAddAsync(host);
 
@@ -29,7 +29,7 @@ public sealed class RateLimitRenderingTests
     [Fact]
     public async Task Problem_details_is_a_429_problem_json_with_retry_after_limit_and_a_back_off_resolve()
     {
-        await using var host = await RateLimitWire.StartSampleAsync(new ManualTimeProvider(HalfPastTen), new Dictionary<string, string?>
+        await using var host = await RateLimitWire.StartSampleAsync(new FakeTimeProvider(HalfPastTen), new Dictionary<string, string?>
         {
             ["McpGuard:Errors:Format"] = "ProblemDetails",
         });
@@ -42,7 +42,7 @@ public sealed class RateLimitRenderingTests
     [Fact]
     public async Task A_per_reason_problem_details_format_and_message_apply_to_the_429()
     {
-        await using var host = await RateLimitWire.StartSampleAsync(new ManualTimeProvider(HalfPastTen), new Dictionary<string, string?>
+        await using var host = await RateLimitWire.StartSampleAsync(new FakeTimeProvider(HalfPastTen), new Dictionary<string, string?>
         {
             ["McpGuard:Errors:Reasons:rate_limited:Format"] = "ProblemDetails",
             ["McpGuard:Errors:Reasons:rate_limited:Message"] = "Slow down",
@@ -57,7 +57,7 @@ public sealed class RateLimitRenderingTests
     [Fact]
     public async Task Tool_result_is_an_in_band_200_that_keeps_retry_after_and_the_rate_limit_headers()
     {
-        await using var host = await RateLimitWire.StartSampleAsync(new ManualTimeProvider(HalfPastTen), new Dictionary<string, string?>
+        await using var host = await RateLimitWire.StartSampleAsync(new FakeTimeProvider(HalfPastTen), new Dictionary<string, string?>
         {
             ["McpGuard:Errors:Format"] = "ToolResult",
         });
@@ -100,7 +100,7 @@ public sealed class RateLimitRenderingTests
     [InlineData("prompts/get")]
     public async Task A_counted_method_that_is_not_a_tool_call_falls_back_to_the_json_rpc_429_under_tool_result(string method)
     {
-        await using var app = await CountingApp.StartAsync(new ManualTimeProvider(HalfPastTen), new Dictionary<string, string?>
+        await using var app = await CountingApp.StartAsync(new FakeTimeProvider(HalfPastTen), new Dictionary<string, string?>
         {
             ["Guard:Errors:Format"] = "ToolResult",
             ["Guard:RateLimits:DefaultPolicy"] = "default",

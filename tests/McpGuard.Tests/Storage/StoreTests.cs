@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using System.Text;
 using McpGuard.Auth;
 using McpGuard.Storage;
-using McpGuard.Tests.Credits;
 using McpGuard.Tests.Infrastructure;
 using McpGuard.Tools;
 using Microsoft.Data.Sqlite;
