@@ -19,7 +19,8 @@ builder.Services.AddMcpServer()
     .WithTools<SampleTools>()
     .WithMcpGuard();
 
-// 3. Optional: the admin API's OpenAPI document at /openapi/mcpguard-admin.json (a group of its own).
+// 3. Optional, for the admin API: authorization for its policy, and its OpenAPI document.
+builder.Services.AddAuthorization();
 builder.Services.AddOpenApi("mcpguard-admin");
 
 var app = builder.Build();

@@ -94,9 +94,10 @@ public static class McpGuardServiceCollectionExtensions
             .AddJwtBearer(McpGuardSchemes.Jwt, static _ => { })
             .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, AdminKeyAuthenticationHandler>(McpGuardSchemes.AdminKey, displayName: null, configureOptions: null);
 
-        // The admin API's route group requires this policy unless McpGuard:Admin:Policy names one of the app's. Adding a
-        // named policy (and the authorization services, TryAdd inside) changes nothing for the app's own endpoints.
-        services.AddAuthorization(static options => options.AddPolicy(AdminKeyAuthenticationHandler.PolicyName, static policy => policy
+        // The admin API's route group requires this policy unless McpGuard:Admin:Policy names one of the app's. Only the
+        // policy is configured here: the authorization services are the app's to add (AddAuthorization()), since with them
+        // WebApplication runs the authorization middleware on every request. MapMcpGuardAdmin asks for them.
+        services.Configure<Microsoft.AspNetCore.Authorization.AuthorizationOptions>(static options => options.AddPolicy(AdminKeyAuthenticationHandler.PolicyName, static policy => policy
             .AddAuthenticationSchemes(McpGuardSchemes.AdminKey)
             .RequireAuthenticatedUser()));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<Microsoft.AspNetCore.Authentication.AuthenticationOptions>, AppDefaultSchemeKeeper>());

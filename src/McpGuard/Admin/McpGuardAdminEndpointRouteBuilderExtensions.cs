@@ -26,12 +26,19 @@ public static class McpGuardAdminEndpointRouteBuilderExtensions
     /// the app's own documents do not list them.
     /// </summary>
     /// <returns>The group, for further conventions (the admin checks still run first).</returns>
-    /// <exception cref="InvalidOperationException"><c>AddMcpGuard</c> was not called.</exception>
+    /// <exception cref="InvalidOperationException"><c>AddMcpGuard</c> or <c>AddAuthorization</c> was not called.</exception>
     public static RouteGroupBuilder MapMcpGuardAdmin(this IEndpointRouteBuilder endpoints, [StringSyntax("Route")] string prefix = "/admin")
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentException.ThrowIfNullOrWhiteSpace(prefix);
         McpGuardMarkerService.EnsureRegistered(endpoints.ServiceProvider);
+        if (endpoints.ServiceProvider.GetService<IAuthorizationHandlerProvider>() is null)
+        {
+            // McpGuard does not add authorization to the app (WebApplication would then run its middleware on every request).
+            throw new InvalidOperationException(
+                "The admin API is protected by an authorization policy, and the app has no authorization services. Call builder.Services.AddAuthorization() in Program.cs before building the app.");
+        }
+
 
         var services = endpoints.ServiceProvider;
         var group = endpoints.MapGroup(prefix)

@@ -191,6 +191,21 @@ public sealed class AdminAuthorizationTests
     }
 
     [Fact]
+    public async Task Map_without_the_apps_authorization_services_throws_the_clear_message_and_AddMcpGuard_adds_none()
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Production" });
+        builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard"));
+        await using var app = builder.Build();
+
+        Assert.Null(app.Services.GetService<Microsoft.AspNetCore.Authorization.IAuthorizationHandlerProvider>());
+        var exception = Assert.Throws<InvalidOperationException>(() => app.MapMcpGuardAdmin("/admin"));
+
+        Assert.Equal(
+            "The admin API is protected by an authorization policy, and the app has no authorization services. Call builder.Services.AddAuthorization() in Program.cs before building the app.",
+            exception.Message);
+    }
+
+    [Fact]
     public async Task Map_without_AddMcpGuard_throws_the_clear_message()
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Production" });
@@ -342,6 +357,7 @@ public sealed class AdminAuthorizationTests
             builder =>
             {
                 builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard"));
+                builder.Services.AddAuthorization();
                 build?.Invoke(builder);
             },
             app => app.MapMcpGuardAdmin("/admin"),

@@ -42,6 +42,7 @@ public sealed class CountingHost : IAsyncDisposable
                     ["Logging:LogLevel:Microsoft.AspNetCore.Server.Kestrel"] = "Debug",
                 });
                 builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard"));
+                builder.Services.AddAuthorization();
                 configure?.Invoke(builder);
             },
             app =>
