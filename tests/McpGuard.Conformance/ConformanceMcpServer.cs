@@ -20,6 +20,8 @@ internal static class ConformanceMcpServer
 {
     public const string Path = "/mcp";
 
+    public const string AdminPath = "/admin";
+
     private static readonly TimeSpan ListTimeToLive = TimeSpan.FromMinutes(5);
     private static readonly TimeSpan ReadTimeToLive = TimeSpan.FromMinutes(1);
 
@@ -50,6 +52,7 @@ internal static class ConformanceMcpServer
             .WithTools<InteractionTools>()
             .WithTools<InputRequiredTools>()
             .WithTools<StatelessTools>()
+            .WithTools<UrlElicitationTools>()
             .WithTools([ContentTools.JsonSchema202012()])
             .WithPrompts<ConformancePrompts>()
             .WithPrompts<InputRequiredPrompts>()
@@ -99,6 +102,12 @@ internal static class ConformanceMcpServer
         }
 
         app.MapMcp(Path);
+        if (guarded)
+        {
+            // Closed (403) unless --McpGuard:Admin:KeyHash is given: McpGuard's tests read the ledger through it.
+            app.MapMcpGuardAdmin(AdminPath);
+        }
+
         return app;
     }
 

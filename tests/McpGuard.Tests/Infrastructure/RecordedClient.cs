@@ -29,22 +29,29 @@ public sealed class RecordedClient : IAsyncDisposable
     /// <c>2026-07-28</c> and falls back to the handshake when the server refuses it). Connection failures propagate;
     /// <paramref name="wire"/> (new when null) has the exchanges made until then.
     /// </summary>
-    public static async Task<RecordedClient> ConnectAsync(GuardedHost host, string? apiKey, string? protocolVersion, WireLog? wire = null)
+    public static Task<RecordedClient> ConnectAsync(GuardedHost host, string? apiKey, string? protocolVersion, WireLog? wire = null) =>
+        ConnectAsync(host.McpEndpoint, apiKey, new McpClientOptions { ProtocolVersion = protocolVersion }, wire);
+
+    /// <summary>
+    /// Connects to any MCP <paramref name="endpoint"/> with <paramref name="apiKey"/> (none when null) and the client's
+    /// <paramref name="options"/> (its protocol version, capabilities and handlers). Connection failures propagate.
+    /// </summary>
+    public static async Task<RecordedClient> ConnectAsync(
+        Uri endpoint, string? apiKey, McpClientOptions options, WireLog? wire = null, CancellationToken cancellationToken = default)
     {
         wire ??= new WireLog();
         var http = new HttpClient(new Recorder(wire) { InnerHandler = new SocketsHttpHandler() });
         var transport = new HttpClientTransport(
             new HttpClientTransportOptions
             {
-                Endpoint = host.McpEndpoint,
+                Endpoint = endpoint,
                 TransportMode = HttpTransportMode.StreamableHttp,
                 AdditionalHeaders = apiKey is null ? null : new Dictionary<string, string> { ["Authorization"] = $"Bearer {apiKey}" },
             },
             http,
             loggerFactory: null,
             ownsHttpClient: true);
-        var options = new McpClientOptions { ProtocolVersion = protocolVersion };
-        return new RecordedClient(await McpClient.CreateAsync(transport, options), wire);
+        return new RecordedClient(await McpClient.CreateAsync(transport, options, cancellationToken: cancellationToken), wire);
     }
 
     public async ValueTask DisposeAsync() => await Client.DisposeAsync();
