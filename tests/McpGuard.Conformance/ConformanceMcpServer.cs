@@ -41,6 +41,7 @@ internal static class ConformanceMcpServer
         if (guarded)
         {
             builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard"));
+            builder.Services.AddAuthorization(); // the admin API's policy
         }
 
         builder.Services.AddDistributedMemoryCache();
