@@ -174,8 +174,14 @@ public sealed class TestAuthorizationServer : IAsyncDisposable
             }
         }
 
+        // Recorded as the response starts, before the client can read it (see OAuthResourceServer's recording).
+        var response = context.Response;
+        response.OnStarting(() =>
+        {
+            _requests.Enqueue(new AuthorizationServerRequest(request.Method, request.Path.Value ?? "", parameters, body, response.StatusCode));
+            return Task.CompletedTask;
+        });
         await next(context);
-        _requests.Enqueue(new AuthorizationServerRequest(request.Method, request.Path.Value ?? "", parameters, body, context.Response.StatusCode));
     }
 
     private async Task<IResult> RegisterAsync(HttpRequest request)
@@ -401,19 +407,33 @@ public static class OAuthResourceServer
     {
         public Action<IApplicationBuilder> Configure(Action<IApplicationBuilder> next) => app =>
         {
-            app.Use(async (context, nextMiddleware) =>
+            app.Use((context, nextMiddleware) =>
             {
+                // The request as it arrived (McpGuard removes the credential before the endpoint runs).
                 var request = context.Request;
                 var entry = (request.Method, Host: request.Host.Value ?? "", Path: request.Path.Value ?? "", McpMethod: request.Headers["Mcp-Method"].ToString(), Authorization: request.Headers.Authorization.ToString());
-                await nextMiddleware(context);
-                log.Add(new ResourceRequest(entry.Method, entry.Host, entry.Path, entry.McpMethod, entry.Authorization, context.Response.StatusCode, context.Response.Headers.WWWAuthenticate.ToString()));
+                var response = context.Response;
+
+                // Recorded as the response starts, before the client can read a byte of it. Not after next(): the client
+                // may have the whole answer (a flushed error body, the SSE message answering its request) while this
+                // request's middleware has yet to return, so its next request, or the test's assertions, would race the entry.
+                // Registered first, this callback runs last: it sees the status and headers every inner callback set.
+                response.OnStarting(() =>
+                {
+                    log.Add(new ResourceRequest(entry.Method, entry.Host, entry.Path, entry.McpMethod, entry.Authorization, response.StatusCode, response.Headers.WWWAuthenticate.ToString()));
+                    return Task.CompletedTask;
+                });
+                return nextMiddleware(context);
             });
             next(app);
         };
     }
 }
 
-/// <summary>What the resource server received, in order of completion.</summary>
+/// <summary>
+/// What the resource server received, in the order its responses started; an entry is in the log before the client
+/// can read any of its response, so once a client call returns, the log holds every request that call made.
+/// </summary>
 public sealed class ResourceRequestLog
 {
     private readonly ConcurrentQueue<ResourceRequest> _entries = new();
