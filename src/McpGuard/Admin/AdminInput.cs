@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.IO.Pipelines;
 using System.Text.Json;
+using McpGuard.Protocol;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Net.Http.Headers;
 
@@ -231,7 +232,7 @@ internal static class AdminInput
         switch (value.ValueKind)
         {
             case JsonValueKind.String:
-                return IsText(value);
+                return JsonText.IsText(value);
             case JsonValueKind.Array:
                 foreach (var item in value.EnumerateArray())
                 {
@@ -257,19 +258,6 @@ internal static class AdminInput
         }
     }
 
-    /// <summary>Whether a string value decodes to text (the reader throws for invalid UTF-8 and unpaired surrogates).</summary>
-    private static bool IsText(JsonElement value)
-    {
-        try
-        {
-            _ = value.GetString();
-            return true;
-        }
-        catch (InvalidOperationException)
-        {
-            return false;
-        }
-    }
 
     private static bool IsText(JsonProperty member)
     {
@@ -332,7 +320,7 @@ internal static class AdminInput
     /// <summary>A short description of a JSON value for an error message.</summary>
     public static string Describe(JsonElement value) => value.ValueKind switch
     {
-        JsonValueKind.String => IsText(value) ? $"\"{Truncate(value.GetString() ?? "")}\"" : "a string that is not valid text",
+        JsonValueKind.String => JsonText.IsText(value) ? $"\"{Truncate(value.GetString() ?? "")}\"" : "a string that is not valid text",
         JsonValueKind.Number => Truncate(value.GetRawText()),
         JsonValueKind.True => "true",
         JsonValueKind.False => "false",

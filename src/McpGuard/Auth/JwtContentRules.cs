@@ -1,5 +1,6 @@
 using System.Buffers.Text;
 using System.Text.Json;
+using McpGuard.Protocol;
 using Microsoft.IdentityModel.JsonWebTokens;
 
 namespace McpGuard.Auth;
@@ -66,7 +67,7 @@ internal static class JwtContentRules
                 return $"'{accountClaim}' is not a JSON string";
             }
 
-            if (!IsText(account))
+            if (!JsonText.IsText(account))
             {
                 return $"'{accountClaim}' is not valid text";
             }
@@ -104,18 +105,6 @@ internal static class JwtContentRules
         return null;
     }
 
-    private static bool IsText(JsonElement value)
-    {
-        try
-        {
-            _ = value.GetString();
-            return true;
-        }
-        catch (InvalidOperationException)
-        {
-            return false;
-        }
-    }
 }
 
 /// <summary>A validated token that <see cref="JwtContentRules"/> refused; the message says why and never holds the token.</summary>
