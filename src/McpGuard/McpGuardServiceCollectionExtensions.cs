@@ -82,13 +82,13 @@ public static class McpGuardServiceCollectionExtensions
     /// </summary>
     private static void AddSchemes(IServiceCollection services)
     {
-        if (services.Any(d => d.ServiceType == typeof(JwtBearerOptionsSetup)))
+        if (services.Any(d => d.ImplementationType == typeof(JwtBearerOptionsSetup)))
         {
             return;
         }
 
-        services.TryAddSingleton<JwtBearerOptionsSetup>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IConfigureOptions<JwtBearerOptions>, JwtBearerOptionsSetupForwarder>());
+        services.AddSingleton<IConfigureOptions<JwtBearerOptions>, JwtBearerOptionsSetup>();
+        services.AddSingleton<IOptionsChangeTokenSource<JwtBearerOptions>, JwtBearerOptionsReloadSource>();
         services.AddAuthentication()
             .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ApiKeyAuthenticationHandler>(McpGuardSchemes.ApiKey, displayName: null, configureOptions: null)
             .AddJwtBearer(McpGuardSchemes.Jwt, static _ => { })

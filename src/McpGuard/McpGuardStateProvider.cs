@@ -14,6 +14,7 @@ internal sealed partial class McpGuardStateProvider : IDisposable
     private readonly ILogger<McpGuardStateProvider> _logger;
     private readonly List<IDisposable> _registrations = [];
     private volatile McpGuardState _current;
+    private CancellationTokenSource _reloaded = new();
 
     public McpGuardStateProvider(
         IOptions<McpGuardOptions> options,
@@ -35,7 +36,8 @@ internal sealed partial class McpGuardStateProvider : IDisposable
 
     public McpGuardState Current => _current;
 
-    public event Action<McpGuardOptions>? Reloaded;
+    /// <summary>A token that fires when a good reload has replaced <see cref="Current"/> (options built from it are stale then).</summary>
+    public IChangeToken GetReloadToken() => new CancellationChangeToken(_reloaded.Token);
 
     private void Reload()
     {
@@ -57,7 +59,7 @@ internal sealed partial class McpGuardStateProvider : IDisposable
         }
 
         _current = new McpGuardState(options);
-        Reloaded?.Invoke(options);
+        Interlocked.Exchange(ref _reloaded, new CancellationTokenSource()).Cancel();
         Log.Reloaded(_logger);
     }
 

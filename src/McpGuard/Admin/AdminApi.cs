@@ -341,7 +341,7 @@ internal sealed partial class AdminApi(
             return null;
         }
 
-        var suspended = state.Auth.SuspendedAccounts.Contains(id) || await accountStatus.IsSuspendedAsync(id, cancellationToken);
+        var suspended = await state.Auth.IsSuspendedAsync(id, accountStatus, cancellationToken);
         return new AdminAccountBody(account.Id, account.BalanceMicro, account.MonthlyCapMicro, account.SpentThisMonthMicro, account.FreeCallsLeft,
             suspended ? "suspended" : "active");
     }

@@ -61,17 +61,26 @@ internal sealed class AdminBody<[DynamicallyAccessedMembers(DynamicallyAccessedM
         return new AdminBody<T>(body is { } root ? Read(root, errors) : null, failure, errors);
     }
 
+    /// <summary>What the binder needs of each property of the record, read by reflection once per record type.</summary>
+    private sealed record Member(PropertyInfo Property, string Name, string Requirement, bool Required, string ItemRequirement);
+
+    private static readonly Member[] Members = [.. typeof(T).GetProperties().Select(static property =>
+    {
+        var name = AdminRecordType.JsonName(property);
+        var requirement = property.GetCustomAttribute<System.ComponentModel.DescriptionAttribute>()?.Description ?? name;
+        return new Member(property, name, requirement, property.IsDefined(typeof(JsonRequiredAttribute)),
+            property.GetCustomAttribute<AdminRuleAttribute>()?.Requirement ?? requirement);
+    })];
+
     /// <summary>Each member the record has, deserialized on its own; members it does not have are ignored.</summary>
     private static T Read(JsonElement root, AdminErrors errors)
     {
         var value = new T();
-        foreach (var property in typeof(T).GetProperties())
+        foreach (var (property, name, requirement, required, itemRequirement) in Members)
         {
-            var name = AdminRecordType.JsonName(property);
-            var requirement = property.GetCustomAttribute<System.ComponentModel.DescriptionAttribute>()?.Description ?? name;
             if (!root.TryGetProperty(name, out var member))
             {
-                if (property.IsDefined(typeof(JsonRequiredAttribute)))
+                if (required)
                 {
                     errors.Add(name, $"Required: {requirement}.");
                 }
@@ -86,7 +95,7 @@ internal sealed class AdminBody<[DynamicallyAccessedMembers(DynamicallyAccessedM
 
             if (property.PropertyType == typeof(string?[]))
             {
-                property.SetValue(value, ReadList(member, name, requirement, property, errors));
+                property.SetValue(value, ReadList(member, name, requirement, itemRequirement, errors));
             }
             else if (TryDeserialize(member, property.PropertyType, out var item))
             {
@@ -102,7 +111,7 @@ internal sealed class AdminBody<[DynamicallyAccessedMembers(DynamicallyAccessedM
     }
 
     /// <summary>A list of strings: each item that is not a string is named by its index and left null in the list.</summary>
-    private static string?[]? ReadList(JsonElement member, string name, string requirement, PropertyInfo property, AdminErrors errors)
+    private static string?[]? ReadList(JsonElement member, string name, string requirement, string itemRequirement, AdminErrors errors)
     {
         if (member.ValueKind != JsonValueKind.Array)
         {
@@ -110,7 +119,6 @@ internal sealed class AdminBody<[DynamicallyAccessedMembers(DynamicallyAccessedM
             return null;
         }
 
-        var itemRequirement = property.GetCustomAttribute<AdminRuleAttribute>()?.Requirement ?? requirement;
         var items = new string?[member.GetArrayLength()];
         var index = 0;
         foreach (var item in member.EnumerateArray())

@@ -20,11 +20,12 @@ internal sealed class ApiKeyAuthenticationHandler(
     UrlEncoder encoder,
     McpGuardStateProvider states,
     IMcpGuardApiKeyStore keyStore,
-    TimeProvider clock)
+    TimeProvider clock,
+    ILogger<AuthenticationGate> log)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, loggerFactory, encoder)
 {
-    // One log category for everything authentication says, whichever scheme says it.
-    private readonly ILogger _log = loggerFactory.CreateLogger<AuthenticationGate>();
+    // One log category for everything authentication says, whichever scheme says it (a singleton: the handler is per request).
+    private readonly ILogger _log = log;
 
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {

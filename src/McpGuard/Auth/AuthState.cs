@@ -138,4 +138,8 @@ internal sealed class AuthState
         /// <summary>What the key grants, compiled once with the configuration instead of on every request.</summary>
         public ApiKeyGrant Grant { get; } = new(Key);
     }
+
+    /// <summary>Whether the account is suspended: by configuration (<c>Accounts:&lt;id&gt;:Suspended</c>) or in the account status store.</summary>
+    public ValueTask<bool> IsSuspendedAsync(string account, IMcpGuardAccountStatusStore store, CancellationToken cancellationToken) =>
+        SuspendedAccounts.Contains(account) ? ValueTask.FromResult(true) : store.IsSuspendedAsync(account, cancellationToken);
 }

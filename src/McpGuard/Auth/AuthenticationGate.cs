@@ -19,7 +19,7 @@ namespace McpGuard.Auth;
 /// </summary>
 internal sealed partial class AuthenticationGate(ILogger<AuthenticationGate> logger)
 {
-    internal const string ApiKeyAuthenticationType = "McpGuard.ApiKey";
+    internal const string ApiKeyAuthenticationType = McpGuardSchemes.ApiKey;
     internal const string InvalidKeyMessage = "invalid or expired API key";
     internal const string InvalidTokenMessage = "invalid or expired token";
 

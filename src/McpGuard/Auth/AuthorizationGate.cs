@@ -28,7 +28,7 @@ internal sealed partial class AuthorizationGate(IMcpGuardAccountStatusStore acco
             return null;
         }
 
-        if (auth.SuspendedAccounts.Contains(caller.Account) || await accounts.IsSuspendedAsync(caller.Account, CancellationToken.None))
+        if (await auth.IsSuspendedAsync(caller.Account, accounts, CancellationToken.None))
         {
             Log.Suspended(logger, caller.Account, feature.RequestId);
             return new McpGuardError(state.Catalog[McpGuardReasons.Suspended], "Account suspended: contact the server's operator.");

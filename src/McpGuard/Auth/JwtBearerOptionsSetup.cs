@@ -8,21 +8,13 @@ namespace McpGuard.Auth;
 /// <summary>
 /// Configures McpGuard's own JwtBearer scheme from <see cref="McpGuardJwtOptions"/>: signature, issuer,
 /// lifetime and an audience equal to the canonical resource, then <see cref="JwtContentRules"/> on the validated
-/// token. Claims keep their JWT names (<c>sub</c>, <c>scope</c>).
+/// token. Claims keep their JWT names (<c>sub</c>, <c>scope</c>). <see cref="JwtBearerOptionsReloadSource"/> tells the
+/// options monitor when a good McpGuard reload makes them stale, so the next request rebuilds them.
 /// </summary>
-internal sealed class JwtBearerOptionsSetup : IConfigureNamedOptions<JwtBearerOptions>
+internal sealed class JwtBearerOptionsSetup(McpGuardStateProvider states, TimeProvider timeProvider) : IConfigureNamedOptions<JwtBearerOptions>
 {
-    private readonly McpGuardStateProvider _states;
-    private readonly TimeProvider _timeProvider;
-
-    public JwtBearerOptionsSetup(McpGuardStateProvider states, IOptionsMonitorCache<JwtBearerOptions> cache, TimeProvider timeProvider)
-    {
-        _states = states;
-        _timeProvider = timeProvider;
-
-        // The handler caches its options; drop them when a good McpGuard reload lands so the next request rebuilds them.
-        states.Reloaded += _ => cache.TryRemove(McpGuardSchemes.Jwt);
-    }
+    private readonly McpGuardStateProvider _states = states;
+    private readonly TimeProvider _timeProvider = timeProvider;
 
     public void Configure(JwtBearerOptions options) => Configure(Options.DefaultName, options);
 
@@ -83,10 +75,10 @@ internal sealed class JwtBearerOptionsSetup : IConfigureNamedOptions<JwtBearerOp
     }
 }
 
-/// <summary>Registers the one <see cref="JwtBearerOptionsSetup"/> singleton as an options configurer without a second instance.</summary>
-internal sealed class JwtBearerOptionsSetupForwarder(JwtBearerOptionsSetup setup) : IConfigureNamedOptions<JwtBearerOptions>
+/// <summary>McpGuard's JwtBearer options change when McpGuard's configuration reloads (a good reload only).</summary>
+internal sealed class JwtBearerOptionsReloadSource(McpGuardStateProvider states) : IOptionsChangeTokenSource<JwtBearerOptions>
 {
-    public void Configure(JwtBearerOptions options) => setup.Configure(options);
+    public string Name => McpGuardSchemes.Jwt;
 
-    public void Configure(string? name, JwtBearerOptions options) => setup.Configure(name, options);
+    public Microsoft.Extensions.Primitives.IChangeToken GetChangeToken() => states.GetReloadToken();
 }

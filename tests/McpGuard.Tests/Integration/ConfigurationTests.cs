@@ -141,6 +141,31 @@ public sealed class ConfigurationTests : IDisposable
         await WireAssert.JsonRpcErrorAsync(parse, HttpStatusCode.BadRequest, -31998, "Parse error: the request body is not valid JSON.", "parse_error", id: null);
     }
 
+    [Fact]
+    public async Task A_good_reload_changes_what_mcpguards_jwt_scheme_accepts()
+    {
+        const string OtherIssuer = "http://127.0.0.1:5080/other-issuer";
+        await WriteConfigAsync("""{ "McpGuard": { "Auth": { "Jwt": { "Enabled": true } } } }""");
+        await using var host = await StartWithConfigFileAsync();
+        using (var before = await host.PostMcpAsync(AuthResponses.Echo("before"), apiKey: TestTokens.Create()))
+        {
+            await AuthResponses.AssertToolTextAsync(before, "before");
+        }
+
+        await WriteConfigAsync($$"""{ "McpGuard": { "Auth": { "Jwt": { "Enabled": true, "Issuer": "{{OtherIssuer}}" } } } }""");
+        await WaitForLogAsync(host, 1002);
+
+        // The scheme's options are rebuilt from the reloaded configuration: the old issuer is refused, the new one accepted.
+        using (var oldIssuer = await host.PostMcpAsync(AuthResponses.Echo("old"), apiKey: TestTokens.Create()))
+        {
+            await AuthResponses.AssertJsonRpcErrorAsync(oldIssuer, HttpStatusCode.Unauthorized, AuthResponses.InvalidTokenEchoChallenge, -31102,
+                AuthResponses.InvalidTokenMessage, "invalid_token");
+        }
+
+        using var newIssuer = await host.PostMcpAsync(AuthResponses.Echo("new"), apiKey: TestTokens.Create(issuer: OtherIssuer));
+        await AuthResponses.AssertToolTextAsync(newIssuer, "new");
+    }
+
     private Task<GuardedHost> StartWithConfigFileAsync() =>
         GuardedHost.StartSampleAsync(configure: builder => builder.ConfigureAppConfiguration((_, config) => config.AddJsonFile(ConfigPath, optional: false, reloadOnChange: true)));
 
