@@ -64,9 +64,10 @@ internal sealed partial class ChargeSettlement(IMcpGuardLedgerStore ledger, Time
             context.Features.Set(original);
         }
 
-        if (failure is null && lifetime.TimedOut && answer.Answer == AnswerKind.None)
+        if (failure is null && answer.Answer == AnswerKind.None)
         {
-            failure = "timeout";
+            // An endpoint that stops quietly when its request is cancelled (as the MCP SDK does) has not answered either.
+            failure = original.RequestAborted.IsCancellationRequested ? "client disconnected" : lifetime.TimedOut ? "timeout" : null;
         }
 
         // The answer decides, whatever came after it; without one, the first failure says why.

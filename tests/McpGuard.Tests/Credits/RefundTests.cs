@@ -5,6 +5,7 @@ using McpGuard.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 
 namespace McpGuard.Tests.Credits;
@@ -375,28 +376,44 @@ public sealed class RefundTests
 
     // ---- (f) the client goes away ----
 
+    public static TheoryData<string, bool> StoresAndEndings => new()
+    {
+        { nameof(McpGuardStoreKind.InMemory), true },
+        { nameof(McpGuardStoreKind.InMemory), false },
+        { nameof(McpGuardStoreKind.Sqlite), true },
+        { nameof(McpGuardStoreKind.Sqlite), false },
+    };
+
     [Theory]
-    [MemberData(nameof(Stores))]
-    public async Task A_client_that_disconnects_mid_call_is_refunded(string storeName)
+    [MemberData(nameof(StoresAndEndings))]
+    public async Task A_client_that_disconnects_mid_call_is_refunded(string storeName, bool endpointRethrows)
     {
         var store = Enum.Parse<McpGuardStoreKind>(storeName);
         // The client cancels its request while the endpoint is still working: the server never answered,
         // so the gate treats the call as not served and refunds it in the same request; nothing is written back.
+        // Whether the endpoint lets the cancellation out or stops quietly (as the MCP SDK may), the log says why.
         var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var observed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await using var guarded = await RefundHost.StartAsync(store, async context =>
-        {
-            entered.TrySetResult();
-            try
+        await using var guarded = await RefundHost.StartAsync(
+            store,
+            async context =>
             {
-                await Task.Delay(Timeout.Infinite, context.RequestAborted);
-            }
-            catch (OperationCanceledException)
-            {
-                observed.TrySetResult();
-                throw;
-            }
-        });
+                entered.TrySetResult();
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, context.RequestAborted);
+                }
+                catch (OperationCanceledException) when (!endpointRethrows)
+                {
+                    observed.TrySetResult();
+                }
+                catch (OperationCanceledException)
+                {
+                    observed.TrySetResult();
+                    throw;
+                }
+            },
+            new Dictionary<string, string?> { ["Logging:LogLevel:McpGuard"] = "Information" });
         using var cancel = new CancellationTokenSource();
         using var request = CreditCalls.Post(Work, DemoKeys.Alice, "refund-gone");
 
@@ -408,6 +425,10 @@ public sealed class RefundTests
         await observed.Task.WaitAsync(Bound);
         await guarded.Finished("refund-gone").WaitAsync(Bound);
         await guarded.AssertRefundedAsync("refund-gone");
+        var refunded = Assert.Single(guarded.Host.Logs.Entries, e => e.EventId.Id == 6102);
+        Assert.Equal(LogLevel.Information, refunded.Level);
+        Assert.Equal("Request refund-gone was not served (client disconnected); refunded: True.", refunded.Message);
+        Assert.DoesNotContain(guarded.Host.Logs.Entries, e => e.Level >= LogLevel.Warning);
     }
 
     // ---- (e) tool errors on the sample ----
