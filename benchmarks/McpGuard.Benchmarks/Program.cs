@@ -4,9 +4,15 @@ using McpGuard.Benchmarks;
 // dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- --filter '*Ledger*'
 // dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- soak sqlite 32 5
 // dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- chain all 100000 7 types
+// dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- generate-ledger /tmp/ledger.db 10000000
 if (args.Length > 0 && args[0] == "soak")
 {
     return await LedgerSoak.RunAsync(args);
+}
+
+if (args.Length > 0 && args[0] == "generate-ledger")
+{
+    return await LedgerGenerator.RunAsync(args);
 }
 
 if (args.Length > 0 && args[0] == "chain")
