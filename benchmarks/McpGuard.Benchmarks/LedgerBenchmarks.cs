@@ -72,7 +72,7 @@ public class LedgerBenchmarks
         _requests = new McpGuardChargeRequest[Operations];
         for (var i = 0; i < Operations; i++)
         {
-            _requests[i] = new McpGuardChargeRequest(account, $"{account}-{i}", "add", Price, 0, Now);
+            _requests[i] = new McpGuardChargeRequest(account, $"{account}-{i}", "add", Price, 0, Now, newRequestId: true);
         }
     }
 

@@ -65,7 +65,7 @@ internal static class LedgerGenerator
                     {
                         var id = McpGuard.Protocol.RequestIds.NewId();
                         var account = accounts[Random.Shared.Next(accounts.Length)];
-                        var result = await engine.ChargeAsync(new McpGuardChargeRequest(account, id, "add", Price, 0, TimeProvider.System.GetUtcNow()), CancellationToken.None);
+                        var result = await engine.ChargeAsync(new McpGuardChargeRequest(account, id, "add", Price, 0, TimeProvider.System.GetUtcNow(), newRequestId: true), CancellationToken.None);
                         if (result.Outcome != McpGuardChargeOutcome.Charged)
                         {
                             throw new InvalidOperationException($"Charge {id} on {account} was {result.Outcome}.");

@@ -42,7 +42,7 @@ internal static class LedgerSoak
                     {
                         var started = Stopwatch.GetTimestamp();
                         var id = McpGuard.Protocol.RequestIds.NewId();
-                        var result = await engine.ChargeAsync(new McpGuardChargeRequest("soak", id, "add", 800, 0, now), CancellationToken.None);
+                        var result = await engine.ChargeAsync(new McpGuardChargeRequest("soak", id, "add", 800, 0, now, newRequestId: true), CancellationToken.None);
                         if (result.Outcome != McpGuardChargeOutcome.Charged)
                         {
                             throw new InvalidOperationException($"Charge {id} was {result.Outcome}.");

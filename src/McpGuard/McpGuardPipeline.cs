@@ -38,8 +38,9 @@ internal sealed partial class McpGuardPipeline(
 
         var state = states.Current;
         var incoming = context.Request.Headers[state.RequestIdHeader];
-        var requestId = incoming.Count == 1 && RequestIds.IsWellFormed(incoming[0]) ? incoming[0]! : RequestIds.NewId();
-        var feature = new McpGuardFeature(requestId, state) { LegacySse = legacySse };
+        var sent = incoming.Count == 1 && RequestIds.IsWellFormed(incoming[0]);
+        var requestId = sent ? incoming[0]! : RequestIds.NewId();
+        var feature = new McpGuardFeature(requestId, state) { LegacySse = legacySse, NewRequestId = !sent };
         context.Features.Set(feature);
         context.TraceIdentifier = requestId;
         context.Response.Headers[state.RequestIdHeader] = requestId;

@@ -239,6 +239,26 @@ internal sealed partial class AdminApi(
             AdminJsonContext.Default.AdminLedgerPageBody);
     }
 
+    // GET /ledger/verify
+    public async Task<Results<JsonHttpResult<AdminLedgerCheckBody>, ProblemHttpResult>> VerifyLedgerAsync(HttpContext context)
+    {
+        if (ledger is not LedgerEngine engine)
+        {
+            return Problem(context, McpGuardAdminReasons.Conflict,
+                $"The ledger store is the app's own ({ledger.GetType().Name}): McpGuard verifies its built-in ledger only.");
+        }
+
+        var check = await engine.VerifyAsync(context.RequestAborted);
+        if (check.Differences.Count > 0)
+        {
+            Log.LedgerDifferences(_logger, Actor(context), check.Differences.Count, check.AccountsChecked, check.AsOfId);
+        }
+
+        return TypedResults.Json(
+            new AdminLedgerCheckBody(check.AccountsChecked, check.RowsChecked, check.AsOfId, [.. check.Differences.Select(AdminLedgerDifferenceBody.From)]),
+            AdminJsonContext.Default.AdminLedgerCheckBody);
+    }
+
     // POST /keys
     public async Task<Results<JsonHttpResult<AdminCreatedKeyBody>, ProblemHttpResult>> CreateKeyAsync(HttpContext context, CreateKeyRequest request)
     {
@@ -377,6 +397,9 @@ internal sealed partial class AdminApi(
 
         [LoggerMessage(7008, LogLevel.Information, "Admin ({Actor}) set tool {Tool} to {Status} ({Change}).", EventName = "ToolStatusSet")]
         public static partial void ToolStatusSet(ILogger logger, string actor, string tool, string status, string change);
+
+        [LoggerMessage(7009, LogLevel.Error, "Admin ({Actor}) verified the ledger: {Count} of {Accounts} accounts have a balance that is not what their rows add up to (as of row {AsOfId}).", EventName = "LedgerDifferences")]
+        public static partial void LedgerDifferences(ILogger logger, string actor, int count, int accounts, long asOfId);
 
         [LoggerMessage(7101, LogLevel.Warning, "Admin request {Method} {Path} refused: {Why}.", EventName = "AdminRefused")]
         public static partial void Refused(ILogger logger, string method, PathString path, string why);

@@ -1,3 +1,4 @@
+using McpGuard.Credits;
 using System.Text.Json.Serialization;
 
 namespace McpGuard.Admin;
@@ -47,6 +48,31 @@ internal sealed record AdminToolBody(string Tool, string Status);
 /// <summary>An account's status alone: what suspend and reactivate answer when credits are off (there is no balance to show).</summary>
 internal sealed record AdminAccountStatusBody(string Id, string Status);
 
+/// <summary>
+/// What <c>GET /ledger/verify</c> answers: how many accounts and rows were checked, as of which row, and every account whose
+/// balance is not what its rows add up to (an empty list: the money invariant holds).
+/// </summary>
+internal sealed record AdminLedgerCheckBody(int AccountsChecked, long RowsChecked, long AsOfEntryId, IReadOnlyList<AdminLedgerDifferenceBody> Differences);
+
+/// <summary>
+/// An account whose balance differs from its rows: the balance, what the rows add up to (<c>ledger_micro</c>: top-ups, usage,
+/// refunds and adjustments, each signed as in the ledger), and its last row's balance-after.
+/// </summary>
+internal sealed record AdminLedgerDifferenceBody(
+    string Account, long BalanceMicro, long LedgerMicro, long DifferenceMicro, long TopUpsMicro, long UsageMicro, long RefundsMicro, long AdjustmentsMicro, long? LastBalanceAfterMicro)
+{
+    public static AdminLedgerDifferenceBody From(LedgerDifference difference) => new(
+        difference.Account,
+        difference.Balance,
+        difference.Rows.Total,
+        difference.Balance - difference.Rows.Total,
+        difference.Rows.TopUps,
+        difference.Rows.Usage,
+        difference.Rows.Refunds,
+        difference.Rows.Adjustments,
+        difference.Rows.LastBalanceAfter);
+}
+
 /// <summary>The admin API's JSON: snake_case names, nulls written (every field is always present).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(AdminAccountBody))]
@@ -56,6 +82,7 @@ internal sealed record AdminAccountStatusBody(string Id, string Status);
 [JsonSerializable(typeof(AdminRevokedKeyBody))]
 [JsonSerializable(typeof(AdminToolBody))]
 [JsonSerializable(typeof(AdminAccountStatusBody))]
+[JsonSerializable(typeof(AdminLedgerCheckBody))]
 [JsonSerializable(typeof(long?))]
 [JsonSerializable(typeof(string))]
 internal sealed partial class AdminJsonContext : JsonSerializerContext;

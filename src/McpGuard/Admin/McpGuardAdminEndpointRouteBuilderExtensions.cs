@@ -74,6 +74,9 @@ public static class McpGuardAdminEndpointRouteBuilderExtensions
             .Money("McpGuardAdminGetLedger", "Page through an account's ledger, newest first (limit 1-500, before: a cursor)", request: null)
             .ProducesProblem(Status(McpGuardAdminReasons.NotFound));
 
+        group.MapGet("/ledger/verify", static (HttpContext context, AdminApi api) => api.VerifyLedgerAsync(context))
+            .Money("McpGuardAdminVerifyLedger", "Check that every account's balance is what its ledger rows add up to", request: null);
+
         group.MapPost("/keys", static (HttpContext context, AdminBody<CreateKeyRequest> body, AdminApi api) => api.CreateKeyAsync(context, body.Value!))
             .Describe("McpGuardAdminCreateKey", "Create an API key for an account (its plaintext is shown once)")
             .Body(typeof(CreateKeyRequest))

@@ -86,7 +86,7 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
         var now = clock.GetUtcNow();
         var subject = envelope.ToolName ?? envelope.Method!;
         var result = await ledger.ChargeAsync(
-            new McpGuardChargeRequest(caller.Account, feature.RequestId, subject, price, credits.FreeCallsFor(caller.Account), now),
+            new McpGuardChargeRequest(caller.Account, feature.RequestId, subject, price, credits.FreeCallsFor(caller.Account), now, feature.NewRequestId),
             CancellationToken.None);
 
         switch (result.Outcome)

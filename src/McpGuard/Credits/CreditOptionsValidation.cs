@@ -38,6 +38,11 @@ internal static class CreditOptionsValidation
             errors.Add($"{At}:UpstreamTimeout must be between 00:00:00 (exclusive) and 01:00:00 (got {credits.UpstreamTimeout}).");
         }
 
+        if (credits.RetentionDays is < 1 or > 36_500)
+        {
+            errors.Add($"{At}:RetentionDays must be between 1 and 36500 days, or unset to keep every row (got {credits.RetentionDays}).");
+        }
+
         if (credits.TopUpUrl is { } url && !(Uri.TryCreate(url, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttps || uri.Scheme == Uri.UriSchemeHttp)))
         {
             errors.Add($"{At}:TopUpUrl must be an absolute http(s) URL (got '{url}').");

@@ -7,25 +7,62 @@ namespace McpGuard.Credits;
 /// Every change happens under one lock (so a balance can never be spent twice) and is handed to the
 /// journal in that same order; the caller is answered only once the journal says the change is durable.
 /// </summary>
+/// <remarks>
+/// What it holds is bounded by live state, not by history: the accounts (with their balance and this month's spend and
+/// free calls, which the journal keeps next to the rows, so a start reads them and not the rows), and the most recent
+/// charges by request id (<see cref="RecentCapacity"/>, plus any whose row is not durable yet). A request id it no
+/// longer holds is looked up in the journal: for a refund, and for a repeated id a client sent (an id McpGuard made for
+/// the request is new by construction, so it needs no look-up).
+/// </remarks>
 internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
 {
+    /// <summary>How many recent charges are held by request id, by default: at 12k priced calls a second, the last 5 s or so.</summary>
+    internal const int DefaultRecentCapacity = 65_536;
+
     private readonly LedgerJournal _journal;
     private readonly TimeProvider _clock;
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
     private readonly Dictionary<string, AccountState> _accounts = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, ChargeRecord> _charges = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, ChargeRecord> _recent;
+    private readonly Queue<ChargeRecord> _recentOrder;
     private long _lastId;
+    private long _appended;
     private Exception? _fault;
 
-    public LedgerEngine(LedgerJournal journal, TimeProvider clock, ILogger logger)
+    public LedgerEngine(LedgerJournal journal, TimeProvider clock, ILogger logger, int recentCapacity = DefaultRecentCapacity)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(recentCapacity, 1);
         _journal = journal;
         _clock = clock;
         _logger = logger;
+        RecentCapacity = recentCapacity;
+
+        // Sized once, with room for the charges whose rows are still being written: the table never grows (and never
+        // rehashes under the lock) in steady state.
+        _recent = new(recentCapacity + 1024, StringComparer.Ordinal);
+        _recentOrder = new(recentCapacity + 1024);
         journal.OnFailed = OnJournalFailed;
-        Replay(journal.Load(), clock.GetUtcNow());
+        Start(journal.Load());
     }
+
+    /// <summary>How many recent charges are held by request id (more only while their rows are being written).</summary>
+    public int RecentCapacity { get; }
+
+    /// <summary>How many charges are held by request id now.</summary>
+    internal int RecentCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _recent.Count;
+            }
+        }
+    }
+
+    /// <summary>How many ledger rows the start read (none: it reads the accounts' totals).</summary>
+    internal long RowsReadAtStart { get; private set; }
 
     public async ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -47,7 +84,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
                 if (seed.InitialBalanceMicro > 0)
                 {
                     account.Balance += seed.InitialBalanceMicro;
-                    writes.Add(Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.TopUp, seed.InitialBalanceMicro, null, null, now, false, "seed") }));
+                    writes.Add(AppendEntry(account, McpGuardLedgerEntryKind.TopUp, seed.InitialBalanceMicro, null, null, now, false, "seed"));
                 }
             }
         }
@@ -71,15 +108,17 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
                 var account = GetOrCreate(request.Account, request.Now, out created);
                 var month = MonthKey(request.Now);
                 account.Roll(month);
-                if (_charges.ContainsKey(request.RequestId))
+                if (_recent.ContainsKey(request.RequestId) || (!request.NewRequestId && _journal.FindCharge(request.RequestId) is not null))
                 {
                     return new McpGuardChargeResult(McpGuardChargeOutcome.DuplicateRequest, account.Balance, account.MonthSpent, account.Cap);
                 }
 
+                ChargeRecord charge;
                 if (request.FreeCallsPerMonth - account.MonthFree > 0)
                 {
-                    account.Spend(_charges[request.RequestId] = new ChargeRecord(account.Id, request.Tool, 0, true, month));
-                    write = Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Usage, 0, request.Tool, request.RequestId, request.Now, true, null) });
+                    charge = new ChargeRecord(request.RequestId, account.Id, request.Tool, 0, true, month);
+                    account.Spend(charge);
+                    write = AppendEntry(account, McpGuardLedgerEntryKind.Usage, 0, request.Tool, request.RequestId, request.Now, true, null);
                     result = new McpGuardChargeResult(McpGuardChargeOutcome.Free, account.Balance, account.MonthSpent, account.Cap);
                 }
                 else if (account.Balance < request.PriceMicro)
@@ -93,10 +132,13 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
                 else
                 {
                     account.Balance -= request.PriceMicro;
-                    account.Spend(_charges[request.RequestId] = new ChargeRecord(account.Id, request.Tool, request.PriceMicro, false, month));
-                    write = Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Usage, -request.PriceMicro, request.Tool, request.RequestId, request.Now, false, null) });
+                    charge = new ChargeRecord(request.RequestId, account.Id, request.Tool, request.PriceMicro, false, month);
+                    account.Spend(charge);
+                    write = AppendEntry(account, McpGuardLedgerEntryKind.Usage, -request.PriceMicro, request.Tool, request.RequestId, request.Now, false, null);
                     result = new McpGuardChargeResult(McpGuardChargeOutcome.Charged, account.Balance, account.MonthSpent, account.Cap);
                 }
+
+                Remember(charge);
             }
         }
         finally
@@ -116,7 +158,20 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
         lock (_lock)
         {
             ThrowIfFaulted();
-            if (!_charges.TryGetValue(requestId, out var charge) || charge.Refunded)
+            var held = _recent.TryGetValue(requestId, out var charge);
+            if (!held)
+            {
+                // Not held any more (a call that outlived the recent window, or a charge from before a restart): the
+                // journal has its row if it was taken.
+                if (_journal.FindCharge(requestId) is not { } stored || stored.Refunded)
+                {
+                    return false;
+                }
+
+                charge = new ChargeRecord(requestId, stored.Account, stored.Tool, stored.Amount, stored.Free, MonthKey(stored.Timestamp));
+            }
+
+            if (charge!.Refunded)
             {
                 return false;
             }
@@ -127,7 +182,16 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
             account.Balance += charge.Amount;
             account.Unspend(charge);
 
-            write = Append(new JournalWrite { Entry = NewEntry(account, McpGuardLedgerEntryKind.Refund, charge.Amount, charge.Tool, requestId, now, charge.Free, null) });
+            write = AppendEntry(account, McpGuardLedgerEntryKind.Refund, charge.Amount, charge.Tool, requestId, now, charge.Free, null);
+            if (held)
+            {
+                // Held until the refund row is durable too: until then, the journal would not know it was refunded.
+                charge.Sequence = _appended;
+            }
+            else
+            {
+                Remember(charge);
+            }
         }
 
         _journal.Flush();
@@ -165,7 +229,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
 
                 account.Balance = checked(account.Balance + amount);
                 entry = NewEntry(account, kind, amount, null, null, now, false, note);
-                writes.Add(Append(new JournalWrite { Entry = entry }));
+                writes.Add(Append(new JournalWrite { Entry = entry, Totals = account.Totals }));
             }
         }
         finally
@@ -229,6 +293,73 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
         return new McpGuardLedgerPage(page, rows.Count > limit ? page[^1].Id : null);
     }
 
+    /// <summary>
+    /// Checks the money invariant for every account: its balance equals what its rows add up to (top-ups, less usage,
+    /// plus refunds and adjustments, rolled-up rows included), and its last row's balance-after equals its balance. The
+    /// balances are taken under the lock with the last row id; the rows are summed once everything up to it is durable.
+    /// </summary>
+    public async ValueTask<LedgerCheck> VerifyAsync(CancellationToken cancellationToken)
+    {
+        Dictionary<string, long> balances;
+        long lastId, appended;
+        lock (_lock)
+        {
+            ThrowIfFaulted();
+            balances = _accounts.ToDictionary(a => a.Key, a => a.Value.Balance, StringComparer.Ordinal);
+            lastId = _lastId;
+            appended = _appended;
+        }
+
+        while (_journal.Committed < appended)
+        {
+            ThrowIfFaulted();
+            await Task.Delay(1, cancellationToken);
+        }
+
+        var sums = await _journal.SumAsync(lastId, cancellationToken);
+        var differences = new List<LedgerDifference>();
+        foreach (var account in balances.Keys.Union(sums.Keys).Order(StringComparer.Ordinal))
+        {
+            var balance = balances.GetValueOrDefault(account);
+            var rows = sums.GetValueOrDefault(account) ?? new LedgerSums(0, 0, 0, 0, 0, null);
+            if (rows.Total != balance || (rows.LastBalanceAfter is { } after && after != balance))
+            {
+                differences.Add(new LedgerDifference(account, balance, rows));
+            }
+        }
+
+        return new LedgerCheck(balances.Count, sums.Values.Sum(s => s.Rows), lastId, differences);
+    }
+
+    /// <summary>
+    /// Rolls the usage and refund rows written before <paramref name="cutoff"/> into per-account, per-tool, per-day
+    /// totals, <paramref name="chunk"/> row ids per commit so no commit holds the writer long. Returns how many rows went.
+    /// </summary>
+    public async ValueTask<long> RollUpAsync(DateTimeOffset cutoff, int chunk, CancellationToken cancellationToken)
+    {
+        if (await _journal.FindRowsBeforeAsync(cutoff, cancellationToken) is not var (from, to))
+        {
+            return 0;
+        }
+
+        var before = _journal.RolledUp;
+        for (var start = from; start <= to; start += chunk)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            Task write;
+            lock (_lock)
+            {
+                ThrowIfFaulted();
+                write = Append(new JournalWrite { RollUp = new LedgerRollUp(start, Math.Min(to, start + chunk - 1)) });
+            }
+
+            _journal.Flush();
+            await write;
+        }
+
+        return _journal.RolledUp - before;
+    }
+
     public ValueTask DisposeAsync() => _journal.DisposeAsync();
 
     private void ThrowIfFaulted()
@@ -239,7 +370,31 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
         }
     }
 
-    private Task Append(JournalWrite write) => _journal.AppendAsync(write);
+    private Task Append(JournalWrite write)
+    {
+        _appended++;
+        return _journal.AppendAsync(write);
+    }
+
+    private Task AppendEntry(AccountState account, McpGuardLedgerEntryKind kind, long amount, string? tool, string? requestId, DateTimeOffset now, bool free, string? note) =>
+        Append(new JournalWrite { Entry = NewEntry(account, kind, amount, tool, requestId, now, free, note), Totals = account.Totals });
+
+    /// <summary>
+    /// Holds a charge by its request id, then lets go of the oldest held charges beyond <see cref="RecentCapacity"/>
+    /// whose rows are durable (the journal finds those). One in, at most a few out: the cost per call stays flat.
+    /// </summary>
+    private void Remember(ChargeRecord charge)
+    {
+        charge.Sequence = _appended;
+        _recent[charge.RequestId] = charge;
+        _recentOrder.Enqueue(charge);
+        var committed = _journal.Committed;
+        while (_recent.Count > RecentCapacity && _recentOrder.TryPeek(out var oldest) && oldest.Sequence <= committed)
+        {
+            _recentOrder.Dequeue();
+            _recent.Remove(oldest.RequestId);
+        }
+    }
 
     private void OnJournalFailed(Exception exception)
     {
@@ -277,40 +432,29 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
         return (utc.Year * 12) + utc.Month - 1;
     }
 
-    /// <summary>Rebuilds balances, caps, this month's spend and free calls, and charges from what the journal holds.</summary>
-    private void Replay(LedgerSnapshot snapshot, DateTimeOffset now)
+    /// <summary>Takes up the accounts and their totals as the journal keeps them; the rows stay where they are.</summary>
+    private void Start(LedgerSnapshot snapshot)
     {
-        foreach (var (id, cap) in snapshot.Accounts)
+        foreach (var stored in snapshot.Accounts)
         {
-            _accounts[id] = new AccountState(id, DateTimeOffset.UnixEpoch) { Cap = cap };
+            _accounts[stored.Id] = new AccountState(stored.Id, stored.Created, stored.Totals) { Cap = stored.Cap };
         }
 
-        var month = MonthKey(now);
-        foreach (var entry in snapshot.Entries)
-        {
-            _lastId = Math.Max(_lastId, entry.Id);
-            if (!_accounts.TryGetValue(entry.Account, out var account))
-            {
-                _accounts[entry.Account] = account = new AccountState(entry.Account, entry.Timestamp);
-            }
-
-            account.Roll(month);
-            account.Balance += entry.AmountMicro;
-            switch (entry.Kind)
-            {
-                case McpGuardLedgerEntryKind.Usage when entry.RequestId is { } requestId:
-                    account.Spend(_charges[requestId] = new ChargeRecord(entry.Account, entry.Tool, -entry.AmountMicro, entry.Free, MonthKey(entry.Timestamp)));
-                    break;
-                case McpGuardLedgerEntryKind.Refund when entry.RequestId is { } requestId && _charges.TryGetValue(requestId, out var charge):
-                    charge.Refunded = true;
-                    account.Unspend(charge);
-                    break;
-            }
-        }
+        _lastId = snapshot.LastId;
+        RowsReadAtStart = snapshot.RowsRead;
     }
 
     private sealed class AccountState(string id, DateTimeOffset created)
     {
+        public AccountState(string id, DateTimeOffset created, AccountTotals totals)
+            : this(id, created)
+        {
+            Balance = totals.Balance;
+            Month = totals.Month;
+            MonthSpent = totals.MonthSpent;
+            MonthFree = totals.MonthFree;
+        }
+
         public string Id { get; } = id;
 
         public DateTimeOffset Created { get; } = created;
@@ -324,6 +468,9 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
         public long MonthSpent { get; set; }
 
         public int MonthFree { get; set; }
+
+        /// <summary>What the journal keeps of this account next to its rows.</summary>
+        public AccountTotals Totals => new(Balance, Month, MonthSpent, MonthFree);
 
         /// <summary>Counts a charge toward this month's spend or free calls, when it was taken this month.</summary>
         public void Spend(ChargeRecord charge) => Count(charge, 1);
@@ -360,8 +507,10 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
         }
     }
 
-    private sealed class ChargeRecord(string account, string? tool, long amount, bool free, int month)
+    private sealed class ChargeRecord(string requestId, string account, string? tool, long amount, bool free, int month)
     {
+        public string RequestId { get; } = requestId;
+
         public string Account { get; } = account;
 
         public string? Tool { get; } = tool;
@@ -374,6 +523,9 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
         public int Month { get; } = month;
 
         public bool Refunded { get; set; }
+
+        /// <summary>The journal sequence of this charge's last row (its usage row, then its refund): durable once the journal committed that many.</summary>
+        public long Sequence { get; set; }
     }
 
     private static partial class Log

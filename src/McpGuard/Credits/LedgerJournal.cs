@@ -1,21 +1,58 @@
 namespace McpGuard.Credits;
 
-/// <summary>One durable change: a ledger row and/or a change of an account's row. The rare part is a reference, so the common write (one row per charge) stays small.</summary>
+/// <summary>
+/// One durable change: a ledger row with its account's totals after it, a change of an account's row, or a roll-up of
+/// old rows. The rare parts are references, so the common write (one row per charge) stays small.
+/// </summary>
 internal sealed record JournalWrite
 {
     public McpGuardLedgerEntry? Entry { get; init; }
 
+    /// <summary>The totals of <see cref="Entry"/>'s account once the row is applied (kept with the rows, read on start).</summary>
+    public AccountTotals Totals { get; init; }
+
     /// <summary>Insert or update the account row (its cap).</summary>
     public JournalAccount? Account { get; init; }
+
+    /// <summary>Roll usage and refund rows in an id range into daily totals.</summary>
+    public LedgerRollUp? RollUp { get; init; }
 }
 
 /// <summary>An account row as written: its cap, and when it was created.</summary>
 internal sealed record JournalAccount(string Id, long? Cap, DateTimeOffset Now);
 
-/// <summary>Everything the engine needs to rebuild its state on start.</summary>
-internal sealed record LedgerSnapshot(
-    IReadOnlyList<McpGuardLedgerEntry> Entries,
-    IReadOnlyList<(string Id, long? Cap)> Accounts);
+/// <summary>
+/// What the engine keeps per account, as the store keeps it next to the rows: the balance, and the spend and free calls
+/// of <see cref="Month"/> (a <see cref="LedgerEngine.MonthKey"/>; -1 before the first charge).
+/// </summary>
+internal readonly record struct AccountTotals(long Balance, int Month, long MonthSpent, int MonthFree);
+
+/// <summary>An account as the store holds it on start.</summary>
+internal sealed record StoredAccount(string Id, long? Cap, DateTimeOffset Created, AccountTotals Totals);
+
+/// <summary>
+/// What the engine needs to start: the accounts with their totals and the last row id. Never the rows themselves, so
+/// a start takes the same time and memory whatever the history. <see cref="RowsRead"/> counts the rows the load read.
+/// </summary>
+internal sealed record LedgerSnapshot(IReadOnlyList<StoredAccount> Accounts, long LastId, long RowsRead);
+
+/// <summary>A usage row as the store holds it, and whether it was refunded: what a refund or a repeated request id needs.</summary>
+internal sealed record StoredCharge(string Account, string? Tool, long Amount, bool Free, DateTimeOffset Timestamp, bool Refunded);
+
+/// <summary>Usage and refund rows with ids from <see cref="FromId"/> to <see cref="ToId"/> become per-account, per-tool, per-day totals.</summary>
+internal sealed record LedgerRollUp(long FromId, long ToId);
+
+/// <summary>What the rows say an account holds: every row, and the daily totals of rows rolled up.</summary>
+internal sealed record LedgerSums(long TopUps, long Usage, long Refunds, long Adjustments, long Rows, long? LastBalanceAfter)
+{
+    public long Total => TopUps + Usage + Refunds + Adjustments;
+}
+
+/// <summary>An account whose balance is not what its rows add up to.</summary>
+internal sealed record LedgerDifference(string Account, long Balance, LedgerSums Rows);
+
+/// <summary>The money invariant checked for every account, as of the row <see cref="AsOfId"/>.</summary>
+internal sealed record LedgerCheck(int AccountsChecked, long RowsChecked, long AsOfId, IReadOnlyList<LedgerDifference> Differences);
 
 /// <summary>Where the engine's changes become durable, in the order the engine made them.</summary>
 internal abstract class LedgerJournal : IAsyncDisposable
@@ -24,6 +61,9 @@ internal abstract class LedgerJournal : IAsyncDisposable
 
     /// <summary>Queues a change; the task completes when it is durable. Called in the engine's order, under its lock.</summary>
     public abstract Task AppendAsync(JournalWrite write);
+
+    /// <summary>How many appended changes are durable: changes are made durable in order, so the first this many are.</summary>
+    public abstract long Committed { get; }
 
     /// <summary>
     /// Called after <see cref="AppendAsync"/>, outside the engine's lock: may make what is queued durable on the calling
@@ -36,24 +76,47 @@ internal abstract class LedgerJournal : IAsyncDisposable
     /// <summary>Told once, when a write failed: every change queued from then on fails too.</summary>
     public Action<Exception>? OnFailed { get; set; }
 
+    /// <summary>
+    /// The usage row of a request id among the durable rows, or null. Called under the engine's lock, one call at a time,
+    /// for ids the engine no longer holds in memory.
+    /// </summary>
+    public abstract StoredCharge? FindCharge(string requestId);
+
     public abstract ValueTask<IReadOnlyList<McpGuardLedgerEntry>> ReadAsync(string account, long? before, int limit, CancellationToken cancellationToken);
+
+    /// <summary>What the durable rows with ids up to <paramref name="lastId"/> (and the daily totals) add up to, per account.</summary>
+    public abstract ValueTask<IReadOnlyDictionary<string, LedgerSums>> SumAsync(long lastId, CancellationToken cancellationToken);
+
+    /// <summary>The id range of the usage and refund rows written before <paramref name="cutoff"/>, or null when there are none. Reads, never writes.</summary>
+    public virtual ValueTask<(long From, long To)?> FindRowsBeforeAsync(DateTimeOffset cutoff, CancellationToken cancellationToken) =>
+        ValueTask.FromResult<(long, long)?>(null);
+
+    /// <summary>How many rows roll-ups have taken into daily totals since this journal opened.</summary>
+    public virtual long RolledUp => 0;
 
     public virtual ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }
 
-/// <summary>The in-memory journal: rows kept per account in process memory, gone on restart.</summary>
+/// <summary>
+/// The in-memory journal: rows kept per account in process memory, gone on restart. A store for tests and throwaway
+/// servers: it keeps every row (and every request id) for the life of the process.
+/// </summary>
 internal sealed class InMemoryJournal : LedgerJournal
 {
     private readonly Dictionary<string, List<McpGuardLedgerEntry>> _rows = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (McpGuardLedgerEntry Usage, bool Refunded)> _charges = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
+    private long _committed;
 
-    public override LedgerSnapshot Load() => new([], []);
+    public override LedgerSnapshot Load() => new([], 0, 0);
+
+    public override long Committed => Volatile.Read(ref _committed);
 
     public override Task AppendAsync(JournalWrite write)
     {
-        if (write.Entry is { } entry)
+        lock (_lock)
         {
-            lock (_lock)
+            if (write.Entry is { } entry)
             {
                 if (!_rows.TryGetValue(entry.Account, out var rows))
                 {
@@ -61,10 +124,33 @@ internal sealed class InMemoryJournal : LedgerJournal
                 }
 
                 rows.Add(entry);
+                if (entry.RequestId is { } requestId)
+                {
+                    if (entry.Kind == McpGuardLedgerEntryKind.Usage)
+                    {
+                        _charges[requestId] = (entry, false);
+                    }
+                    else if (entry.Kind == McpGuardLedgerEntryKind.Refund && _charges.TryGetValue(requestId, out var charge))
+                    {
+                        _charges[requestId] = (charge.Usage, true);
+                    }
+                }
             }
+
+            _committed++;
         }
 
         return Task.CompletedTask;
+    }
+
+    public override StoredCharge? FindCharge(string requestId)
+    {
+        lock (_lock)
+        {
+            return _charges.TryGetValue(requestId, out var charge)
+                ? new StoredCharge(charge.Usage.Account, charge.Usage.Tool, -charge.Usage.AmountMicro, charge.Usage.Free, charge.Usage.Timestamp, charge.Refunded)
+                : null;
+        }
     }
 
     public override ValueTask<IReadOnlyList<McpGuardLedgerEntry>> ReadAsync(string account, long? before, int limit, CancellationToken cancellationToken)
@@ -75,6 +161,27 @@ internal sealed class InMemoryJournal : LedgerJournal
                 ? [.. rows.Where(r => before is null || r.Id < before).OrderByDescending(r => r.Id).Take(limit)]
                 : [];
             return ValueTask.FromResult(page);
+        }
+    }
+
+    public override ValueTask<IReadOnlyDictionary<string, LedgerSums>> SumAsync(long lastId, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            var sums = new Dictionary<string, LedgerSums>(StringComparer.Ordinal);
+            foreach (var (account, rows) in _rows)
+            {
+                var upTo = rows.Where(r => r.Id <= lastId).ToList();
+                sums[account] = new LedgerSums(
+                    upTo.Where(r => r.Kind == McpGuardLedgerEntryKind.TopUp).Sum(r => r.AmountMicro),
+                    upTo.Where(r => r.Kind == McpGuardLedgerEntryKind.Usage).Sum(r => r.AmountMicro),
+                    upTo.Where(r => r.Kind == McpGuardLedgerEntryKind.Refund).Sum(r => r.AmountMicro),
+                    upTo.Where(r => r.Kind == McpGuardLedgerEntryKind.Adjustment).Sum(r => r.AmountMicro),
+                    upTo.Count,
+                    upTo.Count > 0 ? upTo.MaxBy(r => r.Id)!.BalanceAfterMicro : null);
+            }
+
+            return ValueTask.FromResult<IReadOnlyDictionary<string, LedgerSums>>(sums);
         }
     }
 }

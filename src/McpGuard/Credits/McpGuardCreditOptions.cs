@@ -47,6 +47,13 @@ internal sealed class McpGuardCreditOptions
     /// <summary>How long a priced call may take before it is cancelled, refunded and answered 504 <c>upstream_timeout</c>. Default 30 s.</summary>
     public TimeSpan UpstreamTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Keep usage and refund rows this many days, then roll them into per-account, per-tool, per-day totals (SQLite store;
+    /// balances and the money invariant are unchanged, top-ups and adjustments stay rows). Checked at start and hourly.
+    /// A request id is a duplicate only while its row is kept. Default null: keep every row.
+    /// </summary>
+    public int? RetentionDays { get; set; }
+
     /// <summary>Also refund calls whose tool failed with <c>internal_error</c> under <c>WithMcpGuard()</c>. Default false: a tool result, even an error, is the tool answering.</summary>
     public bool RefundToolInternalErrors { get; set; }
 

@@ -109,8 +109,9 @@ public sealed class McpGuardLedgerPage(IReadOnlyList<McpGuardLedgerEntry> entrie
 /// <summary>A priced call to charge.</summary>
 public sealed class McpGuardChargeRequest
 {
-    internal McpGuardChargeRequest(string account, string requestId, string tool, long priceMicro, int freeCallsPerMonth, DateTimeOffset now)
+    internal McpGuardChargeRequest(string account, string requestId, string tool, long priceMicro, int freeCallsPerMonth, DateTimeOffset now, bool newRequestId = false)
     {
+        NewRequestId = newRequestId;
         Account = account;
         RequestId = requestId;
         Tool = tool;
@@ -136,6 +137,12 @@ public sealed class McpGuardChargeRequest
 
     /// <summary>The time of the call.</summary>
     public DateTimeOffset Now { get; }
+
+    /// <summary>
+    /// Whether McpGuard made <see cref="RequestId"/> for this request (the client sent none): a new id, never charged
+    /// before, so a store need not look it up in its history.
+    /// </summary>
+    internal bool NewRequestId { get; }
 }
 
 /// <summary>What a charge did.</summary>

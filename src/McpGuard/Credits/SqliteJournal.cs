@@ -22,6 +22,14 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
     private readonly RawStatement _commit;
     private readonly LedgerRowInsert _insertEntry;
     private readonly SqliteCommand _upsertAccount;
+    private readonly SqliteCommand _updateTotals;
+    private readonly SqliteCommand _rollUp;
+    private readonly SqliteCommand _deleteRolledUp;
+    private readonly Dictionary<string, AccountTotals> _batchTotals = new(StringComparer.Ordinal);
+    private SqliteConnection? _lookupConnection;
+    private SqliteCommand? _findCharge;
+    private long _committed;
+    private long _rolledUp;
     private readonly Lock _queueLock = new();
     private List<(JournalWrite Write, TaskCompletionSource Done)> _queue = [];
     private List<(JournalWrite Write, TaskCompletionSource Done)> _spare = [];
@@ -40,35 +48,51 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         _insertEntry = new LedgerRowInsert(_writer);
         _upsertAccount = Prepare("INSERT INTO accounts (id, monthly_cap, created_at) VALUES ($id, $cap, $at) ON CONFLICT (id) DO UPDATE SET monthly_cap = excluded.monthly_cap;",
             "$id", "$cap", "$at");
+        _updateTotals = Prepare("UPDATE accounts SET balance = $balance, month = $month, month_spent = $spent, month_free = $free WHERE id = $id;",
+            "$balance", "$month", "$spent", "$free", "$id");
+
+        // Usage and refund rows in an id range become daily totals (top-ups and adjustments stay rows), then go.
+        _rollUp = Prepare("""
+            INSERT INTO ledger_daily (account, day, tool, kind, free, rows, amount, last_id)
+            SELECT account, substr(created_at, 1, 10), COALESCE(tool, ''), kind, free, COUNT(*), SUM(amount), MAX(id)
+            FROM ledger WHERE id BETWEEN $from AND $to AND kind IN ('Usage', 'Refund')
+            GROUP BY account, substr(created_at, 1, 10), COALESCE(tool, ''), kind, free
+            ON CONFLICT (account, day, tool, kind, free)
+            DO UPDATE SET rows = rows + excluded.rows, amount = amount + excluded.amount, last_id = max(last_id, excluded.last_id);
+            """, "$from", "$to");
+        _deleteRolledUp = Prepare("DELETE FROM ledger WHERE id BETWEEN $from AND $to AND kind IN ('Usage', 'Refund');", "$from", "$to");
     }
+
+    public override long Committed => Volatile.Read(ref _committed);
+
+    public override long RolledUp => Volatile.Read(ref _rolledUp);
 
     public override LedgerSnapshot Load()
     {
-        // Its own connection: the writer's connection belongs to whoever commits.
+        // Its own connection: the writer's connection belongs to whoever commits. The accounts carry their totals, so
+        // the only ledger row read is the last one (for the next id), whatever the history.
         using var connection = _database.Open();
-        var entries = new List<McpGuardLedgerEntry>();
+        var accounts = new List<StoredAccount>();
         using (var command = connection.CreateCommand())
         {
-            command.CommandText = "SELECT id, account, kind, amount, balance_after, tool, request_id, free, note, created_at FROM ledger ORDER BY id;";
+            command.CommandText = "SELECT id, monthly_cap, created_at, balance, month, month_spent, month_free FROM accounts;";
             using var reader = command.ExecuteReader();
             while (reader.Read())
             {
-                entries.Add(ReadEntry(reader));
+                accounts.Add(new StoredAccount(
+                    reader.GetString(0),
+                    reader.IsDBNull(1) ? null : reader.GetInt64(1),
+                    DateTimeOffset.Parse(reader.GetString(2), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal),
+                    new AccountTotals(reader.GetInt64(3), reader.GetInt32(4), reader.GetInt64(5), reader.GetInt32(6))));
             }
         }
 
-        var accounts = new List<(string, long?)>();
         using (var command = connection.CreateCommand())
         {
-            command.CommandText = "SELECT id, monthly_cap FROM accounts;";
+            command.CommandText = "SELECT id FROM ledger ORDER BY id DESC LIMIT 1;";
             using var reader = command.ExecuteReader();
-            while (reader.Read())
-            {
-                accounts.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetInt64(1)));
-            }
+            return reader.Read() ? new LedgerSnapshot(accounts, reader.GetInt64(0), RowsRead: 1) : new LedgerSnapshot(accounts, 0, RowsRead: 0);
         }
-
-        return new LedgerSnapshot(entries, accounts);
     }
 
     public override Task AppendAsync(JournalWrite write)
@@ -137,6 +161,7 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
             _queue = _spare;
         }
 
+        long rolledUp = 0;
         try
         {
             _begin.Run();
@@ -150,14 +175,29 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
                 if (write.Entry is { } e)
                 {
                     _insertEntry.Run(e);
+                    _batchTotals[e.Account] = write.Totals;
+                }
+
+                if (write.RollUp is { } rollUp)
+                {
+                    Run(_rollUp, rollUp.FromId, rollUp.ToId);
+                    rolledUp += Run(_deleteRolledUp, rollUp.FromId, rollUp.ToId);
                 }
             }
 
+            // Each account's totals once per commit, as they stand after its last row in the batch.
+            foreach (var (id, totals) in _batchTotals)
+            {
+                Run(_updateTotals, totals.Balance, totals.Month, totals.MonthSpent, totals.MonthFree, id);
+            }
+
+            _batchTotals.Clear();
             _commit.Run();
         }
         catch (Exception ex)
         {
             // The in-memory state is ahead of the disk now: fail this batch and everything after it.
+            _batchTotals.Clear();
             RollBackQuietly();
             List<(JournalWrite Write, TaskCompletionSource Done)> rest;
             lock (_queueLock)
@@ -181,6 +221,8 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
             return;
         }
 
+        Volatile.Write(ref _rolledUp, _rolledUp + rolledUp);
+        Volatile.Write(ref _committed, _committed + batch.Count);
         foreach (var (_, done) in batch)
         {
             done.SetResult(); // continuations run on the pool, never on the committing thread
@@ -216,6 +258,152 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         return rows;
     }
 
+    public override StoredCharge? FindCharge(string requestId)
+    {
+        // Under the engine's lock, one call at a time: one connection and one prepared statement serve every look-up.
+        if (_findCharge is null)
+        {
+            _lookupConnection = _database.Open();
+            _findCharge = _lookupConnection.CreateCommand();
+            _findCharge.CommandText = "SELECT account, tool, amount, free, created_at, kind FROM ledger WHERE request_id = $id;";
+            _findCharge.Parameters.Add(new SqliteParameter { ParameterName = "$id" });
+            _findCharge.Prepare();
+        }
+
+        _findCharge.Parameters[0].Value = requestId;
+        StoredCharge? charge = null;
+        var refunded = false;
+        using (var reader = _findCharge.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                switch (reader.GetString(5))
+                {
+                    case nameof(McpGuardLedgerEntryKind.Usage):
+                        charge = new StoredCharge(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), -reader.GetInt64(2), reader.GetInt64(3) != 0,
+                            DateTimeOffset.Parse(reader.GetString(4), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal), Refunded: false);
+                        break;
+                    case nameof(McpGuardLedgerEntryKind.Refund):
+                        refunded = true;
+                        break;
+                }
+            }
+        }
+
+        return charge is null ? null : charge with { Refunded = refunded };
+    }
+
+    public override async ValueTask<IReadOnlyDictionary<string, LedgerSums>> SumAsync(long lastId, CancellationToken cancellationToken)
+    {
+        await using var connection = _database.Open();
+
+        // One read transaction: the rows and the daily totals as of one commit, whatever a roll-up does meanwhile.
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+        var kinds = new Dictionary<string, long[]>(StringComparer.Ordinal); // top-ups, usage, refunds, adjustments, rows
+        async Task AddAsync(string sql)
+        {
+            await using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = sql;
+            command.Parameters.AddWithValue("$last", lastId);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var account = reader.GetString(0);
+                if (!kinds.TryGetValue(account, out var sums))
+                {
+                    kinds[account] = sums = new long[5];
+                }
+
+                var slot = Enum.Parse<McpGuardLedgerEntryKind>(reader.GetString(1)) switch
+                {
+                    McpGuardLedgerEntryKind.TopUp => 0,
+                    McpGuardLedgerEntryKind.Usage => 1,
+                    McpGuardLedgerEntryKind.Refund => 2,
+                    _ => 3,
+                };
+                sums[slot] += reader.GetInt64(2);
+                sums[4] += reader.GetInt64(3);
+            }
+        }
+
+        await AddAsync("SELECT account, kind, SUM(amount), COUNT(*) FROM ledger WHERE id <= $last GROUP BY account, kind;");
+        await AddAsync("SELECT account, kind, SUM(amount), SUM(rows) FROM ledger_daily GROUP BY account, kind;");
+
+        // Each account's last row says its balance after it, unless rows after it were rolled up (their ids are gone).
+        var last = new Dictionary<string, long>(StringComparer.Ordinal);
+        await using (var command = connection.CreateCommand())
+        {
+            command.Transaction = transaction;
+            command.CommandText = """
+                SELECT l.account, l.balance_after FROM ledger l
+                WHERE l.id IN (SELECT MAX(id) FROM ledger WHERE id <= $last GROUP BY account)
+                AND l.id > COALESCE((SELECT MAX(d.last_id) FROM ledger_daily d WHERE d.account = l.account), 0);
+                """;
+            command.Parameters.AddWithValue("$last", lastId);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                last[reader.GetString(0)] = reader.GetInt64(1);
+            }
+        }
+
+        return kinds.ToDictionary(
+            k => k.Key,
+            k => new LedgerSums(k.Value[0], k.Value[1], k.Value[2], k.Value[3], k.Value[4], last.TryGetValue(k.Key, out var after) ? after : null),
+            StringComparer.Ordinal);
+    }
+
+    public override async ValueTask<(long From, long To)?> FindRowsBeforeAsync(DateTimeOffset cutoff, CancellationToken cancellationToken)
+    {
+        await using var connection = _database.Open();
+        var before = SqliteText.Format(cutoff);
+
+        // The oldest usage or refund row (rolled-up rows are gone, so this passes over kept top-ups only).
+        if (await ScalarAsync(connection, "SELECT id FROM ledger WHERE kind IN ('Usage', 'Refund') ORDER BY id LIMIT 1;", cancellationToken) is not long from
+            || await ScalarAsync(connection, "SELECT MAX(id) FROM ledger;", cancellationToken) is not long last)
+        {
+            return null;
+        }
+
+        // Rows are written in time order, so the last row before the cutoff is found by halving the id range, each step
+        // one look-up on the row id: no scan, however long the history.
+        long low = from, high = last, found = -1;
+        while (low <= high)
+        {
+            var middle = low + ((high - low) / 2);
+            var row = await RowAtOrAfterAsync(connection, middle, cancellationToken);
+            if (row is { } r && string.CompareOrdinal(r.CreatedAt, before) < 0)
+            {
+                found = r.Id;
+                low = r.Id + 1;
+            }
+            else
+            {
+                high = middle - 1;
+            }
+        }
+
+        return found < from ? null : (from, found);
+    }
+
+    private static async Task<(long Id, string CreatedAt)?> RowAtOrAfterAsync(SqliteConnection connection, long id, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id, created_at FROM ledger WHERE id >= $id ORDER BY id LIMIT 1;";
+        command.Parameters.AddWithValue("$id", id);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? (reader.GetInt64(0), reader.GetString(1)) : null;
+    }
+
+    private static async Task<object?> ScalarAsync(SqliteConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        var value = await command.ExecuteScalarAsync(cancellationToken);
+        return value is DBNull ? null : value;
+    }
+
     public override async ValueTask DisposeAsync()
     {
         lock (_queueLock)
@@ -239,6 +427,15 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
             _begin.Dispose();
             _commit.Dispose();
             await _upsertAccount.DisposeAsync();
+            await _updateTotals.DisposeAsync();
+            await _rollUp.DisposeAsync();
+            await _deleteRolledUp.DisposeAsync();
+            if (_findCharge is not null)
+            {
+                await _findCharge.DisposeAsync();
+                await _lookupConnection!.DisposeAsync();
+            }
+
             await _writer.DisposeAsync();
             await base.DisposeAsync();
         }
@@ -351,14 +548,14 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         return command;
     }
 
-    private static void Run(SqliteCommand command, params object?[] values)
+    private static int Run(SqliteCommand command, params object?[] values)
     {
         for (var i = 0; i < values.Length; i++)
         {
             command.Parameters[i].Value = values[i] ?? DBNull.Value;
         }
 
-        command.ExecuteNonQuery();
+        return command.ExecuteNonQuery();
     }
 
     private static McpGuardLedgerEntry ReadEntry(SqliteDataReader reader) => new(

@@ -24,6 +24,9 @@ internal sealed class McpGuardFeature(string requestId, McpGuardState state) : I
 
     public McpGuardState State { get; } = state;
 
+    /// <summary>Whether McpGuard made <see cref="RequestId"/> (the client sent no well-formed one).</summary>
+    public bool NewRequestId { get; init; }
+
     /// <summary>
     /// Whether the request goes to the legacy HTTP+SSE transport (<c>EnableLegacySse</c>), whose POST answers 202 before
     /// the call runs and sends the call's answer on the session's GET stream.

@@ -57,6 +57,7 @@ internal static class McpGuardStores
             return new LedgerEngine(journal, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("McpGuard.Credits.Ledger"));
         });
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, StoreStartup>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, LedgerRetention>());
     }
 
     private static SqliteDatabase? Sqlite(IServiceProvider services) =>

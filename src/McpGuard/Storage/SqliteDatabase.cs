@@ -10,7 +10,7 @@ namespace McpGuard.Storage;
 /// </summary>
 internal sealed class SqliteDatabase
 {
-    internal const int SchemaVersion = 2;
+    internal const int SchemaVersion = 3;
 
     private readonly Lazy<bool> _migrated;
 
@@ -65,21 +65,28 @@ internal sealed class SqliteDatabase
             if (current < 1)
             {
                 Execute(connection, transaction, """
-                    CREATE TABLE accounts (id TEXT PRIMARY KEY, monthly_cap INTEGER NULL, created_at TEXT NOT NULL);
+                    CREATE TABLE accounts (id TEXT PRIMARY KEY, monthly_cap INTEGER NULL, created_at TEXT NOT NULL,
+                        balance INTEGER NOT NULL DEFAULT 0, month INTEGER NOT NULL DEFAULT -1, month_spent INTEGER NOT NULL DEFAULT 0,
+                        month_free INTEGER NOT NULL DEFAULT 0);
                     CREATE TABLE ledger (
                         id INTEGER PRIMARY KEY, account TEXT NOT NULL, kind TEXT NOT NULL, amount INTEGER NOT NULL,
                         balance_after INTEGER NOT NULL, tool TEXT NULL, request_id TEXT NULL, free INTEGER NOT NULL DEFAULT 0,
                         note TEXT NULL, created_at TEXT NOT NULL);
                     CREATE INDEX ledger_by_account ON ledger (account, id);
                     CREATE UNIQUE INDEX ledger_by_request ON ledger (request_id, kind) WHERE request_id IS NOT NULL;
+                    CREATE TABLE ledger_daily (account TEXT NOT NULL, day TEXT NOT NULL, tool TEXT NOT NULL, kind TEXT NOT NULL,
+                        free INTEGER NOT NULL, rows INTEGER NOT NULL, amount INTEGER NOT NULL, last_id INTEGER NOT NULL,
+                        PRIMARY KEY (account, day, tool, kind, free)) WITHOUT ROWID;
                     CREATE TABLE api_keys (id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE, account TEXT NOT NULL, scopes TEXT NOT NULL,
                         expires_at TEXT NULL, revoked INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
                     CREATE TABLE tool_status (tool TEXT PRIMARY KEY, status TEXT NOT NULL);
                     CREATE TABLE account_status (account TEXT PRIMARY KEY, suspended INTEGER NOT NULL);
-                    PRAGMA user_version = 2;
+                    PRAGMA user_version = 3;
                     """);
+                current = 3;
             }
-            else if (current == 1)
+
+            if (current == 1)
             {
                 // Version 1 kept suspension on the ledger's accounts table; it is the account-status store's now.
                 Execute(connection, transaction, """
@@ -87,6 +94,40 @@ internal sealed class SqliteDatabase
                     INSERT INTO account_status (account, suspended) SELECT id, 1 FROM accounts WHERE suspended <> 0;
                     ALTER TABLE accounts DROP COLUMN suspended;
                     PRAGMA user_version = 2;
+                    """);
+                current = 2;
+            }
+
+            if (current == 2)
+            {
+                // Version 3 keeps each account's totals next to its rows (a start reads those, not every row) and the
+                // daily totals of rolled-up rows. Computed once here from the rows: the balance is their sum; the month is
+                // the latest month with a charge, its spend and free calls those of its charges not refunded.
+                Execute(connection, transaction, """
+                    ALTER TABLE accounts ADD COLUMN balance INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE accounts ADD COLUMN month INTEGER NOT NULL DEFAULT -1;
+                    ALTER TABLE accounts ADD COLUMN month_spent INTEGER NOT NULL DEFAULT 0;
+                    ALTER TABLE accounts ADD COLUMN month_free INTEGER NOT NULL DEFAULT 0;
+                    CREATE TABLE ledger_daily (account TEXT NOT NULL, day TEXT NOT NULL, tool TEXT NOT NULL, kind TEXT NOT NULL,
+                        free INTEGER NOT NULL, rows INTEGER NOT NULL, amount INTEGER NOT NULL, last_id INTEGER NOT NULL,
+                        PRIMARY KEY (account, day, tool, kind, free)) WITHOUT ROWID;
+                    INSERT INTO accounts (id, monthly_cap, created_at)
+                        SELECT account, NULL, MIN(created_at) FROM ledger WHERE account NOT IN (SELECT id FROM accounts) GROUP BY account;
+                    CREATE TEMP TABLE charges AS
+                        SELECT u.account AS account, u.amount AS amount, u.free AS free,
+                            CAST(substr(u.created_at, 1, 4) AS INTEGER) * 12 + CAST(substr(u.created_at, 6, 2) AS INTEGER) - 1 AS month,
+                            EXISTS (SELECT 1 FROM ledger r WHERE r.request_id = u.request_id AND r.kind = 'Refund') AS refunded
+                        FROM ledger u WHERE u.kind = 'Usage';
+                    UPDATE accounts SET
+                        balance = COALESCE((SELECT SUM(amount) FROM ledger WHERE ledger.account = accounts.id), 0),
+                        month = COALESCE((SELECT MAX(month) FROM temp.charges c WHERE c.account = accounts.id), -1);
+                    UPDATE accounts SET
+                        month_spent = COALESCE((SELECT -SUM(amount) FROM temp.charges c
+                            WHERE c.account = accounts.id AND c.month = accounts.month AND c.free = 0 AND NOT c.refunded), 0),
+                        month_free = (SELECT COUNT(*) FROM temp.charges c
+                            WHERE c.account = accounts.id AND c.month = accounts.month AND c.free <> 0 AND NOT c.refunded);
+                    DROP TABLE temp.charges;
+                    PRAGMA user_version = 3;
                     """);
             }
         }

@@ -29,6 +29,7 @@ public sealed class AdminOpenApiTests
                 "/admin/accounts/{id}/topup",
                 "/admin/keys",
                 "/admin/keys/{id}/revoke",
+                "/admin/ledger/verify",
                 "/admin/tools/{name}/archive",
                 "/admin/tools/{name}/pause",
                 "/admin/tools/{name}/restore",

@@ -71,6 +71,7 @@ public sealed class CreditConfigurationTests
         options.Credits.DefaultPrice = -1;
         options.Credits.UpstreamTimeout = TimeSpan.Zero;
         options.Credits.TopUpUrl = "ftp://billing.example.com/topup";
+        options.Credits.RetentionDays = 0;
         options.Tools["add"] = new McpGuardToolPolicy { Price = -5, Status = (McpGuardToolStatus)9 };
         options.Tools["echo"] = new McpGuardToolPolicy { Price = 0 };
         options.Methods["resources/read"] = new McpGuardMethodPolicy { Price = -2 };
@@ -86,6 +87,7 @@ public sealed class CreditConfigurationTests
                 "McpGuard:Credits:SqlitePath must name the SQLite file.",
                 "McpGuard:Credits:DefaultPrice must be 0 or more micro-units (got -1).",
                 "McpGuard:Credits:UpstreamTimeout must be between 00:00:00 (exclusive) and 01:00:00 (got 00:00:00).",
+                "McpGuard:Credits:RetentionDays must be between 1 and 36500 days, or unset to keep every row (got 0).",
                 "McpGuard:Credits:TopUpUrl must be an absolute http(s) URL (got 'ftp://billing.example.com/topup').",
                 "McpGuard:Tools:add:Price must be 0 or more micro-units (got -5).",
                 "McpGuard:Tools:add:Status must be Live, Paused or Archived (got '9').",

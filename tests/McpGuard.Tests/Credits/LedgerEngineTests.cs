@@ -410,10 +410,10 @@ public sealed class LedgerEngineTests : IAsyncLifetime
     {
         var store = await OpenAsync(McpGuardStoreKind.Sqlite);
 
-        Assert.Equal(2, LedgerFile.Scalar(store.Path!, "PRAGMA user_version;"));
+        Assert.Equal(3, LedgerFile.Scalar(store.Path!, "PRAGMA user_version;"));
         Assert.Equal(["wal"], LedgerFile.Strings(store.Path!, "PRAGMA journal_mode;"));
         Assert.Equal(
-            ["account_status", "accounts", "api_keys", "ledger", "tool_status"],
+            ["account_status", "accounts", "api_keys", "ledger", "ledger_daily", "tool_status"],
             LedgerFile.Strings(store.Path!, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name;"));
         Assert.Equal(
             ["ledger_by_account", "ledger_by_request"],
@@ -462,14 +462,14 @@ public sealed class LedgerEngineTests : IAsyncLifetime
         {
             connection.Open();
             using var command = connection.CreateCommand();
-            command.CommandText = "CREATE TABLE future (x INTEGER); PRAGMA user_version = 3;";
+            command.CommandText = "CREATE TABLE future (x INTEGER); PRAGMA user_version = 4;";
             command.ExecuteNonQuery();
         }
 
         var ex = Assert.Throws<InvalidOperationException>(() => new SqliteJournal(new McpGuard.Storage.SqliteDatabase(path)));
 
-        Assert.Equal($"The McpGuard database '{path}' has schema version 3; this McpGuard knows up to 2. Use a newer McpGuard.", ex.Message);
-        Assert.Equal(3, LedgerFile.Scalar(path, "PRAGMA user_version;"));
+        Assert.Equal($"The McpGuard database '{path}' has schema version 4; this McpGuard knows up to 3. Use a newer McpGuard.", ex.Message);
+        Assert.Equal(4, LedgerFile.Scalar(path, "PRAGMA user_version;"));
         Assert.Equal(["future"], LedgerFile.Strings(path, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name;"));
     }
 
@@ -587,14 +587,15 @@ internal sealed class StoreUnderTest : IAsyncDisposable
 
     public string? Path { get; }
 
-    public static StoreUnderTest Open(McpGuardStoreKind kind, TimeProvider clock, string? path)
+    public static StoreUnderTest Open(McpGuardStoreKind kind, TimeProvider clock, string? path, int recentCapacity = LedgerEngine.DefaultRecentCapacity)
     {
         LedgerJournal journal = kind == McpGuardStoreKind.Sqlite ? new SqliteJournal(new McpGuard.Storage.SqliteDatabase(path!)) : new InMemoryJournal();
-        return new StoreUnderTest(new LedgerEngine(journal, clock, NullLogger.Instance), journal, clock, path);
+        return new StoreUnderTest(new LedgerEngine(journal, clock, NullLogger.Instance, recentCapacity), journal, clock, path);
     }
 
-    public ValueTask<McpGuardChargeResult> ChargeAsync(string account, string requestId, long price, int freeCalls = 0, string tool = "add", DateTimeOffset? now = null) =>
-        Engine.ChargeAsync(new McpGuardChargeRequest(account, requestId, tool, price, freeCalls, now ?? _clock.GetUtcNow()), default);
+    /// <summary>A charge as the credit gate makes it; <paramref name="newId"/>: an id McpGuard made (the client sent none).</summary>
+    public ValueTask<McpGuardChargeResult> ChargeAsync(string account, string requestId, long price, int freeCalls = 0, string tool = "add", DateTimeOffset? now = null, bool newId = false) =>
+        Engine.ChargeAsync(new McpGuardChargeRequest(account, requestId, tool, price, freeCalls, now ?? _clock.GetUtcNow(), newId), default);
 
     /// <summary>The account's rows, oldest first: read from the file for SQLite, paged through the store for in-memory.</summary>
     public async Task<List<Row>> RowsAsync(string account)

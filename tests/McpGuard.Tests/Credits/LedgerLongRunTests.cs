@@ -1,0 +1,433 @@
+using CsCheck;
+using McpGuard.Credits;
+using McpGuard.Tests.Infrastructure;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.Time.Testing;
+
+namespace McpGuard.Tests.Credits;
+
+/// <summary>
+/// The ledger run for months (issue #17): what it holds in memory is bounded by live state, a start reads the accounts'
+/// totals and not the rows, old rows roll into daily totals, and the money invariant is checked on demand. Every
+/// property is checked against the behaviour the ledger had when it held everything: a model that keeps every charge.
+/// </summary>
+public sealed class LedgerLongRunTests : IAsyncLifetime
+{
+    private static readonly DateTimeOffset January5 = new(2026, 1, 5, 10, 0, 0, TimeSpan.Zero);
+
+    private readonly FakeTimeProvider _clock = new(January5);
+    private readonly List<StoreUnderTest> _stores = [];
+    private readonly List<string> _paths = [];
+
+    public static TheoryData<string> Stores => new() { nameof(McpGuardStoreKind.InMemory), nameof(McpGuardStoreKind.Sqlite) };
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var store in _stores)
+        {
+            await store.DisposeAsync();
+        }
+
+        _paths.ForEach(LedgerFile.Delete);
+    }
+
+    // ---- memory bounded by live state ----
+
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task Memory_holds_a_bounded_number_of_charges_however_many_are_taken(string kindName)
+    {
+        var store = Open(Enum.Parse<McpGuardStoreKind>(kindName), recentCapacity: 64);
+        await store.Engine.TopUpAsync("a", 1_000_000, null, _clock.GetUtcNow(), default);
+
+        for (var i = 0; i < 2_000; i++)
+        {
+            Assert.Equal(McpGuardChargeOutcome.Charged, (await store.ChargeAsync("a", $"req_{i}", 10, newId: true)).Outcome);
+        }
+
+        Assert.Equal(64, store.Engine.RecentCount);
+
+        // A burst from many callers at once: charges whose rows are still being written stay held until they are durable;
+        // the next charge lets go of every durable one beyond the capacity.
+        await Task.WhenAll(Enumerable.Range(0, 500).Select(i => Task.Run(async () => await store.ChargeAsync("a", $"burst_{i}", 10, newId: true))));
+        await store.ChargeAsync("a", "after-burst", 10, newId: true);
+        Assert.Equal(64, store.Engine.RecentCount);
+        ValueAssert.Equal(new McpGuardAccount("a", 1_000_000 - (2_501 * 10), null, 2_501 * 10, 0), await store.Engine.GetAccountAsync("a", 0, _clock.GetUtcNow(), default));
+    }
+
+    [Theory]
+    [MemberData(nameof(Stores))]
+    public async Task A_client_id_is_still_a_duplicate_and_still_refundable_once_it_left_memory(string kindName)
+    {
+        var store = Open(Enum.Parse<McpGuardStoreKind>(kindName), recentCapacity: 8);
+        await store.Engine.TopUpAsync("a", 10_000, null, _clock.GetUtcNow(), default);
+        await store.ChargeAsync("a", "order-42", 700, tool: "report");
+        for (var i = 0; i < 100; i++)
+        {
+            await store.ChargeAsync("a", $"req_{i}", 10, newId: true);
+        }
+
+        Assert.Equal(8, store.Engine.RecentCount);
+
+        // The id the client sent is refused again, looked up in the store; nothing moves.
+        ValueAssert.Equal(new McpGuardChargeResult(McpGuardChargeOutcome.DuplicateRequest, 8_300, 1_700, null), await store.ChargeAsync("a", "order-42", 700, tool: "report"));
+
+        // Its refund (a call that outlived the recent window) finds the charge in the store, once.
+        Assert.True(await store.Engine.RefundAsync("order-42", _clock.GetUtcNow(), default));
+        Assert.False(await store.Engine.RefundAsync("order-42", _clock.GetUtcNow(), default));
+        Assert.False(await store.Engine.RefundAsync("never-charged", _clock.GetUtcNow(), default));
+        ValueAssert.Equal(new McpGuardAccount("a", 9_000, null, 1_000, 0), await store.Engine.GetAccountAsync("a", 0, _clock.GetUtcNow(), default));
+        var rows = await store.RowsAsync("a");
+        Assert.Equal(
+            [new Row("a", "Usage", -700, 9_300, "report", "order-42", false, null), new Row("a", "Refund", 700, 9_000, "report", "order-42", false, null)],
+            rows.Where(r => r.RequestId == "order-42"));
+        Assert.Empty((await store.Engine.VerifyAsync(default)).Differences);
+    }
+
+    [Fact]
+    public async Task A_charge_whose_row_is_not_durable_yet_stays_held_so_a_repeat_at_the_same_time_is_refused()
+    {
+        // The engine holds one charge, and lets go of a charge only once its row is committed: until then the store could
+        // not find it. Many callers at once, each id sent twice among charges with new ids, so charges leave memory all the
+        // time while others are being written. Every id is charged once and the journal never meets a repeated row.
+        var store = Open(McpGuardStoreKind.Sqlite, recentCapacity: 1);
+        await store.Engine.TopUpAsync("a", 100_000_000, null, _clock.GetUtcNow(), default);
+
+        // Round r sends twice-r first and twice-(r-1) last, so other charges come between an id's two sends.
+        static string IdOf(int round, int i) => i switch { 0 => $"twice-{round}", 5 => $"twice-{round - 1}", _ => $"req_{round}_{i}" };
+        var results = await Task.WhenAll(Enumerable.Range(1, 400).SelectMany(round => Enumerable.Range(0, 6).Select(i => Task.Run(async () =>
+            (Id: IdOf(round, i), (await store.ChargeAsync("a", IdOf(round, i), 10, newId: i is > 0 and < 5)).Outcome)))));
+
+        Assert.All(results.Where(r => r.Id.StartsWith("req_", StringComparison.Ordinal)), r => Assert.Equal(McpGuardChargeOutcome.Charged, r.Outcome));
+        Assert.All(
+            results.Where(r => r.Id.StartsWith("twice-", StringComparison.Ordinal) && r.Id is not ("twice-0" or "twice-400")).GroupBy(r => r.Id),
+            pair => Assert.Equal([McpGuardChargeOutcome.Charged, McpGuardChargeOutcome.DuplicateRequest], pair.Select(r => r.Outcome).Order()));
+        Assert.Empty((await store.Engine.VerifyAsync(default)).Differences);
+    }
+
+    // ---- restart in seconds ----
+
+    [Fact]
+    public async Task A_start_reads_the_accounts_totals_and_not_the_rows()
+    {
+        async Task<(long RowsRead, McpGuardAccount Before, McpGuardAccount After)> RestartAfterAsync(int charges)
+        {
+            var path = NewPath();
+            McpGuardAccount before;
+            await using (var first = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, _clock, path))
+            {
+                await first.Engine.TopUpAsync("a", 10_000_000, null, _clock.GetUtcNow(), default);
+                for (var i = 0; i < charges; i++)
+                {
+                    await first.ChargeAsync("a", $"c{i}", 3, freeCalls: 5, newId: true);
+                    if (i % 10 == 0)
+                    {
+                        await first.Engine.RefundAsync($"c{i}", _clock.GetUtcNow(), default);
+                    }
+                }
+
+                before = (await first.Engine.GetAccountAsync("a", 5, _clock.GetUtcNow(), default))!;
+            }
+
+            var second = Open(McpGuardStoreKind.Sqlite, path: path);
+            return (second.Engine.RowsReadAtStart, before, (await second.Engine.GetAccountAsync("a", 5, _clock.GetUtcNow(), default))!);
+        }
+
+        var small = await RestartAfterAsync(20);
+        var large = await RestartAfterAsync(3_000);
+
+        // The last row's id, and nothing more, however long the history.
+        Assert.Equal(1, small.RowsRead);
+        Assert.Equal(1, large.RowsRead);
+        ValueAssert.Equal(small.Before, small.After);
+        ValueAssert.Equal(large.Before, large.After);
+        // c0 to c5 free (c0 refunded, giving its free call back), 2,994 paid of which 299 refunded.
+        ValueAssert.Equal(new McpGuardAccount("a", 10_000_000 - ((3_000 - 6 - 299) * 3), null, (3_000 - 6 - 299) * 3, 0), large.After);
+    }
+
+    [Fact]
+    public async Task A_version_2_file_gets_the_totals_its_rows_add_up_to()
+    {
+        // The same history written by this version, then taken back to version 2 (no totals, no daily table): the
+        // migration must compute what the engine kept, for every account, whatever the months, refunds and free calls.
+        var path = NewPath();
+        var accounts = new Dictionary<string, McpGuardAccount>();
+        await using (var first = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, _clock, path))
+        {
+            await first.Engine.SeedAsync([new McpGuardAccountSeed("a", 50_000, 40_000), new McpGuardAccountSeed("b", 900, null), new McpGuardAccountSeed("idle", 0, 5)], _clock.GetUtcNow(), default);
+            await first.ChargeAsync("a", "jan-1", 1_000, freeCalls: 1);
+            await first.ChargeAsync("a", "jan-2", 1_000, freeCalls: 1);
+            _clock.Advance(TimeSpan.FromDays(30)); // February
+            await first.ChargeAsync("a", "feb-free", 700, freeCalls: 2);
+            await first.ChargeAsync("a", "feb-free-refunded", 700, freeCalls: 2);
+            Assert.True(await first.Engine.RefundAsync("feb-free-refunded", _clock.GetUtcNow(), default));
+            await first.ChargeAsync("a", "feb-1", 700, freeCalls: 1);
+            await first.ChargeAsync("a", "feb-2", 300, freeCalls: 1);
+            Assert.True(await first.Engine.RefundAsync("feb-2", _clock.GetUtcNow(), default));
+            Assert.True(await first.Engine.RefundAsync("jan-2", _clock.GetUtcNow(), default)); // January's refund, in February
+            await first.ChargeAsync("b", "b-1", 400);
+            await first.Engine.AdjustAsync("b", -100, "correction", _clock.GetUtcNow(), default);
+            foreach (var id in new[] { "a", "b", "idle" })
+            {
+                accounts[id] = (await first.Engine.GetAccountAsync(id, 2, _clock.GetUtcNow(), default))!;
+            }
+        }
+
+        using (var connection = new SqliteConnection($"Data Source={path};Pooling=False"))
+        {
+            connection.Open();
+            McpGuard.Storage.SqliteDatabase.Execute(connection, """
+                ALTER TABLE accounts DROP COLUMN balance; ALTER TABLE accounts DROP COLUMN month;
+                ALTER TABLE accounts DROP COLUMN month_spent; ALTER TABLE accounts DROP COLUMN month_free;
+                DROP TABLE ledger_daily; PRAGMA user_version = 2;
+                """);
+        }
+
+        var second = Open(McpGuardStoreKind.Sqlite, path: path);
+        Assert.Equal(3, LedgerFile.Scalar(path, "PRAGMA user_version;"));
+        foreach (var (id, expected) in accounts)
+        {
+            ValueAssert.Equal(expected, await second.Engine.GetAccountAsync(id, 2, _clock.GetUtcNow(), default));
+        }
+
+        ValueAssert.Equal(new McpGuardAccount("a", 50_000 - 700, 40_000, 700, 1), accounts["a"]);
+        ValueAssert.Equal(new McpGuardAccount("b", 900 - 400 - 100, null, 400, 2), accounts["b"]);
+        Assert.Empty((await second.Engine.VerifyAsync(default)).Differences);
+    }
+
+    // ---- the model: every sequence of calls, refunds, top-ups, months and restarts ----
+
+    [Fact]
+    public async Task Charges_refunds_restarts_and_months_agree_with_a_ledger_that_keeps_everything()
+    {
+        // Each case: a fresh SQLite file and an engine that holds only 3 recent charges, driven by a generated sequence
+        // against a model that keeps every charge forever (the ledger's behaviour before issue #17). Outcomes, balances,
+        // month spend and free calls must agree after every step, and the invariant must hold at the end.
+        var operation = Gen.Select(Gen.Int[0, 9], Gen.Int[0, 1], Gen.Int[-1, 5], Gen.Int[1, 400], Gen.Int[0, 2])
+            .Select((kind, account, slot, amount, free) => new ModelOperation(kind, account, slot, amount, free));
+        var cases = 0;
+        await operation.Array[1, 60].SampleAsync(
+            async operations =>
+            {
+                Interlocked.Increment(ref cases);
+                await RunAgainstModelAsync(operations);
+            },
+            iter: 150,
+            threads: 1,
+            seed: TestSeeds.Next());
+        TestReport.Write($"Ledger model: {cases} sequences of up to 60 steps agreed with a ledger that keeps everything.");
+    }
+
+    private sealed record ModelOperation(int Kind, int Account, int Slot, int Amount, int FreeCalls);
+
+    private async Task RunAgainstModelAsync(ModelOperation[] operations)
+    {
+        var clock = new FakeTimeProvider(January5);
+        var path = NewPath();
+        var store = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, clock, path, recentCapacity: 3);
+        var model = new KeepEverythingLedger();
+        var newIds = new List<string>();
+        try
+        {
+            string[] accounts = ["a", "b"];
+            foreach (var account in accounts)
+            {
+                await store.Engine.TopUpAsync(account, 1_000, null, clock.GetUtcNow(), default);
+                model.TopUp(account, 1_000);
+            }
+
+            foreach (var op in operations)
+            {
+                var account = accounts[op.Account];
+                var now = clock.GetUtcNow();
+                switch (op.Kind)
+                {
+                    case <= 3: // a charge: one of a few client ids (repeats happen), or an id McpGuard made
+                        var newId = op.Slot < 0;
+                        var id = newId ? $"req_{newIds.Count}" : $"client-{op.Slot}";
+                        if (newId)
+                        {
+                            newIds.Add(id);
+                        }
+
+                        var expected = model.Charge(account, id, op.Amount, op.FreeCalls, now);
+                        var actual = await store.ChargeAsync(account, id, op.Amount, op.FreeCalls, now: now, newId: newId);
+                        Assert.Equal(expected, actual.Outcome);
+                        break;
+                    case <= 5: // a refund of a client id or of a made one
+                        var target = op.Slot < 0 && newIds.Count > 0 ? newIds[op.Amount % newIds.Count] : $"client-{Math.Max(op.Slot, 0)}";
+                        Assert.Equal(model.Refund(target, now), await store.Engine.RefundAsync(target, now, default));
+                        break;
+                    case 6:
+                        await store.Engine.TopUpAsync(account, op.Amount, null, now, default);
+                        model.TopUp(account, op.Amount);
+                        break;
+                    case 7: // a restart on the same file
+                        await store.DisposeAsync();
+                        store = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, clock, path, recentCapacity: 3);
+                        break;
+                    default: // time passes: days, sometimes into the next month
+                        clock.Advance(TimeSpan.FromDays(op.Amount % 45));
+                        break;
+                }
+
+                foreach (var each in accounts)
+                {
+                    var (balance, spent, freeLeft) = model.Account(each, op.FreeCalls, clock.GetUtcNow());
+                    ValueAssert.Equal(new McpGuardAccount(each, balance, null, spent, freeLeft), await store.Engine.GetAccountAsync(each, op.FreeCalls, clock.GetUtcNow(), default));
+                }
+            }
+
+            Assert.Empty((await store.Engine.VerifyAsync(default)).Differences);
+            Assert.True(store.Engine.RecentCount <= 3, $"{store.Engine.RecentCount} charges held.");
+        }
+        finally
+        {
+            await store.DisposeAsync();
+            LedgerFile.Delete(path);
+        }
+    }
+
+    /// <summary>The ledger's rules over a full history: every charge kept, spend and free calls recomputed from them.</summary>
+    private sealed class KeepEverythingLedger
+    {
+        private readonly Dictionary<string, long> _balances = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, (string Account, long Amount, bool Free, int Month, bool Refunded)> _charges = new(StringComparer.Ordinal);
+
+        public void TopUp(string account, long amount) => _balances[account] = _balances.GetValueOrDefault(account) + amount;
+
+        public McpGuardChargeOutcome Charge(string account, string id, long price, int freeCalls, DateTimeOffset now)
+        {
+            var (balance, _, freeLeft) = Account(account, freeCalls, now);
+            if (_charges.ContainsKey(id))
+            {
+                return McpGuardChargeOutcome.DuplicateRequest;
+            }
+
+            if (freeLeft > 0)
+            {
+                _charges[id] = (account, 0, true, LedgerEngine.MonthKey(now), false);
+                return McpGuardChargeOutcome.Free;
+            }
+
+            if (balance < price)
+            {
+                return McpGuardChargeOutcome.OutOfCredit;
+            }
+
+            _balances[account] = balance - price;
+            _charges[id] = (account, price, false, LedgerEngine.MonthKey(now), false);
+            return McpGuardChargeOutcome.Charged;
+        }
+
+        public bool Refund(string id, DateTimeOffset now)
+        {
+            if (!_charges.TryGetValue(id, out var charge) || charge.Refunded)
+            {
+                return false;
+            }
+
+            _charges[id] = charge with { Refunded = true };
+            _balances[charge.Account] += charge.Amount;
+            return true;
+        }
+
+        public (long Balance, long Spent, int FreeLeft) Account(string account, int freeCalls, DateTimeOffset now)
+        {
+            var month = LedgerEngine.MonthKey(now);
+            var thisMonth = _charges.Values.Where(c => c.Account == account && c.Month == month && !c.Refunded).ToList();
+            return (_balances.GetValueOrDefault(account), thisMonth.Where(c => !c.Free).Sum(c => c.Amount), Math.Max(0, freeCalls - thisMonth.Count(c => c.Free)));
+        }
+    }
+
+    // ---- the money invariant, checked on demand ----
+
+    [Fact]
+    public async Task The_invariant_check_finds_a_planted_difference_and_nothing_else()
+    {
+        var path = NewPath();
+        var store = Open(McpGuardStoreKind.Sqlite, path: path);
+        await store.Engine.SeedAsync([new McpGuardAccountSeed("a", 5_000, null), new McpGuardAccountSeed("b", 2_000, null)], _clock.GetUtcNow(), default);
+        await store.ChargeAsync("a", "a-1", 800);
+        await store.ChargeAsync("b", "b-1", 300);
+        await store.ChargeAsync("b", "b-2", 300);
+        Assert.True(await store.Engine.RefundAsync("b-2", _clock.GetUtcNow(), default));
+        await store.Engine.AdjustAsync("b", -50, "goodwill reversed", _clock.GetUtcNow(), default);
+
+        var clean = await store.Engine.VerifyAsync(default);
+        Assert.Equal((2, 7L, 7L), (clean.AccountsChecked, clean.RowsChecked, clean.AsOfId));
+        Assert.Empty(clean.Differences);
+
+        // Someone edits the file behind the ledger's back: b's first usage row now says 290, not 300.
+        using (var connection = new SqliteConnection($"Data Source={path};Pooling=False"))
+        {
+            connection.Open();
+            McpGuard.Storage.SqliteDatabase.Execute(connection, "UPDATE ledger SET amount = -290 WHERE request_id = 'b-1' AND kind = 'Usage';");
+        }
+
+        var planted = await store.Engine.VerifyAsync(default);
+        var difference = Assert.Single(planted.Differences);
+        Assert.Equal(new LedgerDifference("b", 1_650, new LedgerSums(2_000, -590, 300, -50, 5, 1_650)), difference);
+        Assert.Equal(1_660, difference.Rows.Total);
+    }
+
+    // ---- history that stays useful and bounded ----
+
+    [Fact]
+    public async Task Rows_older_than_the_retention_roll_into_daily_totals_and_the_money_stays_the_same()
+    {
+        var path = NewPath();
+        var store = Open(McpGuardStoreKind.Sqlite, path: path);
+        await store.Engine.SeedAsync([new McpGuardAccountSeed("a", 10_000, null)], _clock.GetUtcNow(), default);
+        await store.ChargeAsync("a", "jan5-1", 100, tool: "add");
+        await store.ChargeAsync("a", "jan5-2", 100, tool: "add");
+        await store.ChargeAsync("a", "jan5-3", 250, tool: "report");
+        Assert.True(await store.Engine.RefundAsync("jan5-2", _clock.GetUtcNow(), default));
+        _clock.Advance(TimeSpan.FromDays(1));
+        await store.ChargeAsync("a", "jan6-1", 100, tool: "add");
+        await store.Engine.TopUpAsync("a", 500, "invoice 3", _clock.GetUtcNow(), default);
+        _clock.Advance(TimeSpan.FromDays(40)); // February 15
+        await store.ChargeAsync("a", "feb-1", 100, tool: "add");
+        var before = await store.Engine.GetAccountAsync("a", 0, _clock.GetUtcNow(), default);
+
+        var rolled = await store.Engine.RollUpAsync(_clock.GetUtcNow().AddDays(-30), chunk: 2, default);
+
+        Assert.Equal(5, rolled);
+        Assert.Equal(
+            [("TopUp", 10_000L, "seed"), ("TopUp", 500L, "invoice 3"), ("Usage", -100L, "feb-1")],
+            LedgerFile.Rows(path).Select(r => (r.Kind, r.Amount, r.Note ?? r.RequestId!)));
+        Assert.Equal(
+            ["a|2026-01-05|add|Refund|0|1|100|5", "a|2026-01-05|add|Usage|0|2|-200|3", "a|2026-01-05|report|Usage|0|1|-250|4", "a|2026-01-06|add|Usage|0|1|-100|6"],
+            LedgerFile.Strings(path, "SELECT account || '|' || day || '|' || tool || '|' || kind || '|' || free || '|' || rows || '|' || amount || '|' || last_id FROM ledger_daily ORDER BY day, tool, kind;"));
+        ValueAssert.Equal(before, await store.Engine.GetAccountAsync("a", 0, _clock.GetUtcNow(), default));
+        var check = await store.Engine.VerifyAsync(default);
+        Assert.Empty(check.Differences);
+        Assert.Equal(8, check.RowsChecked); // 3 rows and 5 rolled up
+
+        // Nothing left to roll; a restart keeps the balance; an id whose row was rolled up is free again (documented).
+        Assert.Equal(0, await store.Engine.RollUpAsync(_clock.GetUtcNow().AddDays(-30), chunk: 2, default));
+        await store.DisposeAsync();
+        var reopened = Open(McpGuardStoreKind.Sqlite, path: path);
+        ValueAssert.Equal(before, await reopened.Engine.GetAccountAsync("a", 0, _clock.GetUtcNow(), default));
+        Assert.Equal(McpGuardChargeOutcome.Charged, (await reopened.ChargeAsync("a", "jan5-1", 100)).Outcome);
+        Assert.Equal(McpGuardChargeOutcome.DuplicateRequest, (await reopened.ChargeAsync("a", "feb-1", 100)).Outcome);
+        Assert.Empty((await reopened.Engine.VerifyAsync(default)).Differences);
+    }
+
+    private StoreUnderTest Open(McpGuardStoreKind kind, int recentCapacity = LedgerEngine.DefaultRecentCapacity, string? path = null)
+    {
+        path ??= kind == McpGuardStoreKind.Sqlite ? NewPath() : null;
+        var store = StoreUnderTest.Open(kind, _clock, path, recentCapacity);
+        _stores.Add(store);
+        return store;
+    }
+
+    private string NewPath()
+    {
+        var path = LedgerFile.NewPath();
+        _paths.Add(path);
+        return path;
+    }
+}
