@@ -28,6 +28,8 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
     private readonly Queue<ChargeRecord> _recentOrder;
     private long _lastId;
     private long _appended;
+    private long _maxEvictedSequence;
+    private Task _lastWrite = Task.CompletedTask;
     private Exception? _fault;
 
     public LedgerEngine(LedgerJournal journal, TimeProvider clock, ILogger logger, int recentCapacity = DefaultRecentCapacity)
@@ -61,7 +63,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
         }
     }
 
-    /// <summary>How many ledger rows the start read (none: it reads the accounts' totals).</summary>
+    /// <summary>How many ledger rows the start read: those after the journal's last checkpoint, however long the history.</summary>
     internal long RowsReadAtStart { get; private set; }
 
     public async ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now, CancellationToken cancellationToken)
@@ -97,6 +99,17 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
     public async ValueTask<McpGuardChargeResult> ChargeAsync(McpGuardChargeRequest request, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(request.PriceMicro);
+
+        // An id the client sent may have been charged long ago: look it up in the journal before taking the lock, so the
+        // look-up never holds up other charges. What it cannot have seen is checked under the lock below.
+        var committedBefore = 0L;
+        var stored = false;
+        if (!request.NewRequestId)
+        {
+            committedBefore = _journal.Committed;
+            stored = _journal.FindCharge(request.RequestId) is not null;
+        }
+
         McpGuardChargeResult result;
         Task? created;
         Task write;
@@ -108,7 +121,10 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
                 var account = GetOrCreate(request.Account, request.Now, out created);
                 var month = MonthKey(request.Now);
                 account.Roll(month);
-                if (_recent.ContainsKey(request.RequestId) || (!request.NewRequestId && _journal.FindCharge(request.RequestId) is not null))
+                // Held in memory, found by the look-up, or (rarely) a charge of this id that was committed after the
+                // look-up began has left memory since: then the journal has it now.
+                if (_recent.ContainsKey(request.RequestId) || stored
+                    || (!request.NewRequestId && _maxEvictedSequence > committedBefore && _journal.FindCharge(request.RequestId) is not null))
                 {
                     return new McpGuardChargeResult(McpGuardChargeOutcome.DuplicateRequest, account.Balance, account.MonthSpent, account.Cap);
                 }
@@ -301,20 +317,19 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
     public async ValueTask<LedgerCheck> VerifyAsync(CancellationToken cancellationToken)
     {
         Dictionary<string, long> balances;
-        long lastId, appended;
+        long lastId;
+        Task lastWrite;
         lock (_lock)
         {
             ThrowIfFaulted();
             balances = _accounts.ToDictionary(a => a.Key, a => a.Value.Balance, StringComparer.Ordinal);
             lastId = _lastId;
-            appended = _appended;
+            lastWrite = _lastWrite;
         }
 
-        while (_journal.Committed < appended)
-        {
-            ThrowIfFaulted();
-            await Task.Delay(1, cancellationToken);
-        }
+        // The journal commits in order: once the last change made before the snapshot is durable, every row up to it is.
+        _journal.Flush();
+        await lastWrite.WaitAsync(cancellationToken);
 
         var sums = await _journal.SumAsync(lastId, cancellationToken);
         var differences = new List<LedgerDifference>();
@@ -373,7 +388,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
     private Task Append(JournalWrite write)
     {
         _appended++;
-        return _journal.AppendAsync(write);
+        return _lastWrite = _journal.AppendAsync(write);
     }
 
     private Task AppendEntry(AccountState account, McpGuardLedgerEntryKind kind, long amount, string? tool, string? requestId, DateTimeOffset now, bool free, string? note) =>
@@ -393,6 +408,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
         {
             _recentOrder.Dequeue();
             _recent.Remove(oldest.RequestId);
+            _maxEvictedSequence = Math.Max(_maxEvictedSequence, oldest.Sequence);
         }
     }
 
@@ -432,7 +448,10 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
         return (utc.Year * 12) + utc.Month - 1;
     }
 
-    /// <summary>Takes up the accounts and their totals as the journal keeps them; the rows stay where they are.</summary>
+    /// <summary>
+    /// Takes up the accounts with their totals as of the journal's last checkpoint, then applies the rows written after it
+    /// as the calls that wrote them did: each charge counted in its month, each refund taking its charge back out.
+    /// </summary>
     private void Start(LedgerSnapshot snapshot)
     {
         foreach (var stored in snapshot.Accounts)
@@ -440,8 +459,42 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
             _accounts[stored.Id] = new AccountState(stored.Id, stored.Created, stored.Totals) { Cap = stored.Cap };
         }
 
-        _lastId = snapshot.LastId;
-        RowsReadAtStart = snapshot.RowsRead;
+        var charges = new Dictionary<string, ChargeRecord>(StringComparer.Ordinal);
+        foreach (var entry in snapshot.Tail)
+        {
+            _lastId = Math.Max(_lastId, entry.Id);
+            if (!_accounts.TryGetValue(entry.Account, out var account))
+            {
+                _accounts[entry.Account] = account = new AccountState(entry.Account, entry.Timestamp);
+            }
+
+            account.Balance += entry.AmountMicro;
+            switch (entry.Kind)
+            {
+                case McpGuardLedgerEntryKind.Usage when entry.RequestId is { } requestId:
+                    var month = MonthKey(entry.Timestamp);
+                    account.Roll(month);
+                    account.Spend(charges[requestId] = new ChargeRecord(requestId, entry.Account, entry.Tool, -entry.AmountMicro, entry.Free, month));
+                    break;
+                case McpGuardLedgerEntryKind.Refund when entry.RequestId is { } requestId:
+                    var charge = charges.GetValueOrDefault(requestId)
+                        ?? (_journal.FindCharge(requestId) is { } stored ? new ChargeRecord(requestId, stored.Account, stored.Tool, stored.Amount, stored.Free, MonthKey(stored.Timestamp)) : null);
+                    account.Roll(MonthKey(entry.Timestamp));
+                    if (charge is not null)
+                    {
+                        account.Unspend(charge);
+                    }
+
+                    break;
+            }
+        }
+
+        _lastId = Math.Max(_lastId, snapshot.LastId);
+        RowsReadAtStart = snapshot.Tail.Count;
+        if (snapshot.Tail.Count > 0)
+        {
+            _journal.Recovered(snapshot.Tail.Select(e => e.Account).Distinct(StringComparer.Ordinal).ToDictionary(id => id, id => _accounts[id].Totals, StringComparer.Ordinal));
+        }
     }
 
     private sealed class AccountState(string id, DateTimeOffset created)

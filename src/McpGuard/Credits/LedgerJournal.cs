@@ -31,10 +31,14 @@ internal readonly record struct AccountTotals(long Balance, int Month, long Mont
 internal sealed record StoredAccount(string Id, long? Cap, DateTimeOffset Created, AccountTotals Totals);
 
 /// <summary>
-/// What the engine needs to start: the accounts with their totals and the last row id. Never the rows themselves, so
-/// a start takes the same time and memory whatever the history. <see cref="RowsRead"/> counts the rows the load read.
+/// What the engine needs to start: the accounts with their totals as of the journal's last checkpoint, and the rows
+/// written after it (<see cref="Tail"/>, at most one checkpoint interval of rows), which the engine applies on top. Never
+/// the whole history, so a start takes the same time and memory whatever it holds.
 /// </summary>
-internal sealed record LedgerSnapshot(IReadOnlyList<StoredAccount> Accounts, long LastId, long RowsRead);
+internal sealed record LedgerSnapshot(IReadOnlyList<StoredAccount> Accounts, IReadOnlyList<McpGuardLedgerEntry> Tail, long LastId)
+{
+    public static readonly LedgerSnapshot Empty = new([], [], 0);
+}
 
 /// <summary>A usage row as the store holds it, and whether it was refunded: what a refund or a repeated request id needs.</summary>
 internal sealed record StoredCharge(string Account, string? Tool, long Amount, bool Free, DateTimeOffset Timestamp, bool Refunded);
@@ -73,12 +77,20 @@ internal abstract class LedgerJournal : IAsyncDisposable
     {
     }
 
+    /// <summary>
+    /// Told after a start applied the rows written after the last checkpoint: the totals those accounts have now, which
+    /// the next checkpoint must write (their rows are already in the journal).
+    /// </summary>
+    public virtual void Recovered(IReadOnlyDictionary<string, AccountTotals> totals)
+    {
+    }
+
     /// <summary>Told once, when a write failed: every change queued from then on fails too.</summary>
     public Action<Exception>? OnFailed { get; set; }
 
     /// <summary>
-    /// The usage row of a request id among the durable rows, or null. Called under the engine's lock, one call at a time,
-    /// for ids the engine no longer holds in memory.
+    /// The charge of a request id among the durable rows (its usage row, or its refund row alone when the usage row was
+    /// rolled up), or null. Safe to call from any thread, inside the engine's lock or outside it.
     /// </summary>
     public abstract StoredCharge? FindCharge(string requestId);
 
@@ -108,7 +120,7 @@ internal sealed class InMemoryJournal : LedgerJournal
     private readonly Lock _lock = new();
     private long _committed;
 
-    public override LedgerSnapshot Load() => new([], 0, 0);
+    public override LedgerSnapshot Load() => LedgerSnapshot.Empty;
 
     public override long Committed => Volatile.Read(ref _committed);
 

@@ -22,12 +22,17 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
     private readonly RawStatement _commit;
     private readonly LedgerRowInsert _insertEntry;
     private readonly SqliteCommand _upsertAccount;
-    private readonly SqliteCommand _updateTotals;
+    private readonly TotalsUpdate _updateTotals;
     private readonly SqliteCommand _rollUp;
     private readonly SqliteCommand _deleteRolledUp;
-    private readonly Dictionary<string, AccountTotals> _batchTotals = new(StringComparer.Ordinal);
-    private SqliteConnection? _lookupConnection;
-    private SqliteCommand? _findCharge;
+    private readonly SqliteCommand _checkpoint;
+    private readonly int _checkpointEvery;
+
+    /// <summary>Each account's totals after its last row since the last checkpoint: what the next checkpoint writes.</summary>
+    private readonly Dictionary<string, AccountTotals> _dirty = new(StringComparer.Ordinal);
+    private long _lastEntryId;
+    private long _rowsSinceCheckpoint;
+    private readonly System.Collections.Concurrent.ConcurrentBag<SqliteCommand> _lookups = [];
     private long _committed;
     private long _rolledUp;
     private readonly Lock _queueLock = new();
@@ -39,8 +44,13 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
     private Exception? _failed;
     private bool _closed;
 
-    public SqliteJournal(SqliteDatabase database, McpGuardLedgerDurability durability = McpGuardLedgerDurability.ProcessCrash)
+    /// <summary>Rows between checkpoints by default: a start reads at most this many rows, whatever the history.</summary>
+    internal const int DefaultCheckpointEvery = 4_096;
+
+    public SqliteJournal(SqliteDatabase database, McpGuardLedgerDurability durability = McpGuardLedgerDurability.ProcessCrash, int checkpointEvery = DefaultCheckpointEvery)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(checkpointEvery, 1);
+        _checkpointEvery = checkpointEvery;
         _database = database;
         _writer = database.Open(durability == McpGuardLedgerDurability.PowerLoss ? "FULL" : "NORMAL");
         _begin = new RawStatement(_writer, "BEGIN IMMEDIATE;");
@@ -48,8 +58,8 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         _insertEntry = new LedgerRowInsert(_writer);
         _upsertAccount = Prepare("INSERT INTO accounts (id, monthly_cap, created_at) VALUES ($id, $cap, $at) ON CONFLICT (id) DO UPDATE SET monthly_cap = excluded.monthly_cap;",
             "$id", "$cap", "$at");
-        _updateTotals = Prepare("UPDATE accounts SET balance = $balance, month = $month, month_spent = $spent, month_free = $free WHERE id = $id;",
-            "$balance", "$month", "$spent", "$free", "$id");
+        _updateTotals = new TotalsUpdate(_writer);
+        _checkpoint = Prepare("UPDATE ledger_checkpoint SET last_id = $last WHERE id = 1;", "$last");
 
         // Usage and refund rows in an id range become daily totals (top-ups and adjustments stay rows), then go.
         _rollUp = Prepare("""
@@ -69,8 +79,8 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
 
     public override LedgerSnapshot Load()
     {
-        // Its own connection: the writer's connection belongs to whoever commits. The accounts carry their totals, so
-        // the only ledger row read is the last one (for the next id), whatever the history.
+        // Its own connection: the writer's connection belongs to whoever commits. The accounts carry their totals as of
+        // the checkpoint, so the only rows read are those written after it: at most one checkpoint interval's worth.
         using var connection = _database.Open();
         var accounts = new List<StoredAccount>();
         using (var command = connection.CreateCommand())
@@ -87,11 +97,36 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
             }
         }
 
+        var tail = new List<McpGuardLedgerEntry>();
         using (var command = connection.CreateCommand())
         {
-            command.CommandText = "SELECT id FROM ledger ORDER BY id DESC LIMIT 1;";
+            command.CommandText = "SELECT id, account, kind, amount, balance_after, tool, request_id, free, note, created_at FROM ledger WHERE id > (SELECT last_id FROM ledger_checkpoint) ORDER BY id;";
             using var reader = command.ExecuteReader();
-            return reader.Read() ? new LedgerSnapshot(accounts, reader.GetInt64(0), RowsRead: 1) : new LedgerSnapshot(accounts, 0, RowsRead: 0);
+            while (reader.Read())
+            {
+                tail.Add(ReadEntry(reader));
+            }
+        }
+
+        long lastId;
+        using (var command = connection.CreateCommand())
+        {
+            // Ids are never reused, even when the newest rows were rolled up.
+            command.CommandText = "SELECT MAX((SELECT COALESCE(MAX(id), 0) FROM ledger), (SELECT last_id FROM ledger_checkpoint), (SELECT COALESCE(MAX(last_id), 0) FROM ledger_daily));";
+            lastId = Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
+        }
+
+        // The rows of the tail stay to be checkpointed, with the totals the engine will have after applying them.
+        _lastEntryId = lastId;
+        _rowsSinceCheckpoint = tail.Count;
+        return new LedgerSnapshot(accounts, tail, lastId);
+    }
+
+    public override void Recovered(IReadOnlyDictionary<string, AccountTotals> totals)
+    {
+        foreach (var (id, each) in totals)
+        {
+            _dirty[id] = each;
         }
     }
 
@@ -162,6 +197,7 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         }
 
         long rolledUp = 0;
+        List<(JournalWrite Write, Exception Error)>? failedRollUps = null;
         try
         {
             _begin.Run();
@@ -175,29 +211,28 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
                 if (write.Entry is { } e)
                 {
                     _insertEntry.Run(e);
-                    _batchTotals[e.Account] = write.Totals;
+                    _dirty[e.Account] = write.Totals;
+                    _lastEntryId = e.Id;
+                    _rowsSinceCheckpoint++;
                 }
 
                 if (write.RollUp is { } rollUp)
                 {
-                    Run(_rollUp, rollUp.FromId, rollUp.ToId);
-                    rolledUp += Run(_deleteRolledUp, rollUp.FromId, rollUp.ToId);
+                    rolledUp += RollUp(rollUp, ref failedRollUps, write);
                 }
             }
 
-            // Each account's totals once per commit, as they stand after its last row in the batch.
-            foreach (var (id, totals) in _batchTotals)
+            if (_rowsSinceCheckpoint >= _checkpointEvery)
             {
-                Run(_updateTotals, totals.Balance, totals.Month, totals.MonthSpent, totals.MonthFree, id);
+                WriteCheckpoint();
             }
 
-            _batchTotals.Clear();
             _commit.Run();
         }
         catch (Exception ex)
         {
-            // The in-memory state is ahead of the disk now: fail this batch and everything after it.
-            _batchTotals.Clear();
+            // The in-memory state is ahead of the disk now: fail this batch and everything after it (no checkpoint is
+            // written from here on, so the totals on disk stay those of the last commit that held one).
             RollBackQuietly();
             List<(JournalWrite Write, TaskCompletionSource Done)> rest;
             lock (_queueLock)
@@ -223,13 +258,67 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
 
         Volatile.Write(ref _rolledUp, _rolledUp + rolledUp);
         Volatile.Write(ref _committed, _committed + batch.Count);
-        foreach (var (_, done) in batch)
+        foreach (var (write, done) in batch)
         {
-            done.SetResult(); // continuations run on the pool, never on the committing thread
+            // Continuations run on the pool, never on the committing thread.
+            if (failedRollUps?.Find(f => ReferenceEquals(f.Write, write)) is { Error: { } error })
+            {
+                done.SetException(error);
+            }
+            else
+            {
+                done.SetResult();
+            }
         }
 
         batch.Clear();
         _spare = batch;
+    }
+
+    /// <summary>
+    /// Rolls a range of rows up inside a savepoint of the open transaction: a roll-up that fails is undone alone and
+    /// reported to whoever asked for it, and the charges committed with it stand. Returns how many rows went.
+    /// </summary>
+    private int RollUp(LedgerRollUp rollUp, ref List<(JournalWrite, Exception)>? failed, JournalWrite write)
+    {
+        // Rows after the checkpoint are what a start applies on top of the totals: a checkpoint first, so none of the
+        // rows rolled up (all written before this commit) is one of those.
+        if (_rowsSinceCheckpoint > 0 || _dirty.Count > 0)
+        {
+            WriteCheckpoint();
+        }
+
+        SqliteDatabase.Execute(_writer, "SAVEPOINT roll_up;");
+        try
+        {
+            Run(_rollUp, rollUp.FromId, rollUp.ToId);
+            var rows = Run(_deleteRolledUp, rollUp.FromId, rollUp.ToId);
+            SqliteDatabase.Execute(_writer, "RELEASE roll_up;");
+            return rows;
+        }
+        catch (SqliteException ex)
+        {
+            SqliteDatabase.Execute(_writer, "ROLLBACK TO roll_up; RELEASE roll_up;");
+            (failed ??= []).Add((write, ex));
+            return 0;
+        }
+    }
+
+    /// <summary>
+    /// Inside the open transaction: every account changed since the last checkpoint gets its totals as they stand after
+    /// its last row, and the checkpoint moves to the last row. Once per <see cref="DefaultCheckpointEvery"/> rows, so the
+    /// rows' commits do not also write the accounts' page each time.
+    /// </summary>
+    private void WriteCheckpoint()
+    {
+        foreach (var (id, totals) in _dirty)
+        {
+            _updateTotals.Run(id, totals);
+        }
+
+        Run(_checkpoint, _lastEntryId);
+        _dirty.Clear();
+        _rowsSinceCheckpoint = 0;
     }
 
     private void RollBackQuietly()
@@ -260,45 +349,59 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
 
     public override StoredCharge? FindCharge(string requestId)
     {
-        // Under the engine's lock, one call at a time: one connection and one prepared statement serve every look-up.
-        if (_findCharge is null)
+        // Safe from any thread: each look-up takes a prepared statement on a reader connection of its own from a pool
+        // (one per concurrent look-up, kept for the next), so look-ups run beside each other and beside commits (WAL).
+        if (!_lookups.TryTake(out var lookup))
         {
-            _lookupConnection = _database.Open();
-            _findCharge = _lookupConnection.CreateCommand();
-            _findCharge.CommandText = "SELECT account, tool, amount, free, created_at, kind FROM ledger WHERE request_id = $id;";
-            _findCharge.Parameters.Add(new SqliteParameter { ParameterName = "$id" });
-            _findCharge.Prepare();
+            var connection = _database.Open();
+            lookup = connection.CreateCommand();
+            lookup.CommandText = "SELECT account, tool, amount, free, created_at, kind FROM ledger WHERE request_id = $id;";
+            lookup.Parameters.Add(new SqliteParameter { ParameterName = "$id" });
+            lookup.Prepare();
         }
 
-        _findCharge.Parameters[0].Value = requestId;
-        StoredCharge? charge = null;
-        var refunded = false;
-        using (var reader = _findCharge.ExecuteReader())
+        try
         {
-            while (reader.Read())
+            lookup.Parameters[0].Value = requestId;
+            StoredCharge? usage = null, refund = null;
+            using (var reader = lookup.ExecuteReader())
             {
-                switch (reader.GetString(5))
+                while (reader.Read())
                 {
-                    case nameof(McpGuardLedgerEntryKind.Usage):
-                        charge = new StoredCharge(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), -reader.GetInt64(2), reader.GetInt64(3) != 0,
-                            DateTimeOffset.Parse(reader.GetString(4), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal), Refunded: false);
-                        break;
-                    case nameof(McpGuardLedgerEntryKind.Refund):
-                        refunded = true;
-                        break;
+                    var row = new StoredCharge(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), Math.Abs(reader.GetInt64(2)), reader.GetInt64(3) != 0,
+                        DateTimeOffset.Parse(reader.GetString(4), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal), Refunded: false);
+                    switch (reader.GetString(5))
+                    {
+                        case nameof(McpGuardLedgerEntryKind.Usage):
+                            usage = row;
+                            break;
+                        case nameof(McpGuardLedgerEntryKind.Refund):
+                            refund = row;
+                            break;
+                    }
                 }
             }
-        }
 
-        return charge is null ? null : charge with { Refunded = refunded };
+            // A refund whose usage row was rolled up (it was older than the retention, the refund was not) still says the
+            // id was charged, and refunded: never charged again, never refunded again.
+            return usage is not null ? usage with { Refunded = refund is not null } : refund is not null ? refund with { Refunded = true } : null;
+        }
+        finally
+        {
+            _lookups.Add(lookup);
+        }
     }
 
-    public override async ValueTask<IReadOnlyDictionary<string, LedgerSums>> SumAsync(long lastId, CancellationToken cancellationToken)
+    public override ValueTask<IReadOnlyDictionary<string, LedgerSums>> SumAsync(long lastId, CancellationToken cancellationToken) =>
+        new(Task.Run(() => SumCoreAsync(lastId, cancellationToken), cancellationToken)); // SQLite's reads are synchronous: not on the caller's thread
+
+    private async Task<IReadOnlyDictionary<string, LedgerSums>> SumCoreAsync(long lastId, CancellationToken cancellationToken)
     {
         await using var connection = _database.Open();
 
-        // One read transaction: the rows and the daily totals as of one commit, whatever a roll-up does meanwhile.
-        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+        // One read transaction (deferred: a snapshot, never the write lock, so commits go on while it reads): the rows and
+        // the daily totals as of one commit, whatever a roll-up does meanwhile.
+        await using var transaction = connection.BeginTransaction(deferred: true);
         var kinds = new Dictionary<string, long[]>(StringComparer.Ordinal); // top-ups, usage, refunds, adjustments, rows
         async Task AddAsync(string sql)
         {
@@ -420,6 +523,13 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         try
         {
             CommitQueued();
+            if (_failed is null && _dirty.Count > 0)
+            {
+                // A clean stop leaves no rows after the checkpoint: the next start reads the accounts alone.
+                _begin.Run();
+                WriteCheckpoint();
+                _commit.Run();
+            }
         }
         finally
         {
@@ -427,13 +537,15 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
             _begin.Dispose();
             _commit.Dispose();
             await _upsertAccount.DisposeAsync();
-            await _updateTotals.DisposeAsync();
+            _updateTotals.Dispose();
+            await _checkpoint.DisposeAsync();
             await _rollUp.DisposeAsync();
             await _deleteRolledUp.DisposeAsync();
-            if (_findCharge is not null)
+            while (_lookups.TryTake(out var lookup))
             {
-                await _findCharge.DisposeAsync();
-                await _lookupConnection!.DisposeAsync();
+                var connection = lookup.Connection!;
+                await lookup.DisposeAsync();
+                await connection.DisposeAsync();
             }
 
             await _writer.DisposeAsync();
@@ -517,20 +629,57 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
 
         public void Dispose() => _statement.Dispose();
 
-        private void BindText(int index, string? value)
+        private void BindText(int index, string? value) => Check(BindText(_statement, index, value));
+
+        /// <summary>Binds text (or null) from UTF-8 encoded on the stack; SQLite copies it (SQLITE_TRANSIENT). Returns SQLite's result code.</summary>
+        internal static int BindText(sqlite3_stmt statement, int index, string? value)
         {
             if (value is null)
             {
-                Check(raw.sqlite3_bind_null(_statement, index));
-                return;
+                return raw.sqlite3_bind_null(statement, index);
             }
 
             const int StackLimit = 512;
             var byteCount = Encoding.UTF8.GetMaxByteCount(value.Length);
             Span<byte> bytes = byteCount <= StackLimit ? stackalloc byte[StackLimit] : new byte[byteCount];
             var length = Encoding.UTF8.GetBytes(value, bytes);
-            Check(raw.sqlite3_bind_text(_statement, index, bytes[..length])); // SQLite copies the text (SQLITE_TRANSIENT)
+            return raw.sqlite3_bind_text(statement, index, bytes[..length]);
         }
+
+        private void Check(int rc) => SqliteException.ThrowExceptionForRC(rc, _db);
+    }
+
+    /// <summary>An account's totals, once per account per commit: prepared once and stepped on SQLite's own API, as the row insert is.</summary>
+    private sealed class TotalsUpdate : IDisposable
+    {
+        private const string Sql = "UPDATE accounts SET balance = ?1, month = ?2, month_spent = ?3, month_free = ?4 WHERE id = ?5;";
+
+        private readonly sqlite3 _db;
+        private readonly sqlite3_stmt _statement;
+
+        public TotalsUpdate(SqliteConnection connection)
+        {
+            _db = connection.Handle!;
+            SqliteException.ThrowExceptionForRC(raw.sqlite3_prepare_v2(_db, Sql, out _statement), _db);
+        }
+
+        public void Run(string account, AccountTotals totals)
+        {
+            Check(raw.sqlite3_bind_int64(_statement, 1, totals.Balance));
+            Check(raw.sqlite3_bind_int64(_statement, 2, totals.Month));
+            Check(raw.sqlite3_bind_int64(_statement, 3, totals.MonthSpent));
+            Check(raw.sqlite3_bind_int64(_statement, 4, totals.MonthFree));
+            Check(LedgerRowInsert.BindText(_statement, 5, account));
+            var step = raw.sqlite3_step(_statement);
+            raw.sqlite3_reset(_statement);
+            if (step != raw.SQLITE_DONE)
+            {
+                SqliteException.ThrowExceptionForRC(step, _db);
+                throw new InvalidOperationException($"Updating an account's totals returned {step}.");
+            }
+        }
+
+        public void Dispose() => _statement.Dispose();
 
         private void Check(int rc) => SqliteException.ThrowExceptionForRC(rc, _db);
     }

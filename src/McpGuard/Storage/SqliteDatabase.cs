@@ -77,6 +77,8 @@ internal sealed class SqliteDatabase
                     CREATE TABLE ledger_daily (account TEXT NOT NULL, day TEXT NOT NULL, tool TEXT NOT NULL, kind TEXT NOT NULL,
                         free INTEGER NOT NULL, rows INTEGER NOT NULL, amount INTEGER NOT NULL, last_id INTEGER NOT NULL,
                         PRIMARY KEY (account, day, tool, kind, free)) WITHOUT ROWID;
+                    CREATE TABLE ledger_checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), last_id INTEGER NOT NULL);
+                    INSERT INTO ledger_checkpoint (id, last_id) VALUES (1, 0);
                     CREATE TABLE api_keys (id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE, account TEXT NOT NULL, scopes TEXT NOT NULL,
                         expires_at TEXT NULL, revoked INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
                     CREATE TABLE tool_status (tool TEXT PRIMARY KEY, status TEXT NOT NULL);
@@ -100,9 +102,10 @@ internal sealed class SqliteDatabase
 
             if (current == 2)
             {
-                // Version 3 keeps each account's totals next to its rows (a start reads those, not every row) and the
-                // daily totals of rolled-up rows. Computed once here from the rows: the balance is their sum; the month is
-                // the latest month with a charge, its spend and free calls those of its charges not refunded.
+                // Version 3 keeps each account's totals next to its rows, as of the checkpoint row (a start reads those and
+                // the rows after the checkpoint, not every row), and the daily totals of rolled-up rows. Computed once here
+                // from the rows: the balance is their sum; the month is the latest month with a charge, its spend and free
+                // calls those of its charges not refunded; the checkpoint is the last row.
                 Execute(connection, transaction, """
                     ALTER TABLE accounts ADD COLUMN balance INTEGER NOT NULL DEFAULT 0;
                     ALTER TABLE accounts ADD COLUMN month INTEGER NOT NULL DEFAULT -1;
@@ -118,6 +121,7 @@ internal sealed class SqliteDatabase
                             CAST(substr(u.created_at, 1, 4) AS INTEGER) * 12 + CAST(substr(u.created_at, 6, 2) AS INTEGER) - 1 AS month,
                             EXISTS (SELECT 1 FROM ledger r WHERE r.request_id = u.request_id AND r.kind = 'Refund') AS refunded
                         FROM ledger u WHERE u.kind = 'Usage';
+                    CREATE INDEX temp.charges_by_account ON charges (account, month);
                     UPDATE accounts SET
                         balance = COALESCE((SELECT SUM(amount) FROM ledger WHERE ledger.account = accounts.id), 0),
                         month = COALESCE((SELECT MAX(month) FROM temp.charges c WHERE c.account = accounts.id), -1);
@@ -127,6 +131,8 @@ internal sealed class SqliteDatabase
                         month_free = (SELECT COUNT(*) FROM temp.charges c
                             WHERE c.account = accounts.id AND c.month = accounts.month AND c.free <> 0 AND NOT c.refunded);
                     DROP TABLE temp.charges;
+                    CREATE TABLE ledger_checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), last_id INTEGER NOT NULL);
+                    INSERT INTO ledger_checkpoint (id, last_id) VALUES (1, COALESCE((SELECT MAX(id) FROM ledger), 0));
                     PRAGMA user_version = 3;
                     """);
             }

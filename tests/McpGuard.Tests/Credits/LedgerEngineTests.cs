@@ -413,7 +413,7 @@ public sealed class LedgerEngineTests : IAsyncLifetime
         Assert.Equal(3, LedgerFile.Scalar(store.Path!, "PRAGMA user_version;"));
         Assert.Equal(["wal"], LedgerFile.Strings(store.Path!, "PRAGMA journal_mode;"));
         Assert.Equal(
-            ["account_status", "accounts", "api_keys", "ledger", "ledger_daily", "tool_status"],
+            ["account_status", "accounts", "api_keys", "ledger", "ledger_checkpoint", "ledger_daily", "tool_status"],
             LedgerFile.Strings(store.Path!, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name;"));
         Assert.Equal(
             ["ledger_by_account", "ledger_by_request"],
@@ -587,9 +587,12 @@ internal sealed class StoreUnderTest : IAsyncDisposable
 
     public string? Path { get; }
 
-    public static StoreUnderTest Open(McpGuardStoreKind kind, TimeProvider clock, string? path, int recentCapacity = LedgerEngine.DefaultRecentCapacity)
+    public static StoreUnderTest Open(
+        McpGuardStoreKind kind, TimeProvider clock, string? path, int recentCapacity = LedgerEngine.DefaultRecentCapacity, int checkpointEvery = SqliteJournal.DefaultCheckpointEvery)
     {
-        LedgerJournal journal = kind == McpGuardStoreKind.Sqlite ? new SqliteJournal(new McpGuard.Storage.SqliteDatabase(path!)) : new InMemoryJournal();
+        LedgerJournal journal = kind == McpGuardStoreKind.Sqlite
+            ? new SqliteJournal(new McpGuard.Storage.SqliteDatabase(path!), checkpointEvery: checkpointEvery)
+            : new InMemoryJournal();
         return new StoreUnderTest(new LedgerEngine(journal, clock, NullLogger.Instance, recentCapacity), journal, clock, path);
     }
 

@@ -107,16 +107,97 @@ public sealed class LedgerLongRunTests : IAsyncLifetime
         Assert.Empty((await store.Engine.VerifyAsync(default)).Differences);
     }
 
+    [Fact]
+    public async Task A_repeat_whose_first_charge_is_committed_and_leaves_memory_during_its_look_up_is_refused()
+    {
+        // The look-up of a client's id runs outside the engine's lock. Here it is held just after it found nothing, while
+        // the same id is charged by another call, committed, and pushed out of memory by a third charge: the engine must
+        // see that a charge committed after its look-up began has left memory, and look again under the lock.
+        var path = NewPath();
+        var journal = new PausingJournal(new SqliteJournal(new McpGuard.Storage.SqliteDatabase(path)), pauseOn: "order-7");
+        await using var engine = new LedgerEngine(journal, _clock, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, recentCapacity: 1);
+        await engine.TopUpAsync("a", 10_000, null, _clock.GetUtcNow(), default);
+        McpGuardChargeRequest Charge(string id, bool newId) => new("a", id, "add", 100, 0, _clock.GetUtcNow(), newId);
+
+        var first = Task.Run(async () => await engine.ChargeAsync(Charge("order-7", newId: false), default));
+        Assert.True(journal.Paused.Wait(TimeSpan.FromSeconds(10)), "The first look-up never ran.");
+        Assert.Equal(McpGuardChargeOutcome.Charged, (await engine.ChargeAsync(Charge("order-7", newId: false), default)).Outcome);
+        Assert.Equal(McpGuardChargeOutcome.Charged, (await engine.ChargeAsync(Charge("req_next", newId: true), default)).Outcome);
+        Assert.Equal(1, engine.RecentCount);
+        journal.Resume.Set();
+
+        ValueAssert.Equal(new McpGuardChargeResult(McpGuardChargeOutcome.DuplicateRequest, 9_800, 200, null), await first.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Single(LedgerFile.Rows(path), r => r.RequestId == "order-7");
+        Assert.Empty((await engine.VerifyAsync(default)).Differences);
+    }
+
+    /// <summary>The SQLite journal, with the first look-up of one id held after it ran until the test lets it go.</summary>
+    private sealed class PausingJournal : LedgerJournal
+    {
+        private readonly SqliteJournal _inner;
+        private readonly string _pauseOn;
+        private int _paused;
+
+        public PausingJournal(SqliteJournal inner, string pauseOn)
+        {
+            _inner = inner;
+            _pauseOn = pauseOn;
+            inner.OnFailed = e => OnFailed?.Invoke(e);
+        }
+
+        public ManualResetEventSlim Paused { get; } = new();
+
+        public ManualResetEventSlim Resume { get; } = new();
+
+        public override long Committed => _inner.Committed;
+
+        public override LedgerSnapshot Load() => _inner.Load();
+
+        public override Task AppendAsync(JournalWrite write) => _inner.AppendAsync(write);
+
+        public override void Flush() => _inner.Flush();
+
+        public override StoredCharge? FindCharge(string requestId)
+        {
+            var found = _inner.FindCharge(requestId);
+            if (requestId == _pauseOn && Interlocked.Exchange(ref _paused, 1) == 0)
+            {
+                Paused.Set();
+                Resume.Wait(TimeSpan.FromSeconds(10));
+            }
+
+            return found;
+        }
+
+        public override ValueTask<IReadOnlyList<McpGuardLedgerEntry>> ReadAsync(string account, long? before, int limit, CancellationToken cancellationToken) =>
+            _inner.ReadAsync(account, before, limit, cancellationToken);
+
+        public override ValueTask<IReadOnlyDictionary<string, LedgerSums>> SumAsync(long lastId, CancellationToken cancellationToken) =>
+            _inner.SumAsync(lastId, cancellationToken);
+
+        public override async ValueTask DisposeAsync()
+        {
+            await _inner.DisposeAsync();
+            await base.DisposeAsync();
+        }
+    }
+
     // ---- restart in seconds ----
 
-    [Fact]
-    public async Task A_start_reads_the_accounts_totals_and_not_the_rows()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_start_reads_the_rows_after_the_last_checkpoint_and_not_the_history(bool crash)
     {
+        // A clean stop writes a checkpoint: the next start reads no row. A crash (the files copied while the ledger runs,
+        // as a kill would leave them) leaves the rows after the last checkpoint (every 100 rows here) to apply on top.
         async Task<(long RowsRead, McpGuardAccount Before, McpGuardAccount After)> RestartAfterAsync(int charges)
         {
             var path = NewPath();
             McpGuardAccount before;
-            await using (var first = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, _clock, path))
+            var first = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, _clock, path, checkpointEvery: 100);
+            var reopen = path;
+            try
             {
                 await first.Engine.TopUpAsync("a", 10_000_000, null, _clock.GetUtcNow(), default);
                 for (var i = 0; i < charges; i++)
@@ -129,22 +210,39 @@ public sealed class LedgerLongRunTests : IAsyncLifetime
                 }
 
                 before = (await first.Engine.GetAccountAsync("a", 5, _clock.GetUtcNow(), default))!;
+                if (crash)
+                {
+                    reopen = CopyAsACrashLeavesIt(path);
+                }
+            }
+            finally
+            {
+                await first.DisposeAsync();
             }
 
-            var second = Open(McpGuardStoreKind.Sqlite, path: path);
+            var second = Open(McpGuardStoreKind.Sqlite, path: reopen, checkpointEvery: 100);
             return (second.Engine.RowsReadAtStart, before, (await second.Engine.GetAccountAsync("a", 5, _clock.GetUtcNow(), default))!);
         }
 
         var small = await RestartAfterAsync(20);
         var large = await RestartAfterAsync(3_000);
 
-        // The last row's id, and nothing more, however long the history.
-        Assert.Equal(1, small.RowsRead);
-        Assert.Equal(1, large.RowsRead);
+        // 20 charges and 2 refunds, then 3,000 charges and 300 refunds: 23 and 3,301 rows, the top-up included.
+        Assert.Equal(crash ? (23L, 3_301L % 100) : (0L, 0L), (small.RowsRead, large.RowsRead));
         ValueAssert.Equal(small.Before, small.After);
         ValueAssert.Equal(large.Before, large.After);
+
         // c0 to c5 free (c0 refunded, giving its free call back), 2,994 paid of which 299 refunded.
         ValueAssert.Equal(new McpGuardAccount("a", 10_000_000 - ((3_000 - 6 - 299) * 3), null, (3_000 - 6 - 299) * 3, 0), large.After);
+    }
+
+    /// <summary>A copy of a ledger file as a kill would leave it: the database and its WAL, without the shared-memory index.</summary>
+    private string CopyAsACrashLeavesIt(string path)
+    {
+        var copy = NewPath();
+        File.Copy(path, copy);
+        File.Copy(path + "-wal", copy + "-wal");
+        return copy;
     }
 
     [Fact]
@@ -181,7 +279,7 @@ public sealed class LedgerLongRunTests : IAsyncLifetime
             McpGuard.Storage.SqliteDatabase.Execute(connection, """
                 ALTER TABLE accounts DROP COLUMN balance; ALTER TABLE accounts DROP COLUMN month;
                 ALTER TABLE accounts DROP COLUMN month_spent; ALTER TABLE accounts DROP COLUMN month_free;
-                DROP TABLE ledger_daily; PRAGMA user_version = 2;
+                DROP TABLE ledger_daily; DROP TABLE ledger_checkpoint; PRAGMA user_version = 2;
                 """);
         }
 
@@ -202,9 +300,11 @@ public sealed class LedgerLongRunTests : IAsyncLifetime
     [Fact]
     public async Task Charges_refunds_restarts_and_months_agree_with_a_ledger_that_keeps_everything()
     {
-        // Each case: a fresh SQLite file and an engine that holds only 3 recent charges, driven by a generated sequence
-        // against a model that keeps every charge forever (the ledger's behaviour before issue #17). Outcomes, balances,
-        // month spend and free calls must agree after every step, and the invariant must hold at the end.
+        // Each case: a fresh SQLite file and an engine that holds only 3 recent charges and checkpoints every 4 rows,
+        // driven by a generated sequence (charges, refunds, top-ups, days passing, retention passes, clean restarts and
+        // crashes) against a
+        // model that keeps every charge forever (the ledger's behaviour before issue #17). Outcomes, balances, month spend
+        // and free calls must agree after every step, and the invariant must hold at the end.
         var operation = Gen.Select(Gen.Int[0, 9], Gen.Int[0, 1], Gen.Int[-1, 5], Gen.Int[1, 400], Gen.Int[0, 2])
             .Select((kind, account, slot, amount, free) => new ModelOperation(kind, account, slot, amount, free));
         var cases = 0;
@@ -226,9 +326,12 @@ public sealed class LedgerLongRunTests : IAsyncLifetime
     {
         var clock = new FakeTimeProvider(January5);
         var path = NewPath();
-        var store = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, clock, path, recentCapacity: 3);
+        var store = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, clock, path, recentCapacity: 3, checkpointEvery: 4);
+        var abandoned = new List<StoreUnderTest>();
         var model = new KeepEverythingLedger();
         var newIds = new List<string>();
+        var made = 0;
+        var generation = 0;
         try
         {
             string[] accounts = ["a", "b"];
@@ -246,7 +349,7 @@ public sealed class LedgerLongRunTests : IAsyncLifetime
                 {
                     case <= 3: // a charge: one of a few client ids (repeats happen), or an id McpGuard made
                         var newId = op.Slot < 0;
-                        var id = newId ? $"req_{newIds.Count}" : $"client-{op.Slot}";
+                        var id = newId ? $"req_{made++}" : $"client-{op.Slot}-{generation}";
                         if (newId)
                         {
                             newIds.Add(id);
@@ -257,19 +360,29 @@ public sealed class LedgerLongRunTests : IAsyncLifetime
                         Assert.Equal(expected, actual.Outcome);
                         break;
                     case <= 5: // a refund of a client id or of a made one
-                        var target = op.Slot < 0 && newIds.Count > 0 ? newIds[op.Amount % newIds.Count] : $"client-{Math.Max(op.Slot, 0)}";
+                        var target = op.Slot < 0 && newIds.Count > 0 ? newIds[op.Amount % newIds.Count] : $"client-{Math.Max(op.Slot, 0)}-{generation}";
                         Assert.Equal(model.Refund(target, now), await store.Engine.RefundAsync(target, now, default));
                         break;
                     case 6:
                         await store.Engine.TopUpAsync(account, op.Amount, null, now, default);
                         model.TopUp(account, op.Amount);
                         break;
-                    case 7: // a restart on the same file
+                    case 7 when op.Amount % 2 == 0: // a clean restart on the same file
                         await store.DisposeAsync();
-                        store = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, clock, path, recentCapacity: 3);
+                        store = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, clock, path, recentCapacity: 3, checkpointEvery: 4);
                         break;
-                    default: // time passes: days, sometimes into the next month
+                    case 7: // a crash: go on from the files as they are now, without a clean stop
+                        abandoned.Add(store);
+                        path = CopyAsACrashLeavesIt(path);
+                        store = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, clock, path, recentCapacity: 3, checkpointEvery: 4);
+                        break;
+                    case 8: // time passes: days, sometimes into the next month
                         clock.Advance(TimeSpan.FromDays(op.Amount % 45));
+                        break;
+                    default: // a retention pass: money stays; the ids used so far are not used again (a rolled-up id is free)
+                        await store.Engine.RollUpAsync(now.AddDays(-(op.Amount % 20)), chunk: 1 + (op.Amount % 5), default);
+                        generation++;
+                        newIds.Clear();
                         break;
                 }
 
@@ -286,7 +399,10 @@ public sealed class LedgerLongRunTests : IAsyncLifetime
         finally
         {
             await store.DisposeAsync();
-            LedgerFile.Delete(path);
+            foreach (var old in abandoned)
+            {
+                await old.DisposeAsync();
+            }
         }
     }
 
@@ -416,10 +532,52 @@ public sealed class LedgerLongRunTests : IAsyncLifetime
         Assert.Empty((await reopened.Engine.VerifyAsync(default)).Differences);
     }
 
-    private StoreUnderTest Open(McpGuardStoreKind kind, int recentCapacity = LedgerEngine.DefaultRecentCapacity, string? path = null)
+    [Fact]
+    public async Task A_charge_whose_usage_row_was_rolled_up_but_not_its_refund_is_neither_charged_nor_refunded_again()
+    {
+        var path = NewPath();
+        var store = Open(McpGuardStoreKind.Sqlite, path: path);
+        await store.Engine.TopUpAsync("a", 10_000, null, _clock.GetUtcNow(), default);
+        _clock.SetUtcNow(new DateTimeOffset(2026, 1, 5, 23, 59, 59, TimeSpan.Zero));
+        await store.ChargeAsync("a", "job-7", 700);
+        _clock.Advance(TimeSpan.FromSeconds(2)); // the refund comes on the 6th
+        Assert.True(await store.Engine.RefundAsync("job-7", _clock.GetUtcNow(), default));
+
+        // The cut-off falls between the usage row and its refund.
+        Assert.Equal(1, await store.Engine.RollUpAsync(new DateTimeOffset(2026, 1, 6, 0, 0, 0, TimeSpan.Zero), chunk: 100, default));
+        await store.DisposeAsync();
+        var reopened = Open(McpGuardStoreKind.Sqlite, path: path);
+
+        Assert.Equal(McpGuardChargeOutcome.DuplicateRequest, (await reopened.ChargeAsync("a", "job-7", 700)).Outcome);
+        Assert.False(await reopened.Engine.RefundAsync("job-7", _clock.GetUtcNow(), default));
+        ValueAssert.Equal(new McpGuardAccount("a", 10_000, null, 0, 0), await reopened.Engine.GetAccountAsync("a", 0, _clock.GetUtcNow(), default));
+        Assert.Empty((await reopened.Engine.VerifyAsync(default)).Differences);
+    }
+
+    [Fact]
+    public async Task Row_ids_are_never_reused_when_the_newest_rows_were_rolled_up()
+    {
+        var path = NewPath();
+        var store = Open(McpGuardStoreKind.Sqlite, path: path);
+        await store.Engine.TopUpAsync("a", 10_000, null, _clock.GetUtcNow(), default);
+        await store.ChargeAsync("a", "old-1", 100);
+        await store.ChargeAsync("a", "old-2", 100);
+        _clock.Advance(TimeSpan.FromDays(40));
+        Assert.Equal(2, await store.Engine.RollUpAsync(_clock.GetUtcNow().AddDays(-30), chunk: 100, default));
+
+        // After a crash (no checkpoint since the start) the newest row left is the top-up, id 1.
+        var reopened = Open(McpGuardStoreKind.Sqlite, path: CopyAsACrashLeavesIt(path));
+        var entry = await reopened.Engine.TopUpAsync("a", 1, "after", _clock.GetUtcNow(), default);
+
+        Assert.Equal(4, entry.Id);
+        Assert.Empty((await reopened.Engine.VerifyAsync(default)).Differences);
+    }
+
+    private StoreUnderTest Open(
+        McpGuardStoreKind kind, int recentCapacity = LedgerEngine.DefaultRecentCapacity, string? path = null, int checkpointEvery = SqliteJournal.DefaultCheckpointEvery)
     {
         path ??= kind == McpGuardStoreKind.Sqlite ? NewPath() : null;
-        var store = StoreUnderTest.Open(kind, _clock, path, recentCapacity);
+        var store = StoreUnderTest.Open(kind, _clock, path, recentCapacity, checkpointEvery);
         _stores.Add(store);
         return store;
     }
