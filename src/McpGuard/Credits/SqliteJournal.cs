@@ -22,7 +22,7 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
     private readonly RawStatement _commit;
     private readonly LedgerRowInsert _insertEntry;
     private readonly SqliteCommand _upsertAccount;
-    private readonly TotalsUpdate _updateTotals;
+    private readonly SqliteCommand _updateTotals;
     private readonly SqliteCommand _rollUp;
     private readonly SqliteCommand _deleteRolledUp;
     private readonly SqliteCommand _checkpoint;
@@ -58,7 +58,8 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         _insertEntry = new LedgerRowInsert(_writer);
         _upsertAccount = Prepare("INSERT INTO accounts (id, monthly_cap, created_at) VALUES ($id, $cap, $at) ON CONFLICT (id) DO UPDATE SET monthly_cap = excluded.monthly_cap;",
             "$id", "$cap", "$at");
-        _updateTotals = new TotalsUpdate(_writer);
+        _updateTotals = Prepare("UPDATE accounts SET balance = $balance, month = $month, month_spent = $spent, month_free = $free WHERE id = $id;",
+            "$balance", "$month", "$spent", "$free", "$id");
         _checkpoint = Prepare("UPDATE ledger_checkpoint SET last_id = $last WHERE id = 1;", "$last");
 
         // Usage and refund rows in an id range become daily totals (top-ups and adjustments stay rows), then go.
@@ -313,7 +314,7 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
     {
         foreach (var (id, totals) in _dirty)
         {
-            _updateTotals.Run(id, totals);
+            Run(_updateTotals, totals.Balance, totals.Month, totals.MonthSpent, totals.MonthFree, id);
         }
 
         Run(_checkpoint, _lastEntryId);
@@ -537,7 +538,7 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
             _begin.Dispose();
             _commit.Dispose();
             await _upsertAccount.DisposeAsync();
-            _updateTotals.Dispose();
+            await _updateTotals.DisposeAsync();
             await _checkpoint.DisposeAsync();
             await _rollUp.DisposeAsync();
             await _deleteRolledUp.DisposeAsync();
@@ -629,57 +630,20 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
 
         public void Dispose() => _statement.Dispose();
 
-        private void BindText(int index, string? value) => Check(BindText(_statement, index, value));
-
-        /// <summary>Binds text (or null) from UTF-8 encoded on the stack; SQLite copies it (SQLITE_TRANSIENT). Returns SQLite's result code.</summary>
-        internal static int BindText(sqlite3_stmt statement, int index, string? value)
+        private void BindText(int index, string? value)
         {
             if (value is null)
             {
-                return raw.sqlite3_bind_null(statement, index);
+                Check(raw.sqlite3_bind_null(_statement, index));
+                return;
             }
 
             const int StackLimit = 512;
             var byteCount = Encoding.UTF8.GetMaxByteCount(value.Length);
             Span<byte> bytes = byteCount <= StackLimit ? stackalloc byte[StackLimit] : new byte[byteCount];
             var length = Encoding.UTF8.GetBytes(value, bytes);
-            return raw.sqlite3_bind_text(statement, index, bytes[..length]);
+            Check(raw.sqlite3_bind_text(_statement, index, bytes[..length])); // SQLite copies the text (SQLITE_TRANSIENT)
         }
-
-        private void Check(int rc) => SqliteException.ThrowExceptionForRC(rc, _db);
-    }
-
-    /// <summary>An account's totals, once per account per commit: prepared once and stepped on SQLite's own API, as the row insert is.</summary>
-    private sealed class TotalsUpdate : IDisposable
-    {
-        private const string Sql = "UPDATE accounts SET balance = ?1, month = ?2, month_spent = ?3, month_free = ?4 WHERE id = ?5;";
-
-        private readonly sqlite3 _db;
-        private readonly sqlite3_stmt _statement;
-
-        public TotalsUpdate(SqliteConnection connection)
-        {
-            _db = connection.Handle!;
-            SqliteException.ThrowExceptionForRC(raw.sqlite3_prepare_v2(_db, Sql, out _statement), _db);
-        }
-
-        public void Run(string account, AccountTotals totals)
-        {
-            Check(raw.sqlite3_bind_int64(_statement, 1, totals.Balance));
-            Check(raw.sqlite3_bind_int64(_statement, 2, totals.Month));
-            Check(raw.sqlite3_bind_int64(_statement, 3, totals.MonthSpent));
-            Check(raw.sqlite3_bind_int64(_statement, 4, totals.MonthFree));
-            Check(LedgerRowInsert.BindText(_statement, 5, account));
-            var step = raw.sqlite3_step(_statement);
-            raw.sqlite3_reset(_statement);
-            if (step != raw.SQLITE_DONE)
-            {
-                SqliteException.ThrowExceptionForRC(step, _db);
-                throw new InvalidOperationException($"Updating an account's totals returned {step}.");
-            }
-        }
-
-        public void Dispose() => _statement.Dispose();
 
         private void Check(int rc) => SqliteException.ThrowExceptionForRC(rc, _db);
     }
