@@ -394,25 +394,28 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
     }
 
     public override ValueTask<IReadOnlyDictionary<string, LedgerSums>> SumAsync(long lastId, CancellationToken cancellationToken) =>
-        new(Task.Run(() => SumCoreAsync(lastId, cancellationToken), cancellationToken)); // SQLite's reads are synchronous: not on the caller's thread
+        // SQLite's reads are synchronous and this one reads every row (seconds on millions): a thread of its own, so the
+        // thread pool's workers go on serving requests and committing charges meanwhile.
+        new(Task.Factory.StartNew<IReadOnlyDictionary<string, LedgerSums>>(() => Sum(lastId, cancellationToken), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default));
 
-    private async Task<IReadOnlyDictionary<string, LedgerSums>> SumCoreAsync(long lastId, CancellationToken cancellationToken)
+    private Dictionary<string, LedgerSums> Sum(long lastId, CancellationToken cancellationToken)
     {
-        await using var connection = _database.Open();
+        using var connection = _database.Open();
 
         // One read transaction (deferred: a snapshot, never the write lock, so commits go on while it reads): the rows and
         // the daily totals as of one commit, whatever a roll-up does meanwhile.
-        await using var transaction = connection.BeginTransaction(deferred: true);
+        using var transaction = connection.BeginTransaction(deferred: true);
         var kinds = new Dictionary<string, long[]>(StringComparer.Ordinal); // top-ups, usage, refunds, adjustments, rows
-        async Task AddAsync(string sql)
+        void Add(string sql)
         {
-            await using var command = connection.CreateCommand();
+            using var command = connection.CreateCommand();
             command.Transaction = transaction;
             command.CommandText = sql;
             command.Parameters.AddWithValue("$last", lastId);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 var account = reader.GetString(0);
                 if (!kinds.TryGetValue(account, out var sums))
                 {
@@ -431,12 +434,12 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
             }
         }
 
-        await AddAsync("SELECT account, kind, SUM(amount), COUNT(*) FROM ledger WHERE id <= $last GROUP BY account, kind;");
-        await AddAsync("SELECT account, kind, SUM(amount), SUM(rows) FROM ledger_daily GROUP BY account, kind;");
+        Add("SELECT account, kind, SUM(amount), COUNT(*) FROM ledger WHERE id <= $last GROUP BY account, kind;");
+        Add("SELECT account, kind, SUM(amount), SUM(rows) FROM ledger_daily GROUP BY account, kind;");
 
         // Each account's last row says its balance after it, unless rows after it were rolled up (their ids are gone).
         var last = new Dictionary<string, long>(StringComparer.Ordinal);
-        await using (var command = connection.CreateCommand())
+        using (var command = connection.CreateCommand())
         {
             command.Transaction = transaction;
             command.CommandText = """
@@ -445,8 +448,8 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
                 AND l.id > COALESCE((SELECT MAX(d.last_id) FROM ledger_daily d WHERE d.account = l.account), 0);
                 """;
             command.Parameters.AddWithValue("$last", lastId);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
             {
                 last[reader.GetString(0)] = reader.GetInt64(1);
             }

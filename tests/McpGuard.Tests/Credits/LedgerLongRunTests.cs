@@ -489,6 +489,53 @@ public sealed class LedgerLongRunTests : IAsyncLifetime
         Assert.Equal(1_660, difference.Rows.Total);
     }
 
+    [Fact]
+    public async Task Charges_go_on_while_the_invariant_check_reads_a_large_ledger()
+    {
+        // 300,000 rows written straight into the file (with the totals and checkpoint they imply). The check reads them
+        // in a snapshot that never takes the file's write lock: charges made meanwhile commit before it ends. Under a
+        // write transaction they would all wait for it (and fail after SQLite's 5 s busy timeout).
+        var path = NewPath();
+        await using (var seeded = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, _clock, path))
+        {
+            await seeded.Engine.TopUpAsync("a", 1_000_000_000, null, _clock.GetUtcNow(), default);
+        }
+
+        using (var connection = new SqliteConnection($"Data Source={path};Pooling=False"))
+        {
+            connection.Open();
+            McpGuard.Storage.SqliteDatabase.Execute(connection, """
+                BEGIN;
+                WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300000)
+                INSERT INTO ledger (id, account, kind, amount, balance_after, tool, request_id, free, note, created_at)
+                SELECT i + 1, 'a', 'Usage', -1, 1000000000 - i, 'add', 'gen-' || i, 0, NULL, '2026-01-05T10:00:00.0000000Z' FROM n;
+                UPDATE accounts SET balance = 1000000000 - 300000, month = 24312, month_spent = 300000 WHERE id = 'a';
+                UPDATE ledger_checkpoint SET last_id = 300001;
+                COMMIT;
+                PRAGMA wal_checkpoint(TRUNCATE);
+                """);
+        }
+
+        var store = Open(McpGuardStoreKind.Sqlite, path: path);
+        await store.ChargeAsync("a", "warm-up", 1, newId: true);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var check = store.Engine.VerifyAsync(default).AsTask();
+        var during = 0;
+        while (!check.IsCompleted)
+        {
+            Assert.Equal(McpGuardChargeOutcome.Charged, (await store.ChargeAsync("a", $"during-{during}", 1, newId: true)).Outcome);
+            if (!check.IsCompleted)
+            {
+                during++;
+            }
+        }
+
+        var result = await check;
+        Assert.Empty(result.Differences);
+        Assert.Equal(300_002, result.RowsChecked);
+        Assert.True(during >= 3, $"Only {during} charges committed while the check read the ledger ({watch.ElapsedMilliseconds} ms).");
+    }
+
     // ---- history that stays useful and bounded ----
 
     [Fact]
