@@ -184,7 +184,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
                     return false;
                 }
 
-                charge = new ChargeRecord(requestId, stored.Account, stored.Tool, stored.Amount, stored.Free, MonthKey(stored.Timestamp));
+                charge = ChargeRecord.From(requestId, stored);
             }
 
             if (charge!.Refunded)
@@ -357,22 +357,24 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
             return 0;
         }
 
-        var before = _journal.RolledUp;
+        long rolled = 0;
         for (var start = from; start <= to; start += chunk)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            var rollUp = new LedgerRollUp(start, Math.Min(to, start + chunk - 1));
             Task write;
             lock (_lock)
             {
                 ThrowIfFaulted();
-                write = Append(new JournalWrite { RollUp = new LedgerRollUp(start, Math.Min(to, start + chunk - 1)) });
+                write = Append(new JournalWrite { RollUp = rollUp });
             }
 
             _journal.Flush();
             await write;
+            rolled += rollUp.Rows;
         }
 
-        return _journal.RolledUp - before;
+        return rolled;
     }
 
     public ValueTask DisposeAsync() => _journal.DisposeAsync();
@@ -462,7 +464,6 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
         var charges = new Dictionary<string, ChargeRecord>(StringComparer.Ordinal);
         foreach (var entry in snapshot.Tail)
         {
-            _lastId = Math.Max(_lastId, entry.Id);
             if (!_accounts.TryGetValue(entry.Account, out var account))
             {
                 _accounts[entry.Account] = account = new AccountState(entry.Account, entry.Timestamp);
@@ -477,8 +478,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
                     account.Spend(charges[requestId] = new ChargeRecord(requestId, entry.Account, entry.Tool, -entry.AmountMicro, entry.Free, month));
                     break;
                 case McpGuardLedgerEntryKind.Refund when entry.RequestId is { } requestId:
-                    var charge = charges.GetValueOrDefault(requestId)
-                        ?? (_journal.FindCharge(requestId) is { } stored ? new ChargeRecord(requestId, stored.Account, stored.Tool, stored.Amount, stored.Free, MonthKey(stored.Timestamp)) : null);
+                    var charge = charges.GetValueOrDefault(requestId) ?? (_journal.FindCharge(requestId) is { } stored ? ChargeRecord.From(requestId, stored) : null);
                     account.Roll(MonthKey(entry.Timestamp));
                     if (charge is not null)
                     {
@@ -489,7 +489,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
             }
         }
 
-        _lastId = Math.Max(_lastId, snapshot.LastId);
+        _lastId = snapshot.LastId;
         RowsReadAtStart = snapshot.Tail.Count;
         if (snapshot.Tail.Count > 0)
         {
@@ -565,6 +565,10 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
         public string RequestId { get; } = requestId;
 
         public string Account { get; } = account;
+
+        /// <summary>A charge as the journal holds it, for an id no longer held in memory.</summary>
+        public static ChargeRecord From(string requestId, StoredCharge stored) =>
+            new(requestId, stored.Account, stored.Tool, stored.Amount, stored.Free, MonthKey(stored.Timestamp));
 
         public string? Tool { get; } = tool;
 

@@ -43,8 +43,17 @@ internal sealed record LedgerSnapshot(IReadOnlyList<StoredAccount> Accounts, IRe
 /// <summary>A usage row as the store holds it, and whether it was refunded: what a refund or a repeated request id needs.</summary>
 internal sealed record StoredCharge(string Account, string? Tool, long Amount, bool Free, DateTimeOffset Timestamp, bool Refunded);
 
-/// <summary>Usage and refund rows with ids from <see cref="FromId"/> to <see cref="ToId"/> become per-account, per-tool, per-day totals.</summary>
-internal sealed record LedgerRollUp(long FromId, long ToId);
+/// <summary>
+/// Usage and refund rows with ids from <see cref="FromId"/> to <see cref="ToId"/> become per-account, per-tool, per-day
+/// totals. The journal says how many rows went, or why none did, once the commit that held it is done.
+/// </summary>
+internal sealed record LedgerRollUp(long FromId, long ToId)
+{
+    public int Rows { get; set; }
+
+    /// <summary>Why the roll-up was undone (alone: the changes committed with it stand); null when it went.</summary>
+    public Exception? Error { get; set; }
+}
 
 /// <summary>What the rows say an account holds: every row, and the daily totals of rows rolled up.</summary>
 internal sealed record LedgerSums(long TopUps, long Usage, long Refunds, long Adjustments, long Rows, long? LastBalanceAfter)
@@ -102,9 +111,6 @@ internal abstract class LedgerJournal : IAsyncDisposable
     /// <summary>The id range of the usage and refund rows written before <paramref name="cutoff"/>, or null when there are none. Reads, never writes.</summary>
     public virtual ValueTask<(long From, long To)?> FindRowsBeforeAsync(DateTimeOffset cutoff, CancellationToken cancellationToken) =>
         ValueTask.FromResult<(long, long)?>(null);
-
-    /// <summary>How many rows roll-ups have taken into daily totals since this journal opened.</summary>
-    public virtual long RolledUp => 0;
 
     public virtual ValueTask DisposeAsync() => ValueTask.CompletedTask;
 }

@@ -34,7 +34,6 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
     private long _rowsSinceCheckpoint;
     private readonly System.Collections.Concurrent.ConcurrentBag<SqliteCommand> _lookups = [];
     private long _committed;
-    private long _rolledUp;
     private readonly Lock _queueLock = new();
     private List<(JournalWrite Write, TaskCompletionSource Done)> _queue = [];
     private List<(JournalWrite Write, TaskCompletionSource Done)> _spare = [];
@@ -75,8 +74,6 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
     }
 
     public override long Committed => Volatile.Read(ref _committed);
-
-    public override long RolledUp => Volatile.Read(ref _rolledUp);
 
     public override LedgerSnapshot Load()
     {
@@ -197,8 +194,6 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
             _queue = _spare;
         }
 
-        long rolledUp = 0;
-        List<(JournalWrite Write, Exception Error)>? failedRollUps = null;
         try
         {
             _begin.Run();
@@ -219,7 +214,7 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
 
                 if (write.RollUp is { } rollUp)
                 {
-                    rolledUp += RollUp(rollUp, ref failedRollUps, write);
+                    RollUp(rollUp);
                 }
             }
 
@@ -257,12 +252,11 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
             return;
         }
 
-        Volatile.Write(ref _rolledUp, _rolledUp + rolledUp);
         Volatile.Write(ref _committed, _committed + batch.Count);
         foreach (var (write, done) in batch)
         {
             // Continuations run on the pool, never on the committing thread.
-            if (failedRollUps?.Find(f => ReferenceEquals(f.Write, write)) is { Error: { } error })
+            if (write.RollUp?.Error is { } error)
             {
                 done.SetException(error);
             }
@@ -277,10 +271,10 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
     }
 
     /// <summary>
-    /// Rolls a range of rows up inside a savepoint of the open transaction: a roll-up that fails is undone alone and
-    /// reported to whoever asked for it, and the charges committed with it stand. Returns how many rows went.
+    /// Rolls a range of rows up inside a savepoint of the open transaction, and says on it how many rows went: a roll-up
+    /// that fails is undone alone, its error kept for whoever asked for it, and the changes committed with it stand.
     /// </summary>
-    private int RollUp(LedgerRollUp rollUp, ref List<(JournalWrite, Exception)>? failed, JournalWrite write)
+    private void RollUp(LedgerRollUp rollUp)
     {
         // Rows after the checkpoint are what a start applies on top of the totals: a checkpoint first, so none of the
         // rows rolled up (all written before this commit) is one of those.
@@ -293,15 +287,14 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         try
         {
             Run(_rollUp, rollUp.FromId, rollUp.ToId);
-            var rows = Run(_deleteRolledUp, rollUp.FromId, rollUp.ToId);
+            rollUp.Rows = Run(_deleteRolledUp, rollUp.FromId, rollUp.ToId);
             SqliteDatabase.Execute(_writer, "RELEASE roll_up;");
-            return rows;
         }
         catch (SqliteException ex)
         {
             SqliteDatabase.Execute(_writer, "ROLLBACK TO roll_up; RELEASE roll_up;");
-            (failed ??= []).Add((write, ex));
-            return 0;
+            rollUp.Rows = 0;
+            rollUp.Error = ex;
         }
     }
 
