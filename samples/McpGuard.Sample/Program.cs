@@ -9,8 +9,11 @@ if (SampleCommands.TryRun(args, Console.Out))
 
 var builder = WebApplication.CreateBuilder(args);
 
-// 1. McpGuard's services, configured by the "McpGuard" section of appsettings.json.
-builder.Services.AddMcpGuard();
+// 1. McpGuard's services, configured by the "McpGuard" section of appsettings.json. The integrations are optional
+//    and used only when configuration picks them: McpGuard:Store=PostgreSql, McpGuard:RateLimits:Store=Redis.
+builder.Services.AddMcpGuard()
+    .AddMcpGuardPostgreSql()
+    .AddMcpGuardRedis();
 
 // 2. Your MCP server (C# SDK) on its HTTP transport. WithMcpGuard() turns tool exceptions into isError
 //    results and shows each caller only the tools its scopes allow.
@@ -23,12 +26,16 @@ builder.Services.AddMcpServer()
 builder.Services.AddAuthorization();
 builder.Services.AddOpenApi("mcpguard-admin");
 
+// 4. Optional: health checks for McpGuard's stores (SQLite, or PostgreSQL and Redis).
+builder.Services.AddHealthChecks().AddMcpGuardStores();
+
 var app = builder.Build();
 
-// 4. Guard the endpoint at McpGuard:Path (default /mcp), then map it.
+// 5. Guard the endpoint at McpGuard:Path (default /mcp), then map it.
 app.UseMcpGuard();
 app.MapMcp("/mcp");
 app.MapMcpGuardAdmin("/admin");   // optional: the admin API
 app.MapOpenApi();                 // optional: its OpenAPI document
+app.MapHealthChecks("/healthz");  // optional: the health checks
 
 app.Run();

@@ -50,6 +50,18 @@ internal sealed class McpGuardOptions
     /// <summary>The SQLite file, absolute or relative to the content root. Created and migrated on start. Default <c>mcpguard-ledger.db</c>.</summary>
     public string? SqlitePath { get; set; }
 
+    /// <summary>PostgreSQL, when <see cref="Store"/> is <see cref="McpGuardStoreKind.PostgreSql"/> (package McpGuard.PostgreSql).</summary>
+    public McpGuardPostgreSqlOptions PostgreSql { get; } = new();
+
+    /// <summary>Redis, when <c>RateLimits:Store</c> is <see cref="McpGuardRateLimitStoreKind.Redis"/> (package McpGuard.Redis).</summary>
+    public McpGuardRedisOptions Redis { get; } = new();
+
+    /// <summary>
+    /// The longest McpGuard waits for a shared store (Redis, PostgreSQL, or a store of your own) to answer one call
+    /// before treating it as unavailable. Between 100 ms and 1 minute. Default 2 seconds.
+    /// </summary>
+    public TimeSpan StoreTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
     /// <summary>Error rendering and catalog overrides.</summary>
     public McpGuardErrorOptions Errors { get; } = new();
 

@@ -56,7 +56,40 @@ internal sealed class McpGuardOptionsValidator(IAuthenticationSchemeProvider? sc
 
         if (options.Store is { } store && !Enum.IsDefined(store))
         {
-            errors.Add($"{Section}:Store must be Sqlite or InMemory (got '{store}').");
+            errors.Add($"{Section}:Store must be Sqlite, InMemory or PostgreSql (got '{store}').");
+        }
+
+        if ((options.Store ?? options.Credits.Store) == McpGuardStoreKind.PostgreSql)
+        {
+            if (string.IsNullOrWhiteSpace(options.PostgreSql.ConnectionString))
+            {
+                errors.Add($"{Section}:PostgreSql:ConnectionString is required when {Section}:Store is PostgreSql (for example 'Host=localhost;Database=app;Username=mcpguard;Password=...').");
+            }
+
+            if (string.IsNullOrWhiteSpace(options.PostgreSql.Schema) || options.PostgreSql.Schema.Length > 63
+                || !(char.IsAsciiLetterLower(options.PostgreSql.Schema[0]) || options.PostgreSql.Schema[0] == '_')
+                || !options.PostgreSql.Schema.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '_'))
+            {
+                errors.Add($"{Section}:PostgreSql:Schema must be a lower-case PostgreSQL identifier of at most 63 characters: letters, digits and '_', not starting with a digit (got '{options.PostgreSql.Schema}').");
+            }
+        }
+
+        if (options.RateLimits.Store == McpGuardRateLimitStoreKind.Redis)
+        {
+            if (string.IsNullOrWhiteSpace(options.Redis.Configuration))
+            {
+                errors.Add($"{Section}:Redis:Configuration is required when {Section}:RateLimits:Store is Redis (a StackExchange.Redis configuration string, for example 'localhost:6379').");
+            }
+
+            if (string.IsNullOrEmpty(options.Redis.KeyPrefix) || options.Redis.KeyPrefix.Any(c => c is '{' or '}' || char.IsWhiteSpace(c) || char.IsControl(c)))
+            {
+                errors.Add($"{Section}:Redis:KeyPrefix must be non-empty, without braces or white space (got '{options.Redis.KeyPrefix}').");
+            }
+        }
+
+        if (options.StoreTimeout < TimeSpan.FromMilliseconds(100) || options.StoreTimeout > TimeSpan.FromMinutes(1))
+        {
+            errors.Add($"{Section}:StoreTimeout must be between 00:00:00.1 and 00:01:00 (got '{options.StoreTimeout}').");
         }
 
         if (options.SqlitePath is not null && string.IsNullOrWhiteSpace(options.SqlitePath))

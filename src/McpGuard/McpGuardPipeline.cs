@@ -106,7 +106,7 @@ internal sealed partial class McpGuardPipeline(
 
         var error = await authorization.CheckAsync(feature)
             ?? await toolStatus.CheckAsync(feature)
-            ?? rateLimits.Check(context, feature);
+            ?? await rateLimits.CheckAsync(context, feature);
         if (error is not null)
         {
             return error;

@@ -64,6 +64,7 @@ public static class McpGuardServiceCollectionExtensions
         services.TryAddSingleton<RateLimitGate>();
         services.TryAddSingleton<CreditGate>();
         services.TryAddSingleton<ChargeSettlement>();
+        services.TryAddSingleton<RefundRetry>();
         services.TryAddSingleton<AdminApi>();
         McpGuard.Storage.McpGuardStores.Add(services);
         services.TryAddSingleton<McpGuard.Tools.ToolStatusGate>();

@@ -13,7 +13,7 @@ namespace McpGuard.Credits;
 /// response's features (the body it reads the answer from, and a request lifetime that ends at the upstream timeout),
 /// and restores them before it returns.
 /// </summary>
-internal sealed partial class ChargeSettlement(IMcpGuardLedgerStore ledger, TimeProvider clock, McpGuardErrorWriter writer, ILogger<CreditGate> logger)
+internal sealed partial class ChargeSettlement(RefundRetry refunds, TimeProvider clock, McpGuardErrorWriter writer, ILogger<CreditGate> logger)
 {
     /// <summary>
     /// Runs the endpoint for a charged call under the upstream timeout and settles the charge by its outcome: the debit
@@ -160,9 +160,13 @@ internal sealed partial class ChargeSettlement(IMcpGuardLedgerStore ledger, Time
             return;
         }
 
-        var refunded = await ledger.RefundAsync(feature.RequestId, clock.GetUtcNow(), CancellationToken.None);
-        charge.Refunded = refunded;
-        Log.Refunded(logger, feature.RequestId, reason, refunded);
+        // Null: the ledger did not answer, and the refund is kept to retry; the call carries no charge either way.
+        var refunded = await refunds.RefundAsync(feature.RequestId, reason, outcomeUnknown: false);
+        charge.Refunded = refunded ?? true;
+        if (refunded is { } done)
+        {
+            Log.Refunded(logger, feature.RequestId, reason, done);
+        }
     }
 
     /// <summary>

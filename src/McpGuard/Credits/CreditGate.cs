@@ -41,7 +41,7 @@ internal sealed class ChargeTicket(HttpResponse response, long priceMicro, strin
 /// The last gate before the endpoint: charges priced calls (free tier, then balance, then monthly cap) durably before
 /// the endpoint runs. <see cref="ChargeSettlement"/> then settles the charge by what the endpoint answered.
 /// </summary>
-internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvider clock, ILogger<CreditGate> logger)
+internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvider clock, RefundRetry refunds, ILogger<CreditGate> logger)
 {
     internal const string ChargeHeader = "McpGuard-Charge-Micro";
     internal const string BalanceHeader = "McpGuard-Balance-Micro";
@@ -85,9 +85,32 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
 
         var now = clock.GetUtcNow();
         var subject = envelope.ToolName ?? envelope.Method!;
-        var result = await ledger.ChargeAsync(
-            new McpGuardChargeRequest(caller.Account, feature.RequestId, subject, price, credits.FreeCallsFor(caller.Account), now, feature.NewRequestId),
-            CancellationToken.None);
+        var request = new McpGuardChargeRequest(caller.Account, feature.RequestId, subject, price, credits.FreeCallsFor(caller.Account), now, feature.NewRequestId);
+        McpGuardChargeResult result;
+        if (ledger is LedgerEngine)
+        {
+            // The embedded ledger answers from memory and its own durable journal: nothing to time out.
+            result = await ledger.ChargeAsync(request, CancellationToken.None);
+        }
+        else
+        {
+            using var timeout = new CancellationTokenSource(state.Options.StoreTimeout);
+            try
+            {
+                result = await ledger.ChargeAsync(request, timeout.Token);
+            }
+            catch (Exception ex)
+            {
+                // The charge may have landed before the ledger failed: the call is refused, so it must not stand. The
+                // refund is asked for now and, while the ledger fails or the charge may still land, again later.
+                Log.LedgerFailed(logger, ex, caller.Account, feature.RequestId);
+                await refunds.RefundAsync(feature.RequestId, "ledger unavailable while charging", outcomeUnknown: true);
+                return new McpGuardError(state.Catalog[McpGuardReasons.LedgerUnavailable], "Ledger unavailable: nothing was charged; retry after 1 s.")
+                {
+                    RetryAfterSeconds = 1,
+                };
+            }
+        }
 
         switch (result.Outcome)
         {
@@ -120,5 +143,8 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
     {
         [LoggerMessage(6101, LogLevel.Information, "Account {Account} refused ({Reason}) for a call priced {Price}; request {RequestId}.", EventName = "ChargeRefused")]
         public static partial void Refused(ILogger logger, string account, string reason, long price, string requestId);
+
+        [LoggerMessage(6106, LogLevel.Error, "The ledger did not answer the charge of account {Account} for request {RequestId}; the call is refused with ledger_unavailable.", EventName = "LedgerUnavailable")]
+        public static partial void LedgerFailed(ILogger logger, Exception exception, string account, string requestId);
     }
 }

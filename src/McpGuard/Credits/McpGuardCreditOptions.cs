@@ -82,6 +82,9 @@ internal enum McpGuardStoreKind
 
     /// <summary>Process memory: gone on restart. For tests and throwaway servers.</summary>
     InMemory,
+
+    /// <summary>PostgreSQL (<c>McpGuard:PostgreSql:ConnectionString</c>; package McpGuard.PostgreSql), shared by every instance.</summary>
+    PostgreSql,
 }
 
 /// <summary>Whether a tool is offered.</summary>

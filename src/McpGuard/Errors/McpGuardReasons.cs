@@ -53,6 +53,12 @@ public static class McpGuardReasons
     /// <summary>A rate limit was reached; retry after the advertised delay.</summary>
     public const string RateLimited = "rate_limited";
 
+    /// <summary>The shared rate-limit store did not answer, so the call could not be counted; retry after the advertised delay.</summary>
+    internal const string LimiterUnavailable = "limiter_unavailable";
+
+    /// <summary>The ledger did not answer, so the priced call could not be charged (nothing was); retry after the advertised delay.</summary>
+    internal const string LedgerUnavailable = "ledger_unavailable";
+
     /// <summary>The account's balance does not cover the price and no free call is left.</summary>
     internal const string OutOfCredit = "out_of_credit";
 

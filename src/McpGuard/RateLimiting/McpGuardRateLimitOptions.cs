@@ -30,7 +30,41 @@ internal sealed class McpGuardRateLimitOptions
     /// <summary>Policies by name.</summary>
     public IDictionary<string, McpGuardRateLimitPolicy> Policies { get; } = new Dictionary<string, McpGuardRateLimitPolicy>(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Where the counters live: <see cref="McpGuardRateLimitStoreKind.InProcess"/> (the default; each process counts on
+    /// its own) or <see cref="McpGuardRateLimitStoreKind.Redis"/> (shared by every instance). Read once, at start.
+    /// </summary>
+    public McpGuardRateLimitStoreKind Store { get; set; } = McpGuardRateLimitStoreKind.InProcess;
+
+    /// <summary>
+    /// What a counted call gets when the shared store does not answer (down, or slower than <c>McpGuard:StoreTimeout</c>):
+    /// <see cref="McpGuardStoreFailureMode.FailClosed"/> (the default: 503 <c>limiter_unavailable</c> with
+    /// <c>Retry-After</c>) or <see cref="McpGuardStoreFailureMode.FailOpen"/> (the call passes uncounted; each is logged
+    /// and counted in the <c>mcpguard.rate_limit.store_failures</c> metric).
+    /// </summary>
+    public McpGuardStoreFailureMode OnStoreFailure { get; set; } = McpGuardStoreFailureMode.FailClosed;
+
     internal static readonly string[] DefaultCountedMethods = ["tools/call", "resources/read", "prompts/get"];
+}
+
+/// <summary>Where rate-limit counters live (<c>McpGuard:RateLimits:Store</c>).</summary>
+internal enum McpGuardRateLimitStoreKind
+{
+    /// <summary>In this process's memory: each instance counts on its own.</summary>
+    InProcess,
+
+    /// <summary>Redis (<c>McpGuard:Redis:Configuration</c>; package McpGuard.Redis), shared by every instance.</summary>
+    Redis,
+}
+
+/// <summary>What a counted call gets when the shared rate-limit store does not answer.</summary>
+internal enum McpGuardStoreFailureMode
+{
+    /// <summary>503 <c>limiter_unavailable</c>, retryable, with <c>Retry-After</c>: no call passes uncounted.</summary>
+    FailClosed,
+
+    /// <summary>The call passes uncounted, logged and counted.</summary>
+    FailOpen,
 }
 
 /// <summary>Whose budget a call spends.</summary>

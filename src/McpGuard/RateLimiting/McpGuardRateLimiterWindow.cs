@@ -1,13 +1,13 @@
 namespace McpGuard;
 
 /// <summary>
-/// One window of one policy, as a limiter provider sees it. A provider creates one
-/// <see cref="System.Threading.RateLimiting.RateLimiter"/> per (partition, window).
+/// One window of one policy, as a rate-limit store (<see cref="IMcpGuardRateLimitStore"/>) sees it.
 /// </summary>
 public sealed class McpGuardRateLimiterWindow
 {
-    internal McpGuardRateLimiterWindow(string policy, string name, McpGuardRateLimitAlgorithm algorithm, int permits, TimeSpan window, int segments)
+    internal McpGuardRateLimiterWindow(string policy, string name, McpGuardRateLimitAlgorithm algorithm, int permits, TimeSpan window, int segments, bool perTool = false)
     {
+        PerTool = perTool;
         Policy = policy;
         Name = name;
         Algorithm = algorithm;
@@ -34,19 +34,20 @@ public sealed class McpGuardRateLimiterWindow
     /// <summary>Segments of a sliding window.</summary>
     public int Segments { get; }
 
-    /// <summary>What makes two windows the same window: a reload that leaves a window as it was keeps its counters.</summary>
-    internal Identity Key => new(Policy, Name, Algorithm, Permits, Window, Segments);
+    /// <summary>Whether each tool has its own permits in this window (the policy's <c>PerTool</c>).</summary>
+    public bool PerTool { get; }
 
-    internal readonly record struct Identity(string Policy, string Name, McpGuardRateLimitAlgorithm Algorithm, int Permits, TimeSpan Window, int Segments);
+    /// <summary>What makes two windows the same window: a reload that leaves a window as it was keeps its counters.</summary>
+    internal Identity Key => new(Policy, Name, Algorithm, Permits, Window, Segments, PerTool);
+
+    internal readonly record struct Identity(string Policy, string Name, McpGuardRateLimitAlgorithm Algorithm, int Permits, TimeSpan Window, int Segments, bool PerTool);
 }
 
 /// <summary>
-/// Creates the limiter behind one window for one partition. The default keeps counters in this process;
-/// a distributed store (Redis, say) implements this to share counters across servers. Limiters must put
-/// <see cref="System.Threading.RateLimiting.MetadataName.RetryAfter"/> on failed leases and report
-/// <see cref="System.Threading.RateLimiting.RateLimiterStatistics.CurrentAvailablePermits"/>.
+/// Creates the in-process limiter behind one window for one partition (tests replace it to watch or race the
+/// limiters). Counters shared between servers go through <see cref="IMcpGuardRateLimitStore"/> instead.
 /// </summary>
-public interface IMcpGuardRateLimiterProvider
+internal interface IMcpGuardRateLimiterProvider
 {
     /// <summary>Creates the limiter for <paramref name="window"/> and <paramref name="partition"/> (for example <c>account:alice</c>).</summary>
     System.Threading.RateLimiting.RateLimiter Create(string partition, McpGuardRateLimiterWindow window);

@@ -32,8 +32,21 @@ internal readonly record struct RateLimitPartitionKey(string PartitionKind, stri
 /// <c>Retry-After</c> and never reaches the endpoint. Every response that passes authentication carries the
 /// IETF httpapi <c>RateLimit-Policy</c> and <c>RateLimit</c> headers, so clients can slow down before they are refused.
 /// </summary>
-internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provider, TimeProvider clock, ILogger<RateLimitGate> logger) : IDisposable
+internal sealed partial class RateLimitGate(
+    IMcpGuardRateLimiterProvider provider,
+    TimeProvider clock,
+    ILogger<RateLimitGate> logger,
+    IServiceProvider? services = null) : IDisposable
 {
+    private static readonly System.Diagnostics.Metrics.Meter Meter = new("McpGuard");
+
+    /// <summary>Counted calls the shared store did not answer for (each one also logged), by what they got.</summary>
+    internal static readonly System.Diagnostics.Metrics.Counter<long> StoreFailures =
+        Meter.CreateCounter<long>("mcpguard.rate_limit.store_failures", unit: "{call}", description: "Counted calls the shared rate-limit store did not answer for.");
+
+    // The shared store (Redis, or the app's own), resolved once: McpGuard:RateLimits:Store is read at start.
+    private readonly Lazy<IMcpGuardRateLimitStore?> _store = new(() => services is null ? null : Storage.McpGuardStores.RateLimitStore(services));
+
     private const string PolicyHeader = "RateLimit-Policy";
     private const string StateHeader = "RateLimit";
 
@@ -45,23 +58,102 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
     // Keyed by the policies' text, so reloads that keep them reuse the chain instead of adding one each time.
     private readonly ConcurrentDictionary<(string? Specific, string? Default), Chain> _chains = new();
 
-    public McpGuardError? Check(HttpContext context, McpGuardFeature feature)
+    /// <summary>Spends the call's permits (or refuses it), in process or on the shared store, and writes the headers.</summary>
+    public ValueTask<McpGuardError?> CheckAsync(HttpContext context, McpGuardFeature feature)
     {
         var state = feature.State;
         var limits = state.RateLimits;
         if (!limits.Enabled || feature.Envelope is not { } envelope)
         {
-            return null;
+            return default;
         }
 
         var counts = limits.Counts(envelope);
         var chain = GetChain(counts ? limits.SpecificPolicy(envelope) : null, limits.Default);
         if (chain.Windows.Length == 0)
         {
-            return null;
+            return default;
         }
 
         var subject = Subject(context, feature, limits, envelope.ToolName);
+        return _store.Value is { } store
+            ? CheckSharedAsync(store, context, feature, chain, subject, counts)
+            : ValueTask.FromResult(CheckInProcess(context, feature, chain, subject, counts));
+    }
+
+    /// <summary>
+    /// The shared store checks and spends every window in one step, on its own clock; the headers show its answer. A store
+    /// that fails or does not answer within <c>McpGuard:StoreTimeout</c> is <c>OnStoreFailure</c>'s to decide.
+    /// </summary>
+    private async ValueTask<McpGuardError?> CheckSharedAsync(IMcpGuardRateLimitStore store, HttpContext context, McpGuardFeature feature, Chain chain, RateLimitSubject subject, bool counts)
+    {
+        var state = feature.State;
+        var request = new McpGuardRateLimitRequest(subject.Partition, subject.Tool, chain.WindowList, counts);
+        McpGuardRateLimitResult result;
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted))
+        {
+            timeout.CancelAfter(state.Options.StoreTimeout);
+            try
+            {
+                result = await store.AcquireAsync(request, timeout.Token);
+                if (result.Windows.Count != chain.Windows.Length)
+                {
+                    throw new InvalidOperationException($"The rate-limit store answered for {result.Windows.Count} windows; the call has {chain.Windows.Length}.");
+                }
+            }
+            catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
+            {
+                var failOpen = state.Options.RateLimits.OnStoreFailure == McpGuardStoreFailureMode.FailOpen;
+                StoreFailures.Add(1, new KeyValuePair<string, object?>("mcpguard.outcome", failOpen ? "passed" : "refused"));
+                if (failOpen)
+                {
+                    Log.StoreFailedOpen(logger, ex, subject.Partition, feature.RequestId);
+                    return null;
+                }
+
+                Log.StoreFailedClosed(logger, ex, subject.Partition, feature.RequestId);
+                return new McpGuardError(state.Catalog[McpGuardReasons.LimiterUnavailable], "Rate limiter unavailable: retry after 1 s.")
+                {
+                    RetryAfterSeconds = 1,
+                };
+            }
+        }
+
+        Span<long> available = stackalloc long[chain.Windows.Length];
+        Span<long> resets = stackalloc long[chain.Windows.Length];
+        McpGuardRateLimiterWindow? exhausted = null;
+        var wait = TimeSpan.Zero;
+        for (var i = 0; i < available.Length; i++)
+        {
+            var window = result.Windows[i];
+            available[i] = Math.Max(0, window.Available);
+            resets[i] = Math.Max(0, (long)Math.Ceiling(window.Reset.TotalSeconds));
+            if (!result.Acquired && window.RetryAfter > TimeSpan.Zero && window.RetryAfter >= wait)
+            {
+                exhausted = chain.Windows[i].Window;
+                wait = window.RetryAfter;
+            }
+        }
+
+        McpGuardError? error = null;
+        if (counts && !result.Acquired)
+        {
+            var seconds = Math.Max(1, (long)Math.Ceiling(wait.TotalSeconds));
+            Log.Limited(logger, subject.Partition, exhausted?.Name ?? "(unknown)", seconds, feature.RequestId);
+            error = new McpGuardError(state.Catalog[McpGuardReasons.RateLimited], $"Rate limit exceeded: retry after {seconds} s.")
+            {
+                RetryAfterSeconds = seconds,
+                Data = exhausted is null ? [] : [new("limit", exhausted.Name)],
+            };
+        }
+
+        WriteHeaders(context.Response.Headers, chain, available, resets);
+        return error;
+    }
+
+    private McpGuardError? CheckInProcess(HttpContext context, McpGuardFeature feature, Chain chain, RateLimitSubject subject, bool counts)
+    {
+        var state = feature.State;
 
         // Each window's permits, read once: they decide whether the call can pass and fill the RateLimit header.
         Span<long> available = stackalloc long[chain.Windows.Length];
@@ -108,7 +200,7 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
             }
         }
 
-        WriteHeaders(context.Response.Headers, chain, available);
+        WriteHeaders(context.Response.Headers, chain, available, resets: default);
         return error;
     }
 
@@ -180,7 +272,7 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
             _ => PartitionedRateLimiter.CreateChained([.. windows.Select(w => w.Limiter)]),
         };
         var policyHeader = string.Join(", ", windows.Select(w => $"\"{w.Window.Name}\";q={w.Window.Permits};w={(long)w.Window.Window.TotalSeconds}"));
-        return new Chain([.. windows], limiter!, policyHeader);
+        return new Chain([.. windows], limiter!, policyHeader) { WindowList = [.. windows.Select(w => w.Window)] };
     }
 
     private PartitionedRateLimiter<RateLimitSubject> CreateWindow(McpGuardRateLimiterWindow window, bool perTool)
@@ -194,8 +286,11 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
     private static long Available((McpGuardRateLimiterWindow Window, PartitionedRateLimiter<RateLimitSubject> Limiter) window, RateLimitSubject subject) =>
         window.Limiter.GetStatistics(subject)?.CurrentAvailablePermits ?? 0;
 
-    /// <summary>Writes <c>RateLimit-Policy</c> (fixed per chain) and <c>RateLimit</c>, built in one pass into one string.</summary>
-    private void WriteHeaders(IHeaderDictionary headers, Chain chain, ReadOnlySpan<long> available)
+    /// <summary>
+    /// Writes <c>RateLimit-Policy</c> (fixed per chain) and <c>RateLimit</c>, built in one pass into one string. The resets
+    /// are the shared store's (on its clock), or empty: then this process's clock gives them.
+    /// </summary>
+    private void WriteHeaders(IHeaderDictionary headers, Chain chain, ReadOnlySpan<long> available, ReadOnlySpan<long> resets)
     {
         var now = clock.GetUtcNow();
         var value = new DefaultInterpolatedStringHandler(0, 0, CultureInfo.InvariantCulture, stackalloc char[256]);
@@ -207,7 +302,7 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
                 value.AppendLiteral(", ");
             }
 
-            var reset = (long)Math.Ceiling(ClockedRateLimiter.TimeToReset(window.Window, now).TotalSeconds);
+            var reset = resets.IsEmpty ? (long)Math.Ceiling(ClockedRateLimiter.TimeToReset(window.Window, now).TotalSeconds) : resets[i];
             value.AppendLiteral("\"");
             value.AppendFormatted(window.Window.Name);
             value.AppendLiteral("\";r=");
@@ -248,11 +343,21 @@ internal sealed partial class RateLimitGate(IMcpGuardRateLimiterProvider provide
     private sealed record Chain(
         (McpGuardRateLimiterWindow Window, PartitionedRateLimiter<RateLimitSubject> Limiter)[] Windows,
         PartitionedRateLimiter<RateLimitSubject> Limiter,
-        string PolicyHeader);
+        string PolicyHeader)
+    {
+        /// <summary>The windows alone, as a shared store sees them.</summary>
+        public McpGuardRateLimiterWindow[] WindowList { get; init; } = [];
+    }
 
     private static partial class Log
     {
         [LoggerMessage(5001, LogLevel.Information, "Rate limit {Window} reached for {Partition}; request {RequestId} refused, retry after {Seconds} s.", EventName = "RateLimited")]
         public static partial void Limited(ILogger logger, string partition, string window, long seconds, string requestId);
+
+        [LoggerMessage(5002, LogLevel.Error, "The rate-limit store did not answer for {Partition}; request {RequestId} refused with limiter_unavailable (RateLimits:OnStoreFailure is FailClosed).", EventName = "RateLimitStoreFailedClosed")]
+        public static partial void StoreFailedClosed(ILogger logger, Exception exception, string partition, string requestId);
+
+        [LoggerMessage(5003, LogLevel.Warning, "The rate-limit store did not answer for {Partition}; request {RequestId} passes uncounted (RateLimits:OnStoreFailure is FailOpen).", EventName = "RateLimitStoreFailedOpen")]
+        public static partial void StoreFailedOpen(ILogger logger, Exception exception, string partition, string requestId);
     }
 }

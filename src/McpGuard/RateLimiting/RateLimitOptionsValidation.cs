@@ -13,6 +13,16 @@ internal static class RateLimitOptionsValidation
             errors.Add($"{At}:PartitionBy must be Account or Key (got '{limits.PartitionBy}').");
         }
 
+        if (!Enum.IsDefined(limits.Store))
+        {
+            errors.Add($"{At}:Store must be InProcess or Redis (got '{limits.Store}').");
+        }
+
+        if (!Enum.IsDefined(limits.OnStoreFailure))
+        {
+            errors.Add($"{At}:OnStoreFailure must be FailClosed or FailOpen (got '{limits.OnStoreFailure}').");
+        }
+
         if (limits.DefaultPolicy is { } defaultPolicy && !limits.Policies.ContainsKey(defaultPolicy))
         {
             errors.Add($"{At}:DefaultPolicy '{defaultPolicy}' is not defined under {At}:Policies.");

@@ -76,7 +76,7 @@ internal sealed class RateLimitState
     }
 
     private static CompiledRateLimitPolicy Compile(string name, McpGuardRateLimitPolicy policy) =>
-        new(name, policy.PerTool, [.. policy.Windows.Select(w => new McpGuardRateLimiterWindow(name, WindowName(name, w.Window), policy.Algorithm, w.Permits, w.Window, w.Segments))]);
+        new(name, policy.PerTool, [.. policy.Windows.Select(w => new McpGuardRateLimiterWindow(name, WindowName(name, w.Window), policy.Algorithm, w.Permits, w.Window, w.Segments, policy.PerTool))]);
 
     /// <summary><c>default-1m</c>, <c>default-1d</c>, <c>burst-30s</c>: the policy and the window's length in its largest whole unit.</summary>
     internal static string WindowName(string policy, TimeSpan window)

@@ -25,7 +25,10 @@ internal sealed class StoreSettings
         SqlitePath = System.IO.Path.IsPathRooted(path) ? path : System.IO.Path.Combine(environment?.ContentRootPath ?? AppContext.BaseDirectory, path);
         UsesDeprecatedKeys = (options.Store is null && options.Credits.Store is not null) || (options.SqlitePath is null && options.Credits.SqlitePath is not null);
         Durability = options.Credits.Durability;
+        RateLimitStore = options.RateLimits.Store;
     }
+
+    public McpGuardRateLimitStoreKind RateLimitStore { get; }
 
     public McpGuardStoreKind Kind { get; }
 
@@ -38,20 +41,34 @@ internal sealed class StoreSettings
     public bool UsesDeprecatedKeys { get; }
 }
 
-/// <summary>Registers McpGuard's stores: each is McpGuard's own (SQLite or in memory) unless the app registered one.</summary>
+/// <summary>
+/// Registers McpGuard's stores: each is McpGuard's own (SQLite or in memory), or an integration's (McpGuard.PostgreSql
+/// registers its stores keyed by <see cref="PostgreSqlKey"/>), unless the app registered one.
+/// </summary>
 internal static class McpGuardStores
 {
+    /// <summary>The service key McpGuard.PostgreSql registers its four stores under.</summary>
+    internal const string PostgreSqlKey = "McpGuard.PostgreSql";
+
+    /// <summary>The service key McpGuard.Redis registers its <see cref="IMcpGuardRateLimitStore"/> under.</summary>
+    internal const string RedisKey = "McpGuard.Redis";
+
     public static void Add(IServiceCollection services)
     {
         services.TryAddSingleton<StoreSettings>();
         services.TryAddSingleton(sp => new SqliteDatabase(sp.GetRequiredService<StoreSettings>().SqlitePath));
-        services.TryAddSingleton<IMcpGuardApiKeyStore>(sp => Sqlite(sp) is { } database
+        services.TryAddSingleton<IMcpGuardApiKeyStore>(sp => Integration<IMcpGuardApiKeyStore>(sp) ?? (Sqlite(sp) is { } database
             ? new SqliteApiKeyStore(database, sp.GetRequiredService<TimeProvider>())
-            : new InMemoryApiKeyStore());
-        services.TryAddSingleton<IMcpGuardAccountStatusStore>(sp => Sqlite(sp) is { } database ? new AccountStatusStore(database) : new AccountStatusStore());
-        services.TryAddSingleton<IMcpGuardToolStatusStore>(sp => Sqlite(sp) is { } database ? new ToolStatusStore(database) : new ToolStatusStore());
+            : new InMemoryApiKeyStore()));
+        services.TryAddSingleton<IMcpGuardAccountStatusStore>(sp => Integration<IMcpGuardAccountStatusStore>(sp) ?? (Sqlite(sp) is { } database ? new AccountStatusStore(database) : new AccountStatusStore()));
+        services.TryAddSingleton<IMcpGuardToolStatusStore>(sp => Integration<IMcpGuardToolStatusStore>(sp) ?? (Sqlite(sp) is { } database ? new ToolStatusStore(database) : new ToolStatusStore()));
         services.TryAddSingleton<IMcpGuardLedgerStore>(sp =>
         {
+            if (Integration<IMcpGuardLedgerStore>(sp) is { } store)
+            {
+                return store;
+            }
+
             var settings = sp.GetRequiredService<StoreSettings>();
             LedgerJournal journal = Sqlite(sp) is { } database ? new SqliteJournal(database, settings.Durability) : new InMemoryJournal();
             return new LedgerEngine(journal, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("McpGuard.Credits.Ledger"));
@@ -59,6 +76,28 @@ internal static class McpGuardStores
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, StoreStartup>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, LedgerRetention>());
     }
+
+    /// <summary>The shared rate-limit store: the app's own, else McpGuard.Redis's when <c>RateLimits:Store</c> is Redis, else none (in process).</summary>
+    public static IMcpGuardRateLimitStore? RateLimitStore(IServiceProvider services)
+    {
+        if (services.GetService<IMcpGuardRateLimitStore>() is { } own)
+        {
+            return own;
+        }
+
+        return services.GetRequiredService<StoreSettings>().RateLimitStore == McpGuardRateLimitStoreKind.Redis
+            ? services.GetKeyedService<IMcpGuardRateLimitStore>(RedisKey) ?? throw new InvalidOperationException(
+                "McpGuard:RateLimits:Store is Redis, but McpGuard.Redis is not added. Add the McpGuard.Redis package and call builder.Services.AddMcpGuard().AddMcpGuardRedis().")
+            : null;
+    }
+
+    /// <summary>The PostgreSQL store when <c>McpGuard:Store</c> is PostgreSql; null for McpGuard's own stores.</summary>
+    private static T? Integration<T>(IServiceProvider services)
+        where T : class =>
+        services.GetRequiredService<StoreSettings>().Kind == McpGuardStoreKind.PostgreSql
+            ? services.GetKeyedService<T>(PostgreSqlKey) ?? throw new InvalidOperationException(
+                "McpGuard:Store is PostgreSql, but McpGuard.PostgreSql is not added. Add the McpGuard.PostgreSql package and call builder.Services.AddMcpGuard().AddMcpGuardPostgreSql().")
+            : null;
 
     private static SqliteDatabase? Sqlite(IServiceProvider services) =>
         services.GetRequiredService<StoreSettings>().Kind == McpGuardStoreKind.Sqlite ? services.GetRequiredService<SqliteDatabase>() : null;
@@ -85,6 +124,7 @@ internal sealed partial class StoreStartup(
         _ = services.GetRequiredService<IMcpGuardApiKeyStore>();
         _ = services.GetRequiredService<IMcpGuardAccountStatusStore>();
         _ = services.GetRequiredService<IMcpGuardToolStatusStore>();
+        _ = McpGuardStores.RateLimitStore(services);
         var credits = states.Current.Credits;
         if (!credits.Enabled)
         {

@@ -22,7 +22,7 @@ public sealed class RateLimitPartitionTests
     [Theory]
     [InlineData(nameof(McpGuardRateLimitPartition.Account), "account:alice")]
     [InlineData(nameof(McpGuardRateLimitPartition.Key), "key:k1")]
-    public void The_provider_sees_the_partition_and_for_per_tool_windows_the_tool(string partitionByName, string partition)
+    public async Task The_provider_sees_the_partition_and_for_per_tool_windows_the_tool(string partitionByName, string partition)
     {
         var partitionBy = Enum.Parse<McpGuardRateLimitPartition>(partitionByName);
         var provider = new RecordingProvider(new FakeTimeProvider(Noon));
@@ -31,8 +31,8 @@ public sealed class RateLimitPartitionTests
 
         for (var i = 0; i < 3; i++)
         {
-            Assert.Null(gate.Check(new DefaultHttpContext(), Feature(state, "add", Caller())));
-            Assert.Null(gate.Check(new DefaultHttpContext(), Feature(state, "echo", Caller())));
+            Assert.Null(await gate.CheckAsync(new DefaultHttpContext(), Feature(state, "add", Caller())));
+            Assert.Null(await gate.CheckAsync(new DefaultHttpContext(), Feature(state, "echo", Caller())));
         }
 
         // One limiter per (partition, window), each made on first use and kept: add's window is per tool, the default's is not.
@@ -42,20 +42,20 @@ public sealed class RateLimitPartitionTests
     }
 
     [Fact]
-    public void Anonymous_callers_are_partitioned_by_remote_address()
+    public async Task Anonymous_callers_are_partitioned_by_remote_address()
     {
         var provider = new RecordingProvider(new FakeTimeProvider(Noon));
         using var gate = new RateLimitGate(provider, new FakeTimeProvider(Noon), NullLogger<RateLimitGate>.Instance);
         var context = new DefaultHttpContext();
         context.Connection.RemoteIpAddress = IPAddress.Parse("10.0.0.7");
 
-        Assert.Null(gate.Check(context, Feature(State(McpGuardRateLimitPartition.Account), "echo", caller: null)));
+        Assert.Null(await gate.CheckAsync(context, Feature(State(McpGuardRateLimitPartition.Account), "echo", caller: null)));
 
         Assert.Equal([("ip:10.0.0.7", "default-1d"), ("ip:10.0.0.7", "default-1m")], provider.Created.Order());
     }
 
     [Fact]
-    public void A_call_that_loses_the_last_permit_between_the_read_and_the_spend_is_refused_and_the_windows_are_read_again()
+    public async Task A_call_that_loses_the_last_permit_between_the_read_and_the_spend_is_refused_and_the_windows_are_read_again()
     {
         // add-1m reports one permit when first read, then refuses the spend (another call took the permit) and reads 0 after.
         var clock = new FakeTimeProvider(Noon);
@@ -63,7 +63,7 @@ public sealed class RateLimitPartitionTests
         using var gate = new RateLimitGate(provider, clock, NullLogger<RateLimitGate>.Instance);
         var context = new DefaultHttpContext();
 
-        var error = gate.Check(context, Feature(State(McpGuardRateLimitPartition.Account), "add", Caller()));
+        var error = await gate.CheckAsync(context, Feature(State(McpGuardRateLimitPartition.Account), "add", Caller()));
 
         Assert.NotNull(error);
         Assert.Equal(McpGuardReasons.RateLimited, error.Descriptor.Reason);
