@@ -9,11 +9,9 @@ if (SampleCommands.TryRun(args, Console.Out))
 
 var builder = WebApplication.CreateBuilder(args);
 
-// 1. McpGuard's services, configured by the "McpGuard" section of appsettings.json. The integrations are optional
-//    and used only when configuration picks them: McpGuard:Store=PostgreSql, McpGuard:RateLimits:Store=Redis.
-builder.Services.AddMcpGuard()
-    .AddMcpGuardPostgreSql()
-    .AddMcpGuardRedis();
+// 1. McpGuard's services, configured by the "McpGuard" section of appsettings.json. PostgreSQL and Redis are used
+//    only when configuration picks them (McpGuard:Store=PostgreSql, McpGuard:RateLimits:Store=Redis).
+builder.Services.AddMcpGuard().AddMcpGuardPostgreSql().AddMcpGuardRedis();
 
 // 2. Your MCP server (C# SDK) on its HTTP transport. WithMcpGuard() turns tool exceptions into isError
 //    results and shows each caller only the tools its scopes allow.
@@ -22,16 +20,14 @@ builder.Services.AddMcpServer()
     .WithTools<SampleTools>()
     .WithMcpGuard();
 
-// 3. Optional, for the admin API: authorization for its policy, and its OpenAPI document.
+// 3. Optional: for the admin API, authorization for its policy and its OpenAPI document; health checks of the stores.
 builder.Services.AddAuthorization();
 builder.Services.AddOpenApi("mcpguard-admin");
-
-// 4. Optional: health checks for McpGuard's stores (SQLite, or PostgreSQL and Redis).
 builder.Services.AddHealthChecks().AddMcpGuardStores();
 
 var app = builder.Build();
 
-// 5. Guard the endpoint at McpGuard:Path (default /mcp), then map it.
+// 4. Guard the endpoint at McpGuard:Path (default /mcp), then map it.
 app.UseMcpGuard();
 app.MapMcp("/mcp");
 app.MapMcpGuardAdmin("/admin");   // optional: the admin API

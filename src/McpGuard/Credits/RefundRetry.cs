@@ -119,6 +119,11 @@ internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvi
                 {
                     failed = true;
                     Log.RefundFailed(logger, ex, requestId, pending.Reason);
+                    lock (_lock)
+                    {
+                        _pending[requestId] = pending with { Attempts = pending.Attempts + 1 };
+                    }
+
                     continue;
                 }
                 catch (OperationCanceledException)

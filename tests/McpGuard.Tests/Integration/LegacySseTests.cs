@@ -201,7 +201,7 @@ public sealed class LegacySseTests
         await using var host = await StartAsync(inMemory: true);
 
         var found = host.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>()
-            .Select(e => (Route: McpEndpoints.LiteralPath(e.RoutePattern), Methods: string.Join("|", e.Metadata.GetMetadata<IHttpMethodMetadata>()!.HttpMethods),
+            .Select(e => (Route: McpEndpoints.LiteralPath(e.RoutePattern), Methods: string.Join("|", e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods ?? []),
                 ByHandler: McpEndpoints.Classify(e.RequestDelegate, e.Metadata, displayName: null), ByName: McpEndpoints.Classify(null, [], e.DisplayName)))
             .Where(e => e.ByHandler != McpEndpointKind.None || e.ByName != McpEndpointKind.None)
             .OrderBy(e => e.Route, StringComparer.Ordinal).ThenBy(e => e.Methods, StringComparer.Ordinal)
