@@ -36,13 +36,17 @@ internal sealed partial class RateLimitGate(
     IMcpGuardRateLimiterProvider provider,
     TimeProvider clock,
     ILogger<RateLimitGate> logger,
-    IServiceProvider? services = null) : IDisposable
+    IServiceProvider? services = null,
+    System.Diagnostics.Metrics.IMeterFactory? meters = null) : IDisposable
 {
-    private static readonly System.Diagnostics.Metrics.Meter Meter = new("McpGuard");
+    /// <summary>The meter of gates made without the app's meter factory (tests that build a gate by hand).</summary>
+    private static readonly System.Diagnostics.Metrics.Meter FallbackMeter = new(MeterName);
+
+    internal const string MeterName = "McpGuard";
 
     /// <summary>Counted calls the shared store did not answer for (each one also logged), by what they got.</summary>
-    internal static readonly System.Diagnostics.Metrics.Counter<long> StoreFailures =
-        Meter.CreateCounter<long>("mcpguard.rate_limit.store_failures", unit: "{call}", description: "Counted calls the shared rate-limit store did not answer for.");
+    private readonly System.Diagnostics.Metrics.Counter<long> _storeFailures = (meters?.Create(new System.Diagnostics.Metrics.MeterOptions(MeterName)) ?? FallbackMeter)
+        .CreateCounter<long>("mcpguard.rate_limit.store_failures", unit: "{call}", description: "Counted calls the shared rate-limit store did not answer for.");
 
     // The shared store (Redis, or the app's own), resolved once: McpGuard:RateLimits:Store is read at start.
     private readonly Lazy<IMcpGuardRateLimitStore?> _store = new(() => services is null ? null : Storage.McpGuardStores.RateLimitStore(services));
@@ -104,7 +108,7 @@ internal sealed partial class RateLimitGate(
             catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
             {
                 var failOpen = state.Options.RateLimits.OnStoreFailure == McpGuardStoreFailureMode.FailOpen;
-                StoreFailures.Add(1, new KeyValuePair<string, object?>("mcpguard.outcome", failOpen ? "passed" : "refused"));
+                _storeFailures.Add(1, new KeyValuePair<string, object?>("mcpguard.outcome", failOpen ? "passed" : "refused"));
                 if (failOpen)
                 {
                     Log.StoreFailedOpen(logger, ex, subject.Partition, feature.RequestId);
