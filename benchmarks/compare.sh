@@ -7,6 +7,8 @@
 #   CONNECTIONS="32" TOOLS=echo ROUNDS=5 DURATION=5 benchmarks/compare.sh
 #   REV=HEAD benchmarks/compare.sh        # measure a commit (exported with git archive), not the working tree
 #   GUARD_ARGS="--McpGuard:Credits:Enabled=false" benchmarks/compare.sh   # the guarded server with more configuration
+#   STORE=PostgreSql CONNECTIONS=32 benchmarks/compare.sh   # scaled out: ledger, keys and statuses on PostgreSQL,
+#                                         # counters on Redis (a throwaway redis-server and PostgreSQL, eng/stores.sh)
 #
 # Installs wrk with apt-get when it is missing, builds Release and starts samples/McpGuard.Sample twice on 127.0.0.1:
 #   guarded    Sample:Guard=true, SQLite ledger in a fresh temp dir, rate limits raised so they never cap the run,
@@ -40,7 +42,7 @@ CONNECTIONS=${CONNECTIONS:-"1 8 32 128"}           # concurrency mode: connectio
 TOOLS=${TOOLS:-"echo add"}                         # concurrency mode: tools
 SIZES=${SIZES:-"1024 65536 1000000"}               # sizes mode: request body bytes (the guard's default limit is 1 MiB)
 SIZE_CONNECTIONS=${SIZE_CONNECTIONS:-8}            # sizes mode: connections
-STORE=${STORE:-Sqlite}                             # the guarded server's ledger: Sqlite (the sample's) or InMemory
+STORE=${STORE:-Sqlite}                             # the guarded server's stores: Sqlite (the sample's), InMemory or PostgreSql (+ Redis)
 REV=${REV:-}                                       # a commit to measure instead of the working tree (needs Sample:Guard)
 GUARD_ARGS=${GUARD_ARGS:-}                         # more configuration for the guarded server, e.g. "--McpGuard:Credits:Enabled=false"
 
@@ -73,9 +75,11 @@ stop() { # stop <pid>: TERM, wait up to 10 s, then KILL
     fi
 }
 
+stores_started=0
 cleanup() {
     stop "$guarded_pid"
     stop "$open_pid"
+    if [ "$stores_started" -eq 1 ]; then stores_stop; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -98,12 +102,23 @@ dotnet build -c Release "$sample" -nologo -v quiet >/dev/null
 dll="$sample/bin/Release/net10.0/McpGuard.Sample.dll"
 content_root=$(cd "$(dirname "$dll")" && pwd)   # the sample's appsettings.json sits next to it
 
+store_args=()
+if [ "$STORE" = PostgreSql ]; then
+    # shellcheck source=eng/stores.sh
+    source eng/stores.sh
+    stores_started=1
+    stores_start "$work/stores"
+    echo "== shared stores: redis-server on $REDIS_CONFIGURATION, PostgreSQL on port $PG_PORT (synchronous_commit on)"
+    store_args=(--McpGuard:PostgreSql:ConnectionString="$PG_CONNECTION" --McpGuard:RateLimits:Store=Redis --McpGuard:Redis:Configuration="$REDIS_CONFIGURATION")
+fi
+
 limit=100000000
 echo "== starting guarded on 127.0.0.1:$guarded_port, unguarded on 127.0.0.1:$open_port"
 dotnet "$dll" --contentRoot "$content_root" --urls "http://127.0.0.1:$guarded_port" \
     --Sample:Guard=true \
     --McpGuard:Store="$STORE" \
     --McpGuard:SqlitePath="$work/ledger.db" \
+    "${store_args[@]}" \
     --McpGuard:RateLimits:Policies:default:Windows:0:Permits=$limit \
     --McpGuard:RateLimits:Policies:default:Windows:1:Permits=$limit \
     --McpGuard:RateLimits:Policies:add:Windows:0:Permits=$limit \

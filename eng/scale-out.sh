@@ -84,7 +84,10 @@ MSG
     exit 1
 fi
 
-# --- the demo: each step prints the command and what it answered ---
+# --- the demo: each step prints what the instances answered, and fails when they disagree with one store ---
+expect() { # expect <what> <pattern> <answer>
+    grep -q -- "$2" <<<"$3" || { echo "demo: $1 answered '$3', expected '$2'" >&2; exit 1; }
+}
 mcp() { # mcp <port> <key> <tool> <arguments>: prints "<status> <ratelimit header> balance <balance header>"
     curl -s -o /dev/null -m 10 -w "%{http_code} %header{ratelimit} balance %header{mcpguard-balance-micro}\n" "http://127.0.0.1:$1/mcp" \
         -H "Authorization: Bearer $2" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
@@ -98,19 +101,21 @@ echo
 echo "-- add allows 30 calls a minute per account, counted in Redis: Alice calls A, B, A, B ..."
 for i in $(seq 1 31); do
     if [ $((i % 2)) -eq 1 ]; then port=$port_a; else port=$port_b; fi
-    if [ "$i" -le 2 ] || [ "$i" -ge 30 ]; then
-        printf 'call %2d on %s: %s\n' "$i" "$port" "$(mcp "$port" mcpg_demo_alice add '{"a":2,"b":3}')"
-    else
-        mcp "$port" mcpg_demo_alice add '{"a":2,"b":3}' >/dev/null
-    fi
+    answer=$(mcp "$port" mcpg_demo_alice add '{"a":2,"b":3}')
+    if [ "$i" -le 30 ]; then expect "call $i" '^200 ' "$answer"; else expect "call $i" '^429 ' "$answer"; fi
+    if [ "$i" -le 2 ] || [ "$i" -ge 30 ]; then printf 'call %2d on %s: %s\n' "$i" "$port" "$answer"; fi
 done
 
 echo
 echo "-- one balance in PostgreSQL: Bob tops up through A, and B charges the new balance"
 admin "$port_a" POST /accounts/bob/topup '{"amount_micro":10000}' >/dev/null
-echo "bob on $port_b: $(mcp "$port_b" mcpg_demo_bob echo '{"message":"hi"}')"
-echo "bob on $port_b: $(mcp "$port_b" mcpg_demo_bob add '{"a":1,"b":1}')"
-echo "bob on $port_a: $(mcp "$port_a" mcpg_demo_bob add '{"a":1,"b":1}')"
+for i in 1 2 3; do mcp "$port_b" mcpg_demo_bob add '{"a":1,"b":1}' >/dev/null; done   # his three free calls
+answer=$(mcp "$port_b" mcpg_demo_bob add '{"a":1,"b":1}')
+expect "bob's first paid call" 'balance 9440$' "$answer"
+echo "bob's first paid add on $port_b: $answer"
+answer=$(mcp "$port_a" mcpg_demo_bob add '{"a":1,"b":1}')
+expect "bob's second paid call" 'balance 8640$' "$answer"
+echo "bob's next add on $port_a:       $answer"
 
 echo
 echo "-- a key made on A works on B; revoked on A, B refuses it within a second"
@@ -118,7 +123,9 @@ created=$(admin "$port_a" POST /keys '{"account":"bob","scopes":["tools:basic"]}
 key=$(sed -n 's/.*"key":"\([^"]*\)".*/\1/p' <<<"$created")
 id=$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' <<<"$created")
 [ -n "$key" ] && [ -n "$id" ] || { echo "the admin API did not make a key: $created" >&2; exit 1; }
-echo "new key on $port_b: $(mcp "$port_b" "$key" echo '{"message":"hi"}')"
+answer=$(mcp "$port_b" "$key" echo '{"message":"hi"}')
+expect "the new key" '^200 ' "$answer"
+echo "new key on $port_b: $answer"
 admin "$port_a" POST "/keys/$id/revoke" >/dev/null
 start=$(date +%s%N)
 while :; do
