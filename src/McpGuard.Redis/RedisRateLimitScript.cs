@@ -186,6 +186,7 @@ internal static class RedisRateLimitScript
         {
             Windows = [.. windows];
             Suffixes = new string[Windows.Length];
+            _divisors = new long[Windows.Length];
             Spend = new RedisValue[FixedArguments + (ArgumentsPerWindow * Windows.Length)];
             Spend[0] = 1;
             Spend[1] = RedisValue.EmptyString;
@@ -194,6 +195,7 @@ internal static class RedisRateLimitScript
                 var window = Windows[i];
                 Suffixes[i] = $":{window.Policy}:{window.Name}";
                 var (kind, a, b, c, d) = Arguments(window);
+                _divisors[i] = kind == "T" ? window.Permits / b : 1;
                 var at = FixedArguments + (i * ArgumentsPerWindow);
                 Spend[at] = kind;
                 Spend[at + 1] = a;
@@ -206,6 +208,9 @@ internal static class RedisRateLimitScript
             Read[0] = 0;
         }
 
+        // Token buckets: g = gcd(permits, window µs), the script's unit of level is 1/g token·µs.
+        private readonly long[] _divisors;
+
         public McpGuardRateLimiterWindow[] Windows { get; }
 
         /// <summary><c>:&lt;policy&gt;:&lt;window&gt;</c> per window (<c>:tool:&lt;tool&gt;</c> follows for per-tool windows).</summary>
@@ -217,14 +222,16 @@ internal static class RedisRateLimitScript
         /// <summary>ARGV to read the windows only, on Redis's clock.</summary>
         public RedisValue[] Read { get; }
 
-        /// <summary>Turns a token bucket's missing level (in the script's units) into the exact wait, as ClockedRateLimiter rounds it (up, to a tick).</summary>
-        public static TimeSpan TokenWait(McpGuardRateLimiterWindow window, long missing)
+        /// <summary>
+        /// Turns token bucket <paramref name="index"/>'s missing level (in the script's units) into the exact wait, rounded
+        /// up to a tick as ClockedRateLimiter rounds it.
+        /// </summary>
+        public TimeSpan TokenWait(int index, long missing)
         {
-            var micros = window.Window.Ticks / 10;
-            var g = (long)System.Numerics.BigInteger.GreatestCommonDivisor(window.Permits, micros);
+            var permits = Windows[index].Permits;
             // missing × g is the level missing in token·µs; the bucket refills `permits` of those per µs, 10 per tick.
-            var scaled = (Int128)missing * g * 10;
-            return TimeSpan.FromTicks((long)((scaled + window.Permits - 1) / window.Permits));
+            var scaled = (Int128)missing * _divisors[index] * 10;
+            return TimeSpan.FromTicks((long)((scaled + permits - 1) / permits));
         }
 
         private static (string Kind, long A, long B, long C, long D) Arguments(McpGuardRateLimiterWindow window)

@@ -71,28 +71,20 @@ internal sealed class RedisRateLimitStore : IMcpGuardRateLimitStore, IHealthChec
         return Result(plan, answer);
     }
 
-    private string[] KeyTexts(RedisRateLimitScript.Plan plan, McpGuardRateLimitRequest request)
+    /// <summary>
+    /// <c>{KeyPrefix}{&lt;partition&gt;}:&lt;policy&gt;:&lt;window&gt;</c>, plus <c>:tool:&lt;tool&gt;</c> for per-tool windows: one
+    /// string per window, built in one go (the escaping allocates only for text that has a brace or a percent sign).
+    /// </summary>
+    private RedisKey[] Keys(RedisRateLimitScript.Plan plan, McpGuardRateLimitRequest request)
     {
         var partition = RedisRateLimitScript.Escape(request.Partition);
         var tool = request.Tool is { } name ? RedisRateLimitScript.Escape(name) : null;
-        var keys = new string[plan.Windows.Length];
+        var keys = new RedisKey[plan.Windows.Length];
         for (var i = 0; i < keys.Length; i++)
         {
             keys[i] = plan.Windows[i].PerTool && tool is not null
-                ? string.Concat(_keyPrefix, "{", partition, "}", plan.Suffixes[i]) + ":tool:" + tool
-                : string.Concat(_keyPrefix, "{", partition, "}", plan.Suffixes[i]);
-        }
-
-        return keys;
-    }
-
-    private RedisKey[] Keys(RedisRateLimitScript.Plan plan, McpGuardRateLimitRequest request)
-    {
-        var texts = KeyTexts(plan, request);
-        var keys = new RedisKey[texts.Length];
-        for (var i = 0; i < keys.Length; i++)
-        {
-            keys[i] = texts[i];
+                ? string.Concat([_keyPrefix, "{", partition, "}", plan.Suffixes[i], ":tool:", tool])
+                : string.Concat([_keyPrefix, "{", partition, "}", plan.Suffixes[i]]);
         }
 
         return keys;
@@ -100,7 +92,7 @@ internal sealed class RedisRateLimitStore : IMcpGuardRateLimitStore, IHealthChec
 
     /// <summary>The keys a request uses (for tests and the docs: what an operator finds in Redis).</summary>
     internal IReadOnlyList<string> KeysOf(McpGuardRateLimitRequest request) =>
-        KeyTexts(_plans.GetValue(request.Windows, static windows => new RedisRateLimitScript.Plan(windows)), request);
+        [.. Keys(_plans.GetValue(request.Windows, static windows => new RedisRateLimitScript.Plan(windows)), request).Select(key => (string)key!)];
 
     private static McpGuardRateLimitResult Result(RedisRateLimitScript.Plan plan, RedisResult answer)
     {
@@ -122,7 +114,7 @@ internal sealed class RedisRateLimitStore : IMcpGuardRateLimitStore, IHealthChec
             var retryAfter = wait <= 0
                 ? TimeSpan.Zero
                 : window.Algorithm == McpGuardRateLimitAlgorithm.TokenBucket
-                    ? RedisRateLimitScript.Plan.TokenWait(window, wait)
+                    ? plan.TokenWait(i, wait)
                     : TimeSpan.FromTicks(wait * 10);
             windows[i] = new McpGuardRateLimitWindowState(available, ClockedRateLimiter.TimeToReset(window, now), retryAfter);
         }

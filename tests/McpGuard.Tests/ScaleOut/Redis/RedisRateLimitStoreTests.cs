@@ -107,19 +107,23 @@ public sealed class RedisRateLimitStoreTests(RedisServer redis)
     }
 
     [Fact]
-    public async Task A_partition_crafted_with_braces_cannot_spend_another_partitions_permits()
+    public async Task Text_crafted_with_braces_cannot_reach_another_callers_key()
     {
         var prefix = $"craft-{Guid.NewGuid():N}:";
         await using var store = new RedisRateLimitStore(redis.Configuration, prefix, TimeSpan.FromSeconds(5));
-        McpGuardRateLimiterWindow[] one = [new("default", "default-1m", McpGuardRateLimitAlgorithm.FixedWindow, 1, TimeSpan.FromMinutes(1), 6)];
+        McpGuardRateLimiterWindow[] one = [new("add", "add-1m", McpGuardRateLimitAlgorithm.FixedWindow, 1, TimeSpan.FromMinutes(1), 6, perTool: true)];
         await redis.WaitForRoomInMinuteAsync(TimeSpan.FromSeconds(5));
 
-        // Unescaped, "account:bob}:default:default-1m" would sit under bob's hash tag, one suffix away from bob's key.
-        var crafted = await store.AcquireAsync(new McpGuardRateLimitRequest("account:bob}:default:default-1m", null, one, spend: true), CancellationToken.None);
-        var bob = await store.AcquireAsync(new McpGuardRateLimitRequest("account:bob", null, one, spend: true), CancellationToken.None);
+        // Unescaped, both would be "{account:bob}:add:add-1m:tool:x}:add:add-1m:tool:y": one key, one permit between them.
+        var first = new McpGuardRateLimitRequest("account:bob", "x}:add:add-1m:tool:y", one, spend: true);
+        var second = new McpGuardRateLimitRequest("account:bob}:add:add-1m:tool:x", "y", one, spend: true);
+        var firstResult = await store.AcquireAsync(first, CancellationToken.None);
+        var secondResult = await store.AcquireAsync(second, CancellationToken.None);
 
-        Assert.True(crafted.Acquired);
-        Assert.True(bob.Acquired);
+        Assert.True(firstResult.Acquired);
+        Assert.True(secondResult.Acquired);
+        Assert.Equal($"{prefix}{{account:bob}}:add:add-1m:tool:x%7D:add:add-1m:tool:y", Assert.Single(store.KeysOf(first)));
+        Assert.Equal($"{prefix}{{account:bob%7D:add:add-1m:tool:x}}:add:add-1m:tool:y", Assert.Single(store.KeysOf(second)));
     }
 
     [Fact]

@@ -62,7 +62,7 @@ public sealed partial class RedisScaleOutTests(RedisServer redis, ITestOutputHel
             Assert.Matches("^\"default-1m\";r=100;t=\\d+, \"default-1d\";r=10000;t=\\d+$", RateLimitWire.Header(list, "RateLimit"));
         }
 
-        await redis.WaitForRoomInMinuteAsync(TimeSpan.FromSeconds(15));
+        await redis.WaitForRoomInMinuteAsync(TimeSpan.FromSeconds(5));
         var before = await redis.TimeAsync();
 
         var responses = await Task.WhenAll(Enumerable.Range(1, 300).Select(id => hosts[id % 3].PostMcpAsync(AuthResponses.Echo(id: id))));
@@ -111,7 +111,7 @@ public sealed partial class RedisScaleOutTests(RedisServer redis, ITestOutputHel
         var late = new FakeTimeProvider(early.GetUtcNow().AddSeconds(30));
         await using var a = await GuardedHost.StartSampleAsync(configuration, builder => builder.ConfigureServices(s => s.AddSingleton<TimeProvider>(early)));
         await using var b = await GuardedHost.StartSampleAsync(configuration, builder => builder.ConfigureServices(s => s.AddSingleton<TimeProvider>(late)));
-        await redis.WaitForRoomInMinuteAsync(TimeSpan.FromSeconds(15));
+        await redis.WaitForRoomInMinuteAsync(TimeSpan.FromSeconds(5));
         var before = await redis.TimeAsync();
 
         var states = new List<(int Status, string Host, RateLimitState State)>();
@@ -207,6 +207,26 @@ public sealed partial class RedisScaleOutTests(RedisServer redis, ITestOutputHel
         Assert.Matches("^The rate-limit store did not answer for account:alice; request [^ ]+ passes uncounted \\(RateLimits:OnStoreFailure is FailOpen\\)\\.$", failOpen[0].Message);
         Assert.True(Interlocked.Read(ref passedUncounted) >= failOpen.Count, $"metric {passedUncounted}, logged {failOpen.Count}");
         run.Dispose();
+    }
+
+    [Fact]
+    public async Task The_app_starts_while_Redis_is_unreachable_and_a_counted_call_gets_503_within_the_store_timeout()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        var configuration = Configuration(100, 10000);
+        configuration["McpGuard:Redis:Configuration"] = $"127.0.0.1:{port}";
+
+        await using var host = await GuardedHost.StartSampleAsync(configuration);
+        var watch = Stopwatch.StartNew();
+        using var response = await host.PostMcpAsync(AuthResponses.Echo(id: 7));
+
+        await WireAssert.JsonRpcErrorAsync(response, HttpStatusCode.ServiceUnavailable, -31203, "Rate limiter unavailable: retry after 1 s.", "limiter_unavailable", 7L,
+            extraData: new JsonObject { ["retry_after"] = 1 });
+        Assert.Equal("1", RateLimitWire.Header(response, "Retry-After"));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(3), $"took {watch.Elapsed} with a 0.5 s StoreTimeout");
     }
 
     /// <summary>
