@@ -16,8 +16,8 @@ namespace McpGuard.Redis;
 /// Per window the script takes four numbers after its kind:
 /// <list type="bullet">
 /// <item><c>F</c> (fixed window): window µs, permits. Hash <c>n</c> (window number since the epoch), <c>c</c> (permits used).</item>
-/// <item><c>S</c> (sliding window): segment µs, segments, permits. Hash <c>n</c> (segment number), <c>0</c>…<c>k-1</c>
-/// (permits used per segment, a ring indexed by segment number).</item>
+/// <item><c>S</c> (sliding window): segment µs, segments, permits. Hash <c>n</c> (the latest segment number) and, per
+/// segment still in the window that counted calls, its number → permits used (older ones are deleted as they slide out).</item>
 /// <item><c>T</c> (token bucket): capacity, refill per µs, cost of a permit, window µs, in units of 1/g token-microseconds
 /// where g = gcd(permits, window µs). Hash <c>l</c> (level), <c>t</c> (when it was last refilled).</item>
 /// </list>
@@ -58,30 +58,28 @@ internal static class RedisRateLimitScript
             s.n = n; s.used = used; s.available = b - used
             if s.available < 1 then s.wait = (n + 1) * a - now end
           elseif kind == 'S' then
+            -- Fields: 'n' (the latest segment number seen) and one per segment that counted calls, named by its number.
             local h = redis.call('HGETALL', KEYS[i])
-            local ring, hn = {}, nil
-            for j = 0, b - 1 do ring[j] = 0 end
-            for j = 1, #h, 2 do
-              if h[j] == 'n' then hn = tonumber(h[j + 1]) else ring[tonumber(h[j])] = tonumber(h[j + 1]) end
-            end
             local n = div(now, a)
-            if hn == nil then
-              for j = 0, b - 1 do ring[j] = 0 end
-            elseif hn >= n then
-              n = hn
-            else
-              local passed = math.min(n - hn, b)
-              for j = 1, passed do ring[(hn + j) % b] = 0 end
+            for j = 1, #h, 2 do
+              if h[j] == 'n' then n = math.max(n, tonumber(h[j + 1])) end
             end
-            local used = 0
-            for j = 0, b - 1 do used = used + ring[j] end
-            s.n = n; s.ring = ring; s.available = c - used
+            local live, stale, used = {}, {}, 0
+            for j = 1, #h, 2 do
+              if h[j] ~= 'n' then
+                local segment, calls = tonumber(h[j]), tonumber(h[j + 1])
+                if segment <= n - b then stale[#stale + 1] = h[j] else live[#live + 1] = segment; used = used + calls; s[segment] = calls end
+              end
+            end
+            s.n = n; s.live = live; s.stale = stale; s.available = c - used
             if s.available < 1 then
-              local free, segmentEnd = s.available, (n + 1) * a
-              s.wait = segmentEnd + (b - 1) * a - now
-              for step = 1, b do
-                free = free + ring[(n + step) % b]
-                if free >= 1 then s.wait = segmentEnd + (step - 1) * a - now; break end
+              -- The oldest segments slide out first: wait until enough of them have.
+              table.sort(live)
+              local free = s.available
+              s.wait = (n + b) * a - now
+              for _, segment in ipairs(live) do
+                free = free + s[segment]
+                if free >= 1 then s.wait = (segment + b) * a - now; break end
               end
             end
           else
@@ -108,11 +106,8 @@ internal static class RedisRateLimitScript
               redis.call('HSET', KEYS[i], 'n', s.n, 'c', s.used + 1)
               ttl = (s.n + 1) * s.a - now
             elseif s.kind == 'S' then
-              local slot = s.n % s.b
-              s.ring[slot] = s.ring[slot] + 1
-              local fields = { 'n', s.n }
-              for j = 0, s.b - 1 do fields[#fields + 1] = j; fields[#fields + 1] = s.ring[j] end
-              redis.call('HSET', KEYS[i], unpack(fields))
+              if #s.stale > 0 then redis.call('HDEL', KEYS[i], unpack(s.stale)) end
+              redis.call('HSET', KEYS[i], 'n', s.n, s.n, (s[s.n] or 0) + 1)
               ttl = (s.n + s.b) * s.a - now
             else
               s.level = s.level - s.c

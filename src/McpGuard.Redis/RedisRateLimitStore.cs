@@ -13,7 +13,7 @@ namespace McpGuard.Redis;
 /// Connects on first use, and never fails start-up: while Redis is down each call throws, and
 /// <c>McpGuard:RateLimits:OnStoreFailure</c> decides.
 /// </summary>
-internal sealed class RedisRateLimitStore : IMcpGuardRateLimitStore, IHealthCheck, IAsyncDisposable
+internal sealed class RedisRateLimitStore : IMcpGuardRateLimitStore, IHealthCheck, IAsyncDisposable, IDisposable
 {
     private readonly string _configuration;
     private readonly string _keyPrefix;
@@ -171,6 +171,22 @@ internal sealed class RedisRateLimitStore : IMcpGuardRateLimitStore, IHealthChec
         options.AsyncTimeout = milliseconds;
         options.ClientName ??= "mcpguard";
         return ConnectionMultiplexer.ConnectAsync(options);
+    }
+
+    /// <summary>For a container disposed synchronously: closes the connection if there is one.</summary>
+    public void Dispose()
+    {
+        Task<ConnectionMultiplexer>? connecting;
+        lock (_lock)
+        {
+            _disposed = true;
+            connecting = _connecting;
+        }
+
+        if (connecting is { IsCompletedSuccessfully: true })
+        {
+            connecting.Result.Dispose();
+        }
     }
 
     public async ValueTask DisposeAsync()

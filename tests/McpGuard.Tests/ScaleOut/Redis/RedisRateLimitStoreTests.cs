@@ -82,6 +82,29 @@ public sealed class RedisRateLimitStoreTests(RedisServer redis)
         Assert.Equal(again.Windows[0].RetryAfter, again.Windows[0].Reset);
     }
 
+    [Fact]
+    public async Task A_sliding_window_keeps_one_field_per_segment_still_in_the_window_and_deletes_those_that_slid_out()
+    {
+        await using var store = new RedisRateLimitStore(redis.Configuration, $"slide-{Guid.NewGuid():N}:", TimeSpan.FromSeconds(5));
+        McpGuardRateLimiterWindow[] hour = [new("hourly", "hourly-1h", McpGuardRateLimitAlgorithm.SlidingWindow, 1000, TimeSpan.FromHours(1), 3600)];
+        var request = new McpGuardRateLimitRequest("account:alice", null, hour, spend: true);
+        var key = Assert.Single(store.KeysOf(request));
+        var database = await redis.DatabaseAsync();
+        const long start = 1_800_000_000_000_000; // µs since the epoch, on a segment boundary
+
+        for (var second = 0; second < 10; second++)
+        {
+            await store.AcquireAsync(request, start + (second * 1_000_000L), CancellationToken.None);
+        }
+
+        Assert.Equal(11, await database.HashLengthAsync(key)); // n and ten segments
+        var later = await store.AcquireAsync(request, start + 3_605_000_000L, CancellationToken.None);
+
+        // An hour and 5 s on: segments 0 to 5 slid out and were deleted, 6 to 9 and the new one remain.
+        Assert.Equal(1000 - 5, later.Windows[0].Available);
+        Assert.Equal(6, await database.HashLengthAsync(key));
+    }
+
     [Theory]
     [InlineData("account:a}b", "to}ol", "account:a%7Db", "to%7Dol")]
     [InlineData("account:{x}", "{t}", "account:%7Bx%7D", "%7Bt%7D")]

@@ -18,7 +18,7 @@ namespace McpGuard.Tests.ScaleOut.Redis;
 public sealed class RedisScriptDifferentialTests(RedisServer redis, ITestOutputHelper output)
 {
     private static readonly int[] Seconds = [1, 2, 3, 5, 60];
-    private static readonly int[] SegmentChoices = [1, 2, 4, 5];
+    private static readonly int[] SegmentChoices = [1, 2, 4, 5, 10, 20];
 
     private static readonly Gen<McpGuardRateLimiterWindow> WindowGen =
         Gen.Select(Gen.Int[0, 2], Gen.Int[1, 6], Gen.Int[0, Seconds.Length - 1], Gen.Int[0, SegmentChoices.Length - 1], Gen.Bool)
