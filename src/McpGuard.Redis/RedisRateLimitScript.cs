@@ -28,6 +28,8 @@ internal static class RedisRateLimitScript
 {
     public const string Text = """
         -- McpGuard rate limits: check every window, then spend one permit of each only if all have one.
+        -- Writes after TIME replicate as their effects (the default from Redis 5; older versions must be asked).
+        if redis.replicate_commands then redis.replicate_commands() end
         local spend = ARGV[1] == '1'
         local now
         local expire = ARGV[2] == ''
