@@ -107,6 +107,13 @@ internal sealed partial class RateLimitGate(
             }
             catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
             {
+                if (!counts)
+                {
+                    // A call that spends no permit only read the windows for its headers: it goes on without them.
+                    Log.StoreFailedUncounted(logger, ex, subject.Partition, feature.RequestId);
+                    return null;
+                }
+
                 var failOpen = state.Options.RateLimits.OnStoreFailure == McpGuardStoreFailureMode.FailOpen;
                 _storeFailures.Add(1, new KeyValuePair<string, object?>("mcpguard.outcome", failOpen ? "passed" : "refused"));
                 if (failOpen)
@@ -360,6 +367,9 @@ internal sealed partial class RateLimitGate(
 
         [LoggerMessage(5002, LogLevel.Error, "The rate-limit store did not answer for {Partition}; request {RequestId} refused with limiter_unavailable (RateLimits:OnStoreFailure is FailClosed).", EventName = "RateLimitStoreFailedClosed")]
         public static partial void StoreFailedClosed(ILogger logger, Exception exception, string partition, string requestId);
+
+        [LoggerMessage(5004, LogLevel.Debug, "The rate-limit store did not answer for {Partition}; request {RequestId} spends no permit and goes on without RateLimit headers.", EventName = "RateLimitStoreFailedUncounted")]
+        public static partial void StoreFailedUncounted(ILogger logger, Exception exception, string partition, string requestId);
 
         [LoggerMessage(5003, LogLevel.Warning, "The rate-limit store did not answer for {Partition}; request {RequestId} passes uncounted (RateLimits:OnStoreFailure is FailOpen).", EventName = "RateLimitStoreFailedOpen")]
         public static partial void StoreFailedOpen(ILogger logger, Exception exception, string partition, string requestId);

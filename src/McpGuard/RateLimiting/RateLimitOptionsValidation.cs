@@ -81,6 +81,13 @@ internal static class RateLimitOptionsValidation
                     errors.Add($"{windowAt}:Segments must be at least 1 and divide the window evenly (got {window.Segments}).");
                 }
 
+                if (policy.Algorithm == McpGuardRateLimitAlgorithm.TokenBucket && limits.Store == McpGuardRateLimitStoreKind.Redis
+                    && window.Permits >= 1 && !RedisKeepsExact(window.Permits, window.Window))
+                {
+                    // Redis's Lua numbers are doubles: a bucket's level, in whole microseconds per permit, must stay exact.
+                    errors.Add($"{windowAt}: a token bucket on Redis needs lcm(Permits, Window in microseconds) of at most 2^52; {window.Permits} per {window.Window} is more. Use fewer permits or a shorter window.");
+                }
+
                 if (!names.Add(RateLimitState.WindowName(name, window.Window)))
                 {
                     errors.Add($"{windowAt}: the policy already has a window of {window.Window}.");
@@ -103,5 +110,13 @@ internal static class RateLimitOptionsValidation
                 errors.Add($"McpGuard:Methods:{method}:RateLimitPolicy '{name}' is not defined under {At}:Policies.");
             }
         }
+    }
+
+    /// <summary>Whether lcm(permits, window in µs), the largest level McpGuard.Redis's script keeps, is exact in a double.</summary>
+    private static bool RedisKeepsExact(long permits, TimeSpan window)
+    {
+        var micros = window.Ticks / 10;
+        var lcm = (Int128)permits * micros / (Int128)System.Numerics.BigInteger.GreatestCommonDivisor(permits, micros);
+        return lcm <= (Int128)1 << 52;
     }
 }

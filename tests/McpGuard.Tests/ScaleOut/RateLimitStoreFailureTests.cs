@@ -36,6 +36,22 @@ public sealed class RateLimitStoreFailureTests
     }
 
     [Fact]
+    public async Task A_call_that_spends_no_permit_goes_on_without_RateLimit_headers_when_the_store_fails()
+    {
+        await using var host = await GuardedHost.StartSampleAsync(configure: builder =>
+            builder.ConfigureServices(services => services.AddSingleton<IMcpGuardRateLimitStore, BrokenStore>()));
+
+        using var response = await host.PostMcpAsync("""{"jsonrpc":"2.0","id":5,"method":"tools/list"}""");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.False(response.Headers.Contains("RateLimit"));
+        Assert.False(response.Headers.Contains("RateLimit-Policy"));
+        var message = await Sse.ReadSingleMessageAsync(response);
+        Assert.Equal(5, message.GetProperty("result").GetProperty("tools").GetArrayLength());
+        Assert.DoesNotContain(host.Logs.Entries, e => e.EventId.Id is 5002 or 5003);
+    }
+
+    [Fact]
     public async Task FailOpen_lets_the_call_through_uncounted_logged_and_counted_in_the_metric()
     {
         using var failures = new FailureCounter();

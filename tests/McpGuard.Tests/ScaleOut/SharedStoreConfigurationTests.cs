@@ -34,6 +34,27 @@ public sealed class SharedStoreConfigurationTests
             exception.Failures.Order(StringComparer.Ordinal));
     }
 
+    [Fact]
+    public async Task A_token_bucket_Redis_cannot_keep_exact_fails_start_up()
+    {
+        // 99,991 (a prime) per day: the bucket's level in microseconds per permit would pass 2^52, where Lua's doubles stop being exact.
+        var exception = await Assert.ThrowsAsync<OptionsValidationException>(() => GuardedHost.StartSampleAsync(new Dictionary<string, string?>
+        {
+            ["McpGuard:RateLimits:Store"] = "Redis",
+            ["McpGuard:Redis:Configuration"] = "127.0.0.1:1",
+            ["McpGuard:RateLimits:Policies:bucket:Algorithm"] = "TokenBucket",
+            ["McpGuard:RateLimits:Policies:bucket:Windows:0:Permits"] = "99991",
+            ["McpGuard:RateLimits:Policies:bucket:Windows:0:Window"] = "1.00:00:00",
+            ["McpGuard:RateLimits:Policies:fine:Algorithm"] = "TokenBucket",
+            ["McpGuard:RateLimits:Policies:fine:Windows:0:Permits"] = "7919",
+            ["McpGuard:RateLimits:Policies:fine:Windows:0:Window"] = "1.00:00:00",
+        }, inMemory: true));
+
+        Assert.Equal(
+            ["McpGuard:RateLimits:Policies:bucket:Windows:0: a token bucket on Redis needs lcm(Permits, Window in microseconds) of at most 2^52; 99991 per 1.00:00:00 is more. Use fewer permits or a shorter window."],
+            exception.Failures);
+    }
+
     [Theory]
     [InlineData("McpGuard:Store", "Postgres", "McpGuard.McpGuardStoreKind")]
     [InlineData("McpGuard:RateLimits:Store", "Memcached", "McpGuard.McpGuardRateLimitStoreKind")]
