@@ -45,7 +45,20 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IHealthChec
         // stopped waiting cannot commit much later.
         settings.Options = $"{settings.Options} -c statement_timeout={(long)Timeout.TotalMilliseconds}".Trim();
         DataSource = builder.Build();
+
+        // The listening connection is one of its own, named so an operator can tell it apart in pg_stat_activity.
+        var listen = new NpgsqlDataSourceBuilder(settings.ConnectionString);
+        listen.ConnectionStringBuilder.ApplicationName = ListenerName;
+        listen.ConnectionStringBuilder.Pooling = false;
+        listen.ConnectionStringBuilder.KeepAlive = Math.Max(1, seconds);
+        ListenDataSource = listen.Build();
     }
+
+    /// <summary>The <c>application_name</c> of the connection that listens for key and status changes.</summary>
+    public const string ListenerName = "McpGuard listener";
+
+    /// <summary>Where the listening connection comes from (unpooled).</summary>
+    public NpgsqlDataSource ListenDataSource { get; }
 
     public NpgsqlDataSource DataSource { get; }
 
@@ -103,7 +116,11 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IHealthChec
         }
     }
 
-    public ValueTask DisposeAsync() => DataSource.DisposeAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await ListenDataSource.DisposeAsync();
+        await DataSource.DisposeAsync();
+    }
 
     private async Task MigrateAsync()
     {

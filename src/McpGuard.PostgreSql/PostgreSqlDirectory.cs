@@ -25,6 +25,7 @@ internal sealed partial class PostgreSqlDirectory : IAsyncDisposable
     private readonly Lock _lock = new();
     private volatile Snapshot _current = Snapshot.Empty;
     private Task? _listening;
+    private int _disposed;
 
     public PostgreSqlDirectory(PostgreSqlDatabase database, TimeProvider clock, ILogger logger)
     {
@@ -102,6 +103,11 @@ internal sealed partial class PostgreSqlDirectory : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         await _stopping.CancelAsync();
         if (_listening is { } listening)
         {
@@ -201,7 +207,7 @@ internal sealed partial class PostgreSqlDirectory : IAsyncDisposable
             try
             {
                 await _database.EnsureMigratedAsync(token);
-                await using var connection = await _database.DataSource.OpenConnectionAsync(token);
+                await using var connection = await _database.ListenDataSource.OpenConnectionAsync(token);
                 var notified = false;
                 connection.Notification += (_, _) => notified = true;
                 await using (var listen = new NpgsqlCommand($"LISTEN {_database.Channel};", connection))

@@ -28,6 +28,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task[] _writers;
     private readonly string _batchSql;
+    private int _disposed;
 
     public PostgreSqlLedgerStore(PostgreSqlDatabase database, TimeProvider clock, ILogger logger, int writers = 2)
     {
@@ -152,6 +153,11 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         _queue.Writer.TryComplete();
         await _stopping.CancelAsync();
         try
