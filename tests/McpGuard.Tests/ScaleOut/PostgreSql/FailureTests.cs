@@ -152,11 +152,22 @@ public sealed class FailureTests(PostgreSqlCluster cluster, ITestOutputHelper ou
                 Assert.True(status == HttpStatusCode.OK && body.Contains("still here", StringComparison.Ordinal), $"{(int)status} {body}");
             }
 
+            // The health check says so.
+            using (var health = await hosts[0].Client.GetAsync("/healthz"))
+            {
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
+            }
+
             await cluster.StartAsync();
             Volatile.Write(ref restarted, true);
             await WaitForAsync(() => Volatile.Read(ref servedAfterRestart) >= 100, "100 successes after PostgreSQL is back");
             await stop.CancelAsync();
             await Task.WhenAll(load).WaitAsync(Bound);
+            using (var health = await hosts[1].Client.GetAsync("/healthz"))
+            {
+                Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+            }
+
             output.WriteLine($"{stoppedAt} served before the stop, {served.Count} in all ({servedAfterRestart} after the restart), {unavailable.Count} answered 503");
 
             // Charges whose outcome the instance could not know are refunded once PostgreSQL answers again.
