@@ -17,6 +17,7 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IHealthChec
     private readonly Lock _lock = new();
     private Task? _migration;
     private volatile bool _migrated;
+    private long _failedAt;
 
     public PostgreSqlDatabase(McpGuardStateProvider states, ILoggerFactory loggers)
         : this(states.Current.Options.PostgreSql.ConnectionString!, states.Current.Options.PostgreSql.Schema, states.Current.Options.StoreTimeout, loggers.CreateLogger("McpGuard.PostgreSql"))
@@ -85,7 +86,9 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IHealthChec
         Task migration;
         lock (_lock)
         {
-            if (_migration is null || _migration.IsFaulted || _migration.IsCanceled)
+            // A failed attempt is answered for a second before the next one, so a PostgreSQL that is down is not asked
+            // (and the failure not logged) once per request.
+            if (_migration is null || ((_migration.IsFaulted || _migration.IsCanceled) && Environment.TickCount64 - _failedAt >= 1000))
             {
                 _migration = MigrateAsync();
             }
@@ -157,6 +160,7 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IHealthChec
         }
         catch (Exception ex)
         {
+            _failedAt = Environment.TickCount64;
             ForgetConnections(ex);
             Log.MigrationFailed(_logger, ex, SchemaName);
             throw;

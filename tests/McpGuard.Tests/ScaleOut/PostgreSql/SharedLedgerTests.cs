@@ -27,13 +27,15 @@ public sealed class SharedLedgerTests(PostgreSqlCluster cluster, ITestOutputHelp
         {
             var results = new ConcurrentBag<(string RequestId, HttpStatusCode Status, string Body)>();
             var watch = Stopwatch.StartNew();
-            await Parallel.ForEachAsync(Enumerable.Range(0, Calls), new ParallelOptions { MaxDegreeOfParallelism = 96 }, async (i, ct) =>
+            using var go = new ManualResetEventSlim();
+            await Task.WhenAll(Enumerable.Range(0, Calls).Select(i => Task.Run(async () =>
             {
                 var requestId = $"par-{i}";
-                var (status, body, response) = await ScaleOutHosts.CallAsync(hosts[i % 3].Client, CreditCalls.Add(1), requestId, cancellationToken: ct);
+                go.Wait();
+                var (status, body, response) = await ScaleOutHosts.CallAsync(hosts[i % 3].Client, CreditCalls.Add(1), requestId);
                 response.Dispose();
                 results.Add((requestId, status, body));
-            });
+            })).Append(Task.Run(go.Set)));
             output.WriteLine($"{Calls} calls on 3 instances in {watch.ElapsedMilliseconds} ms");
 
             var served = results.Where(r => ScaleOutHosts.Added(r.Status, r.Body)).ToList();
@@ -49,6 +51,35 @@ public sealed class SharedLedgerTests(PostgreSqlCluster cluster, ITestOutputHelp
             await ScaleOutHosts.AssertLedgerAsync(connectionString, Alice);
             var store = (PostgreSqlLedgerStore)hosts[0].Services.GetRequiredKeyedService<IMcpGuardLedgerStore>(McpGuard.Storage.McpGuardStores.PostgreSqlKey);
             output.WriteLine($"instance 0: {store.Operations} charges and refunds in {store.Commits} commits");
+            Assert.True(store.Commits * 2 <= store.Operations, $"group commit: {store.Operations} operations in {store.Commits} commits");
+        }
+        finally
+        {
+            await ScaleOutHosts.DisposeAsync(hosts);
+        }
+    }
+
+    [Fact]
+    public async Task The_same_request_id_sent_to_three_instances_at_once_is_charged_once()
+    {
+        var connectionString = await cluster.CreateDatabaseAsync();
+        var hosts = await ScaleOutHosts.StartAsync(connectionString, 1_000_000, 3);
+        try
+        {
+            var results = new ConcurrentBag<(string RequestId, HttpStatusCode Status, string Body)>();
+            await Task.WhenAll(Enumerable.Range(0, 30 * 6).Select(i => Task.Run(async () =>
+            {
+                var requestId = $"same-{i / 6}";
+                var (status, body, response) = await ScaleOutHosts.CallAsync(hosts[i % 3].Client, CreditCalls.Add(1), requestId);
+                response.Dispose();
+                results.Add((requestId, status, body));
+            })));
+
+            Assert.All(results.GroupBy(r => r.RequestId), g => Assert.Single(g, r => ScaleOutHosts.Added(r.Status, r.Body)));
+            var rows = await ScaleOutHosts.RowsAsync(connectionString, Alice);
+            Assert.Equal(30, rows.Count(r => r.Kind == "Usage"));
+            Assert.Equal(1_000_000 - (30 * ScaleOutHosts.AddPrice), await ScaleOutHosts.BalanceAsync(connectionString, Alice));
+            await ScaleOutHosts.AssertLedgerAsync(connectionString, Alice);
         }
         finally
         {
