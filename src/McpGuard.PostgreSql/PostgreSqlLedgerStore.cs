@@ -45,6 +45,9 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
     /// <summary>How many operations those commits carried.</summary>
     internal long Operations;
 
+    /// <summary>How many batches the server refused and were applied again one operation at a time.</summary>
+    internal long Splits;
+
     public async ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now, CancellationToken cancellationToken)
     {
         try
@@ -299,6 +302,19 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
             Interlocked.Increment(ref Commits);
             Interlocked.Add(ref Operations, n);
         }
+        catch (PostgresException ex) when (n > 1 && !ex.IsTransient)
+        {
+            // One operation the server refuses (a tool name it cannot store, say) must not fail the others it was
+            // batched with: the batch was rolled back whole, so each is applied again on its own.
+            Interlocked.Increment(ref Splits);
+            Log.BatchSplit(_logger, ex, n);
+            foreach (var operation in batch)
+            {
+                await ApplyAsync([operation]);
+            }
+
+            return;
+        }
         catch (Exception ex)
         {
             _database.ForgetConnections(ex);
@@ -435,6 +451,9 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
     {
         [LoggerMessage(8101, LogLevel.Error, "PostgreSQL did not apply a batch of {Count} charges and refunds; their callers are answered with the error (a refused charge is refunded by McpGuard if it landed).", EventName = "PostgreSqlBatchFailed")]
         public static partial void BatchFailed(ILogger logger, Exception exception, int count);
+
+        [LoggerMessage(8104, LogLevel.Warning, "PostgreSQL refused a batch of {Count} charges and refunds; each is applied on its own.", EventName = "PostgreSqlBatchSplit")]
+        public static partial void BatchSplit(ILogger logger, Exception exception, int count);
 
         [LoggerMessage(8102, LogLevel.Warning, "PostgreSQL is not reachable at start: the seed balances of McpGuard:Accounts are applied (to an empty ledger) once it is.", EventName = "PostgreSqlSeedDeferred")]
         public static partial void SeedDeferred(ILogger logger, Exception exception);
