@@ -1,4 +1,3 @@
-using System.Globalization;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -177,8 +176,6 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IHealthChec
 
     internal static DateTimeOffset ReadTime(NpgsqlDataReader reader, int ordinal) =>
         new(DateTime.SpecifyKind(reader.GetDateTime(ordinal), DateTimeKind.Utc));
-
-    internal static string Format(long value) => value.ToString(CultureInfo.InvariantCulture);
 
     private static partial class Log
     {
