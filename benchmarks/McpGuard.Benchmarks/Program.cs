@@ -2,6 +2,8 @@ using BenchmarkDotNet.Running;
 using McpGuard.Benchmarks;
 
 // dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- --filter '*Ledger*'
+// MCPGUARD_BENCH_POSTGRES='Host=127.0.0.1;Port=55432;Username=postgres' dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- --filter '*ReserveSettle*'
+// MCPGUARD_BENCH_POSTGRES='Host=127.0.0.1;Port=55432;Username=postgres' dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- --filter '*PostgreSqlLedger*'
 // dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- soak sqlite 32 5
 // dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- chain all 100000 7 types
 // dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- generate-ledger /tmp/ledger.db 10000000

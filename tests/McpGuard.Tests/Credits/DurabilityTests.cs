@@ -137,7 +137,7 @@ public sealed partial class DurabilityTests(ITestOutputHelper output)
     }
 
     /// <summary>The sample's own build output run with <c>dotnet McpGuard.Sample.dll</c>, on a port it picks itself.</summary>
-    private sealed partial class SampleProcess : IAsyncDisposable
+    internal sealed partial class SampleProcess : IAsyncDisposable
     {
         private readonly Process _process;
 

@@ -1,0 +1,127 @@
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Columns;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
+using McpGuard.PostgreSql;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace McpGuard.Benchmarks;
+
+/// <summary>
+/// Reserve-and-settle throughput of the PostgreSQL ledger (McpGuard.PostgreSql) with group commit, against the server
+/// named by <c>MCPGUARD_BENCH_POSTGRES</c> (an Npgsql connection string; see docs/postgresql.md for a throwaway cluster).
+/// Like <see cref="LedgerBenchmarks"/>: <see cref="Charge"/> is the success path, <see cref="ChargeAndRefund"/> the
+/// failure path, <see cref="Operations"/> operations per invocation spread over <see cref="Callers"/> concurrent tasks.
+/// Each run works in a schema of its own, dropped at the end.
+/// </summary>
+[MemoryDiagnoser]
+[Config(typeof(Config))]
+public class PostgreSqlReserveSettleBenchmarks
+{
+    /// <summary>Operations per invocation, split evenly between the callers.</summary>
+    public const int Operations = 4096;
+
+    private const long Price = 800;
+    private static readonly DateTimeOffset Now = new(2026, 3, 14, 12, 0, 0, TimeSpan.Zero);
+
+    private PostgreSqlDatabase _database = null!;
+    private PostgreSqlLedgerStore _store = null!;
+    private McpGuardChargeRequest[] _requests = [];
+    private string _schema = "";
+    private int _iteration;
+
+    /// <summary>Concurrent callers.</summary>
+    [Params(1, 32)]
+    public int Callers { get; set; }
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var connectionString = Environment.GetEnvironmentVariable("MCPGUARD_BENCH_POSTGRES") is { Length: > 0 } given
+            ? given
+            : throw new InvalidOperationException("Set MCPGUARD_BENCH_POSTGRES to an Npgsql connection string (docs/postgresql.md shows how to start a throwaway cluster).");
+        _schema = $"bench_{Guid.NewGuid():N}";
+        _database = new PostgreSqlDatabase(connectionString, _schema, TimeSpan.FromSeconds(10), NullLogger.Instance);
+        _store = new PostgreSqlLedgerStore(_database, TimeProvider.System, NullLogger.Instance);
+    }
+
+    /// <summary>A fresh account with a large balance and no cap, and the iteration's request ids, made outside the measurement.</summary>
+    [IterationSetup]
+    public void NewAccount()
+    {
+        var account = $"bench-{++_iteration}";
+        _store.TopUpAsync(account, 1_000_000_000_000, "benchmark", Now, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+        _requests = new McpGuardChargeRequest[Operations];
+        for (var i = 0; i < Operations; i++)
+        {
+            _requests[i] = new McpGuardChargeRequest(account, $"{account}-{i}", "add", Price, 0, Now, newRequestId: true);
+        }
+    }
+
+    /// <summary>Reserve and settle: one durable charge per call.</summary>
+    [Benchmark(OperationsPerInvoke = Operations)]
+    public Task Charge() => RunAsync(refund: false);
+
+    /// <summary>Reserve and give back: a durable charge, then a durable refund.</summary>
+    [Benchmark(OperationsPerInvoke = Operations)]
+    public Task ChargeAndRefund() => RunAsync(refund: true);
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _store.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        using (var command = _database.DataSource.CreateCommand($"DROP SCHEMA IF EXISTS \"{_schema}\" CASCADE;"))
+        {
+            command.ExecuteNonQuery();
+        }
+
+        _database.DisposeAsync().AsTask().GetAwaiter().GetResult();
+    }
+
+    private Task RunAsync(bool refund)
+    {
+        var perCaller = Operations / Callers;
+        var callers = new Task[Callers];
+        for (var c = 0; c < Callers; c++)
+        {
+            var first = c * perCaller;
+            callers[c] = Task.Run(() => CallAsync(first, perCaller, refund));
+        }
+
+        return Task.WhenAll(callers);
+    }
+
+    private async Task CallAsync(int first, int count, bool refund)
+    {
+        for (var i = first; i < first + count; i++)
+        {
+            var request = _requests[i];
+            var result = await _store.ChargeAsync(request, CancellationToken.None);
+            if (result.Outcome != McpGuardChargeOutcome.Charged)
+            {
+                throw new InvalidOperationException($"Charge {request.RequestId} was {result.Outcome}.");
+            }
+
+            if (refund && !await _store.RefundAsync(request.RequestId, Now, CancellationToken.None))
+            {
+                throw new InvalidOperationException($"Refund {request.RequestId} found nothing to refund.");
+            }
+        }
+    }
+
+    /// <summary>The same short job as <see cref="LedgerBenchmarks"/>, with the Op/s column.</summary>
+    private sealed class Config : ManualConfig
+    {
+        public Config()
+        {
+            AddJob(Job.Default
+                .WithLaunchCount(1)
+                .WithWarmupCount(3)
+                .WithIterationCount(10)
+                .WithInvocationCount(1)
+                .WithUnrollFactor(1)
+                .WithId("Short"));
+            AddColumn(StatisticColumn.OperationsPerSecond);
+        }
+    }
+}

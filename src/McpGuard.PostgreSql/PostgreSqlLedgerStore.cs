@@ -1,0 +1,464 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace McpGuard.PostgreSql;
+
+/// <summary>
+/// The ledger in PostgreSQL, shared by every instance. Charges and refunds wait in a queue; a writer takes everything
+/// queued (up to <see cref="MaxBatch"/>) and applies it with one call of <c>apply_batch</c>: one round trip, one commit
+/// (group commit), the accounts locked in one order so batches of several instances never deadlock. Each caller is
+/// answered once that commit is durable. Request ids are charged and refunded at most once by unique indexes, a
+/// balance never goes below zero by a check constraint, and a month's spend and free calls live in the account's row.
+/// </summary>
+internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHealthCheck, IAsyncDisposable
+{
+    /// <summary>The most operations one commit carries.</summary>
+    internal const int MaxBatch = 256;
+
+    private const short ChargeKind = 0, RefundKind = 1;
+    private const int Queued = 0, Taken = 1, Abandoned = 2;
+
+    private readonly PostgreSqlDatabase _database;
+    private readonly TimeProvider _clock;
+    private readonly ILogger _logger;
+    private readonly Channel<Operation> _queue = Channel.CreateUnbounded<Operation>(new UnboundedChannelOptions { SingleReader = false, SingleWriter = false });
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task[] _writers;
+    private readonly string _batchSql;
+    private int _disposed;
+
+    public PostgreSqlLedgerStore(PostgreSqlDatabase database, TimeProvider clock, ILogger logger, int writers = 2)
+    {
+        _database = database;
+        _clock = clock;
+        _logger = logger;
+        _batchSql = database.Sql("SELECT r_outcome, r_balance, r_spent, r_cap FROM {s}.apply_batch($1, $2, $3, $4, $5, $6, $7, $8);");
+        _writers = [.. Enumerable.Range(0, writers).Select(_ => Task.Run(WriteLoopAsync))];
+    }
+
+    /// <summary>How many commits the writers made (for tests and benchmarks).</summary>
+    internal long Commits;
+
+    /// <summary>How many operations those commits carried.</summary>
+    internal long Operations;
+
+    /// <summary>How many batches the server refused and were applied again one operation at a time.</summary>
+    internal long Splits;
+
+    public async ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var timeout = Limit(cancellationToken);
+            return await TrySeedAsync(seeds, now, timeout.Token);
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            // PostgreSQL is not there yet: start anyway (priced calls answer ledger_unavailable meanwhile) and seed once it is.
+            Log.SeedDeferred(_logger, ex);
+            _ = Task.Run(() => SeedLaterAsync(seeds, now), CancellationToken.None);
+            return false;
+        }
+    }
+
+    public async ValueTask<McpGuardChargeResult> ChargeAsync(McpGuardChargeRequest request, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(request.PriceMicro);
+        var (outcome, balance, spent, cap) = await EnqueueAsync(
+            new Operation(ChargeKind, request.Account, request.RequestId, request.Tool, request.PriceMicro, request.FreeCallsPerMonth, request.Now, request.NewRequestId),
+            cancellationToken);
+        return new McpGuardChargeResult((McpGuardChargeOutcome)outcome, balance, spent, cap);
+    }
+
+    public async ValueTask<bool> RefundAsync(string requestId, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var (outcome, _, _, _) = await EnqueueAsync(new Operation(RefundKind, null, requestId, null, 0, 0, now, false), cancellationToken);
+        return outcome == 1;
+    }
+
+    public async ValueTask<McpGuardLedgerEntry> TopUpAsync(string account, long amountMicro, string? note, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(amountMicro);
+        return await MoveAsync(account, McpGuardLedgerEntryKind.TopUp, amountMicro, note, now, cancellationToken);
+    }
+
+    public async ValueTask<McpGuardLedgerEntry> AdjustAsync(string account, long amountMicro, string note, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(note);
+        return await MoveAsync(account, McpGuardLedgerEntryKind.Adjustment, amountMicro, note, now, cancellationToken);
+    }
+
+    public async ValueTask<McpGuardAccount?> GetAccountAsync(string account, int freeCallsPerMonth, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await _database.EnsureMigratedAsync(cancellationToken);
+        await using var command = _database.DataSource.CreateCommand(_database.Sql("SELECT balance, cap, month, month_spent, month_free FROM {s}.accounts WHERE id = $1;"));
+        command.Parameters.Add(new() { Value = account });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return null;
+        }
+
+        var current = reader.GetInt32(2) == MonthKey(now);
+        return new McpGuardAccount(
+            account,
+            reader.GetInt64(0),
+            reader.IsDBNull(1) ? null : reader.GetInt64(1),
+            current ? reader.GetInt64(3) : 0,
+            Math.Max(0, freeCallsPerMonth - (current ? reader.GetInt32(4) : 0)));
+    }
+
+    public async ValueTask SetMonthlyCapAsync(string account, long? capMicro, CancellationToken cancellationToken)
+    {
+        if (capMicro is < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(capMicro), capMicro, "A cap is zero or more micro-units.");
+        }
+
+        await _database.EnsureMigratedAsync(cancellationToken);
+        await using var command = _database.DataSource.CreateCommand(_database.Sql(
+            "INSERT INTO {s}.accounts (id, cap, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET cap = excluded.cap;"));
+        command.Parameters.Add(new() { Value = account });
+        command.Parameters.Add(new() { Value = capMicro is { } cap ? cap : DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint });
+        command.Parameters.Add(new() { Value = _clock.GetUtcNow().UtcDateTime });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public async ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        await _database.EnsureMigratedAsync(cancellationToken);
+        await using var command = _database.DataSource.CreateCommand(_database.Sql("""
+            SELECT id, account, kind, amount, balance_after, tool, request_id, created_at, free, note FROM {s}.ledger
+            WHERE account = $1 AND id < $2 ORDER BY id DESC LIMIT $3;
+            """));
+        command.Parameters.Add(new() { Value = account });
+        command.Parameters.Add(new() { Value = before ?? long.MaxValue });
+        command.Parameters.Add(new() { Value = limit + 1 });
+        var rows = new List<McpGuardLedgerEntry>();
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                rows.Add(ReadEntry(reader));
+            }
+        }
+
+        var page = rows.Take(limit).ToList();
+        return new McpGuardLedgerPage(page, rows.Count > limit ? page[^1].Id : null);
+    }
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        _database.CheckHealthAsync(context, cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
+        _queue.Writer.TryComplete();
+        await _stopping.CancelAsync();
+        try
+        {
+            await Task.WhenAll(_writers);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        while (_queue.Reader.TryRead(out var operation))
+        {
+            operation.Done.TrySetException(new ObjectDisposedException(nameof(PostgreSqlLedgerStore)));
+        }
+
+        _stopping.Dispose();
+    }
+
+    internal static McpGuardLedgerEntry ReadEntry(NpgsqlDataReader reader) => new(
+        reader.GetInt64(0),
+        reader.GetString(1),
+        Enum.Parse<McpGuardLedgerEntryKind>(reader.GetString(2)),
+        reader.GetInt64(3),
+        reader.GetInt64(4),
+        reader.IsDBNull(5) ? null : reader.GetString(5),
+        reader.IsDBNull(6) ? null : reader.GetString(6),
+        PostgreSqlDatabase.ReadTime(reader, 7),
+        reader.GetBoolean(8),
+        reader.IsDBNull(9) ? null : reader.GetString(9));
+
+    internal static int MonthKey(DateTimeOffset time)
+    {
+        var utc = time.UtcDateTime;
+        return (utc.Year * 12) + utc.Month - 1;
+    }
+
+    private CancellationTokenSource Limit(CancellationToken cancellationToken)
+    {
+        var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(_database.Timeout);
+        return limit;
+    }
+
+    private async Task<(short Outcome, long Balance, long Spent, long? Cap)> EnqueueAsync(Operation operation, CancellationToken cancellationToken)
+    {
+        await _database.EnsureMigratedAsync(cancellationToken);
+        ObjectDisposedException.ThrowIf(!_queue.Writer.TryWrite(operation), this);
+
+        try
+        {
+            return await operation.Done.Task.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Not taken yet: it never will be. Taken: its batch commits or rolls back within the statement timeout.
+            Interlocked.CompareExchange(ref operation.State, Abandoned, Queued);
+            throw;
+        }
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var batch = new List<Operation>(MaxBatch);
+        var reader = _queue.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync(_stopping.Token))
+            {
+                batch.Clear();
+                while (batch.Count < MaxBatch && reader.TryRead(out var operation))
+                {
+                    if (Interlocked.CompareExchange(ref operation.State, Taken, Queued) == Queued)
+                    {
+                        batch.Add(operation);
+                    }
+                }
+
+                if (batch.Count > 0)
+                {
+                    await ApplyAsync(batch);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task ApplyAsync(List<Operation> batch)
+    {
+        var n = batch.Count;
+        var kinds = new short[n];
+        var accounts = new string?[n];
+        var requests = new string[n];
+        var tools = new string?[n];
+        var prices = new long[n];
+        var freeCalls = new int[n];
+        var times = new DateTime[n];
+        var fresh = new bool[n];
+        for (var i = 0; i < n; i++)
+        {
+            var operation = batch[i];
+            kinds[i] = operation.Kind;
+            accounts[i] = operation.Account;
+            requests[i] = operation.RequestId;
+            tools[i] = operation.Tool;
+            prices[i] = operation.Price;
+            freeCalls[i] = operation.FreeCalls;
+            times[i] = operation.Now.UtcDateTime;
+            fresh[i] = operation.NewRequestId;
+        }
+
+        var results = new (short, long, long, long?)[n];
+        try
+        {
+            using var timeout = new CancellationTokenSource(_database.Timeout);
+            await using var command = _database.DataSource.CreateCommand(_batchSql);
+            command.Parameters.Add(new() { Value = kinds, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Smallint });
+            command.Parameters.Add(new() { Value = accounts, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            command.Parameters.Add(new() { Value = requests, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            command.Parameters.Add(new() { Value = tools, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            command.Parameters.Add(new() { Value = prices, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
+            command.Parameters.Add(new() { Value = freeCalls, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer });
+            command.Parameters.Add(new() { Value = times, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
+            command.Parameters.Add(new() { Value = fresh, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Boolean });
+            await using (var reader = await command.ExecuteReaderAsync(timeout.Token))
+            {
+                for (var i = 0; i < n; i++)
+                {
+                    if (!await reader.ReadAsync(timeout.Token))
+                    {
+                        throw new InvalidOperationException($"apply_batch answered {i} of {n} operations.");
+                    }
+
+                    results[i] = (reader.GetInt16(0), reader.IsDBNull(1) ? 0 : reader.GetInt64(1), reader.IsDBNull(2) ? 0 : reader.GetInt64(2), reader.IsDBNull(3) ? null : reader.GetInt64(3));
+                }
+            }
+
+            Interlocked.Increment(ref Commits);
+            Interlocked.Add(ref Operations, n);
+        }
+        catch (PostgresException ex) when (n > 1 && !ex.IsTransient)
+        {
+            // One operation the server refuses (a tool name it cannot store, say) must not fail the others it was
+            // batched with: the batch was rolled back whole, so each is applied again on its own.
+            Interlocked.Increment(ref Splits);
+            Log.BatchSplit(_logger, ex, n);
+            foreach (var operation in batch)
+            {
+                await ApplyAsync([operation]);
+            }
+
+            return;
+        }
+        catch (Exception ex)
+        {
+            _database.ForgetConnections(ex);
+            Log.BatchFailed(_logger, ex, n);
+            var failure = ex is OperationCanceledException ? new TimeoutException($"PostgreSQL did not commit the batch within {_database.Timeout.TotalMilliseconds:0} ms.", ex) : ex;
+            foreach (var operation in batch)
+            {
+                operation.Done.TrySetException(failure);
+            }
+
+            return;
+        }
+
+        for (var i = 0; i < n; i++)
+        {
+            batch[i].Done.TrySetResult(results[i]);
+        }
+    }
+
+    private async ValueTask<McpGuardLedgerEntry> MoveAsync(string account, McpGuardLedgerEntryKind kind, long amount, string? note, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await _database.EnsureMigratedAsync(cancellationToken);
+        await using var command = _database.DataSource.CreateCommand(_database.Sql("SELECT r_id, r_balance FROM {s}.move($1, $2, $3, $4, $5);"));
+        command.Parameters.Add(new() { Value = account });
+        command.Parameters.Add(new() { Value = kind.ToString() });
+        command.Parameters.Add(new() { Value = amount });
+        command.Parameters.Add(new() { Value = note is null ? DBNull.Value : note, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new() { Value = now.UtcDateTime });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        if (reader.IsDBNull(0))
+        {
+            throw new InvalidOperationException($"An adjustment of {amount} would take account '{account}' below zero (balance {reader.GetInt64(1)}).");
+        }
+
+        return new McpGuardLedgerEntry(reader.GetInt64(0), account, kind, amount, reader.GetInt64(1), null, null, new DateTimeOffset(now.UtcDateTime), false, note);
+    }
+
+    private async Task<bool> TrySeedAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        await _database.EnsureMigratedAsync(cancellationToken);
+        await using var connection = await _database.DataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var gate = new NpgsqlCommand(_database.Sql(
+            $"SELECT pg_advisory_xact_lock({PostgreSqlSchema.AdvisoryLockClass}, hashtext('{_database.SchemaName}:seed')); SELECT EXISTS (SELECT 1 FROM {{s}}.accounts);"), connection))
+        {
+            await using var reader = await gate.ExecuteReaderAsync(cancellationToken);
+            await reader.NextResultAsync(cancellationToken);
+            await reader.ReadAsync(cancellationToken);
+            if (reader.GetBoolean(0))
+            {
+                return false;
+            }
+        }
+
+        foreach (var seed in seeds)
+        {
+            await using var batch = new NpgsqlBatch(connection, transaction);
+            var balance = Math.Max(0, seed.InitialBalanceMicro);
+            batch.BatchCommands.Add(Command("INSERT INTO {s}.accounts (id, cap, balance, created_at) VALUES ($1, $2, $3, $4);", seed.Account, seed.MonthlyCapMicro, balance, now.UtcDateTime));
+            if (balance > 0)
+            {
+                batch.BatchCommands.Add(Command("INSERT INTO {s}.ledger (account, kind, amount, balance_after, created_at, note) VALUES ($1, 'TopUp', $2, $2, $3, 'seed');", seed.Account, balance, now.UtcDateTime));
+            }
+
+            await batch.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        return true;
+    }
+
+    private NpgsqlBatchCommand Command(string sql, params object?[] values)
+    {
+        var command = new NpgsqlBatchCommand(_database.Sql(sql));
+        foreach (var value in values)
+        {
+            command.Parameters.Add(value is null ? new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint } : new NpgsqlParameter { Value = value });
+        }
+
+        return command;
+    }
+
+    private async Task SeedLaterAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now)
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), _stopping.Token);
+                using var timeout = Limit(_stopping.Token);
+                if (await TrySeedAsync(seeds, now, timeout.Token))
+                {
+                    Log.SeededLater(_logger, seeds.Count);
+                }
+
+                return;
+            }
+            catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception)
+            {
+                // Still unreachable: try again.
+            }
+        }
+    }
+
+    private sealed class Operation(short kind, string? account, string requestId, string? tool, long price, int freeCalls, DateTimeOffset now, bool newRequestId)
+    {
+        public int State;
+
+        public short Kind { get; } = kind;
+
+        public string? Account { get; } = account;
+
+        public string RequestId { get; } = requestId;
+
+        public string? Tool { get; } = tool;
+
+        public long Price { get; } = price;
+
+        public int FreeCalls { get; } = freeCalls;
+
+        public DateTimeOffset Now { get; } = now;
+
+        public bool NewRequestId { get; } = newRequestId;
+
+        public TaskCompletionSource<(short, long, long, long?)> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(8101, LogLevel.Error, "PostgreSQL did not apply a batch of {Count} charges and refunds; their callers are answered with the error (a refused charge is refunded by McpGuard if it landed).", EventName = "PostgreSqlBatchFailed")]
+        public static partial void BatchFailed(ILogger logger, Exception exception, int count);
+
+        [LoggerMessage(8104, LogLevel.Warning, "PostgreSQL refused a batch of {Count} charges and refunds; each is applied on its own.", EventName = "PostgreSqlBatchSplit")]
+        public static partial void BatchSplit(ILogger logger, Exception exception, int count);
+
+        [LoggerMessage(8102, LogLevel.Warning, "PostgreSQL is not reachable at start: the seed balances of McpGuard:Accounts are applied (to an empty ledger) once it is.", EventName = "PostgreSqlSeedDeferred")]
+        public static partial void SeedDeferred(ILogger logger, Exception exception);
+
+        [LoggerMessage(8103, LogLevel.Information, "Seeded an empty PostgreSQL ledger with {Count} accounts from McpGuard:Accounts once PostgreSQL answered.", EventName = "PostgreSqlSeededLater")]
+        public static partial void SeededLater(ILogger logger, int count);
+    }
+}

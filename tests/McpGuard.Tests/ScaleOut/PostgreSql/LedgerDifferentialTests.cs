@@ -1,0 +1,153 @@
+using CsCheck;
+using McpGuard.Credits;
+using McpGuard.PostgreSql;
+using McpGuard.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
+
+namespace McpGuard.Tests.ScaleOut.PostgreSql;
+
+/// <summary>
+/// The PostgreSQL ledger against the embedded one (LedgerEngine on SQLite): generated sequences of charges (repeated ids,
+/// free tiers, caps), refunds (twice, unknown ids), top-ups, adjustments (some refused below zero), cap changes and days
+/// passing across month ends, run step by step on both. Every answer, every account and every row must be the same.
+/// </summary>
+public sealed class LedgerDifferentialTests(PostgreSqlCluster cluster) : IClassFixture<PostgreSqlCluster>
+{
+    private static readonly DateTimeOffset Start = new(2026, 1, 20, 8, 0, 0, TimeSpan.Zero);
+    private static readonly string[] Accounts = ["a", "b"];
+
+    [Fact]
+    public async Task Generated_sequences_give_the_same_outcomes_balances_month_totals_and_rows_as_the_embedded_ledger()
+    {
+        var connectionString = await cluster.CreateDatabaseAsync();
+        var operation = Gen.Select(Gen.Int[0, 9], Gen.Int[0, 1], Gen.Int[0, 5], Gen.Int[-300, 400], Gen.Int[0, 2])
+            .Select((kind, account, slot, amount, free) => new Step(kind, account, slot, amount, free));
+        var cases = 0;
+        var steps = 0;
+        await operation.Array[1, 40].SampleAsync(
+            async sequence =>
+            {
+                var n = Interlocked.Increment(ref cases);
+                Interlocked.Add(ref steps, sequence.Length);
+                await RunAsync(connectionString, $"diff_{n}", sequence);
+            },
+            iter: 60,
+            threads: 1,
+            seed: TestSeeds.Next());
+        TestReport.Write($"PostgreSQL ledger differential: {cases} sequences ({steps} steps) agreed with LedgerEngine on SQLite.");
+    }
+
+    private static async Task RunAsync(string connectionString, string schema, Step[] sequence)
+    {
+        var clock = new FakeTimeProvider(Start);
+        var path = LedgerFile.NewPath();
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var engine = new LedgerEngine(new SqliteJournal(new McpGuard.Storage.SqliteDatabase(path)), clock, NullLogger.Instance);
+        var database = new PostgreSqlDatabase(connectionString, schema, TimeSpan.FromSeconds(10), NullLogger.Instance);
+        var store = new PostgreSqlLedgerStore(database, clock, NullLogger.Instance);
+        try
+        {
+            IMcpGuardLedgerStore[] both = [engine, store];
+            McpGuardAccountSeed[] seeds = [new("a", 1_000, 1_500), new("b", 200, null)];
+            await Both(both, async s => (object)await s.SeedAsync(seeds, clock.GetUtcNow(), default), "seed");
+            for (var i = 0; i < sequence.Length; i++)
+            {
+                var step = sequence[i];
+                var account = Accounts[step.Account];
+                var id = $"r{step.Slot}";
+                var now = clock.GetUtcNow();
+                var what = $"step {i} {step}";
+                switch (step.Kind)
+                {
+                    case <= 3:
+                        var request = new McpGuardChargeRequest(account, id, "add", Math.Abs(step.Amount), step.FreeCalls, now);
+                        await Both(both, async s => Describe(await s.ChargeAsync(request, default)), what);
+                        break;
+                    case 4 or 5:
+                        await Both(both, async s => (object)await s.RefundAsync(step.Slot == 5 ? "never-charged" : id, now, default), what);
+                        break;
+                    case 6:
+                        await Both(both, async s => Describe(await s.TopUpAsync(account, Math.Abs(step.Amount) + 1, "top-up", now, default)), what);
+                        break;
+                    case 7:
+                        await Both(both, async s => Describe(await s.AdjustAsync(account, step.Amount, "fix", now, default)), what);
+                        break;
+                    case 8:
+                        await Both(both, async s => { await s.SetMonthlyCapAsync(account, step.Amount < 0 ? null : step.Amount * 3, default); return "cap set"; }, what);
+                        break;
+                    default:
+                        clock.Advance(TimeSpan.FromDays(step.Slot * 3) + TimeSpan.FromSeconds(1));
+                        break;
+                }
+
+                foreach (var a in Accounts.Append("nobody"))
+                {
+                    await Both(both, async s => Describe(await s.GetAccountAsync(a, 2, clock.GetUtcNow(), default)), $"{what}, then account {a}");
+                }
+            }
+
+            foreach (var a in Accounts)
+            {
+                var expected = await RowsAsync(engine, a);
+                var actual = await RowsAsync(store, a);
+                Assert.Equal(expected, actual);
+                var sum = (await PostgreSqlCluster.QueryAsync<long>(connectionString, $"SELECT coalesce(sum(amount), 0)::bigint FROM {schema}.ledger WHERE account = '{a}'"))[0];
+                Assert.Equal(sum, (await store.GetAccountAsync(a, 0, clock.GetUtcNow(), default))!.BalanceMicro);
+            }
+        }
+        finally
+        {
+            await store.DisposeAsync();
+            await database.DisposeAsync();
+            await engine.DisposeAsync();
+            LedgerFile.Delete(path);
+        }
+    }
+
+    /// <summary>Runs one step on both ledgers: the same answer, or the same exception type.</summary>
+    private static async Task Both(IMcpGuardLedgerStore[] stores, Func<IMcpGuardLedgerStore, Task<object>> step, string what)
+    {
+        var answers = new List<string>();
+        foreach (var store in stores)
+        {
+            try
+            {
+                answers.Add($"{await step(store)}");
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
+            {
+                answers.Add($"{ex.GetType().Name}: {ex.Message}");
+            }
+        }
+
+        Assert.True(answers[0] == answers[1], $"{what}: LedgerEngine answered {answers[0]}, PostgreSQL {answers[1]}");
+    }
+
+    private static string Describe(McpGuardChargeResult r) => $"{r.Outcome} balance {r.BalanceMicro} spent {r.SpentThisMonthMicro} cap {r.MonthlyCapMicro}";
+
+    private static string Describe(McpGuardAccount? a) => a is null ? "none" : $"{a.Id} balance {a.BalanceMicro} cap {a.MonthlyCapMicro} spent {a.SpentThisMonthMicro} free left {a.FreeCallsLeft}";
+
+    private static string Describe(McpGuardLedgerEntry e) => $"{e.Account} {e.Kind} {e.AmountMicro} -> {e.BalanceAfterMicro} {e.Note} {e.Timestamp:O}";
+
+    /// <summary>The account's rows, oldest first, paged 3 at a time through the store (ids differ: PostgreSQL's identity may skip).</summary>
+    private static async Task<List<string>> RowsAsync(IMcpGuardLedgerStore store, string account)
+    {
+        var entries = new List<McpGuardLedgerEntry>();
+        long? before = null;
+        do
+        {
+            var page = await store.GetLedgerAsync(account, before, 3, default);
+            Assert.True(page.Entries.Count <= 3);
+            entries.AddRange(page.Entries);
+            before = page.NextCursor;
+        }
+        while (before is not null);
+
+        Assert.True(entries.Zip(entries.Skip(1)).All(p => p.First.Id > p.Second.Id), "pages are newest first, ids decreasing");
+        entries.Reverse();
+        return [.. entries.Select(e => $"{e.Kind} {e.AmountMicro} -> {e.BalanceAfterMicro} tool={e.Tool} id={e.RequestId} free={e.Free} note={e.Note} at={e.Timestamp.UtcDateTime:O}")];
+    }
+
+    private sealed record Step(int Kind, int Account, int Slot, int Amount, int FreeCalls);
+}
