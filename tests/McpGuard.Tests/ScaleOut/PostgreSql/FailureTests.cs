@@ -101,7 +101,7 @@ public sealed class FailureTests(PostgreSqlCluster cluster, ITestOutputHelper ou
     public async Task PostgreSQL_stopped_and_started_under_load_answers_503_for_priced_calls_keeps_free_calls_and_settles_every_unknown_charge()
     {
         var connectionString = await cluster.CreateDatabaseAsync();
-        var hosts = await ScaleOutHosts.StartAsync(connectionString, Initial, 2);
+        var hosts = await ScaleOutHosts.StartAsync(connectionString, Initial, 2, storeTimeout: "00:00:02");
         var served = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
         var unavailable = new ConcurrentBag<(string RequestId, string Body, string? RetryAfter)>();
         var other = new ConcurrentBag<string>();

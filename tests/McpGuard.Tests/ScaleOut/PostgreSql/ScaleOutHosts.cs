@@ -9,8 +9,15 @@ internal static class ScaleOutHosts
     public const long AddPrice = 800;
 
     /// <summary>The sample's configuration on <paramref name="connectionString"/>, with alice's balance and rate limits out of the way.</summary>
-    public static Dictionary<string, string?> Configuration(string connectionString, long aliceBalance) => new()
+    /// <param name="connectionString">The database.</param>
+    /// <param name="aliceBalance">Alice's seed balance.</param>
+    /// <param name="storeTimeout">
+    /// McpGuard:StoreTimeout: generous by default, so that a test that counts outcomes is not thrown off by a charge
+    /// that waits longer than usual on a machine busy with the rest of the suite; outage tests pass a short one.
+    /// </param>
+    public static Dictionary<string, string?> Configuration(string connectionString, long aliceBalance, string storeTimeout = "00:00:10") => new()
     {
+        ["McpGuard:StoreTimeout"] = storeTimeout,
         ["McpGuard:Store"] = "PostgreSql",
         ["McpGuard:PostgreSql:ConnectionString"] = connectionString,
         ["McpGuard:Accounts:alice:InitialBalance"] = aliceBalance.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -24,12 +31,12 @@ internal static class ScaleOutHosts
     public static string[] Arguments(string connectionString, long aliceBalance) =>
         [.. Configuration(connectionString, aliceBalance).Select(p => $"--{p.Key}={p.Value}")];
 
-    public static async Task<GuardedHost[]> StartAsync(string connectionString, long aliceBalance, int count)
+    public static async Task<GuardedHost[]> StartAsync(string connectionString, long aliceBalance, int count, string storeTimeout = "00:00:10")
     {
         var hosts = new List<GuardedHost>();
         foreach (var _ in Enumerable.Range(0, count))
         {
-            hosts.Add(await GuardedHost.StartSampleAsync(Configuration(connectionString, aliceBalance)));
+            hosts.Add(await GuardedHost.StartSampleAsync(Configuration(connectionString, aliceBalance, storeTimeout)));
         }
 
         return [.. hosts];
