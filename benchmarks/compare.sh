@@ -107,7 +107,7 @@ if [ "$STORE" = PostgreSql ]; then
     # shellcheck source=eng/stores.sh
     source eng/stores.sh
     stores_started=1
-    stores_start "$work/stores"
+    stores_start
     echo "== shared stores: redis-server on $REDIS_CONFIGURATION, PostgreSQL on port $PG_PORT (synchronous_commit on)"
     store_args=(--McpGuard:PostgreSql:ConnectionString="$PG_CONNECTION" --McpGuard:RateLimits:Store=Redis --McpGuard:Redis:Configuration="$REDIS_CONFIGURATION")
 fi

@@ -45,9 +45,9 @@ dotnet build -c Release samples/McpGuard.Sample -nologo -v quiet >/dev/null
 dll=samples/McpGuard.Sample/bin/Release/net10.0/McpGuard.Sample.dll
 content_root=$(cd "$(dirname "$dll")" && pwd)
 
-echo "== starting redis-server and PostgreSQL in $work"
-stores_start "$work"
-echo "redis-server on $REDIS_CONFIGURATION; PostgreSQL: $PG_CONNECTION"
+echo "== starting redis-server and PostgreSQL"
+stores_start
+echo "redis-server on $REDIS_CONFIGURATION; PostgreSQL: $PG_CONNECTION (data in $STORES_DIR)"
 
 for port in "$port_a" "$port_b"; do
     dotnet "$dll" --contentRoot "$content_root" --urls "http://127.0.0.1:$port" \

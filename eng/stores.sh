@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Throwaway redis-server and PostgreSQL for scripts (sourced, not run): data in a folder of the caller's, loopback only,
-# free ports, stopped by their process ids. Used by eng/scale-out.sh and benchmarks/compare.sh (STORE=PostgreSql).
+# Throwaway redis-server and PostgreSQL for scripts (sourced, not run): data in a temporary folder of their own
+# (STORES_DIR, readable by the user postgres), loopback only, free ports, stopped by their process ids. Used by eng/scale-out.sh and benchmarks/compare.sh (STORE=PostgreSql).
 #
 #   source eng/stores.sh
-#   stores_start "$work"        # sets REDIS_CONFIGURATION and PG_CONNECTION (and REDIS_PID, PG_PORT, PG_DATA)
+#   stores_start                # sets REDIS_CONFIGURATION and PG_CONNECTION (and STORES_DIR, REDIS_PID, PG_PORT)
 #   ...
-#   stores_stop                 # safe to call twice, and from an EXIT trap
+#   stores_stop                 # stops both and deletes STORES_DIR; safe to call twice, and from an EXIT trap
 #
 # Needs redis-server and PostgreSQL's server programs (Debian: apt-get install redis-server postgresql; .ci/run installs
 # both). PostgreSQL refuses to run as root: as root, its programs run as the user postgres (runuser).
@@ -32,14 +32,17 @@ stores_as_pg() { # run a PostgreSQL program as a user PostgreSQL accepts
     if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-stores_start() { # stores_start <work dir>
-    local work=$1 bin i
+stores_start() {
+    local work bin i
     if ! command -v redis-server >/dev/null 2>&1; then
         echo "stores: redis-server is not installed: apt-get install redis-server" >&2
         return 1
     fi
     bin=$(stores_pg_bin) || return 1
 
+    STORES_DIR=$(mktemp -d -t mcpguard-stores.XXXXXX)
+    chmod 755 "$STORES_DIR"   # PostgreSQL runs as postgres when this script runs as root: it must reach its data
+    work=$STORES_DIR
     mkdir -p "$work/redis"
     REDIS_PORT=$(stores_free_port)
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$work/redis" \
@@ -55,7 +58,7 @@ stores_start() { # stores_start <work dir>
     PG_DATA="$work/pg/data"
     PG_SOCKETS="$work/pg/sockets"
     mkdir -p "$PG_DATA" "$PG_SOCKETS"
-    if [ "$(id -u)" -eq 0 ]; then chown -R postgres "$work/pg"; chmod 755 "$work"; fi
+    if [ "$(id -u)" -eq 0 ]; then chown -R postgres "$work/pg"; fi
     PG_BIN=$bin
     PG_PORT=$(stores_free_port)
     stores_as_pg "$bin/initdb" -D "$PG_DATA" -U postgres -A trust --no-sync >"$work/pg/initdb.log" 2>&1 \
@@ -65,7 +68,7 @@ stores_start() { # stores_start <work dir>
         || { echo "stores: PostgreSQL did not start" >&2; cat "$work/pg/postgres.log" >&2; return 1; }
     stores_as_pg "$bin/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres mcpguard
     PG_CONNECTION="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=mcpguard"
-    export REDIS_PORT REDIS_PID REDIS_CONFIGURATION PG_DATA PG_PORT PG_BIN PG_CONNECTION
+    export STORES_DIR REDIS_PORT REDIS_PID REDIS_CONFIGURATION PG_DATA PG_PORT PG_BIN PG_CONNECTION
 }
 
 stores_stop() {
@@ -78,4 +81,6 @@ stores_stop() {
     fi
     REDIS_PID=""
     PG_DATA=""
+    if [ -n "${STORES_DIR:-}" ]; then rm -rf "$STORES_DIR"; fi
+    STORES_DIR=""
 }
