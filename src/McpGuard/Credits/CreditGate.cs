@@ -104,7 +104,23 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
                 // The charge may have landed before the ledger failed: the call is refused, so it must not stand. The
                 // refund is asked for now and, while the ledger fails or the charge may still land, again later.
                 Log.LedgerFailed(logger, ex, caller.Account, feature.RequestId);
-                await refunds.RefundAsync(feature.RequestId, "ledger unavailable while charging", outcomeUnknown: true);
+                if (refunds.RefundsAttempts)
+                {
+                    // Only this attempt's charge: a retry with the same request id, charged and served, stands.
+                    await refunds.RefundAttemptAsync(feature.RequestId, caller.Account, now, "ledger unavailable while charging");
+                }
+                else if (feature.NewRequestId)
+                {
+                    // An id McpGuard made: no retry can reuse it, so a refund by id gives back this attempt's charge alone.
+                    await refunds.RefundAsync(feature.RequestId, "ledger unavailable while charging", outcomeUnknown: true);
+                }
+                else
+                {
+                    // A store of the app's own, and an id the client chose: a refund by id could give back the charge of the
+                    // client's served retry. The operator reconciles this one from the log.
+                    Log.OutcomeUnknown(logger, caller.Account, feature.RequestId);
+                }
+
                 return new McpGuardError(state.Catalog[McpGuardReasons.LedgerUnavailable], "Ledger unavailable: nothing was charged; retry after 1 s.")
                 {
                     RetryAfterSeconds = 1,
@@ -146,5 +162,8 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
 
         [LoggerMessage(6106, LogLevel.Error, "The ledger did not answer the charge of account {Account} for request {RequestId}; the call is refused with ledger_unavailable.", EventName = "LedgerUnavailable")]
         public static partial void LedgerFailed(ILogger logger, Exception exception, string account, string requestId);
+
+        [LoggerMessage(6107, LogLevel.Error, "The charge of account {Account} for request {RequestId} may have landed though the call was refused; the ledger cannot refund one attempt and the client chose the id, so it is not refunded automatically: check the ledger for this request id.", EventName = "ChargeOutcomeUnknown")]
+        public static partial void OutcomeUnknown(ILogger logger, string account, string requestId);
     }
 }

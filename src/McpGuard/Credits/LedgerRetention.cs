@@ -58,11 +58,25 @@ internal sealed partial class LedgerRetention(
     }
 
     /// <summary>One pass: rolls up what is older than the retention, if one is set. Returns how many rows went.</summary>
+    private bool _warnedNotEmbedded;
+
     internal async Task<long> RunOnceAsync(CancellationToken cancellationToken)
     {
         var credits = states.Current.Options.Credits;
-        if (!credits.Enabled || credits.RetentionDays is not int days || services.GetService<IMcpGuardLedgerStore>() is not LedgerEngine engine)
+        if (!credits.Enabled || credits.RetentionDays is not int days)
         {
+            return 0;
+        }
+
+        if (services.GetService<IMcpGuardLedgerStore>() is not LedgerEngine engine)
+        {
+            if (!_warnedNotEmbedded)
+            {
+                // Said once: PostgreSQL (or a store of the app's own) keeps its rows as they are.
+                _warnedNotEmbedded = true;
+                Log.RetentionNotApplied(logger, days);
+            }
+
             return 0;
         }
 
@@ -90,6 +104,9 @@ internal sealed partial class LedgerRetention(
 
     private static partial class Log
     {
+        [LoggerMessage(6203, LogLevel.Warning, "Credits:RetentionDays ({Days}) applies to McpGuard's SQLite ledger only; this ledger's store keeps its rows as they are.", EventName = "RetentionNotApplied")]
+        public static partial void RetentionNotApplied(ILogger logger, int days);
+
         [LoggerMessage(6201, LogLevel.Information, "Rolled {Rows} ledger rows written before {Cutoff} (retention {Days} days) into daily totals.", EventName = "LedgerRolledUp")]
         public static partial void RolledUp(ILogger logger, long rows, string cutoff, int days);
 

@@ -13,8 +13,11 @@ namespace McpGuard.Credits;
 /// </summary>
 internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvider clock, McpGuardStateProvider states, ILogger<RefundRetry> logger) : IDisposable
 {
-    /// <summary>How long a charge of unknown outcome is watched for: longer than any store call can take to land.</summary>
-    internal static readonly TimeSpan LateChargeWindow = TimeSpan.FromSeconds(60);
+    /// <summary>
+    /// How long a charge of unknown outcome is watched for: longer than any store call can take to land (a charge taken
+    /// just before its caller gave up may run for one more <c>StoreTimeout</c>), and at least a minute.
+    /// </summary>
+    internal TimeSpan LateChargeWindow => TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(60).Ticks, 4 * states.Current.Options.StoreTimeout.Ticks));
 
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Pending> _pending = new(StringComparer.Ordinal);
@@ -40,11 +43,26 @@ internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvi
     /// Refunds <paramref name="requestId"/> now if the ledger answers within <c>McpGuard:StoreTimeout</c>; else keeps it to
     /// retry and returns null. <paramref name="outcomeUnknown"/>: the charge itself failed, so it may land later.
     /// </summary>
-    public async ValueTask<bool?> RefundAsync(string requestId, string reason, bool outcomeUnknown)
+    public ValueTask<bool?> RefundAsync(string requestId, string reason, bool outcomeUnknown) =>
+        RefundAsync(requestId, reason, outcomeUnknown ? new Attempt(null, default) : null);
+
+    /// <summary>
+    /// Refunds the charge one attempt may have made, whose outcome is unknown: on a ledger that can tell attempts apart
+    /// (<see cref="IAttemptRefunds"/>) only that attempt's row, so that a client's retry with the same request id, charged
+    /// and served, stands.
+    /// </summary>
+    public ValueTask<bool?> RefundAttemptAsync(string requestId, string account, DateTimeOffset chargedAt, string reason) =>
+        RefundAsync(requestId, reason, new Attempt(account, chargedAt));
+
+    /// <summary>Whether the ledger can refund exactly one attempt's charge.</summary>
+    public bool RefundsAttempts => ledger is IAttemptRefunds;
+
+    private async ValueTask<bool?> RefundAsync(string requestId, string reason, Attempt? attempt)
     {
+        var outcomeUnknown = attempt is not null;
         try
         {
-            var refunded = await CallAsync(requestId);
+            var refunded = await CallAsync(requestId, attempt);
             if (refunded || !outcomeUnknown)
             {
                 return refunded;
@@ -55,12 +73,12 @@ internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvi
             Log.RefundFailed(logger, ex, requestId, reason);
         }
 
-        Keep(requestId, reason, outcomeUnknown);
+        Keep(requestId, reason, attempt);
         return null;
     }
 
     /// <summary>Asks the ledger for one refund, under <c>McpGuard:StoreTimeout</c> unless the ledger is the embedded one.</summary>
-    private async ValueTask<bool> CallAsync(string requestId)
+    private async ValueTask<bool> CallAsync(string requestId, Attempt? attempt)
     {
         if (Embedded)
         {
@@ -69,14 +87,16 @@ internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvi
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
         timeout.CancelAfter(states.Current.Options.StoreTimeout);
-        return await ledger.RefundAsync(requestId, clock.GetUtcNow(), timeout.Token);
+        return attempt is { Account: { } account } && ledger is IAttemptRefunds attempts
+            ? await attempts.RefundAttemptAsync(requestId, account, attempt.Value.ChargedAt, clock.GetUtcNow(), timeout.Token)
+            : await ledger.RefundAsync(requestId, clock.GetUtcNow(), timeout.Token);
     }
 
-    private void Keep(string requestId, string reason, bool outcomeUnknown)
+    private void Keep(string requestId, string reason, Attempt? attempt)
     {
         lock (_lock)
         {
-            _pending[requestId] = new Pending(reason, outcomeUnknown ? clock.GetUtcNow() + LateChargeWindow : null, Attempts: 1);
+            _pending[requestId] = new Pending(reason, attempt is null ? null : clock.GetUtcNow() + LateChargeWindow, Attempts: 1, attempt);
             _loop ??= Task.Run(RetryLoopAsync);
         }
     }
@@ -113,7 +133,7 @@ internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvi
                 bool refunded;
                 try
                 {
-                    refunded = await CallAsync(requestId);
+                    refunded = await CallAsync(requestId, pending.Attempt);
                 }
                 catch (Exception ex) when (!_stopping.IsCancellationRequested)
                 {
@@ -169,7 +189,10 @@ internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvi
         }
     }
 
-    private readonly record struct Pending(string Reason, DateTimeOffset? WatchUntil, int Attempts);
+    private readonly record struct Pending(string Reason, DateTimeOffset? WatchUntil, int Attempts, Attempt? Attempt);
+
+    /// <summary>The attempt whose charge's outcome is unknown: its account and the time it charged at (null account: by request id alone).</summary>
+    private readonly record struct Attempt(string? Account, DateTimeOffset ChargedAt);
 
     private static partial class Log
     {

@@ -262,7 +262,9 @@ internal sealed partial class RateLimitGate(
     private Chain BuildChain(CompiledRateLimitPolicy? specific, CompiledRateLimitPolicy? @default)
     {
         var windows = new List<(McpGuardRateLimiterWindow Window, PartitionedRateLimiter<RateLimitSubject> Limiter)>();
-        foreach (var policy in new[] { specific, @default })
+        // A tool whose own policy is the default policy spends it once, not twice (in process and on a shared store alike).
+        var sameAsDefault = specific is not null && @default is not null && specific.Signature == @default.Signature;
+        foreach (var policy in sameAsDefault ? [specific] : new[] { specific, @default })
         {
             if (policy is null)
             {

@@ -40,10 +40,13 @@ public sealed class LedgerOutageTests
         Assert.Equal(0, host.Services.GetRequiredService<RefundRetry>().PendingCount);
     }
 
-    [Fact]
-    public async Task A_charge_that_lands_after_the_store_timeout_is_refunded_and_the_caller_got_503()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_charge_that_lands_after_the_store_timeout_is_refunded_and_the_caller_got_503(bool attemptAware)
     {
-        var ledger = new FlakyLedger { ChargeDelay = TimeSpan.FromMilliseconds(900) };
+        // With a ledger that refunds one attempt, whatever the id; with one that cannot, for an id McpGuard made (none sent).
+        var ledger = attemptAware ? new AttemptLedger { ChargeDelay = TimeSpan.FromMilliseconds(900) } : new FlakyLedger { ChargeDelay = TimeSpan.FromMilliseconds(900) };
         var served = 0;
         await using var host = await StartAsync(ledger, async context =>
         {
@@ -51,15 +54,16 @@ public sealed class LedgerOutageTests
             await context.Response.WriteAsync("never reached");
         });
 
-        using var response = await host.Client.SendAsync(CreditCalls.Post(CreditCalls.ToolCall(1, "work", "{}"), DemoKeys.Alice, "outage-late"));
+        using var response = await host.Client.SendAsync(CreditCalls.Post(CreditCalls.ToolCall(1, "work", "{}"), DemoKeys.Alice, attemptAware ? "outage-late" : null));
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
         Assert.Equal("1", Assert.Single(response.Headers.GetValues("Retry-After")));
         Assert.Equal(0, served);
+        var requestId = Assert.Single(response.Headers.GetValues("X-Request-Id"));
 
         // The charge landed about 0.7 s after the caller was refused; the refund watches for it and gives it back.
         var settled = await host.Logs.WaitForAsync(6104, Bound);
-        Assert.StartsWith("Refund of request outage-late (ledger unavailable while charging) settled after ", settled.Message, StringComparison.Ordinal);
+        Assert.StartsWith($"Refund of request {requestId} (ledger unavailable while charging) settled after ", settled.Message, StringComparison.Ordinal);
         Assert.EndsWith(" attempts; refunded: True.", settled.Message, StringComparison.Ordinal);
         Assert.Equal(1, ledger.ChargesLanded);
         var rows = (await ledger.Inner.GetLedgerAsync("alice", null, 10, default)).Entries;
@@ -67,6 +71,50 @@ public sealed class LedgerOutageTests
             [(McpGuardLedgerEntryKind.Refund, Price), (McpGuardLedgerEntryKind.Usage, -Price), (McpGuardLedgerEntryKind.TopUp, Balance)],
             rows.Select(r => (r.Kind, r.AmountMicro)));
         Assert.Equal(Balance, rows[0].BalanceAfterMicro);
+    }
+
+    [Fact]
+    public async Task A_retry_with_the_same_request_id_that_was_charged_and_served_keeps_its_charge()
+    {
+        // The first attempt's charge is slow and lands after the retry's: the ledger refuses it as a duplicate. The
+        // watch for the first attempt must not give back the retry's charge, though both carry the client's id.
+        var ledger = new AttemptLedger { ChargeDelay = TimeSpan.FromMilliseconds(900), DelayFirstChargeOnly = true };
+        var served = 0;
+        await using var host = await StartAsync(ledger, async context =>
+        {
+            Interlocked.Increment(ref served);
+            await CreditCalls.AnswerWithResult(context);
+        });
+
+        using var refused = await host.Client.SendAsync(CreditCalls.Post(CreditCalls.ToolCall(1, "work", "{}"), DemoKeys.Alice, "order-42"));
+        using var retried = await host.Client.SendAsync(CreditCalls.Post(CreditCalls.ToolCall(1, "work", "{}"), DemoKeys.Alice, "order-42"));
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, retried.StatusCode);
+        Assert.Equal(1, served);
+
+        // Long enough for the first charge to land (refused as a duplicate) and for the watch to look three times.
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        Assert.Equal(0, ledger.ChargesLanded);
+        var rows = (await ledger.Inner.GetLedgerAsync("alice", null, 10, default)).Entries;
+        Assert.Equal([(McpGuardLedgerEntryKind.Usage, -Price), (McpGuardLedgerEntryKind.TopUp, Balance)], rows.Select(r => (r.Kind, r.AmountMicro)));
+        Assert.DoesNotContain(host.Logs.Entries, e => e.EventId.Id == 6104);
+    }
+
+    [Fact]
+    public async Task A_store_that_cannot_refund_one_attempt_logs_a_client_chosen_id_for_the_operator_instead_of_refunding_by_id()
+    {
+        var ledger = new FlakyLedger { ChargeDelay = TimeSpan.FromMilliseconds(300) };
+        await using var host = await StartAsync(ledger, context => context.Response.WriteAsync("never reached"));
+
+        using var response = await host.Client.SendAsync(CreditCalls.Post(CreditCalls.ToolCall(1, "work", "{}"), DemoKeys.Alice, "order-43"));
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        var logged = Assert.Single(host.Logs.Entries, e => e.EventId.Id == 6107);
+        Assert.Equal(
+            "The charge of account alice for request order-43 may have landed though the call was refused; the ledger cannot refund one attempt and the client chose the id, so it is not refunded automatically: check the ledger for this request id.",
+            logged.Message);
+        Assert.Equal(0, host.Services.GetRequiredService<RefundRetry>().PendingCount);
     }
 
     private static Task<GuardedHost> StartAsync(FlakyLedger ledger, RequestDelegate endpoint) =>
@@ -93,16 +141,20 @@ public sealed class LedgerOutageTests
     /// McpGuard's in-memory ledger behind a store of one's own that fails on demand: refunds that throw, and charges that
     /// take longer than the caller waits yet still land (as a remote database commits a statement its client gave up on).
     /// </summary>
-    private sealed class FlakyLedger : IMcpGuardLedgerStore
+    private class FlakyLedger : IMcpGuardLedgerStore
     {
         private int _refundFailures;
         private int _landed;
+        private int _charges;
 
         public LedgerEngine Inner { get; } = new(new InMemoryJournal(), TimeProvider.System, NullLogger.Instance);
 
         public int RefundFailures { get => _refundFailures; init => _refundFailures = value; }
 
         public TimeSpan ChargeDelay { get; init; }
+
+        /// <summary>Only the first charge is slow (the retries that follow it are not).</summary>
+        public bool DelayFirstChargeOnly { get; init; }
 
         public int ChargesLanded => Volatile.Read(ref _landed);
 
@@ -111,14 +163,17 @@ public sealed class LedgerOutageTests
 
         public async ValueTask<McpGuardChargeResult> ChargeAsync(McpGuardChargeRequest request, CancellationToken cancellationToken)
         {
-            if (ChargeDelay > TimeSpan.Zero)
+            var first = Interlocked.Increment(ref _charges) == 1;
+            if (ChargeDelay > TimeSpan.Zero && (first || !DelayFirstChargeOnly))
             {
                 // The caller stops waiting at its timeout; the charge lands anyway, later.
                 _ = Task.Run(async () =>
                 {
                     await Task.Delay(ChargeDelay, CancellationToken.None);
-                    await Inner.ChargeAsync(request, CancellationToken.None);
-                    Interlocked.Increment(ref _landed);
+                    if ((await Inner.ChargeAsync(request, CancellationToken.None)).Outcome == McpGuardChargeOutcome.Charged)
+                    {
+                        Interlocked.Increment(ref _landed);
+                    }
                 }, CancellationToken.None);
                 await Task.Delay(Timeout.Infinite, cancellationToken);
             }
@@ -145,5 +200,17 @@ public sealed class LedgerOutageTests
 
         public ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken) =>
             Inner.GetLedgerAsync(account, before, limit, cancellationToken);
+    }
+
+    /// <summary>The same ledger, able to refund one attempt's charge (as PostgreSQL's is).</summary>
+    private sealed class AttemptLedger : FlakyLedger, IAttemptRefunds
+    {
+        /// <summary>Refunds the usage row of that request, account and time only, as an attempt-aware store does.</summary>
+        public async ValueTask<bool> RefundAttemptAsync(string requestId, string account, DateTimeOffset chargedAt, DateTimeOffset now, CancellationToken cancellationToken)
+        {
+            var rows = (await Inner.GetLedgerAsync(account, null, 1000, cancellationToken)).Entries;
+            return rows.Any(r => r.Kind == McpGuardLedgerEntryKind.Usage && r.RequestId == requestId && r.Timestamp == chargedAt)
+                && await RefundAsync(requestId, now, cancellationToken);
+        }
     }
 }
