@@ -67,4 +67,21 @@ public sealed class LedgerStoreTests(PostgreSqlCluster cluster) : IClassFixture<
         // They were queued together, so they went in one batch: refused whole, then applied one by one.
         Assert.Equal(1, store.Splits);
     }
+
+    [Fact]
+    public void Only_failures_that_break_connections_clear_the_pool()
+    {
+        Assert.False(PostgreSqlDatabase.IsBroken(new OperationCanceledException()));
+        Assert.False(PostgreSqlDatabase.IsBroken(new TimeoutException()));
+        Assert.False(PostgreSqlDatabase.IsBroken(new NpgsqlException("Exception while reading from stream", new TimeoutException())));
+        Assert.False(PostgreSqlDatabase.IsBroken(new PostgresException("deadlock detected", "ERROR", "ERROR", "40P01")));
+        Assert.False(PostgreSqlDatabase.IsBroken(new PostgresException("canceling statement due to statement timeout", "ERROR", "ERROR", "57014")));
+        Assert.False(PostgreSqlDatabase.IsBroken(new InvalidOperationException()));
+        Assert.True(PostgreSqlDatabase.IsBroken(new NpgsqlException("Exception while reading from stream", new IOException())));
+        Assert.True(PostgreSqlDatabase.IsBroken(new NpgsqlException("Failed to connect", new System.Net.Sockets.SocketException())));
+        Assert.True(PostgreSqlDatabase.IsBroken(new IOException()));
+        Assert.True(PostgreSqlDatabase.IsBroken(new PostgresException("terminating connection due to administrator command", "FATAL", "FATAL", "57P01")));
+        Assert.True(PostgreSqlDatabase.IsBroken(new PostgresException("the database system is starting up", "FATAL", "FATAL", "57P03")));
+        Assert.True(PostgreSqlDatabase.IsBroken(new PostgresException("connection failure", "FATAL", "FATAL", "08006")));
+    }
 }
