@@ -112,11 +112,26 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IHealthChec
     /// <summary>Drops pooled connections after a failure that may have broken them (a restarted server, say).</summary>
     public void ForgetConnections(Exception exception)
     {
-        if (exception is not PostgresException)
+        if (IsBroken(exception))
         {
             DataSource.Clear();
         }
     }
+
+    /// <summary>
+    /// Whether a failure says connections were broken (the socket failed, the server shut down or refused to connect),
+    /// not merely that one statement was cancelled or timed out: only then are the pooled connections worth dropping.
+    /// </summary>
+    internal static bool IsBroken(Exception exception) => exception switch
+    {
+        OperationCanceledException or TimeoutException => false,
+        PostgresException postgres => postgres.SqlState is "57P01" or "57P02" or "57P03" || postgres.SqlState.StartsWith("08", StringComparison.Ordinal),
+        NpgsqlException { InnerException: TimeoutException or OperationCanceledException } => false,
+        NpgsqlException { InnerException: IOException or System.Net.Sockets.SocketException } => true,
+        NpgsqlException npgsql => npgsql.IsTransient,
+        IOException or System.Net.Sockets.SocketException => true,
+        _ => false,
+    };
 
     public async ValueTask DisposeAsync()
     {

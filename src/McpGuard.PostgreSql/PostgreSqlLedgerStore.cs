@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using McpGuard.Credits;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -13,12 +14,12 @@ namespace McpGuard.PostgreSql;
 /// answered once that commit is durable. Request ids are charged and refunded at most once by unique indexes, a
 /// balance never goes below zero by a check constraint, and a month's spend and free calls live in the account's row.
 /// </summary>
-internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHealthCheck, IAsyncDisposable
+internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IAttemptRefunds, IHealthCheck, IAsyncDisposable
 {
     /// <summary>The most operations one commit carries.</summary>
     internal const int MaxBatch = 256;
 
-    private const short ChargeKind = 0, RefundKind = 1;
+    private const short ChargeKind = 0, RefundKind = 1, AttemptRefundKind = 2;
     private const int Queued = 0, Taken = 1, Abandoned = 2;
 
     private readonly PostgreSqlDatabase _database;
@@ -30,12 +31,15 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
     private readonly string _batchSql;
     private int _disposed;
 
+    // Set while McpGuard:Accounts could not be applied yet (PostgreSQL was down at start): the ledger is not used until it is.
+    private volatile bool _seedPending;
+
     public PostgreSqlLedgerStore(PostgreSqlDatabase database, TimeProvider clock, ILogger logger, int writers = 2)
     {
         _database = database;
         _clock = clock;
         _logger = logger;
-        _batchSql = database.Sql("SELECT r_outcome, r_balance, r_spent, r_cap FROM {s}.apply_batch($1, $2, $3, $4, $5, $6, $7, $8);");
+        _batchSql = database.Sql("SELECT r_outcome, r_balance, r_spent, r_cap FROM {s}.apply_batch($1, $2, $3, $4, $5, $6, $7, $8, $9);");
         _writers = [.. Enumerable.Range(0, writers).Select(_ => Task.Run(WriteLoopAsync))];
     }
 
@@ -59,6 +63,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
         {
             // PostgreSQL is not there yet: start anyway (priced calls answer ledger_unavailable meanwhile) and seed once it is.
             Log.SeedDeferred(_logger, ex);
+            _seedPending = true;
             _ = Task.Run(() => SeedLaterAsync(seeds, now), CancellationToken.None);
             return false;
         }
@@ -67,15 +72,31 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
     public async ValueTask<McpGuardChargeResult> ChargeAsync(McpGuardChargeRequest request, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(request.PriceMicro);
+        ThrowIfNul(request.Account, nameof(request.Account));
+        ThrowIfNul(request.RequestId, nameof(request.RequestId));
         var (outcome, balance, spent, cap) = await EnqueueAsync(
-            new Operation(ChargeKind, request.Account, request.RequestId, request.Tool, request.PriceMicro, request.FreeCallsPerMonth, request.Now, request.NewRequestId),
+            new Operation(ChargeKind, request.Account, request.RequestId, request.Tool, request.PriceMicro, request.FreeCallsPerMonth, request.Now, request.NewRequestId, default),
             cancellationToken);
         return new McpGuardChargeResult((McpGuardChargeOutcome)outcome, balance, spent, cap);
     }
 
     public async ValueTask<bool> RefundAsync(string requestId, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var (outcome, _, _, _) = await EnqueueAsync(new Operation(RefundKind, null, requestId, null, 0, 0, now, false), cancellationToken);
+        ThrowIfNul(requestId, nameof(requestId));
+        var (outcome, _, _, _) = await EnqueueAsync(new Operation(RefundKind, null, requestId, null, 0, 0, now, false, default), cancellationToken);
+        return outcome == 1;
+    }
+
+    /// <summary>
+    /// Refunds only the usage row of <paramref name="requestId"/> that <paramref name="account"/> was charged at
+    /// <paramref name="chargedAt"/> (to the microsecond, as every charge stores its time), through the same group commit
+    /// and unique indexes as any refund: a retry that charged the same id at another time is left alone.
+    /// </summary>
+    public async ValueTask<bool> RefundAttemptAsync(string requestId, string account, DateTimeOffset chargedAt, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ThrowIfNul(requestId, nameof(requestId));
+        ThrowIfNul(account, nameof(account));
+        var (outcome, _, _, _) = await EnqueueAsync(new Operation(AttemptRefundKind, account, requestId, null, 0, 0, now, false, chargedAt), cancellationToken);
         return outcome == 1;
     }
 
@@ -93,6 +114,8 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
 
     public async ValueTask<McpGuardAccount?> GetAccountAsync(string account, int freeCallsPerMonth, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        ThrowIfNul(account, nameof(account));
+        ThrowIfSeedPending();
         await _database.EnsureMigratedAsync(cancellationToken);
         await using var command = _database.DataSource.CreateCommand(_database.Sql("SELECT balance, cap, month, month_spent, month_free FROM {s}.accounts WHERE id = $1;"));
         command.Parameters.Add(new() { Value = account });
@@ -118,6 +141,8 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
             throw new ArgumentOutOfRangeException(nameof(capMicro), capMicro, "A cap is zero or more micro-units.");
         }
 
+        ThrowIfNul(account, nameof(account));
+        ThrowIfSeedPending();
         await _database.EnsureMigratedAsync(cancellationToken);
         await using var command = _database.DataSource.CreateCommand(_database.Sql(
             "INSERT INTO {s}.accounts (id, cap, created_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET cap = excluded.cap;"));
@@ -197,6 +222,30 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
         return (utc.Year * 12) + utc.Month - 1;
     }
 
+    /// <summary>A time as PostgreSQL's timestamptz keeps it: truncated to the microsecond.</summary>
+    internal static DateTime Microseconds(DateTimeOffset time)
+    {
+        var utc = time.UtcDateTime;
+        return new DateTime(utc.Ticks - (utc.Ticks % 10), DateTimeKind.Utc);
+    }
+
+    /// <summary>PostgreSQL text cannot hold NUL (22021): an id with one is refused alone, before it can fail a batch.</summary>
+    private static void ThrowIfNul(string value, string name)
+    {
+        if (value.Contains('\0', StringComparison.Ordinal))
+        {
+            throw new ArgumentException("PostgreSQL cannot store a NUL character in an account or request id.", name);
+        }
+    }
+
+    private void ThrowIfSeedPending()
+    {
+        if (_seedPending)
+        {
+            throw new InvalidOperationException("The PostgreSQL ledger is not seeded yet (McpGuard:Accounts is applied once PostgreSQL answers); it is not used until then.");
+        }
+    }
+
     private CancellationTokenSource Limit(CancellationToken cancellationToken)
     {
         var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -206,6 +255,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
 
     private async Task<(short Outcome, long Balance, long Spent, long? Cap)> EnqueueAsync(Operation operation, CancellationToken cancellationToken)
     {
+        ThrowIfSeedPending();
         await _database.EnsureMigratedAsync(cancellationToken);
         ObjectDisposedException.ThrowIf(!_queue.Writer.TryWrite(operation), this);
 
@@ -216,6 +266,8 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // Not taken yet: it never will be. Taken: its batch commits or rolls back within the statement timeout.
+            // Taken and then refused as a batch: its replay on its own skips it (see ApplyAsync).
+            operation.GivenUp = true;
             Interlocked.CompareExchange(ref operation.State, Abandoned, Queued);
             throw;
         }
@@ -249,7 +301,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
         }
     }
 
-    private async Task ApplyAsync(List<Operation> batch)
+    private async Task ApplyAsync(List<Operation> batch, bool retried = false)
     {
         var n = batch.Count;
         var kinds = new short[n];
@@ -260,17 +312,20 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
         var freeCalls = new int[n];
         var times = new DateTime[n];
         var fresh = new bool[n];
+        var charged = new DateTime[n];
         for (var i = 0; i < n; i++)
         {
             var operation = batch[i];
             kinds[i] = operation.Kind;
             accounts[i] = operation.Account;
             requests[i] = operation.RequestId;
-            tools[i] = operation.Tool;
+            // The tool column is informational, and PostgreSQL text cannot hold NUL (22021): it must not fail the batch.
+            tools[i] = operation.Tool?.Replace('\0', '\uFFFD');
             prices[i] = operation.Price;
             freeCalls[i] = operation.FreeCalls;
-            times[i] = operation.Now.UtcDateTime;
+            times[i] = Microseconds(operation.Now);
             fresh[i] = operation.NewRequestId;
+            charged[i] = Microseconds(operation.ChargedAt);
         }
 
         var results = new (short, long, long, long?)[n];
@@ -286,6 +341,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
             command.Parameters.Add(new() { Value = freeCalls, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Integer });
             command.Parameters.Add(new() { Value = times, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
             command.Parameters.Add(new() { Value = fresh, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Boolean });
+            command.Parameters.Add(new() { Value = charged, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.TimestampTz });
             await using (var reader = await command.ExecuteReaderAsync(timeout.Token))
             {
                 for (var i = 0; i < n; i++)
@@ -302,17 +358,32 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
             Interlocked.Increment(ref Commits);
             Interlocked.Add(ref Operations, n);
         }
-        catch (PostgresException ex) when (n > 1 && !ex.IsTransient)
+        catch (PostgresException ex) when (n > 1 && (!ex.IsTransient || IsConflict(ex)))
         {
-            // One operation the server refuses (a tool name it cannot store, say) must not fail the others it was
-            // batched with: the batch was rolled back whole, so each is applied again on its own.
+            // One operation the server refuses must not fail the others it was batched with, nor must a deadlock or a
+            // serialization failure (two instances' batches meeting on the request-id index, say): the batch was rolled
+            // back whole, so each is applied again on its own, except those whose caller has given up meanwhile.
             Interlocked.Increment(ref Splits);
             Log.BatchSplit(_logger, ex, n);
             foreach (var operation in batch)
             {
-                await ApplyAsync([operation]);
+                if (operation.GivenUp)
+                {
+                    operation.Done.TrySetCanceled();
+                }
+                else
+                {
+                    await ApplyAsync([operation], retried: true);
+                }
             }
 
+            return;
+        }
+        catch (PostgresException ex) when (n == 1 && !retried && IsConflict(ex) && !batch[0].GivenUp)
+        {
+            // Rolled back whole by a deadlock or a serialization failure: once more.
+            Log.BatchSplit(_logger, ex, n);
+            await ApplyAsync(batch, retried: true);
             return;
         }
         catch (Exception ex)
@@ -334,8 +405,13 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
         }
     }
 
+    /// <summary>A deadlock (40P01) or a serialization failure (40001): the transaction was rolled back, and may be tried again.</summary>
+    private static bool IsConflict(PostgresException exception) => exception.SqlState is PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure;
+
     private async ValueTask<McpGuardLedgerEntry> MoveAsync(string account, McpGuardLedgerEntryKind kind, long amount, string? note, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        ThrowIfNul(account, nameof(account));
+        ThrowIfSeedPending();
         await _database.EnsureMigratedAsync(cancellationToken);
         await using var command = _database.DataSource.CreateCommand(_database.Sql("SELECT r_id, r_balance FROM {s}.move($1, $2, $3, $4, $5);"));
         command.Parameters.Add(new() { Value = account });
@@ -359,13 +435,15 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
         await using var connection = await _database.DataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await using (var gate = new NpgsqlCommand(_database.Sql(
-            $"SELECT pg_advisory_xact_lock({PostgreSqlSchema.AdvisoryLockClass}, hashtext('{_database.SchemaName}:seed')); SELECT EXISTS (SELECT 1 FROM {{s}}.accounts);"), connection))
+            $"SELECT pg_advisory_xact_lock({PostgreSqlSchema.AdvisoryLockClass}, hashtext('{_database.SchemaName}:seed')); SELECT EXISTS (SELECT 1 FROM {{s}}.meta WHERE key = 'seeded');"), connection))
         {
             await using var reader = await gate.ExecuteReaderAsync(cancellationToken);
             await reader.NextResultAsync(cancellationToken);
             await reader.ReadAsync(cancellationToken);
             if (reader.GetBoolean(0))
             {
+                // Seeded already (by this instance before a restart, or another): decided by the marker, never by
+                // whether accounts exist, since a charge or top-up creates its account whether or not the seed ran.
                 return false;
             }
         }
@@ -374,13 +452,26 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
         {
             await using var batch = new NpgsqlBatch(connection, transaction);
             var balance = Math.Max(0, seed.InitialBalanceMicro);
-            batch.BatchCommands.Add(Command("INSERT INTO {s}.accounts (id, cap, balance, created_at) VALUES ($1, $2, $3, $4);", seed.Account, seed.MonthlyCapMicro, balance, now.UtcDateTime));
+            // An account made before the seed ran (an instance without McpGuard:Accounts, say) gets its cap and the seed
+            // balance on top of what it has, as the embedded ledger's seed does.
+            batch.BatchCommands.Add(Command(
+                "INSERT INTO {s}.accounts (id, cap, balance, created_at) VALUES ($1, $2, 0, $3) ON CONFLICT (id) DO UPDATE SET cap = excluded.cap;",
+                seed.Account, seed.MonthlyCapMicro, now.UtcDateTime));
             if (balance > 0)
             {
-                batch.BatchCommands.Add(Command("INSERT INTO {s}.ledger (account, kind, amount, balance_after, created_at, note) VALUES ($1, 'TopUp', $2, $2, $3, 'seed');", seed.Account, balance, now.UtcDateTime));
+                batch.BatchCommands.Add(Command(
+                    "WITH a AS (UPDATE {s}.accounts SET balance = balance + $2 WHERE id = $1 RETURNING balance) "
+                    + "INSERT INTO {s}.ledger (account, kind, amount, balance_after, created_at, note) SELECT $1, 'TopUp', $2, a.balance, $3, 'seed' FROM a;",
+                    seed.Account, balance, now.UtcDateTime));
             }
 
             await batch.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await using (var marker = new NpgsqlCommand(_database.Sql("INSERT INTO {s}.meta (key, value) VALUES ('seeded', $1);"), connection, transaction))
+        {
+            marker.Parameters.Add(new() { Value = $"{seeds.Count} accounts at {now.UtcDateTime:O} by {Environment.MachineName}:{Environment.ProcessId}" });
+            await marker.ExecuteNonQueryAsync(cancellationToken);
         }
 
         await transaction.CommitAsync(cancellationToken);
@@ -411,6 +502,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
                     Log.SeededLater(_logger, seeds.Count);
                 }
 
+                _seedPending = false;
                 return;
             }
             catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
@@ -424,9 +516,12 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
         }
     }
 
-    private sealed class Operation(short kind, string? account, string requestId, string? tool, long price, int freeCalls, DateTimeOffset now, bool newRequestId)
+    private sealed class Operation(short kind, string? account, string requestId, string? tool, long price, int freeCalls, DateTimeOffset now, bool newRequestId, DateTimeOffset chargedAt)
     {
         public int State;
+
+        /// <summary>Its caller stopped waiting (its cancellation token fired).</summary>
+        public volatile bool GivenUp;
 
         public short Kind { get; } = kind;
 
@@ -444,6 +539,9 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
 
         public bool NewRequestId { get; } = newRequestId;
 
+        /// <summary>For a refund of one attempt: when that attempt's charge was taken.</summary>
+        public DateTimeOffset ChargedAt { get; } = chargedAt;
+
         public TaskCompletionSource<(short, long, long, long?)> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
@@ -452,13 +550,13 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IHea
         [LoggerMessage(8101, LogLevel.Error, "PostgreSQL did not apply a batch of {Count} charges and refunds; their callers are answered with the error (a refused charge is refunded by McpGuard if it landed).", EventName = "PostgreSqlBatchFailed")]
         public static partial void BatchFailed(ILogger logger, Exception exception, int count);
 
-        [LoggerMessage(8104, LogLevel.Warning, "PostgreSQL refused a batch of {Count} charges and refunds; each is applied on its own.", EventName = "PostgreSqlBatchSplit")]
+        [LoggerMessage(8104, LogLevel.Warning, "PostgreSQL refused a batch of {Count} charges and refunds (one operation it refused, or a deadlock or serialization failure); each whose caller still waits is applied on its own.", EventName = "PostgreSqlBatchSplit")]
         public static partial void BatchSplit(ILogger logger, Exception exception, int count);
 
-        [LoggerMessage(8102, LogLevel.Warning, "PostgreSQL is not reachable at start: the seed balances of McpGuard:Accounts are applied (to an empty ledger) once it is.", EventName = "PostgreSqlSeedDeferred")]
+        [LoggerMessage(8102, LogLevel.Warning, "PostgreSQL is not reachable at start: the seed balances of McpGuard:Accounts are applied (to a ledger not seeded yet) once it is; until then this instance's ledger refuses every operation.", EventName = "PostgreSqlSeedDeferred")]
         public static partial void SeedDeferred(ILogger logger, Exception exception);
 
-        [LoggerMessage(8103, LogLevel.Information, "Seeded an empty PostgreSQL ledger with {Count} accounts from McpGuard:Accounts once PostgreSQL answered.", EventName = "PostgreSqlSeededLater")]
+        [LoggerMessage(8103, LogLevel.Information, "Seeded the PostgreSQL ledger with {Count} accounts from McpGuard:Accounts once PostgreSQL answered.", EventName = "PostgreSqlSeededLater")]
         public static partial void SeededLater(ILogger logger, int count);
     }
 }

@@ -66,11 +66,11 @@ internal sealed class McpGuardOptionsValidator(IAuthenticationSchemeProvider? sc
                 errors.Add($"{Section}:PostgreSql:ConnectionString is required when {Section}:Store is PostgreSql (for example 'Host=localhost;Database=app;Username=mcpguard;Password=...').");
             }
 
-            if (string.IsNullOrWhiteSpace(options.PostgreSql.Schema) || options.PostgreSql.Schema.Length > 63
+            if (string.IsNullOrWhiteSpace(options.PostgreSql.Schema) || options.PostgreSql.Schema.Length > 55
                 || !(char.IsAsciiLetterLower(options.PostgreSql.Schema[0]) || options.PostgreSql.Schema[0] == '_')
                 || !options.PostgreSql.Schema.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '_'))
             {
-                errors.Add($"{Section}:PostgreSql:Schema must be a lower-case PostgreSQL identifier of at most 63 characters: letters, digits and '_', not starting with a digit (got '{options.PostgreSql.Schema}').");
+                errors.Add($"{Section}:PostgreSql:Schema must be a lower-case PostgreSQL identifier of at most 55 characters: letters, digits and '_', not starting with a digit (got '{options.PostgreSql.Schema}').");
             }
         }
 

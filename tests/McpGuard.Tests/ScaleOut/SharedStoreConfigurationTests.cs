@@ -26,12 +26,24 @@ public sealed class SharedStoreConfigurationTests
         Assert.Equal(
             [
                 "McpGuard:PostgreSql:ConnectionString is required when McpGuard:Store is PostgreSql (for example 'Host=localhost;Database=app;Username=mcpguard;Password=...').",
-                "McpGuard:PostgreSql:Schema must be a lower-case PostgreSQL identifier of at most 63 characters: letters, digits and '_', not starting with a digit (got 'McpGuard').",
+                "McpGuard:PostgreSql:Schema must be a lower-case PostgreSQL identifier of at most 55 characters: letters, digits and '_', not starting with a digit (got 'McpGuard').",
                 "McpGuard:Redis:Configuration is required when McpGuard:RateLimits:Store is Redis (a StackExchange.Redis configuration string, for example 'localhost:6379').",
                 "McpGuard:Redis:KeyPrefix must be non-empty, without braces or white space (got '{mcpguard}').",
                 "McpGuard:StoreTimeout must be between 00:00:00.1 and 00:01:00 (got '00:00:00.0500000').",
             ],
             exception.Failures.Order(StringComparer.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(55, true)]
+    [InlineData(56, false)]
+    public void A_schema_name_leaves_room_for_its_notification_channel_within_63_bytes(int length, bool valid)
+    {
+        // The channel is the schema plus "_changes" (8 more), and PostgreSQL identifiers are at most 63 bytes.
+        var options = new McpGuardOptions { Store = McpGuardStoreKind.PostgreSql };
+        options.PostgreSql.ConnectionString = "Host=localhost";
+        options.PostgreSql.Schema = new string('s', length);
+        Assert.Equal(valid, new McpGuardOptionsValidator().Validate(Microsoft.Extensions.Options.Options.DefaultName, options).Succeeded);
     }
 
     [Fact]

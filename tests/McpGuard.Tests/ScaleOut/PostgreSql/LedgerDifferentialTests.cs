@@ -38,6 +38,63 @@ public sealed class LedgerDifferentialTests(PostgreSqlCluster cluster) : IClassF
         TestReport.Write($"PostgreSQL ledger differential: {cases} sequences ({steps} steps) agreed with LedgerEngine on SQLite.");
     }
 
+    [Fact]
+    public async Task Charges_and_refunds_out_of_time_order_across_month_ends_give_the_same_month_totals_as_the_embedded_ledger()
+    {
+        // Instances' clocks differ and a batch carries the time each call began: a charge may be older than the month
+        // its account has already rolled to. It changes the balance, but not the newer month's spend or free calls.
+        var connectionString = await cluster.CreateDatabaseAsync();
+        var clock = new FakeTimeProvider(Start);
+        var path = LedgerFile.NewPath();
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var engine = new LedgerEngine(new SqliteJournal(new McpGuard.Storage.SqliteDatabase(path)), clock, NullLogger.Instance);
+        var database = new PostgreSqlDatabase(connectionString, "months", TimeSpan.FromSeconds(10), NullLogger.Instance);
+        var store = new PostgreSqlLedgerStore(database, clock, NullLogger.Instance);
+        try
+        {
+            IMcpGuardLedgerStore[] both = [engine, store];
+            await Both(both, async s => (object)await s.SeedAsync([new("a", 10_000, 1_000)], clock.GetUtcNow(), default), "seed");
+            var jan31 = new DateTimeOffset(2026, 1, 31, 23, 59, 59, TimeSpan.Zero);
+            var feb1 = new DateTimeOffset(2026, 2, 1, 0, 0, 1, TimeSpan.Zero);
+            var feb28 = new DateTimeOffset(2026, 2, 28, 23, 59, 59, TimeSpan.Zero);
+            var mar1 = new DateTimeOffset(2026, 3, 1, 0, 0, 1, TimeSpan.Zero);
+            (string What, Func<IMcpGuardLedgerStore, Task<object>> Step)[] steps =
+            [
+                ("January charge", async s => Describe(await s.ChargeAsync(new McpGuardChargeRequest("a", "j1", "add", 100, 0, jan31), default))),
+                ("February charge rolls the month", async s => Describe(await s.ChargeAsync(new McpGuardChargeRequest("a", "f1", "add", 200, 0, feb1), default))),
+                ("late January charge", async s => Describe(await s.ChargeAsync(new McpGuardChargeRequest("a", "j2", "add", 300, 0, jan31), default))),
+                ("late January free call", async s => Describe(await s.ChargeAsync(new McpGuardChargeRequest("a", "j3", "add", 300, 1, jan31), default))),
+                ("February free call", async s => Describe(await s.ChargeAsync(new McpGuardChargeRequest("a", "f2", "add", 300, 1, feb1), default))),
+                ("late January charge over the February cap", async s => Describe(await s.ChargeAsync(new McpGuardChargeRequest("a", "j4", "add", 900, 0, jan31), default))),
+                ("refund of a January charge in February", async s => (object)await s.RefundAsync("j2", feb1, default)),
+                ("refund of a February charge", async s => (object)await s.RefundAsync("f1", feb28, default)),
+                ("refund of the late free call", async s => (object)await s.RefundAsync("j3", feb28, default)),
+                ("March charge rolls the month", async s => Describe(await s.ChargeAsync(new McpGuardChargeRequest("a", "m1", "add", 400, 0, mar1), default))),
+                ("late February charge", async s => Describe(await s.ChargeAsync(new McpGuardChargeRequest("a", "f3", "add", 50, 0, feb28), default))),
+                ("refund of the March charge dated February", async s => (object)await s.RefundAsync("m1", feb28, default)),
+                ("refund of the February free call dated February", async s => (object)await s.RefundAsync("f2", feb28, default)),
+                ("another March charge", async s => Describe(await s.ChargeAsync(new McpGuardChargeRequest("a", "m2", "add", 10, 0, mar1), default))),
+            ];
+            foreach (var (what, step) in steps)
+            {
+                await Both(both, step, what);
+                foreach (var at in new[] { jan31, feb1, feb28, mar1 })
+                {
+                    await Both(both, async s => Describe(await s.GetAccountAsync("a", 1, at, default)), $"{what}, then the account at {at:O}");
+                }
+            }
+
+            Assert.Equal(await RowsAsync(engine, "a"), await RowsAsync(store, "a"));
+        }
+        finally
+        {
+            await store.DisposeAsync();
+            await database.DisposeAsync();
+            await engine.DisposeAsync();
+            LedgerFile.Delete(path);
+        }
+    }
+
     private static async Task RunAsync(string connectionString, string schema, Step[] sequence)
     {
         var clock = new FakeTimeProvider(Start);
