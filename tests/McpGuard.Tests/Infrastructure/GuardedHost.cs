@@ -124,10 +124,12 @@ public sealed class GuardedHost : IAsyncDisposable
         // An empty content root: the sample's appsettings.json sits in the test output folder and must not leak into test-built apps.
         var contentRoot = Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "test-built-app")).FullName;
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { ContentRootPath = contentRoot, EnvironmentName = "Production" });
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
         AddTestConfiguration(builder.Configuration, configuration);
         AddTestLogging(builder.Logging, logs);
         build(builder);
+        // Last, so that configuration a test adds (the sample's appsettings.json has "Urls": 5080) cannot move the app
+        // onto a fixed port, where two tests running at once would collide.
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
         var app = builder.Build();
         map(app);
         try
