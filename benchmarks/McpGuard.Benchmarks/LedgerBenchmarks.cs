@@ -24,7 +24,7 @@ public enum LedgerStoreKind
 /// <see cref="Callers"/> concurrent tasks, so the reported time (and Op/s) is per operation.
 /// </summary>
 [MemoryDiagnoser]
-[Config(typeof(Config))]
+[Config(typeof(ReserveSettle.ShortJob))]
 public class LedgerBenchmarks
 {
     /// <summary>Operations per invocation, split evenly between the callers.</summary>
@@ -94,53 +94,5 @@ public class LedgerBenchmarks
         }
     }
 
-    private Task RunAsync(bool refund)
-    {
-        var perCaller = Operations / Callers;
-        var callers = new Task[Callers];
-        for (var c = 0; c < Callers; c++)
-        {
-            var first = c * perCaller;
-            callers[c] = Task.Run(() => CallAsync(first, perCaller, refund));
-        }
-
-        return Task.WhenAll(callers);
-    }
-
-    private async Task CallAsync(int first, int count, bool refund)
-    {
-        for (var i = first; i < first + count; i++)
-        {
-            var request = _requests[i];
-            var result = await _engine.ChargeAsync(request, CancellationToken.None);
-            if (result.Outcome != McpGuardChargeOutcome.Charged)
-            {
-                throw new InvalidOperationException($"Charge {request.RequestId} was {result.Outcome}.");
-            }
-
-            if (refund && !await _engine.RefundAsync(request.RequestId, Now, CancellationToken.None))
-            {
-                throw new InvalidOperationException($"Refund {request.RequestId} found nothing to refund.");
-            }
-        }
-    }
-
-    /// <summary>
-    /// A short job: one invocation (of <see cref="Operations"/> operations) per iteration, a few warm-ups and ten
-    /// measured iterations, so the whole filter runs in a few minutes. Adds the Op/s column.
-    /// </summary>
-    private sealed class Config : ManualConfig
-    {
-        public Config()
-        {
-            AddJob(Job.Default
-                .WithLaunchCount(1)
-                .WithWarmupCount(3)
-                .WithIterationCount(10)
-                .WithInvocationCount(1)
-                .WithUnrollFactor(1)
-                .WithId("Short"));
-            AddColumn(StatisticColumn.OperationsPerSecond);
-        }
-    }
+    private Task RunAsync(bool refund) => ReserveSettle.RunAsync(_engine, _requests, Callers, refund, Now);
 }

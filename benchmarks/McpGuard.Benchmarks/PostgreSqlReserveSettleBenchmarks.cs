@@ -15,7 +15,7 @@ namespace McpGuard.Benchmarks;
 /// Each run works in a schema of its own, dropped at the end.
 /// </summary>
 [MemoryDiagnoser]
-[Config(typeof(Config))]
+[Config(typeof(ReserveSettle.ShortJob))]
 public class PostgreSqlReserveSettleBenchmarks
 {
     /// <summary>Operations per invocation, split evenly between the callers.</summary>
@@ -78,50 +78,5 @@ public class PostgreSqlReserveSettleBenchmarks
         _database.DisposeAsync().AsTask().GetAwaiter().GetResult();
     }
 
-    private Task RunAsync(bool refund)
-    {
-        var perCaller = Operations / Callers;
-        var callers = new Task[Callers];
-        for (var c = 0; c < Callers; c++)
-        {
-            var first = c * perCaller;
-            callers[c] = Task.Run(() => CallAsync(first, perCaller, refund));
-        }
-
-        return Task.WhenAll(callers);
-    }
-
-    private async Task CallAsync(int first, int count, bool refund)
-    {
-        for (var i = first; i < first + count; i++)
-        {
-            var request = _requests[i];
-            var result = await _store.ChargeAsync(request, CancellationToken.None);
-            if (result.Outcome != McpGuardChargeOutcome.Charged)
-            {
-                throw new InvalidOperationException($"Charge {request.RequestId} was {result.Outcome}.");
-            }
-
-            if (refund && !await _store.RefundAsync(request.RequestId, Now, CancellationToken.None))
-            {
-                throw new InvalidOperationException($"Refund {request.RequestId} found nothing to refund.");
-            }
-        }
-    }
-
-    /// <summary>The same short job as <see cref="LedgerBenchmarks"/>, with the Op/s column.</summary>
-    private sealed class Config : ManualConfig
-    {
-        public Config()
-        {
-            AddJob(Job.Default
-                .WithLaunchCount(1)
-                .WithWarmupCount(3)
-                .WithIterationCount(10)
-                .WithInvocationCount(1)
-                .WithUnrollFactor(1)
-                .WithId("Short"));
-            AddColumn(StatisticColumn.OperationsPerSecond);
-        }
-    }
+    private Task RunAsync(bool refund) => ReserveSettle.RunAsync(_store, _requests, Callers, refund, Now);
 }

@@ -125,7 +125,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IAtt
             return null;
         }
 
-        var current = reader.GetInt32(2) == MonthKey(now);
+        var current = reader.GetInt32(2) == LedgerEngine.MonthKey(now);
         return new McpGuardAccount(
             account,
             reader.GetInt64(0),
@@ -215,12 +215,6 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IAtt
         PostgreSqlDatabase.ReadTime(reader, 7),
         reader.GetBoolean(8),
         reader.IsDBNull(9) ? null : reader.GetString(9));
-
-    internal static int MonthKey(DateTimeOffset time)
-    {
-        var utc = time.UtcDateTime;
-        return (utc.Year * 12) + utc.Month - 1;
-    }
 
     /// <summary>A time as PostgreSQL's timestamptz keeps it: truncated to the microsecond.</summary>
     internal static DateTime Microseconds(DateTimeOffset time)

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Security.Cryptography;
 using System.Text;
+using McpGuard.RateLimiting;
 using StackExchange.Redis;
 
 namespace McpGuard.Redis;
@@ -136,9 +137,6 @@ internal static class RedisRateLimitScript
     /// <summary>Arguments per window: its kind and four numbers.</summary>
     public const int ArgumentsPerWindow = 5;
 
-    /// <summary>The largest state a token bucket may hold (level in its units), so that sums of two stay exact in a double.</summary>
-    internal const long MaxExact = 1L << 52;
-
     private static readonly SearchValues<char> Unsafe = SearchValues.Create("{}%");
 
     /// <summary>
@@ -255,7 +253,7 @@ internal static class RedisRateLimitScript
                     var g = (long)System.Numerics.BigInteger.GreatestCommonDivisor(window.Permits, micros);
                     var refill = window.Permits / g;
                     var cost = micros / g;
-                    if ((Int128)window.Permits * cost > MaxExact)
+                    if (!RateLimitOptionsValidation.RedisKeepsExact(window.Permits, window.Window))
                     {
                         throw new NotSupportedException(
                             $"McpGuard.Redis cannot keep token bucket {window.Name} ({window.Permits} per {window.Window}) exact: lcm(permits, window in µs) must be at most 2^52.");

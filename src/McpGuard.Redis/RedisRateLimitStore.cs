@@ -47,7 +47,7 @@ internal sealed class RedisRateLimitStore : IMcpGuardRateLimitStore, IHealthChec
     {
         ArgumentNullException.ThrowIfNull(request);
         cancellationToken.ThrowIfCancellationRequested();
-        var plan = _plans.GetValue(request.Windows, static windows => new RedisRateLimitScript.Plan(windows));
+        var plan = PlanOf(request);
         var keys = Keys(plan, request);
         var arguments = request.Spend ? plan.Spend : plan.Read;
         if (now is { } micros)
@@ -92,7 +92,11 @@ internal sealed class RedisRateLimitStore : IMcpGuardRateLimitStore, IHealthChec
 
     /// <summary>The keys a request uses (for tests and the docs: what an operator finds in Redis).</summary>
     internal IReadOnlyList<string> KeysOf(McpGuardRateLimitRequest request) =>
-        [.. Keys(_plans.GetValue(request.Windows, static windows => new RedisRateLimitScript.Plan(windows)), request).Select(key => (string)key!)];
+        [.. Keys(PlanOf(request), request).Select(key => (string)key!)];
+
+    /// <summary>The plan of a request's chain of windows, made once per chain (McpGuard passes one window list per chain).</summary>
+    private RedisRateLimitScript.Plan PlanOf(McpGuardRateLimitRequest request) =>
+        _plans.GetValue(request.Windows, static windows => new RedisRateLimitScript.Plan(windows));
 
     private static McpGuardRateLimitResult Result(RedisRateLimitScript.Plan plan, RedisResult answer)
     {

@@ -104,15 +104,16 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
                 // The charge may have landed before the ledger failed: the call is refused, so it must not stand. The
                 // refund is asked for now and, while the ledger fails or the charge may still land, again later.
                 Log.LedgerFailed(logger, ex, caller.Account, feature.RequestId);
+                const string reason = "ledger unavailable while charging";
                 if (refunds.RefundsAttempts)
                 {
                     // Only this attempt's charge: a retry with the same request id, charged and served, stands.
-                    await refunds.RefundAttemptAsync(feature.RequestId, caller.Account, now, "ledger unavailable while charging");
+                    await refunds.RefundAttemptAsync(feature.RequestId, caller.Account, now, reason);
                 }
                 else if (feature.NewRequestId)
                 {
                     // An id McpGuard made: no retry can reuse it, so a refund by id gives back this attempt's charge alone.
-                    await refunds.RefundAsync(feature.RequestId, "ledger unavailable while charging", outcomeUnknown: true);
+                    await refunds.RefundAsync(feature.RequestId, reason, outcomeUnknown: true);
                 }
                 else
                 {

@@ -57,9 +57,9 @@ internal sealed partial class LedgerRetention(
         }
     }
 
-    /// <summary>One pass: rolls up what is older than the retention, if one is set. Returns how many rows went.</summary>
     private bool _warnedNotEmbedded;
 
+    /// <summary>One pass: rolls up what is older than the retention, if one is set. Returns how many rows went.</summary>
     internal async Task<long> RunOnceAsync(CancellationToken cancellationToken)
     {
         var credits = states.Current.Options.Credits;

@@ -139,11 +139,7 @@ internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvi
                 {
                     failed = true;
                     Log.RefundFailed(logger, ex, requestId, pending.Reason);
-                    lock (_lock)
-                    {
-                        _pending[requestId] = pending with { Attempts = pending.Attempts + 1 };
-                    }
-
+                    Tried(requestId, pending);
                     continue;
                 }
                 catch (OperationCanceledException)
@@ -163,15 +159,21 @@ internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvi
                 }
                 else
                 {
-                    lock (_lock)
-                    {
-                        _pending[requestId] = pending with { Attempts = pending.Attempts + 1 };
-                    }
+                    Tried(requestId, pending);
                 }
             }
 
             // Back off while the ledger fails (up to 5 s); watch late charges at a steady pace.
             pause = failed ? TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, TimeSpan.FromSeconds(5).Ticks)) : TimeSpan.FromSeconds(1);
+        }
+    }
+
+    /// <summary>Counts one more attempt of a refund that stays pending.</summary>
+    private void Tried(string requestId, Pending pending)
+    {
+        lock (_lock)
+        {
+            _pending[requestId] = pending with { Attempts = pending.Attempts + 1 };
         }
     }
 

@@ -146,26 +146,25 @@ internal sealed partial class RateLimitGate(
             }
         }
 
-        McpGuardError? error = null;
-        if (counts && !result.Acquired)
-        {
-            var seconds = Math.Max(1, (long)Math.Ceiling(wait.TotalSeconds));
-            Log.Limited(logger, subject.Partition, exhausted?.Name ?? "(unknown)", seconds, feature.RequestId);
-            error = new McpGuardError(state.Catalog[McpGuardReasons.RateLimited], $"Rate limit exceeded: retry after {seconds} s.")
-            {
-                RetryAfterSeconds = seconds,
-                Data = exhausted is null ? [] : [new("limit", exhausted.Name)],
-            };
-        }
-
+        var error = counts && !result.Acquired ? Limited(feature, subject, exhausted, wait) : null;
         WriteHeaders(context.Response.Headers, chain, available, resets);
         return error;
     }
 
+    /// <summary>The 429 for a counted call a window refused, with the longest wait of the full windows, and its log line.</summary>
+    private McpGuardError Limited(McpGuardFeature feature, RateLimitSubject subject, McpGuardRateLimiterWindow? exhausted, TimeSpan wait)
+    {
+        var seconds = Math.Max(1, (long)Math.Ceiling(wait.TotalSeconds));
+        Log.Limited(logger, subject.Partition, exhausted?.Name ?? "(unknown)", seconds, feature.RequestId);
+        return new McpGuardError(feature.State.Catalog[McpGuardReasons.RateLimited], $"Rate limit exceeded: retry after {seconds} s.")
+        {
+            RetryAfterSeconds = seconds,
+            Data = exhausted is null ? [] : [new("limit", exhausted.Name)],
+        };
+    }
+
     private McpGuardError? CheckInProcess(HttpContext context, McpGuardFeature feature, Chain chain, RateLimitSubject subject, bool counts)
     {
-        var state = feature.State;
-
         // Each window's permits, read once: they decide whether the call can pass and fill the RateLimit header.
         Span<long> available = stackalloc long[chain.Windows.Length];
         var full = false;
@@ -192,13 +191,7 @@ internal sealed partial class RateLimitGate(
             {
                 // When several windows are full, the call fits again only when the last of them frees a permit.
                 var (exhausted, retryAfter) = LongestWait(chain, subject, lease);
-                var seconds = Math.Max(1, (long)Math.Ceiling(retryAfter.TotalSeconds));
-                Log.Limited(logger, subject.Partition, exhausted?.Name ?? "(unknown)", seconds, feature.RequestId);
-                error = new McpGuardError(state.Catalog[McpGuardReasons.RateLimited], $"Rate limit exceeded: retry after {seconds} s.")
-                {
-                    RetryAfterSeconds = seconds,
-                    Data = exhausted is null ? [] : [new("limit", exhausted.Name)],
-                };
+                error = Limited(feature, subject, exhausted, retryAfter);
 
                 if (lease is not null)
                 {
@@ -285,7 +278,7 @@ internal sealed partial class RateLimitGate(
             _ => PartitionedRateLimiter.CreateChained([.. windows.Select(w => w.Limiter)]),
         };
         var policyHeader = string.Join(", ", windows.Select(w => $"\"{w.Window.Name}\";q={w.Window.Permits};w={(long)w.Window.Window.TotalSeconds}"));
-        return new Chain([.. windows], limiter!, policyHeader) { WindowList = [.. windows.Select(w => w.Window)] };
+        return new Chain([.. windows], limiter!, policyHeader);
     }
 
     private PartitionedRateLimiter<RateLimitSubject> CreateWindow(McpGuardRateLimiterWindow window, bool perTool)
@@ -358,8 +351,8 @@ internal sealed partial class RateLimitGate(
         PartitionedRateLimiter<RateLimitSubject> Limiter,
         string PolicyHeader)
     {
-        /// <summary>The windows alone, as a shared store sees them.</summary>
-        public McpGuardRateLimiterWindow[] WindowList { get; init; } = [];
+        /// <summary>The windows alone, as a shared store sees them (one array per chain, so a store can cache by it).</summary>
+        public McpGuardRateLimiterWindow[] WindowList { get; } = [.. Windows.Select(w => w.Window)];
     }
 
     private static partial class Log
@@ -370,10 +363,10 @@ internal sealed partial class RateLimitGate(
         [LoggerMessage(5002, LogLevel.Error, "The rate-limit store did not answer for {Partition}; request {RequestId} refused with limiter_unavailable (RateLimits:OnStoreFailure is FailClosed).", EventName = "RateLimitStoreFailedClosed")]
         public static partial void StoreFailedClosed(ILogger logger, Exception exception, string partition, string requestId);
 
-        [LoggerMessage(5004, LogLevel.Debug, "The rate-limit store did not answer for {Partition}; request {RequestId} spends no permit and goes on without RateLimit headers.", EventName = "RateLimitStoreFailedUncounted")]
-        public static partial void StoreFailedUncounted(ILogger logger, Exception exception, string partition, string requestId);
-
         [LoggerMessage(5003, LogLevel.Warning, "The rate-limit store did not answer for {Partition}; request {RequestId} passes uncounted (RateLimits:OnStoreFailure is FailOpen).", EventName = "RateLimitStoreFailedOpen")]
         public static partial void StoreFailedOpen(ILogger logger, Exception exception, string partition, string requestId);
+
+        [LoggerMessage(5004, LogLevel.Debug, "The rate-limit store did not answer for {Partition}; request {RequestId} spends no permit and goes on without RateLimit headers.", EventName = "RateLimitStoreFailedUncounted")]
+        public static partial void StoreFailedUncounted(ILogger logger, Exception exception, string partition, string requestId);
     }
 }

@@ -112,8 +112,11 @@ internal static class RateLimitOptionsValidation
         }
     }
 
-    /// <summary>Whether lcm(permits, window in µs), the largest level McpGuard.Redis's script keeps, is exact in a double.</summary>
-    private static bool RedisKeepsExact(long permits, TimeSpan window)
+    /// <summary>
+    /// Whether lcm(permits, window in µs), the largest level McpGuard.Redis's script keeps for a token bucket, is exact in
+    /// a Lua number (a double): at most 2^52. Validation refuses such a window at start; the script's plan asks the same.
+    /// </summary>
+    internal static bool RedisKeepsExact(long permits, TimeSpan window)
     {
         var micros = window.Ticks / 10;
         var lcm = (Int128)permits * micros / (Int128)System.Numerics.BigInteger.GreatestCommonDivisor(permits, micros);
