@@ -16,6 +16,9 @@ public sealed class SharedStoreConfigurationTests
     {
         var exception = await Assert.ThrowsAsync<OptionsValidationException>(() => GuardedHost.StartSampleAsync(new Dictionary<string, string?>
         {
+            // The sample's appsettings.json gives both by example: blanked here.
+            ["McpGuard:PostgreSql:ConnectionString"] = "",
+            ["McpGuard:Redis:Configuration"] = "",
             ["McpGuard:Store"] = "PostgreSql",
             ["McpGuard:PostgreSql:Schema"] = "McpGuard",
             ["McpGuard:RateLimits:Store"] = "Redis",
