@@ -56,6 +56,9 @@ internal sealed class McpGuardOptions
     /// <summary>Redis, when <c>RateLimits:Store</c> is <see cref="McpGuardRateLimitStoreKind.Redis"/> (package McpGuard.Redis).</summary>
     public McpGuardRedisOptions Redis { get; } = new();
 
+    /// <summary>The MCP server <c>MapMcpGuardProxy()</c> forwards to (package McpGuard.Proxy).</summary>
+    public McpGuardUpstreamOptions Upstream { get; } = new();
+
     /// <summary>
     /// The longest McpGuard waits for a shared store (Redis, PostgreSQL, or a store of your own) to answer one call
     /// before treating it as unavailable. Between 100 ms and 1 minute. Default 2 seconds.

@@ -102,6 +102,7 @@ internal sealed class McpGuardOptionsValidator(IAuthenticationSchemeProvider? sc
         RateLimitOptionsValidation.Validate(options, errors);
         CreditOptionsValidation.Validate(options, errors);
         AdminOptionsValidation.Validate(options, errors);
+        UpstreamOptionsValidation.Validate(options, errors);
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }

@@ -138,6 +138,14 @@ internal sealed partial class McpGuardPipeline(
         {
             Log.ClientDisconnected(logger, feature.RequestId);
         }
+        catch (McpGuardEndpointException ex)
+        {
+            Log.EndpointRefused(logger, ex.Error.Descriptor.Reason, ex.Error.Descriptor.StatusCode, feature.RequestId, ex.InnerException?.Message ?? ex.Message);
+            if (!context.Response.HasStarted)
+            {
+                await writer.ReplaceResponseAsync(context, ex.Error);
+            }
+        }
         catch (Exception ex)
         {
             Log.EndpointFailed(logger, ex, feature.RequestId);
@@ -158,6 +166,9 @@ internal sealed partial class McpGuardPipeline(
 
         [LoggerMessage(2002, LogLevel.Error, "The MCP endpoint failed while serving request {RequestId}.", EventName = "EndpointFailed")]
         public static partial void EndpointFailed(ILogger logger, Exception exception, string requestId);
+
+        [LoggerMessage(2005, LogLevel.Warning, "The MCP endpoint could not serve request {RequestId}: {Reason} ({StatusCode}); {Cause}", EventName = "EndpointRefused")]
+        public static partial void EndpointRefused(ILogger logger, string reason, int statusCode, string requestId, string cause);
 
         [LoggerMessage(2004, LogLevel.Error, "McpGuard failed while checking request {RequestId}; the caller gets internal_error.", EventName = "GateFailed")]
         public static partial void GateFailed(ILogger logger, Exception exception, string requestId);

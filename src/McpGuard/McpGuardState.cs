@@ -27,7 +27,11 @@ internal sealed class McpGuardState
         Auth = new AuthState(options);
         RateLimits = new RateLimitState(options);
         Credits = new CreditState(options);
+        UpstreamCredential = UpstreamOptionsValidation.ResolveCredential(options.Upstream.Credential);
     }
+
+    /// <summary>The value of the header the proxy adds upstream (<c>Upstream:Credential</c>), resolved when the state was built; null for none.</summary>
+    public string? UpstreamCredential { get; }
 
     public CreditState Credits { get; }
 

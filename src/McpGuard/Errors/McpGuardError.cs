@@ -34,3 +34,14 @@ internal sealed class McpGuardError
     /// <summary>Reason-specific fields rendered next to <c>reason</c> and <c>request_id</c> (snake_case keys).</summary>
     public IReadOnlyList<KeyValuePair<string, object?>> Data { get; init; } = [];
 }
+
+/// <summary>
+/// Thrown by an endpoint McpGuard owns (the proxy) that could not serve the call, for a reason in the catalog: the
+/// settlement refunds the charge as for any failure, and the pipeline answers with <see cref="Error"/> instead of
+/// <c>internal_error</c>, unless the response has already started.
+/// </summary>
+internal sealed class McpGuardEndpointException(McpGuardError error, Exception? inner = null)
+    : Exception(error.Detail ?? error.Descriptor.Message, inner)
+{
+    public McpGuardError Error { get; } = error;
+}

@@ -1,0 +1,248 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using McpGuard.Errors;
+using McpGuard.Protocol;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Net.Http.Headers;
+
+namespace McpGuard.Proxy;
+
+/// <summary>
+/// Filters the upstream's answer to a <c>tools/list</c> request before the caller sees it, as <c>WithMcpGuard()</c>
+/// does inside a C# server: a tool whose scopes the caller lacks is left out (<c>McpGuard:Auth:FilterToolList</c>), a
+/// paused or archived tool is marked or left out (<c>McpGuard:Upstream:PausedTools</c> / <c>ArchivedTools</c>). The
+/// answer may be one JSON message or an event stream; only the message answering the request changes, every other
+/// byte passes as it came. An answer the proxy cannot read for certain is not passed on (502 <c>upstream_error</c>):
+/// a list it could not filter could show what the caller must not see.
+/// </summary>
+internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
+{
+    private const string StatusMeta = "mcpguard/status";
+
+    private static readonly JsonDocumentOptions ReadOptions = new() { AllowDuplicateProperties = false, MaxDepth = 256 };
+
+    public async Task WriteAsync(HttpContext context, McpGuardFeature feature, CapturedBody captured)
+    {
+        var response = context.Response;
+        var bytes = captured.Bytes;
+        if (response.StatusCode == StatusCodes.Status200OK)
+        {
+            var mediaType = MediaTypeHeaderValue.TryParse(response.ContentType, out var parsed) ? parsed.MediaType.Value : null;
+            byte[]? rewritten;
+            try
+            {
+                rewritten = string.Equals(mediaType, "text/event-stream", StringComparison.OrdinalIgnoreCase)
+                    ? await RewriteEventStreamAsync(bytes, feature)
+                    : string.Equals(mediaType, "application/json", StringComparison.OrdinalIgnoreCase)
+                        ? await RewriteMessageAsync(bytes, feature, required: true)
+                        : throw new FormatException($"content type '{response.ContentType}'");
+            }
+            catch (Exception ex) when (ex is JsonException or FormatException or ArgumentException or InvalidOperationException or DecoderFallbackException)
+            {
+                throw Unreadable(feature, ex);
+            }
+
+            if (rewritten is not null)
+            {
+                bytes = rewritten;
+            }
+        }
+
+        response.ContentLength = bytes.Length;
+        await response.Body.WriteAsync(bytes, context.RequestAborted);
+    }
+
+    private static McpGuardEndpointException Unreadable(McpGuardFeature feature, Exception? cause) =>
+        new(new McpGuardError(feature.State.Catalog[McpGuardReasons.UpstreamError],
+            "Upstream error: the MCP server's tools/list answer could not be read, so it was not passed on."), cause);
+
+    /// <summary>The event stream with the answer's event rewritten; null when nothing changed.</summary>
+    private async ValueTask<byte[]?> RewriteEventStreamAsync(ReadOnlyMemory<byte> bytes, McpGuardFeature feature)
+    {
+        var text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes.Span);
+        var lines = text.Split(["\r\n", "\r", "\n"], StringSplitOptions.None);
+        var output = new StringBuilder(text.Length);
+        var eventLines = new List<string>();
+        var changed = false;
+        var answered = false;
+
+        // The last element is what follows the last line break: an unterminated line (kept as it is) or nothing.
+        for (var i = 0; i < lines.Length - 1; i++)
+        {
+            if (lines[i].Length > 0)
+            {
+                eventLines.Add(lines[i]);
+                continue;
+            }
+
+            if (eventLines.Count > 0)
+            {
+                var data = EventData(eventLines);
+                var rewritten = data is null ? null : await RewriteMessageAsync(Encoding.UTF8.GetBytes(data), feature, required: false);
+                if (rewritten is not null)
+                {
+                    changed = true;
+                    answered = true;
+                    foreach (var line in eventLines.Where(l => !IsData(l)))
+                    {
+                        output.Append(line).Append('\n');
+                    }
+
+                    output.Append("data: ").Append(Encoding.UTF8.GetString(rewritten)).Append('\n');
+                }
+                else
+                {
+                    answered |= data is not null && IsAnswer(data, feature);
+                    foreach (var line in eventLines)
+                    {
+                        output.Append(line).Append('\n');
+                    }
+                }
+
+                eventLines.Clear();
+            }
+
+            output.Append('\n');
+        }
+
+        if (!answered)
+        {
+            // No answer to filter (the stream ended first): nothing unfiltered can go out, and nothing else needs to.
+            return null;
+        }
+
+        foreach (var line in eventLines)
+        {
+            output.Append(line).Append('\n');
+        }
+
+        output.Append(lines[^1]);
+        return changed ? Encoding.UTF8.GetBytes(output.ToString()) : null;
+    }
+
+    private static bool IsData(string line) => line == "data" || line.StartsWith("data:", StringComparison.Ordinal);
+
+    /// <summary>The event's data (its <c>data</c> lines joined by line feeds), or null when it has none.</summary>
+    private static string? EventData(List<string> lines)
+    {
+        StringBuilder? data = null;
+        foreach (var line in lines)
+        {
+            if (!IsData(line))
+            {
+                continue;
+            }
+
+            var value = line.Length <= 5 ? string.Empty : line[5] == ' ' ? line[6..] : line[5..];
+            data = data is null ? new StringBuilder(value) : data.Append('\n').Append(value);
+        }
+
+        return data?.ToString();
+    }
+
+    private static bool IsAnswer(string data, McpGuardFeature feature)
+    {
+        try
+        {
+            return JsonNode.Parse(data, documentOptions: ReadOptions) is JsonObject message && IsAnswer(message, feature);
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
+
+    private static bool IsAnswer(JsonObject message, McpGuardFeature feature) =>
+        message.TryGetPropertyValue("id", out var id) && IdOf(id) is { } found && found == feature.Envelope!.Id
+        && (message.ContainsKey("result") || message.ContainsKey("error"));
+
+    private static JsonRpcId? IdOf(JsonNode? id) => id switch
+    {
+        JsonValue value when value.TryGetValue<string>(out var text) => new JsonRpcId(text),
+        JsonValue value when value.TryGetValue<long>(out var number) => new JsonRpcId(number),
+        _ => null,
+    };
+
+    /// <summary>
+    /// The message rewritten when it is the answer with a list of tools; null when it is another message (or an error
+    /// answer, passed on as it is). A message that cannot be read throws, when the body is that one message.
+    /// </summary>
+    private async ValueTask<byte[]?> RewriteMessageAsync(ReadOnlyMemory<byte> json, McpGuardFeature feature, bool required)
+    {
+        JsonNode? node;
+        try
+        {
+            node = JsonNode.Parse(json.Span, documentOptions: ReadOptions);
+        }
+        catch (JsonException) when (!required)
+        {
+            return null;
+        }
+
+        if (node is not JsonObject message || !IsAnswer(message, feature))
+        {
+            return required ? throw new FormatException("the body is not the answer to the request") : null;
+        }
+
+        if (!message.TryGetPropertyValue("result", out var result))
+        {
+            return null;
+        }
+
+        if (result is not JsonObject resultObject || !resultObject.TryGetPropertyValue("tools", out var toolsNode) || toolsNode is not JsonArray tools)
+        {
+            throw new FormatException("the result has no tools array");
+        }
+
+        var state = feature.State;
+        var auth = state.Auth;
+        var upstream = state.Options.Upstream;
+        var filtered = new JsonArray();
+        foreach (var tool in tools.ToArray())
+        {
+            if (tool is not JsonObject toolObject || !toolObject.TryGetPropertyValue("name", out var nameNode) || nameNode is not JsonValue nameValue
+                || !nameValue.TryGetValue<string>(out var name))
+            {
+                // A tool without a name cannot be called, nor told apart for its scopes: it is not shown.
+                continue;
+            }
+
+            if (auth.Enabled && auth.FilterToolList && auth.ToolRequiredScopes(name) is { Length: > 0 } scopes
+                && !(feature.Caller?.HasAll(scopes) ?? false))
+            {
+                continue;
+            }
+
+            var status = await statuses.GetStatusAsync(name, CancellationToken.None)
+                ?? (state.Credits.ToolStatuses.TryGetValue(name, out var configured) ? configured : McpGuardToolStatus.Live);
+            var listing = status switch
+            {
+                McpGuardToolStatus.Paused => upstream.PausedTools,
+                McpGuardToolStatus.Archived => upstream.ArchivedTools,
+                _ => (McpGuardToolListing?)null,
+            };
+            if (listing == McpGuardToolListing.Hide)
+            {
+                continue;
+            }
+
+            tools.Remove(toolObject);
+            if (listing == McpGuardToolListing.Mark)
+            {
+                if (toolObject["_meta"] is not JsonObject meta)
+                {
+                    meta = [];
+                    toolObject["_meta"] = meta;
+                }
+
+                meta[StatusMeta] = status == McpGuardToolStatus.Paused ? "paused" : "archived";
+            }
+
+            filtered.Add(toolObject);
+        }
+
+        resultObject["tools"] = filtered;
+        return JsonSerializer.SerializeToUtf8Bytes(message);
+    }
+}

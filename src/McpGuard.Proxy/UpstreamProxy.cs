@@ -1,0 +1,113 @@
+using System.Globalization;
+using System.Net;
+using McpGuard.Errors;
+using McpGuard.Protocol;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace McpGuard.Proxy;
+
+/// <summary>
+/// The endpoint behind <c>MapMcpGuardProxy()</c>: forwards a request the gates passed to the upstream with YARP's
+/// <see cref="IHttpForwarder"/>, the response streaming back unbuffered, and turns a failure to reach the upstream into
+/// <c>upstream_error</c> (502) or <c>upstream_timeout</c> (504), which the settlement refunds like any unserved call.
+/// A <c>tools/list</c> answer is held and filtered (<see cref="ToolListRewriter"/>) before it goes back.
+/// </summary>
+internal sealed partial class UpstreamProxy : IDisposable
+{
+    private readonly IHttpForwarder _forwarder;
+    private readonly McpGuardStateProvider _states;
+    private readonly ToolListRewriter _lists;
+    private readonly ILogger<UpstreamProxy> _logger;
+    private readonly HttpMessageInvoker _invoker;
+
+    public UpstreamProxy(IHttpForwarder forwarder, McpGuardStateProvider states, IMcpGuardToolStatusStore statuses, ILogger<UpstreamProxy> logger)
+    {
+        _forwarder = forwarder;
+        _states = states;
+        _lists = new ToolListRewriter(statuses);
+        _logger = logger;
+        _invoker = UpstreamClient.Create(states.Current.Options.Upstream.ConnectTimeout);
+    }
+
+    public async Task ForwardAsync(HttpContext context)
+    {
+        var feature = context.Features.Get<McpGuardFeature>()
+            ?? throw new InvalidOperationException("The McpGuard proxy runs only behind the guard (MapMcpGuardProxy adds RequireMcpGuard).");
+        var state = feature.State;
+        var upstream = state.Options.Upstream;
+        var url = upstream.Url!;
+        var config = new ForwarderRequestConfig
+        {
+            // A GET stream is the server's channel for messages it sends on its own: silence on it is normal.
+            ActivityTimeout = HttpMethods.IsGet(context.Request.Method) ? Timeout.InfiniteTimeSpan : upstream.ResponseTimeout,
+            Version = HttpVersion.Version11,
+            VersionPolicy = HttpVersionPolicy.RequestVersionOrHigher,
+        };
+
+        using var captured = feature.Envelope is { Kind: McpMessageKind.Request, Method: McpMethods.ToolsList } ? new CapturedBody() : null;
+        IHttpResponseBodyFeature? body = null;
+        if (captured is not null)
+        {
+            body = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
+            context.Features.Set<IHttpResponseBodyFeature>(captured);
+        }
+
+        ForwarderError error;
+        try
+        {
+            error = await _forwarder.SendAsync(context, url, _invoker, config, UpstreamTransformer.Instance);
+        }
+        finally
+        {
+            if (body is not null)
+            {
+                context.Features.Set(body);
+            }
+        }
+
+        if (error != ForwarderError.None)
+        {
+            Fail(context, feature, error, url, upstream.ResponseTimeout);
+            return;
+        }
+
+        if (captured is not null)
+        {
+            await _lists.WriteAsync(context, feature, captured);
+        }
+    }
+
+    /// <summary>
+    /// After YARP reports a failure: nothing more to say when the response already started (YARP ended it) or the
+    /// request was cancelled (the client left, or the charged call's time ran out: the settlement answers that);
+    /// otherwise the call gets the catalog's answer for it.
+    /// </summary>
+    private void Fail(HttpContext context, McpGuardFeature feature, ForwarderError error, string url, TimeSpan responseTimeout)
+    {
+        var exception = context.GetForwarderErrorFeature()?.Exception;
+        Log.ForwardFailed(_logger, feature.RequestId, error, url, exception);
+        context.RequestAborted.ThrowIfCancellationRequested();
+        if (context.Response.HasStarted)
+        {
+            return;
+        }
+
+        var catalog = feature.State.Catalog;
+        throw error == ForwarderError.RequestTimedOut
+            ? new McpGuardEndpointException(new McpGuardError(catalog[McpGuardReasons.UpstreamTimeout],
+                $"Upstream timeout: the MCP server sent nothing for {responseTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s; nothing was charged."), exception)
+            : new McpGuardEndpointException(new McpGuardError(catalog[McpGuardReasons.UpstreamError],
+                "Upstream error: the MCP server could not be reached or did not answer; nothing was charged."), exception);
+    }
+
+    public void Dispose() => _invoker.Dispose();
+
+    private static partial class Log
+    {
+        [LoggerMessage(9001, LogLevel.Warning, "Forwarding request {RequestId} to {Upstream} failed: {Error}.", EventName = "ForwardFailed")]
+        public static partial void ForwardFailed(ILogger logger, string requestId, ForwarderError error, string upstream, Exception? exception);
+    }
+}
