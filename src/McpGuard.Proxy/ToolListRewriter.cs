@@ -55,7 +55,7 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
 
     private static McpGuardEndpointException Unreadable(McpGuardFeature feature, Exception? cause) =>
         new(new McpGuardError(feature.State.Catalog[McpGuardReasons.UpstreamError],
-            "Upstream error: the MCP server's tools/list answer could not be read, so it was not passed on."), cause);
+            "Upstream error: the tools/list answer of the MCP server could not be read, so it was not passed on."), cause);
 
     /// <summary>The event stream with the answer's event rewritten; null when nothing changed.</summary>
     private async ValueTask<byte[]?> RewriteEventStreamAsync(ReadOnlyMemory<byte> bytes, McpGuardFeature feature)
@@ -65,7 +65,7 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
         var output = new StringBuilder(text.Length);
         var eventLines = new List<string>();
         var changed = false;
-        var answered = false;
+        var unterminated = lines[^1].Length > 0;
 
         // The last element is what follows the last line break: an unterminated line (kept as it is) or nothing.
         for (var i = 0; i < lines.Length - 1; i++)
@@ -83,7 +83,6 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
                 if (rewritten is not null)
                 {
                     changed = true;
-                    answered = true;
                     foreach (var line in eventLines.Where(l => !IsData(l)))
                     {
                         output.Append(line).Append('\n');
@@ -93,7 +92,6 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
                 }
                 else
                 {
-                    answered |= data is not null && IsAnswer(data, feature);
                     foreach (var line in eventLines)
                     {
                         output.Append(line).Append('\n');
@@ -106,18 +104,9 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
             output.Append('\n');
         }
 
-        if (!answered)
-        {
-            // No answer to filter (the stream ended first): nothing unfiltered can go out, and nothing else needs to.
-            return null;
-        }
-
-        foreach (var line in eventLines)
-        {
-            output.Append(line).Append('\n');
-        }
-
-        output.Append(lines[^1]);
+        // What follows the last empty line is an event that never ended: a client drops it at the end of the stream (the
+        // SSE specification), and so does the proxy, so that no lenient reader can find an unfiltered list in it.
+        changed |= unterminated || eventLines.Count > 0;
         return changed ? Encoding.UTF8.GetBytes(output.ToString()) : null;
     }
 
@@ -139,18 +128,6 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
         }
 
         return data?.ToString();
-    }
-
-    private static bool IsAnswer(string data, McpGuardFeature feature)
-    {
-        try
-        {
-            return JsonNode.Parse(data, documentOptions: ReadOptions) is JsonObject message && IsAnswer(message, feature);
-        }
-        catch (JsonException)
-        {
-            return false;
-        }
     }
 
     private static bool IsAnswer(JsonObject message, McpGuardFeature feature) =>
