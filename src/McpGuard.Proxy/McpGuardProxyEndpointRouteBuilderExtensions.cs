@@ -13,6 +13,8 @@ public static class McpGuardProxyEndpointRouteBuilderExtensions
     /// <c>McpGuard:Upstream:Url</c>, guarded as <c>RequireMcpGuard()</c> guards an endpoint: every gate runs first, the
     /// upstream's answer settles the charge, and <c>tools/list</c> answers are filtered by the caller's scopes. The
     /// caller's API key or token never goes upstream; <c>McpGuard:Upstream:Credential</c> can add one of the gateway's own.
+    /// Also serves the RFC 9728 protected-resource metadata (<c>/.well-known/oauth-protected-resource…</c>) that its 401
+    /// challenges point to.
     /// </summary>
     /// <param name="endpoints">The app.</param>
     /// <param name="pattern">The route clients call, conventionally <c>/mcp</c>.</param>
@@ -25,6 +27,12 @@ public static class McpGuardProxyEndpointRouteBuilderExtensions
         var proxy = endpoints.ServiceProvider.GetService<UpstreamProxy>()
             ?? throw new InvalidOperationException(
                 "MapMcpGuardProxy() needs McpGuard's proxy services: call builder.Services.AddMcpGuard(…).AddMcpGuardProxy() before building the app.");
+        // The guard is the resource server here, so it serves the RFC 9728 metadata its 401 challenges point to (as
+        // UseMcpGuard() does); the paths follow McpGuard:Auth:Resource, so every request reads them from the current state.
+        endpoints.MapMethods("/.well-known/oauth-protected-resource/{**resource}", ["GET", "HEAD"], proxy.WriteMetadataAsync)
+            .WithDisplayName("McpGuard protected-resource metadata");
+        endpoints.MapMethods("/.well-known/oauth-protected-resource", ["GET", "HEAD"], proxy.WriteMetadataAsync)
+            .WithDisplayName("McpGuard protected-resource metadata (root)");
         return endpoints.MapMethods(pattern, ["POST", "GET", "DELETE"], proxy.ForwardAsync)
             .WithDisplayName("McpGuard proxy " + pattern)
             .RequireMcpGuard();

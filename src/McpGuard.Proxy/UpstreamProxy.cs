@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using McpGuard.Auth;
 using McpGuard.Errors;
 using McpGuard.Protocol;
 using Microsoft.AspNetCore.Http;
@@ -30,6 +31,19 @@ internal sealed partial class UpstreamProxy : IDisposable
         _lists = new ToolListRewriter(statuses);
         _logger = logger;
         _invoker = UpstreamClient.Create(states.Current.Options.Upstream.ConnectTimeout);
+    }
+
+    /// <summary>The protected-resource metadata at the paths <c>McpGuard:Auth:Resource</c> gives it; 404 at any other.</summary>
+    public Task WriteMetadataAsync(HttpContext context)
+    {
+        var auth = _states.Current.Auth;
+        if (ProtectedResourceMetadataEndpoint.Matches(context, auth))
+        {
+            return ProtectedResourceMetadataEndpoint.WriteAsync(context, auth);
+        }
+
+        context.Response.StatusCode = StatusCodes.Status404NotFound;
+        return Task.CompletedTask;
     }
 
     public async Task ForwardAsync(HttpContext context)
@@ -95,8 +109,13 @@ internal sealed partial class UpstreamProxy : IDisposable
             return;
         }
 
+        // The request was not cancelled (that threw above): a cancelled step is YARP's activity timeout, before the
+        // response headers or between two chunks of a body the guard still holds.
         var catalog = feature.State.Catalog;
-        throw error == ForwarderError.RequestTimedOut
+        // YARP reports a read from the upstream cut short by that timeout as a failed read, its exception a cancellation.
+        var timedOut = error is ForwarderError.RequestTimedOut or ForwarderError.RequestCanceled or ForwarderError.ResponseBodyCanceled or ForwarderError.RequestBodyCanceled
+            || exception is OperationCanceledException || exception?.InnerException is OperationCanceledException;
+        throw timedOut
             ? new McpGuardEndpointException(new McpGuardError(catalog[McpGuardReasons.UpstreamTimeout],
                 $"Upstream timeout: the MCP server sent nothing for {responseTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s; nothing was charged."), exception)
             : new McpGuardEndpointException(new McpGuardError(catalog[McpGuardReasons.UpstreamError],

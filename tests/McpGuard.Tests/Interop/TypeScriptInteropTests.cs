@@ -286,7 +286,7 @@ public sealed class TypeScriptInteropTests
         }
     }
 
-    private static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string fileName, string[] arguments, string workingDirectory, TimeSpan limit)
+    internal static async Task<(int ExitCode, string Stdout, string Stderr)> RunAsync(string fileName, string[] arguments, string workingDirectory, TimeSpan limit)
     {
         var start = new ProcessStartInfo(fileName)
         {
