@@ -215,6 +215,35 @@ public sealed class ProxyTests
     }
 
     [Fact]
+    public async Task An_upstream_that_falls_silent_after_its_headers_gets_504_and_the_charge_is_refunded()
+    {
+        using var release = new CancellationTokenSource();
+        await using var upstream = await Upstream.StartAsync(async context =>
+        {
+            context.Response.ContentType = "text/event-stream";
+            await context.Response.Body.FlushAsync();
+            await Task.Delay(TimeSpan.FromSeconds(30), release.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+        });
+        await using var guard = await StartProxyAsync(upstream.Url, new Dictionary<string, string?>
+        {
+            ["McpGuard:Upstream:ResponseTimeout"] = "00:00:01",
+            ["McpGuard:Upstream:Credential:Header"] = "Authorization",
+            ["McpGuard:Upstream:Credential:Value"] = "Bearer upstream-token",
+        });
+
+        using var response = await CreditCalls.CallAsync(guard, CreditCalls.Add(1), requestId: "req-quiet");
+        await release.CancelAsync();
+
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        Assert.Equal(
+            """{"jsonrpc":"2.0","id":1,"error":{"code":-31502,"message":"Upstream timeout: the MCP server sent nothing for 1 s; nothing was charged.","data":{"reason":"upstream_timeout","request_id":"req-quiet"}}}""",
+            await response.Content.ReadAsStringAsync());
+        Assert.Equal(DemoKeys.AliceBalance, LedgerFile.Balance(guard, "alice"));
+        // The configured credential replaced the caller's own Authorization header.
+        Assert.Equal("Bearer upstream-token", Assert.Single(upstream.Requests).Header("Authorization"));
+    }
+
+    [Fact]
     public async Task An_upstream_that_dies_mid_stream_is_refunded()
     {
         await using var upstream = await Upstream.StartAsync(async context =>

@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using McpGuard.Gateway;
+using McpGuard.Tests.Infrastructure;
+using McpGuard.Tests.Interop;
+
+namespace McpGuard.Tests.Gateway;
+
+/// <summary>How <c>mcpguard-gateway</c> starts, and how it refuses to: the real program, run as a process.</summary>
+public sealed class GatewayStartTests
+{
+    private static string GatewayDll => Path.Combine(AppContext.BaseDirectory, "McpGuard.Gateway.dll");
+
+    [Fact]
+    public async Task Without_an_upstream_or_keys_the_gateway_exits_with_a_clear_message()
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "mcpguard-gateway-tests", Guid.NewGuid().ToString("N"))).FullName;
+
+        var (exitCode, stdout, stderr) = await TypeScriptInteropTests.RunAsync("dotnet", [GatewayDll, "--urls", "http://127.0.0.1:0"], folder, TimeSpan.FromSeconds(60));
+
+        Assert.Equal(2, exitCode);
+        Assert.Equal(string.Empty, stdout);
+        Assert.Equal(
+            """
+            mcpguard-gateway cannot start:
+              - No upstream: pass --upstream <url> (for example --upstream http://127.0.0.1:3001/mcp) or set McpGuard:Upstream:Url in appsettings.json.
+              - No keys: a gateway lets no anonymous caller through. Configure API keys (McpGuard:Auth:ApiKeys:Keys, hashes from 'mcpguard-gateway keygen'), OAuth tokens (McpGuard:Auth:Jwt), or an admin key (McpGuard:Admin:KeyHash) to create keys at run time with the admin API.
+            Run 'mcpguard-gateway --help' for usage; the manual is docs/gateway.md.
+
+            """.ReplaceLineEndings(),
+            stderr);
+    }
+
+    [Fact]
+    public async Task A_setting_that_is_present_but_wrong_is_reported_with_every_other_problem()
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "mcpguard-gateway-tests", Guid.NewGuid().ToString("N"))).FullName;
+
+        var (exitCode, _, stderr) = await TypeScriptInteropTests.RunAsync(
+            "dotnet",
+            [GatewayDll, "--urls", "http://127.0.0.1:0", "--upstream", "localhost:3001", "--McpGuard:Admin:KeyHash", McpGuardApiKey.Hash("mcpg_admin"), "--McpGuard:Upstream:ConnectTimeout", "00:10:00"],
+            folder, TimeSpan.FromSeconds(60));
+
+        Assert.Equal(2, exitCode);
+        Assert.Equal(
+            """
+            mcpguard-gateway cannot start: the configuration is not valid:
+              - McpGuard:Upstream:Url must be an absolute http or https URL without query, fragment or user info, for example 'http://127.0.0.1:3001/mcp' (got 'localhost:3001').
+              - McpGuard:Upstream:ConnectTimeout must be between 00:00:00.1 and 00:05:00 (got '00:10:00').
+
+            """.ReplaceLineEndings(),
+            stderr);
+    }
+
+    [Fact]
+    public async Task Keygen_prints_a_key_and_the_hash_to_configure()
+    {
+        var output = new StringWriter();
+
+        var exitCode = await GatewayApp.RunAsync(["keygen", "--prefix", "gw"], output, TextWriter.Null);
+
+        Assert.Equal(0, exitCode);
+        var lines = output.ToString().Split(Environment.NewLine);
+        var key = Assert.Single(lines, l => l.StartsWith("key:  gw_", StringComparison.Ordinal))["key:  ".Length..];
+        Assert.Equal("hash: " + McpGuardApiKey.Hash(key), lines[1]);
+    }
+
+    [Fact]
+    public void The_upstream_shortcut_becomes_the_configuration_key()
+    {
+        Assert.Equal(
+            ["--McpGuard:Upstream:Url", "http://a/mcp", "--urls", "http://127.0.0.1:0", "--McpGuard:Upstream:Url=http://b/mcp", "--McpGuard:Path", "/x"],
+            GatewayApp.ExpandShortcuts(["--upstream", "http://a/mcp", "--urls", "http://127.0.0.1:0", "--upstream=http://b/mcp", "--McpGuard:Path", "/x"]));
+    }
+
+    [Fact]
+    public async Task The_gateway_reads_appsettings_json_from_its_working_folder_and_serves_the_admin_api_and_health()
+    {
+        await using var upstream = await EverythingServer.StartAsync();
+        await using var gateway = await GatewayHost.StartAsync(
+            GatewayEverythingTests.AppSettings().Replace("\"Credits\"", $"\"Admin\": {{ \"KeyHash\": \"{McpGuardApiKey.Hash("mcpg_admin_secret")}\" }},\n    \"Credits\"", StringComparison.Ordinal),
+            "--upstream", upstream.Url.ToString());
+
+        using var admin = new HttpRequestMessage(HttpMethod.Get, "/admin/accounts/alice");
+        admin.Headers.TryAddWithoutValidation("Authorization", "Bearer mcpg_admin_secret");
+        using var account = await gateway.Client.SendAsync(admin);
+        using var health = await gateway.Client.GetAsync("/healthz");
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, account.StatusCode);
+        Assert.Equal(
+            """{"id":"alice","balance_micro":1000000,"monthly_cap_micro":null,"spent_this_month_micro":0,"free_calls_left":0,"status":"active"}""",
+            await account.Content.ReadAsStringAsync());
+        Assert.Equal(System.Net.HttpStatusCode.OK, health.StatusCode);
+        Assert.Equal("Healthy", await health.Content.ReadAsStringAsync());
+    }
+}
