@@ -244,6 +244,27 @@ public sealed class ProxyTests
     }
 
     [Fact]
+    public async Task A_priced_call_past_the_credit_upstream_timeout_gets_504_and_the_charge_is_refunded()
+    {
+        using var release = new CancellationTokenSource();
+        await using var upstream = await Upstream.StartAsync(async context =>
+        {
+            await Task.Delay(TimeSpan.FromSeconds(30), release.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+            await CreditCalls.AnswerWithResult(context);
+        });
+        await using var guard = await StartProxyAsync(upstream.Url, new Dictionary<string, string?> { ["McpGuard:Credits:UpstreamTimeout"] = "00:00:01" });
+
+        using var response = await CreditCalls.CallAsync(guard, CreditCalls.Add(1), requestId: "req-credit-timeout");
+        await release.CancelAsync();
+
+        Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        Assert.Equal(
+            """{"jsonrpc":"2.0","id":1,"error":{"code":-31502,"message":"Upstream timeout: no answer within 1 s; the charge was refunded.","data":{"reason":"upstream_timeout","request_id":"req-credit-timeout"}}}""",
+            await response.Content.ReadAsStringAsync());
+        Assert.Equal(DemoKeys.AliceBalance, LedgerFile.Balance(guard, "alice"));
+    }
+
+    [Fact]
     public async Task An_upstream_that_dies_mid_stream_is_refunded()
     {
         await using var upstream = await Upstream.StartAsync(async context =>
