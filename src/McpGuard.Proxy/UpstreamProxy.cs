@@ -23,6 +23,8 @@ internal sealed partial class UpstreamProxy : IDisposable
     private readonly ToolListRewriter _lists;
     private readonly ILogger<UpstreamProxy> _logger;
     private readonly HttpMessageInvoker _invoker;
+    private readonly SessionBindings _sessions = new();
+    private readonly UpstreamTransformer _transformer;
 
     public UpstreamProxy(IHttpForwarder forwarder, McpGuardStateProvider states, IMcpGuardToolStatusStore statuses, ILogger<UpstreamProxy> logger)
     {
@@ -31,7 +33,10 @@ internal sealed partial class UpstreamProxy : IDisposable
         _lists = new ToolListRewriter(statuses);
         _logger = logger;
         _invoker = UpstreamClient.Create(states.Current.Options.Upstream.ConnectTimeout);
+        _transformer = new UpstreamTransformer(_sessions);
     }
+
+    internal SessionBindings Sessions => _sessions;
 
     /// <summary>The protected-resource metadata at the paths <c>McpGuard:Auth:Resource</c> gives it; 404 at any other.</summary>
     public Task WriteMetadataAsync(HttpContext context)
@@ -53,6 +58,15 @@ internal sealed partial class UpstreamProxy : IDisposable
         var state = feature.State;
         var upstream = state.Options.Upstream;
         var url = upstream.Url!;
+        var sessionIds = context.Request.Headers[UpstreamTransformer.SessionHeader];
+        if (sessionIds.Count > 0 && (sessionIds.Count > 1 || !_sessions.IsOwnedBy(sessionIds[0]!, feature.Caller?.Account ?? SessionBindings.Anonymous)))
+        {
+            // Another caller's session, one this proxy never opened, or one that ended: the same answer for each, so that
+            // nobody learns which session ids exist. Nothing reaches the upstream.
+            throw new McpGuardEndpointException(new McpGuardError(state.Catalog[McpGuardReasons.SessionNotFound],
+                "Session not found: the Mcp-Session-Id names no session of yours; start a new one with initialize."));
+        }
+
         var config = new ForwarderRequestConfig
         {
             // A GET stream is the server's channel for messages it sends on its own: silence on it is normal.
@@ -72,7 +86,7 @@ internal sealed partial class UpstreamProxy : IDisposable
         ForwarderError error;
         try
         {
-            error = await _forwarder.SendAsync(context, url, _invoker, config, UpstreamTransformer.Instance);
+            error = await _forwarder.SendAsync(context, url, _invoker, config, _transformer);
         }
         finally
         {

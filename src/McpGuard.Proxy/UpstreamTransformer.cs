@@ -13,18 +13,14 @@ namespace McpGuard.Proxy;
 /// (<c>X-Request-Id</c>), adds the configured upstream credential,
 /// and sends the request to the upstream URL itself rather than appending the proxy's own path to it.
 /// </summary>
-internal sealed class UpstreamTransformer : HttpTransformer
+internal sealed class UpstreamTransformer(SessionBindings sessions) : HttpTransformer
 {
-    public static readonly UpstreamTransformer Instance = new();
+    internal const string SessionHeader = "Mcp-Session-Id";
 
     private static readonly string[] Dropped =
     [
         "Authorization", "Proxy-Authorization", "Forwarded", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Prefix",
     ];
-
-    private UpstreamTransformer()
-    {
-    }
 
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
@@ -72,5 +68,31 @@ internal sealed class UpstreamTransformer : HttpTransformer
             headers.Remove(header);
             headers.TryAddWithoutValidation(header, credential);
         }
+    }
+
+    /// <summary>
+    /// Binds a session the upstream opened to the caller it opened it for; forgets one the upstream ended (a DELETE it
+    /// accepted) or no longer knows (404).
+    /// </summary>
+    public override ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
+    {
+        if (proxyResponse is not null)
+        {
+            var request = httpContext.Request;
+            var sent = request.Headers[SessionHeader];
+            if (sent.Count == 0 && proxyResponse.IsSuccessStatusCode && proxyResponse.Headers.TryGetValues(SessionHeader, out var opened)
+                && opened.SingleOrDefault() is { Length: > 0 } sessionId)
+            {
+                var caller = httpContext.Features.GetRequiredFeature<McpGuardFeature>().Caller;
+                sessions.Bind(sessionId, caller?.Account ?? SessionBindings.Anonymous);
+            }
+            else if (sent.Count == 1 && (proxyResponse.StatusCode == System.Net.HttpStatusCode.NotFound
+                || (HttpMethods.IsDelete(request.Method) && proxyResponse.IsSuccessStatusCode)))
+            {
+                sessions.Forget(sent[0]!);
+            }
+        }
+
+        return base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
     }
 }

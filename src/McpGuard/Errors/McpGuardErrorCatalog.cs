@@ -71,6 +71,8 @@ internal sealed class McpGuardErrorCatalog
             McpGuardClientAction.RetryLater, "The publisher paused this tool; retry later or pick another.") { AllowsToolResult = true },
         new(McpGuardReasons.ToolArchived, StatusCodes.Status410Gone, -31402, "Tool archived", false,
             McpGuardClientAction.DoNotRetry, "This tool is no longer offered; pick another.") { AllowsToolResult = true },
+        new(McpGuardReasons.SessionNotFound, StatusCodes.Status404NotFound, -31107, "Session not found", false,
+            McpGuardClientAction.FixRequest, "Start a new session: send initialize without an Mcp-Session-Id header."),
         new(McpGuardReasons.UpstreamError, StatusCodes.Status502BadGateway, -31501, "Upstream error", true,
             McpGuardClientAction.Retry, "The server failed to answer; any charge was refunded. Retry.") { AllowsToolResult = true },
         new(McpGuardReasons.UpstreamTimeout, StatusCodes.Status504GatewayTimeout, -31502, "Upstream timeout", true,

@@ -80,6 +80,9 @@ public static class McpGuardReasons
     /// <summary>The tool is archived; do not retry.</summary>
     internal const string ToolArchived = "tool_archived";
 
+    /// <summary>The <c>Mcp-Session-Id</c> names no session of this caller's that the proxy opened (start a new session).</summary>
+    internal const string SessionNotFound = "session_not_found";
+
     /// <summary>The MCP server behind the guard failed. Any charge was refunded.</summary>
     public const string UpstreamError = "upstream_error";
 

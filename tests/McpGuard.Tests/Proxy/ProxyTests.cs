@@ -15,8 +15,6 @@ namespace McpGuard.Tests.Proxy;
 /// </summary>
 public sealed class ProxyTests
 {
-    private const string Session = "session-0123456789";
-
     internal static Dictionary<string, string?> Configuration(Uri upstream, IReadOnlyDictionary<string, string?>? more = null) =>
         GuardConfiguration.ApiKeys(GuardConfiguration.Alice("tools:basic", "tools:premium"), GuardConfiguration.Bob("tools:basic"))
             .WithCredits("Sqlite", ("alice", DemoKeys.AliceBalance), ("bob", DemoKeys.BobBalance))
@@ -43,7 +41,7 @@ public sealed class ProxyTests
     [Fact]
     public async Task Forwards_the_mcp_headers_and_never_the_callers_credentials()
     {
-        await using var upstream = await Upstream.StartAsync(CreditCalls.AnswerWithResult);
+        await using var upstream = await Upstream.StartAsync(OpensSessions(CreditCalls.AnswerWithResult));
         Environment.SetEnvironmentVariable("MCPGUARD_TEST_UPSTREAM_TOKEN", "upstream-secret-from-env");
         await using var guard = await StartProxyAsync(upstream.Url, new Dictionary<string, string?>
         {
@@ -52,9 +50,11 @@ public sealed class ProxyTests
             ["McpGuard:Upstream:Credential:EnvironmentVariable"] = "MCPGUARD_TEST_UPSTREAM_TOKEN",
         });
 
+        var aliceSession = await OpenSessionAsync(guard, new Dictionary<string, string>());
+        var bobSession = await OpenSessionAsync(guard, new Dictionary<string, string> { ["X-Api-Key"] = DemoKeys.Bob }, apiKey: null);
         var headers = new Dictionary<string, string>
         {
-            ["Mcp-Session-Id"] = Session,
+            ["Mcp-Session-Id"] = aliceSession,
             ["MCP-Protocol-Version"] = "2025-06-18",
             ["Mcp-Method"] = "tools/call",
             ["Mcp-Name"] = "echo",
@@ -64,19 +64,29 @@ public sealed class ProxyTests
             ["X-Upstream-Token"] = "what-the-client-says",
         };
         using var byBearer = await guard.PostMcpAsync(CreditCalls.ToolCall(1, "echo", """{"message":"hi"}"""), headers: headers);
-        using var byHeader = await guard.PostMcpAsync(CreditCalls.ToolCall(2, "echo", """{"message":"hi"}"""), headers: new Dictionary<string, string>(headers) { ["X-Api-Key"] = DemoKeys.Bob }, apiKey: null);
+        using var byHeader = await guard.PostMcpAsync(
+            CreditCalls.ToolCall(2, "echo", """{"message":"hi"}"""),
+            headers: new Dictionary<string, string>(headers) { ["X-Api-Key"] = DemoKeys.Bob, ["Mcp-Session-Id"] = bobSession },
+            apiKey: null);
 
         Assert.Equal(HttpStatusCode.OK, byBearer.StatusCode);
         Assert.Equal("""{"jsonrpc":"2.0","id":1,"result":{}}""", await byBearer.Content.ReadAsStringAsync());
         Assert.Equal(HttpStatusCode.OK, byHeader.StatusCode);
         Assert.Equal("""{"jsonrpc":"2.0","id":2,"result":{}}""", await byHeader.Content.ReadAsStringAsync());
 
-        var seen = upstream.Requests.ToArray();
+        var seen = upstream.Requests.Skip(2).ToArray();
         Assert.Equal(2, seen.Length);
-        foreach (var request in seen)
+        Assert.Equal([aliceSession, bobSession], seen.Select(r => r.Header("Mcp-Session-Id")));
+        foreach (var request in upstream.Requests)
         {
             Assert.Equal(("POST", "/mcp"), (request.Method, request.Path));
-            Assert.Equal(Session, request.Header("Mcp-Session-Id"));
+            Assert.Null(request.Header("Authorization"));
+            Assert.Null(request.Header("X-Api-Key"));
+            Assert.Equal("upstream-secret-from-env", request.Header("X-Upstream-Token"));
+        }
+
+        foreach (var request in seen)
+        {
             Assert.Equal("2025-06-18", request.Header("MCP-Protocol-Version"));
             Assert.Equal("tools/call", request.Header("Mcp-Method"));
             Assert.Equal("echo", request.Header("Mcp-Name"));
@@ -97,9 +107,77 @@ public sealed class ProxyTests
     }
 
     [Fact]
+    public async Task A_session_serves_only_the_caller_that_opened_it()
+    {
+        await using var upstream = await Upstream.StartAsync(OpensSessions(CreditCalls.AnswerWithResult));
+        await using var guard = await StartProxyAsync(upstream.Url);
+        var aliceSession = await OpenSessionAsync(guard, new Dictionary<string, string>());
+        var before = upstream.Requests.Count;
+
+        using var own = await guard.PostMcpAsync(CreditCalls.ToolCall(1, "echo", """{"message":"hi"}"""), headers: Session(aliceSession, "req-own"));
+        using var stolen = await guard.PostMcpAsync(CreditCalls.ToolCall(2, "echo", """{"message":"hi"}"""), headers: Session(aliceSession, "req-stolen"), apiKey: DemoKeys.Bob);
+        using var unknown = await guard.PostMcpAsync(CreditCalls.ToolCall(3, "echo", """{"message":"hi"}"""), headers: Session("session-never-opened", "req-unknown"));
+        using var priced = await guard.PostMcpAsync(CreditCalls.ToolCall(4, "slow", """{"ms":1}"""), headers: Session(aliceSession, "req-stolen-add"), apiKey: DemoKeys.Bob);
+
+        Assert.Equal(HttpStatusCode.OK, own.StatusCode);
+        Assert.Equal(before + 1, upstream.Requests.Count);
+        foreach (var (response, id, requestId) in new[] { (stolen, 2, "req-stolen"), (unknown, 3, "req-unknown"), (priced, 4, "req-stolen-add") })
+        {
+            Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+            Assert.Equal(
+                $$$"""{"jsonrpc":"2.0","id":{{{id}}},"error":{"code":-31107,"message":"Session not found: the Mcp-Session-Id names no session of yours; start a new one with initialize.","data":{"reason":"session_not_found","request_id":"{{{requestId}}}"}""" + "}}",
+                await response.Content.ReadAsStringAsync());
+        }
+
+        // Bob's priced call on alice's session was refused and refunded; alice's DELETE ends her session for the proxy too.
+        Assert.Equal(DemoKeys.BobBalance, LedgerFile.Balance(guard, "bob"));
+        using var delete = new HttpRequestMessage(HttpMethod.Delete, "/mcp");
+        delete.Headers.TryAddWithoutValidation("Authorization", $"Bearer {DemoKeys.Alice}");
+        delete.Headers.TryAddWithoutValidation("Mcp-Session-Id", aliceSession);
+        using var deleted = await guard.Client.SendAsync(delete);
+        Assert.Equal(HttpStatusCode.OK, deleted.StatusCode);
+        using var afterDelete = await guard.PostMcpAsync(CreditCalls.ToolCall(5, "echo", """{"message":"hi"}"""), headers: Session(aliceSession, "req-after-delete"));
+        Assert.Equal(HttpStatusCode.NotFound, afterDelete.StatusCode);
+        Assert.Equal(before + 2, upstream.Requests.Count);
+    }
+
+    private static Dictionary<string, string> Session(string sessionId, string requestId) =>
+        new() { ["Mcp-Session-Id"] = sessionId, ["X-Request-Id"] = requestId };
+
+    /// <summary>An upstream handler that opens a new session (its own id) for every request that names none.</summary>
+    internal static RequestDelegate OpensSessions(RequestDelegate inner)
+    {
+        var next = 0;
+        return async context =>
+        {
+            if (!context.Request.Headers.ContainsKey("Mcp-Session-Id") && HttpMethods.IsPost(context.Request.Method))
+            {
+                context.Response.Headers["Mcp-Session-Id"] = $"session-{Interlocked.Increment(ref next)}";
+            }
+
+            if (HttpMethods.IsDelete(context.Request.Method))
+            {
+                return;
+            }
+
+            await inner(context);
+        };
+    }
+
+    /// <summary>Opens a session through the proxy (an initialize the upstream answers with a new session id); its id.</summary>
+    internal static async Task<string> OpenSessionAsync(GuardedHost guard, Dictionary<string, string> headers, string? apiKey = DemoKeys.Alice)
+    {
+        using var response = await guard.PostMcpAsync(
+            """{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}""",
+            headers: headers, apiKey: apiKey);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return Assert.Single(response.Headers.GetValues("Mcp-Session-Id"));
+    }
+
+    [Fact]
     public async Task Forwards_get_streams_with_last_event_id_and_delete()
     {
-        await using var upstream = await Upstream.StartAsync(async context =>
+        await using var upstream = await Upstream.StartAsync(OpensSessions(async context =>
         {
             if (HttpMethods.IsGet(context.Request.Method))
             {
@@ -108,19 +186,20 @@ public sealed class ProxyTests
                 return;
             }
 
-            context.Response.StatusCode = StatusCodes.Status200OK;
-        });
+            await CreditCalls.AnswerWithResult(context);
+        }));
         await using var guard = await StartProxyAsync(upstream.Url);
+        var session = await OpenSessionAsync(guard, new Dictionary<string, string>());
 
         using var get = new HttpRequestMessage(HttpMethod.Get, "/mcp");
         get.Headers.TryAddWithoutValidation("Authorization", $"Bearer {DemoKeys.Alice}");
         get.Headers.TryAddWithoutValidation("Accept", "text/event-stream");
-        get.Headers.TryAddWithoutValidation("Mcp-Session-Id", Session);
+        get.Headers.TryAddWithoutValidation("Mcp-Session-Id", session);
         get.Headers.TryAddWithoutValidation("Last-Event-ID", "6");
         using var stream = await guard.Client.SendAsync(get);
         using var delete = new HttpRequestMessage(HttpMethod.Delete, "/mcp");
         delete.Headers.TryAddWithoutValidation("Authorization", $"Bearer {DemoKeys.Alice}");
-        delete.Headers.TryAddWithoutValidation("Mcp-Session-Id", Session);
+        delete.Headers.TryAddWithoutValidation("Mcp-Session-Id", session);
         using var deleted = await guard.Client.SendAsync(delete);
 
         Assert.Equal(HttpStatusCode.OK, stream.StatusCode);
@@ -128,8 +207,8 @@ public sealed class ProxyTests
         Assert.Equal("id: 7\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"replayed\"}}\n\n", await stream.Content.ReadAsStringAsync());
         Assert.Equal(HttpStatusCode.OK, deleted.StatusCode);
         Assert.Equal(
-            [("GET", Session, "6", (string?)null), ("DELETE", Session, null, null)],
-            upstream.Requests.Select(r => (r.Method, r.Header("Mcp-Session-Id"), r.Header("Last-Event-ID"), r.Header("Authorization"))));
+            [("GET", session, "6", (string?)null), ("DELETE", session, null, null)],
+            upstream.Requests.Skip(1).Select(r => (r.Method, r.Header("Mcp-Session-Id"), r.Header("Last-Event-ID"), r.Header("Authorization"))));
     }
 
     [Fact]

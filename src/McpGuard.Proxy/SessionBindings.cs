@@ -1,0 +1,41 @@
+using System.Collections.Concurrent;
+
+namespace McpGuard.Proxy;
+
+/// <summary>
+/// Which caller each upstream session belongs to. The upstream cannot tell callers apart (the proxy never passes their
+/// credentials on), so the proxy binds a session to the account that opened it (the caller whose request the upstream
+/// answered with a new <c>Mcp-Session-Id</c>) and refuses the id to everyone else, as the C# SDK's <c>MapMcp()</c> does
+/// for its own sessions. Holds at most <see cref="Capacity"/> sessions; the oldest are forgotten first (their clients
+/// get 404 and start new sessions, as the MCP specification tells them to).
+/// </summary>
+internal sealed class SessionBindings
+{
+    internal const int Capacity = 100_000;
+
+    /// <summary>The owner of a session opened without credentials (authentication off, or an anonymous initialize).</summary>
+    internal const string Anonymous = "";
+
+    private readonly ConcurrentDictionary<string, string> _owners = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<string> _order = new();
+
+    public int Count => _owners.Count;
+
+    public void Bind(string sessionId, string owner)
+    {
+        if (_owners.TryAdd(sessionId, owner))
+        {
+            _order.Enqueue(sessionId);
+            while (_owners.Count > Capacity && _order.TryDequeue(out var oldest))
+            {
+                _owners.TryRemove(oldest, out _);
+            }
+        }
+    }
+
+    /// <summary>Whether <paramref name="owner"/> opened the session through this proxy (and it has not ended since).</summary>
+    public bool IsOwnedBy(string sessionId, string owner) =>
+        _owners.TryGetValue(sessionId, out var bound) && string.Equals(bound, owner, StringComparison.Ordinal);
+
+    public void Forget(string sessionId) => _owners.TryRemove(sessionId, out _);
+}
