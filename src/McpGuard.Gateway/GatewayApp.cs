@@ -136,16 +136,19 @@ internal static class GatewayApp
             problems.Add("No upstream: pass --upstream <url> (for example --upstream http://127.0.0.1:3001/mcp) or set McpGuard:Upstream:Url in appsettings.json.");
         }
 
+        // Some way to let callers in, switched on: API keys (configured, or made at run time through the admin API), OAuth
+        // tokens, or the app's own schemes. Key entries or an admin key alone, with API keys off, would open the gateway to all.
         var auth = configuration.GetSection("McpGuard:Auth");
+        var keysOn = auth.GetValue("ApiKeys:Enabled", defaultValue: false);
         var keys = auth.GetSection("ApiKeys:Keys").GetChildren().Any();
+        var admin = !string.IsNullOrWhiteSpace(configuration["McpGuard:Admin:KeyHash"]);
         var jwt = auth.GetValue("Jwt:Enabled", defaultValue: false);
         var schemes = auth.GetSection("Schemes").GetChildren().Any();
-        var admin = !string.IsNullOrWhiteSpace(configuration["McpGuard:Admin:KeyHash"]);
-        if (!keys && !jwt && !schemes && !admin)
+        if (!(keysOn && (keys || admin)) && !jwt && !schemes)
         {
             problems.Add(
-                "No keys: a gateway lets no anonymous caller through. Configure API keys (McpGuard:Auth:ApiKeys:Keys, hashes from 'mcpguard-gateway keygen'), "
-                + "OAuth tokens (McpGuard:Auth:Jwt), or an admin key (McpGuard:Admin:KeyHash) to create keys at run time with the admin API.");
+                "No keys: a gateway lets no anonymous caller through. Turn on API keys (McpGuard:Auth:ApiKeys:Enabled=true) with keys in McpGuard:Auth:ApiKeys:Keys "
+                + "(hashes from 'mcpguard-gateway keygen') or an admin key (McpGuard:Admin:KeyHash) to create them with the admin API, or OAuth tokens (McpGuard:Auth:Jwt).");
         }
 
         if (problems.Count > 0)

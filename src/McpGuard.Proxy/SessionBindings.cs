@@ -16,26 +16,34 @@ internal sealed class SessionBindings
     /// <summary>The owner of a session opened without credentials (authentication off, or an anonymous initialize).</summary>
     internal const string Anonymous = "";
 
-    private readonly ConcurrentDictionary<string, string> _owners = new(StringComparer.Ordinal);
-    private readonly ConcurrentQueue<string> _order = new();
+    // Each binding carries a ticket; the queue remembers the order bindings were made in, with their tickets, so that an
+    // entry whose binding was forgotten (or made again) never removes a newer one, and the queue itself stays bounded.
+    private readonly ConcurrentDictionary<string, (string Owner, long Ticket)> _owners = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<(string SessionId, long Ticket)> _order = new();
+    private long _tickets;
 
     public int Count => _owners.Count;
 
     public void Bind(string sessionId, string owner)
     {
-        if (_owners.TryAdd(sessionId, owner))
+        var ticket = Interlocked.Increment(ref _tickets);
+        if (_owners.TryAdd(sessionId, (owner, ticket)))
         {
-            _order.Enqueue(sessionId);
-            while (_owners.Count > Capacity && _order.TryDequeue(out var oldest))
+            _order.Enqueue((sessionId, ticket));
+            while (_order.Count > Capacity && _order.TryDequeue(out var oldest))
             {
-                _owners.TryRemove(oldest, out _);
+                if (_owners.TryGetValue(oldest.SessionId, out var bound) && bound.Ticket == oldest.Ticket)
+                {
+                    // Only the binding this entry was made for (removed if it is still the same one).
+                    _owners.TryRemove(new KeyValuePair<string, (string, long)>(oldest.SessionId, bound));
+                }
             }
         }
     }
 
     /// <summary>Whether <paramref name="owner"/> opened the session through this proxy (and it has not ended since).</summary>
     public bool IsOwnedBy(string sessionId, string owner) =>
-        _owners.TryGetValue(sessionId, out var bound) && string.Equals(bound, owner, StringComparison.Ordinal);
+        _owners.TryGetValue(sessionId, out var bound) && string.Equals(bound.Owner, owner, StringComparison.Ordinal);
 
     public void Forget(string sessionId) => _owners.TryRemove(sessionId, out _);
 }

@@ -26,7 +26,7 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
     {
         var response = context.Response;
         var bytes = captured.Bytes;
-        if (response.StatusCode == StatusCodes.Status200OK)
+        if (response.StatusCode is >= StatusCodes.Status200OK and < StatusCodes.Status300MultipleChoices && !bytes.IsEmpty)
         {
             var mediaType = MediaTypeHeaderValue.TryParse(response.ContentType, out var parsed) ? parsed.MediaType.Value : null;
             byte[]? rewritten;
@@ -53,6 +53,17 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
         await response.Body.WriteAsync(bytes, context.RequestAborted);
     }
 
+    /// <summary>An <c>id</c> field (a POST's events lose theirs: see <see cref="EventIdStrippingBody"/>).</summary>
+    private static bool IsId(string line) => line == "id" || line.StartsWith("id:", StringComparison.Ordinal);
+
+    private static void AppendLines(StringBuilder output, IEnumerable<string> lines)
+    {
+        foreach (var line in lines.Where(l => !IsId(l)))
+        {
+            output.Append(line).Append('\n');
+        }
+    }
+
     private static McpGuardEndpointException Unreadable(McpGuardFeature feature, Exception? cause) =>
         new(new McpGuardError(feature.State.Catalog[McpGuardReasons.UpstreamError],
             "Upstream error: the tools/list answer of the MCP server could not be read, so it was not passed on."), cause);
@@ -61,10 +72,18 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
     private async ValueTask<byte[]?> RewriteEventStreamAsync(ReadOnlyMemory<byte> bytes, McpGuardFeature feature)
     {
         var text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(bytes.Span);
+        var changed = false;
+        if (text.Length > 0 && text[0] == '\uFEFF')
+        {
+            // A byte order mark before the first line: SSE readers drop it, and so does the proxy (else the first line
+            // would not read as a data field here, and the answer in it would pass unfiltered).
+            text = text[1..];
+            changed = true;
+        }
+
         var lines = text.Split(["\r\n", "\r", "\n"], StringSplitOptions.None);
         var output = new StringBuilder(text.Length);
         var eventLines = new List<string>();
-        var changed = false;
         var unterminated = lines[^1].Length > 0;
 
         // The last element is what follows the last line break: an unterminated line (kept as it is) or nothing.
@@ -79,23 +98,17 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
             if (eventLines.Count > 0)
             {
                 var data = EventData(eventLines);
-                var rewritten = data is null ? null : await RewriteMessageAsync(Encoding.UTF8.GetBytes(data), feature, required: false);
+                var rewritten = string.IsNullOrEmpty(data) ? null : await RewriteMessageAsync(Encoding.UTF8.GetBytes(data), feature, required: false);
                 if (rewritten is not null)
                 {
                     changed = true;
-                    foreach (var line in eventLines.Where(l => !IsData(l)))
-                    {
-                        output.Append(line).Append('\n');
-                    }
-
+                    AppendLines(output, eventLines.Where(l => !IsData(l)));
                     output.Append("data: ").Append(Encoding.UTF8.GetString(rewritten)).Append('\n');
                 }
                 else
                 {
-                    foreach (var line in eventLines)
-                    {
-                        output.Append(line).Append('\n');
-                    }
+                    changed |= eventLines.Any(IsId);
+                    AppendLines(output, eventLines);
                 }
 
                 eventLines.Clear();
@@ -142,24 +155,28 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
     };
 
     /// <summary>
-    /// The message rewritten when it is the answer with a list of tools; null when it is another message (or an error
-    /// answer, passed on as it is). A message that cannot be read throws, when the body is that one message.
+    /// The message rewritten when it is the answer with a list of tools; null when it is a message the list cannot be in
+    /// (a notification or a request of the server's) or an error answer, passed on as they are. Whatever else throws: a
+    /// message that is not a JSON object read the one way every reader reads it (no duplicate members), or an answer to
+    /// an id that is not this request's (a JavaScript reader may take <c>1.0</c> for <c>1</c>).
     /// </summary>
     private async ValueTask<byte[]?> RewriteMessageAsync(ReadOnlyMemory<byte> json, McpGuardFeature feature, bool required)
     {
-        JsonNode? node;
-        try
+        var node = JsonNode.Parse(json.Span, documentOptions: ReadOptions);
+        if (node is not JsonObject message)
         {
-            node = JsonNode.Parse(json.Span, documentOptions: ReadOptions);
+            throw new FormatException("a message that is not a JSON object");
         }
-        catch (JsonException) when (!required)
+
+        var isAnswer = message.ContainsKey("result") || message.ContainsKey("error");
+        if (!isAnswer && !required && message.ContainsKey("method"))
         {
             return null;
         }
 
-        if (node is not JsonObject message || !IsAnswer(message, feature))
+        if (!isAnswer || !IsAnswer(message, feature))
         {
-            return required ? throw new FormatException("the body is not the answer to the request") : null;
+            throw new FormatException("the body is not the answer to the request");
         }
 
         if (!message.TryGetPropertyValue("result", out var result))

@@ -58,6 +58,24 @@ internal sealed partial class UpstreamProxy : IDisposable
         var state = feature.State;
         var upstream = state.Options.Upstream;
         var url = upstream.Url!;
+        if (context.Features.Get<IHttpUpgradeFeature>()?.IsUpgradableRequest == true || context.Features.Get<IHttpExtendedConnectFeature>()?.IsExtendedConnect == true)
+        {
+            // An upgraded connection would carry frames past every gate: MCP has no use for one.
+            throw new McpGuardEndpointException(new McpGuardError(state.Catalog[McpGuardReasons.InvalidRequest],
+                "Invalid Request: the proxy does not forward protocol upgrades (Upgrade, extended CONNECT)."));
+        }
+
+        if (feature.Envelope is { Id: var id } && id.IsUnsafeForJavaScript)
+        {
+            // An upstream in JavaScript reads an integer id beyond 2^53 - 1 as another number, and its answer would then
+            // not be the answer to this request: the guard could neither settle the call nor filter its list.
+            throw new McpGuardEndpointException(new McpGuardError(state.Catalog[McpGuardReasons.InvalidRequest],
+                "Invalid Request: a numeric id must lie between -9007199254740991 and 9007199254740991 (an upstream in JavaScript reads larger ones as other numbers); use a string id.")
+            {
+                Id = id,
+            });
+        }
+
         var sessionIds = context.Request.Headers[UpstreamTransformer.SessionHeader];
         if (sessionIds.Count > 0 && (sessionIds.Count > 1 || !_sessions.IsOwnedBy(sessionIds[0]!, feature.Caller?.Account ?? SessionBindings.Anonymous)))
         {
@@ -76,35 +94,51 @@ internal sealed partial class UpstreamProxy : IDisposable
         };
 
         using var captured = feature.Envelope is { Kind: McpMessageKind.Request, Method: McpMethods.ToolsList } ? new CapturedBody() : null;
-        IHttpResponseBodyFeature? body = null;
-        if (captured is not null)
-        {
-            body = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
-            context.Features.Set<IHttpResponseBodyFeature>(captured);
-        }
-
-        ForwarderError error;
+        var body = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
         try
         {
-            error = await _forwarder.SendAsync(context, url, _invoker, config, _transformer);
+            if (HttpMethods.IsPost(context.Request.Method))
+            {
+                // A POST's event stream loses its event ids on the way (a list held for filtering is written through it too).
+                context.Features.Set<IHttpResponseBodyFeature>(new EventIdStrippingBody(body, context.Response));
+            }
+
+            var forwardBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
+            if (captured is not null)
+            {
+                context.Features.Set<IHttpResponseBodyFeature>(captured);
+            }
+
+            ForwarderError error;
+            try
+            {
+                error = await _forwarder.SendAsync(context, url, _invoker, config, _transformer);
+            }
+            finally
+            {
+                context.Features.Set(forwardBody);
+            }
+
+            if (error != ForwarderError.None)
+            {
+                Fail(context, feature, error, url, upstream.ResponseTimeout);
+                return;
+            }
+
+            if (context.Features.Get<EncodedAnswer>() is not null)
+            {
+                throw new McpGuardEndpointException(new McpGuardError(state.Catalog[McpGuardReasons.UpstreamError],
+                    "Upstream error: the MCP server sent its answer compressed (Content-Encoding), which the guard cannot read; it was not passed on."));
+            }
+
+            if (captured is not null)
+            {
+                await _lists.WriteAsync(context, feature, captured);
+            }
         }
         finally
         {
-            if (body is not null)
-            {
-                context.Features.Set(body);
-            }
-        }
-
-        if (error != ForwarderError.None)
-        {
-            Fail(context, feature, error, url, upstream.ResponseTimeout);
-            return;
-        }
-
-        if (captured is not null)
-        {
-            await _lists.WriteAsync(context, feature, captured);
+            context.Features.Set(body);
         }
     }
 

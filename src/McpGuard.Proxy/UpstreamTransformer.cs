@@ -17,9 +17,12 @@ internal sealed class UpstreamTransformer(SessionBindings sessions) : HttpTransf
 {
     internal const string SessionHeader = "Mcp-Session-Id";
 
+    // Credentials (the caller's own, and cookies an app's scheme may read), the client's forwarding claims, and
+    // Accept-Encoding: the guard reads every answer it settles or filters, so the upstream must send it uncompressed.
     private static readonly string[] Dropped =
     [
-        "Authorization", "Proxy-Authorization", "Forwarded", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Forwarded-Prefix",
+        "Authorization", "Proxy-Authorization", "Cookie", "Forwarded", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host",
+        "X-Forwarded-Prefix", "Accept-Encoding",
     ];
 
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
@@ -29,6 +32,9 @@ internal sealed class UpstreamTransformer(SessionBindings sessions) : HttpTransf
         var state = feature.State;
         var request = httpContext.Request;
         proxyRequest.RequestUri = new Uri(destinationPrefix + request.QueryString.ToUriComponent());
+
+        // The upstream's own host, not the one the client named (which would pick the upstream's virtual host).
+        proxyRequest.Headers.Host = null;
 
         var headers = proxyRequest.Headers;
         foreach (var name in Dropped)
@@ -76,6 +82,14 @@ internal sealed class UpstreamTransformer(SessionBindings sessions) : HttpTransf
     /// </summary>
     public override ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
     {
+        if (proxyResponse is not null && proxyResponse.Content.Headers.ContentEncoding.Any(e => !string.Equals(e, "identity", StringComparison.OrdinalIgnoreCase)))
+        {
+            // Compressed although the proxy asked for nothing of the kind: the guard could not read the answer it settles
+            // or filters, and the client could. Not passed on (the proxy answers 502).
+            httpContext.Features.Set(EncodedAnswer.Instance);
+            return new ValueTask<bool>(false);
+        }
+
         if (proxyResponse is not null)
         {
             var request = httpContext.Request;
@@ -93,6 +107,26 @@ internal sealed class UpstreamTransformer(SessionBindings sessions) : HttpTransf
             }
         }
 
-        return base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
+        return CopyHeadersAsync(httpContext, proxyResponse, cancellationToken);
     }
+
+    private async ValueTask<bool> CopyHeadersAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
+    {
+        var copy = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
+        if (HttpMethods.IsPost(httpContext.Request.Method)
+            && Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(httpContext.Response.ContentType, out var type)
+            && type.MediaType.Equals("text/event-stream", StringComparison.OrdinalIgnoreCase))
+        {
+            // The stream loses its id lines on the way (EventIdStrippingBody): the upstream's length no longer holds.
+            httpContext.Response.ContentLength = null;
+        }
+
+        return copy;
+    }
+}
+
+/// <summary>Marks a request whose upstream answer came compressed (and was not passed on).</summary>
+internal sealed class EncodedAnswer
+{
+    public static readonly EncodedAnswer Instance = new();
 }

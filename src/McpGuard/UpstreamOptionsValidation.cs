@@ -53,7 +53,8 @@ internal static class UpstreamOptionsValidation
             return;
         }
 
-        if (credential.Header.Length == 0 || !credential.Header.All(IsTokenChar) || ReservedHeaders.Contains(credential.Header))
+        if (credential.Header.Length == 0 || !credential.Header.All(IsTokenChar) || ReservedHeaders.Contains(credential.Header)
+            || string.Equals(credential.Header, options.RequestIdHeader, StringComparison.OrdinalIgnoreCase))
         {
             errors.Add($"{Section}:Credential:Header must be a valid HTTP header name that the proxy does not set itself, such as 'Authorization' or 'X-Api-Key' (got '{credential.Header}').");
         }
@@ -67,9 +68,10 @@ internal static class UpstreamOptionsValidation
             errors.Add($"{Section}:Credential:EnvironmentVariable names '{variable}', which is not set in the environment.");
         }
 
-        if (ResolveCredential(credential) is { } value && value.Any(c => c is '\r' or '\n' or '\0'))
+        if (ResolveCredential(credential) is { } value && !value.All(c => c is ' ' or '\t' || (c > ' ' && c < '\u007f')))
         {
-            errors.Add($"{Section}:Credential's value must not contain line breaks or NUL characters.");
+            // An HTTP header value: visible ASCII, spaces and tabs. Anything else the HTTP client refuses to send, call by call.
+            errors.Add($"{Section}:Credential's value must be visible ASCII characters, spaces and tabs (a header value); it has other characters.");
         }
     }
 

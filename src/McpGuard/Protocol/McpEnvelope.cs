@@ -31,6 +31,11 @@ internal readonly struct JsonRpcId : IEquatable<JsonRpcId>
 
     public bool IsNone => _kind == 0;
 
+    /// <summary>A number a JavaScript reader would round: beyond ±(2^53 - 1), the largest integer a double holds exactly.</summary>
+    public bool IsUnsafeForJavaScript => _kind == 2 && (_number > MaxSafeInteger || _number < -MaxSafeInteger);
+
+    private const long MaxSafeInteger = 9_007_199_254_740_991;
+
     public void WriteTo(Utf8JsonWriter writer, ReadOnlySpan<byte> propertyName)
     {
         switch (_kind)

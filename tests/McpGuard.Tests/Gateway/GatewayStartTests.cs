@@ -23,7 +23,7 @@ public sealed class GatewayStartTests
             """
             mcpguard-gateway cannot start:
               - No upstream: pass --upstream <url> (for example --upstream http://127.0.0.1:3001/mcp) or set McpGuard:Upstream:Url in appsettings.json.
-              - No keys: a gateway lets no anonymous caller through. Configure API keys (McpGuard:Auth:ApiKeys:Keys, hashes from 'mcpguard-gateway keygen'), OAuth tokens (McpGuard:Auth:Jwt), or an admin key (McpGuard:Admin:KeyHash) to create keys at run time with the admin API.
+              - No keys: a gateway lets no anonymous caller through. Turn on API keys (McpGuard:Auth:ApiKeys:Enabled=true) with keys in McpGuard:Auth:ApiKeys:Keys (hashes from 'mcpguard-gateway keygen') or an admin key (McpGuard:Admin:KeyHash) to create them with the admin API, or OAuth tokens (McpGuard:Auth:Jwt).
             Run 'mcpguard-gateway --help' for usage; the manual is docs/gateway.md.
 
             """.ReplaceLineEndings(),
@@ -37,7 +37,8 @@ public sealed class GatewayStartTests
 
         var (exitCode, _, stderr) = await TypeScriptInteropTests.RunAsync(
             "dotnet",
-            [GatewayDll, "--urls", "http://127.0.0.1:0", "--upstream", "localhost:3001", "--McpGuard:Admin:KeyHash", McpGuardApiKey.Hash("mcpg_admin"), "--McpGuard:Upstream:ConnectTimeout", "00:10:00"],
+            [GatewayDll, "--urls", "http://127.0.0.1:0", "--upstream", "localhost:3001", "--McpGuard:Admin:KeyHash", McpGuardApiKey.Hash("mcpg_admin"),
+                "--McpGuard:Auth:ApiKeys:Enabled", "true", "--McpGuard:Auth:Resource", "http://127.0.0.1/mcp", "--McpGuard:Upstream:ConnectTimeout", "00:10:00"],
             folder, TimeSpan.FromSeconds(60));
 
         Assert.Equal(2, exitCode);
@@ -46,6 +47,28 @@ public sealed class GatewayStartTests
             mcpguard-gateway cannot start: the configuration is not valid:
               - McpGuard:Upstream:Url must be an absolute http or https URL without query, fragment or user info, for example 'http://127.0.0.1:3001/mcp' (got 'localhost:3001').
               - McpGuard:Upstream:ConnectTimeout must be between 00:00:00.1 and 00:05:00 (got '00:10:00').
+
+            """.ReplaceLineEndings(),
+            stderr);
+    }
+
+    [Theory]
+    [InlineData("an admin key, API keys off", new[] { "--McpGuard:Admin:KeyHash", "916c248ade34eafd4a9ac7f6116e2a666ef8cc97b80bd7ec87de2fb2d7c44829" })]
+    [InlineData("key entries, API keys off", new[] { "--McpGuard:Auth:ApiKeys:Keys:0:Id", "k", "--McpGuard:Auth:ApiKeys:Keys:0:Account", "a", "--McpGuard:Auth:ApiKeys:Keys:0:Hash", "916c248ade34eafd4a9ac7f6116e2a666ef8cc97b80bd7ec87de2fb2d7c44829" })]
+    [InlineData("API keys on, no key and no admin key", new[] { "--McpGuard:Auth:ApiKeys:Enabled", "true" })]
+    public async Task A_gateway_that_would_let_everyone_in_does_not_start(string name, string[] settings)
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "mcpguard-gateway-tests", Guid.NewGuid().ToString("N"))).FullName;
+
+        var (exitCode, _, stderr) = await TypeScriptInteropTests.RunAsync(
+            "dotnet", [GatewayDll, "--urls", "http://127.0.0.1:0", "--upstream", "http://127.0.0.1:1/mcp", .. settings], folder, TimeSpan.FromSeconds(60));
+
+        Assert.True(exitCode == 2, name);
+        Assert.Equal(
+            """
+            mcpguard-gateway cannot start:
+              - No keys: a gateway lets no anonymous caller through. Turn on API keys (McpGuard:Auth:ApiKeys:Enabled=true) with keys in McpGuard:Auth:ApiKeys:Keys (hashes from 'mcpguard-gateway keygen') or an admin key (McpGuard:Admin:KeyHash) to create them with the admin API, or OAuth tokens (McpGuard:Auth:Jwt).
+            Run 'mcpguard-gateway --help' for usage; the manual is docs/gateway.md.
 
             """.ReplaceLineEndings(),
             stderr);

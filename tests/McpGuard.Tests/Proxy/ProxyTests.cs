@@ -398,6 +398,22 @@ public sealed class ProxyTests
             ],
             invalid.Failures);
 
+        var credential = await Assert.ThrowsAsync<OptionsValidationException>(() => GuardedHost.StartAsync(
+            builder => builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard")).AddMcpGuardProxy(),
+            app => app.MapMcpGuardProxy(),
+            GuardConfiguration.ApiKeys(GuardConfiguration.Alice("tools:basic")).With(new Dictionary<string, string?>
+            {
+                ["McpGuard:Upstream:Url"] = "http://127.0.0.1:3001/mcp",
+                ["McpGuard:Upstream:Credential:Header"] = "X-Request-Id",
+                ["McpGuard:Upstream:Credential:Value"] = "Bearer \u201ctoken\u201d",
+            })));
+        Assert.Equal(
+            [
+                "McpGuard:Upstream:Credential:Header must be a valid HTTP header name that the proxy does not set itself, such as 'Authorization' or 'X-Api-Key' (got 'X-Request-Id').",
+                "McpGuard:Upstream:Credential's value must be visible ASCII characters, spaces and tabs (a header value); it has other characters.",
+            ],
+            credential.Failures);
+
         var unregistered = await Assert.ThrowsAsync<InvalidOperationException>(() => GuardedHost.StartAsync(
             builder => builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard")),
             app => app.MapMcpGuardProxy(),

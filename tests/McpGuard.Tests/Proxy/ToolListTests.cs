@@ -87,6 +87,49 @@ public sealed class ToolListTests
             await response.Content.ReadAsStringAsync());
     }
 
+    [Theory]
+    [InlineData("duplicate member in an event", "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[]},\"result\":{\"tools\":[{\"name\":\"t4\",\"inputSchema\":{}}]}}\n\n")]
+    [InlineData("id 1.0", "data: {\"jsonrpc\":\"2.0\",\"id\":1.0,\"result\":{\"tools\":[{\"name\":\"t4\",\"inputSchema\":{}}]}}\n\n")]
+    [InlineData("an event that is not JSON", "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"t4\"}\n\n")]
+    [InlineData("a batch", "data: [{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"t4\",\"inputSchema\":{}}]}}]\n\n")]
+    public async Task An_event_stream_the_proxy_cannot_read_for_certain_is_not_passed_on(string name, string body)
+    {
+        await using var upstream = await Upstream.StartAsync(async context =>
+        {
+            context.Response.ContentType = "text/event-stream";
+            await context.Response.WriteAsync(body);
+        });
+        await using var guard = await StartListProxyAsync(upstream);
+
+        using var response = await guard.PostMcpAsync(ListRequest, headers: new Dictionary<string, string> { ["X-Request-Id"] = "req-sse" });
+
+        Assert.True(response.StatusCode == HttpStatusCode.BadGateway, name);
+        Assert.Equal(
+            """{"jsonrpc":"2.0","id":1,"error":{"code":-31501,"message":"Upstream error: the tools/list answer of the MCP server could not be read, so it was not passed on.","data":{"reason":"upstream_error","request_id":"req-sse"}}}""",
+            await response.Content.ReadAsStringAsync());
+    }
+
+    [Theory]
+    [InlineData("a byte order mark", 200, "\uFEFFdata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"t1\"},{\"name\":\"t4\"}]}}\n\n")]
+    [InlineData("status 201", 201, "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"t1\"},{\"name\":\"t4\"}]}}\n\n")]
+    [InlineData("event ids", 200, "id: 1\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"t1\"},{\"name\":\"t4\"}]}}\n\n")]
+    public async Task Every_successful_list_is_filtered(string name, int status, string body)
+    {
+        await using var upstream = await Upstream.StartAsync(async context =>
+        {
+            context.Response.StatusCode = status;
+            context.Response.ContentType = "text/event-stream";
+            await context.Response.WriteAsync(body);
+        });
+        await using var guard = await StartListProxyAsync(upstream);
+
+        using var response = await guard.PostMcpAsync(ListRequest);
+
+        Assert.Equal(status, (int)response.StatusCode);
+        Assert.True(
+            "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"t1\"}]}}\n\n" == await response.Content.ReadAsStringAsync(), name);
+    }
+
     private const string ListRequest = """{"jsonrpc":"2.0","id":1,"method":"tools/list"}""";
 
     // Tool tN needs: t0 nothing, t1 "a", t2 "b", t3 "a" and "b", t4 "c". Alice holds "a".
