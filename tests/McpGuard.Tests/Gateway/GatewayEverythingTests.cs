@@ -164,6 +164,10 @@ public sealed class GatewayEverythingTests
         await using var gateway = await GatewayHost.StartAsync(AppSettings(), "--upstream", upstream.Url.ToString());
         var session = await RawSession.OpenAsync(gateway, DemoKeys.Alice);
         var bobSession = await RawSession.OpenAsync(gateway, DemoKeys.Bob);
+
+        // The upstream logs a request when its response ends, which may come after the client has read it: wait for the
+        // two sessions' four requests (initialize, notifications/initialized) to be logged before counting.
+        await ProxyWait.ForAsync(() => upstream.Requests().Count == 4);
         var before = upstream.Requests().Count;
 
         // 401, with the challenge and the metadata an MCP client discovers from it.
@@ -208,10 +212,14 @@ public sealed class GatewayEverythingTests
         using var limited = await session.PostAsync(CreditCalls.ToolCall(20, "get-sum", """{"a":1,"b":2}"""), DemoKeys.Alice, "req-limited");
         Assert.Equal(HttpStatusCode.TooManyRequests, limited.StatusCode);
         Assert.InRange(int.Parse(limited.Headers.GetValues("Retry-After").Single(), System.Globalization.CultureInfo.InvariantCulture), 1, 60);
-        Assert.Contains("\"reason\":\"rate_limited\"", await limited.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        var retryAfter = limited.Headers.GetValues("Retry-After").Single();
+        Assert.Equal(
+            $$$"""{"jsonrpc":"2.0","id":20,"error":{"code":-31201,"message":"Rate limit exceeded: retry after {{{retryAfter}}} s.","data":{"reason":"rate_limited","request_id":"req-limited","retry_after":{{{retryAfter}}},"limit":"sum-1m"}""" + "}}",
+            await limited.Content.ReadAsStringAsync());
 
         // None of the refused calls reached the upstream; the three served ones did.
         Assert.Equal(before, afterRefusals);
+        await ProxyWait.ForAsync(() => upstream.Requests().Count >= afterRefusals + 3);
         Assert.Equal(afterRefusals + 3, upstream.Requests().Count);
         Assert.Equal(1_000_000 - 3 * 500, LedgerFile.Balance(gateway.LedgerPath, "alice"));
         Assert.Equal(240, LedgerFile.Balance(gateway.LedgerPath, "bob"));
