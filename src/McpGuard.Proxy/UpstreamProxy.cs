@@ -65,6 +65,21 @@ internal sealed partial class UpstreamProxy : IDisposable
                 "Invalid Request: the proxy does not forward protocol upgrades (Upgrade, extended CONNECT)."));
         }
 
+        if (!HttpMethods.IsPost(context.Request.Method) && context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody == true)
+        {
+            // The front door reads POST bodies only: a body on GET or DELETE would reach the upstream unread by the guard.
+            throw new McpGuardEndpointException(new McpGuardError(state.Catalog[McpGuardReasons.InvalidRequest],
+                $"Invalid Request: a {context.Request.Method} to the MCP endpoint carries no body."));
+        }
+
+        if (FirstUnsendableHeader(context.Request.Headers) is { } header)
+        {
+            // Kestrel reads header bytes beyond ASCII as Latin-1; the HTTP client sends only visible ASCII (and spaces and
+            // tabs), and an upstream could read those bytes otherwise. Refused, rather than passed on as something else.
+            throw new McpGuardEndpointException(new McpGuardError(state.Catalog[McpGuardReasons.InvalidRequest],
+                $"Invalid Request: the value of the {header} header has characters other than visible ASCII, spaces and tabs."));
+        }
+
         if (feature.Envelope is { Id: var id } && id.IsUnsafeForJavaScript)
         {
             // An upstream in JavaScript reads an integer id beyond 2^53 - 1 as another number, and its answer would then
@@ -157,6 +172,12 @@ internal sealed partial class UpstreamProxy : IDisposable
             return;
         }
 
+        if (error == ForwarderError.RequestBodyClient)
+        {
+            // The client's own body could not be read (the front door buffers POST bodies, so this is no POST's).
+            throw new McpGuardEndpointException(new McpGuardError(feature.State.Catalog[McpGuardReasons.InvalidRequest], "Invalid Request: the request body could not be read."), exception);
+        }
+
         // The request was not cancelled (that threw above): a cancelled step is YARP's activity timeout, before the
         // response headers or between two chunks of a body the guard still holds.
         var catalog = feature.State.Catalog;
@@ -168,6 +189,27 @@ internal sealed partial class UpstreamProxy : IDisposable
                 $"Upstream timeout: the MCP server sent nothing for {responseTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s; nothing was charged."), exception)
             : new McpGuardEndpointException(new McpGuardError(catalog[McpGuardReasons.UpstreamError],
                 "Upstream error: the MCP server could not be reached or did not answer; nothing was charged."), exception);
+    }
+
+    /// <summary>The name of the first header whose value is not visible ASCII, spaces and tabs; null when all are.</summary>
+    private static string? FirstUnsendableHeader(IHeaderDictionary headers)
+    {
+        foreach (var (name, values) in headers)
+        {
+            foreach (var value in values)
+            {
+                foreach (var c in value ?? string.Empty)
+                {
+                    if (c is not ('\t' or (>= ' ' and < '\u007f')))
+                    {
+                        // Only a name Kestrel accepted, which is a token: safe to name in the answer.
+                        return name;
+                    }
+                }
+            }
+        }
+
+        return null;
     }
 
     public void Dispose() => _invoker.Dispose();

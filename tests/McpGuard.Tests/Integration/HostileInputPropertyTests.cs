@@ -5,6 +5,8 @@ using System.Globalization;
 using CsCheck;
 using McpGuard.Credits;
 using McpGuard.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
@@ -35,19 +37,33 @@ public sealed class HostileInputPropertyTests(ITestOutputHelper output)
 
     private const int ShrinkIterations = 300;
 
+    /// <summary>The cases a CI run sends through the proxy (the gateway's endpoint), in front of the C# SDK's MapMcp().</summary>
+    public const int DefaultProxyCases = 1000;
+
     [Fact]
-    public async Task No_hostile_request_gets_a_5xx_logs_an_error_or_moves_money()
+    public Task No_hostile_request_gets_a_5xx_logs_an_error_or_moves_money() => RunAsync(proxied: false, DefaultCases);
+
+    /// <summary>
+    /// The same property through McpGuard's proxy (<c>MapMcpGuardProxy()</c>, with the sample's configuration and its
+    /// admin API) in front of the sample's tools on the C# SDK's <c>MapMcp()</c>: whatever the proxy forwards, refuses or
+    /// filters, no 5xx, no error and no money moved.
+    /// </summary>
+    [Fact]
+    public Task No_hostile_request_through_the_proxy_gets_a_5xx_logs_an_error_or_moves_money() => RunAsync(proxied: true, DefaultProxyCases);
+
+    private async Task RunAsync(bool proxied, int defaultCases)
     {
         var cases = int.TryParse(Environment.GetEnvironmentVariable("MCPGUARD_HOSTILE_CASES"), NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
             ? n
-            : DefaultCases;
+            : defaultCases;
         var runSeed = Environment.GetEnvironmentVariable("MCPGUARD_HOSTILE_SEED") is { Length: > 0 } given
             ? given
             : new PCG((uint)Random.Shared.Next(), (ulong)Random.Shared.NextInt64()).ToString();
         var strict = Environment.GetEnvironmentVariable("MCPGUARD_HOSTILE_STRICT") == "1";
-        Report($"Hostile input: {cases:N0} cases, seed {runSeed} (replay with MCPGUARD_HOSTILE_SEED={runSeed} MCPGUARD_HOSTILE_CASES={cases}){(strict ? ", strict" : "")}.");
+        var label = proxied ? "Hostile input through the proxy" : "Hostile input";
+        Report($"{label}: {cases:N0} cases, seed {runSeed} (replay with MCPGUARD_HOSTILE_SEED={runSeed} MCPGUARD_HOSTILE_CASES={cases}){(strict ? ", strict" : "")}.");
 
-        await using var run = await HostileRun.StartAsync(strict);
+        await using var run = await HostileRun.StartAsync(strict, proxied);
         var requests = Gen.Frequency<HostileCase>((1, HostileRequests.Mcp), (1, HostileRequests.Admin));
         var seeds = PCG.Parse(runSeed);
         var clock = Stopwatch.StartNew();
@@ -70,11 +86,11 @@ public sealed class HostileInputPropertyTests(ITestOutputHelper output)
         }
 
         await run.AssertLedgerFileUntouchedAsync();
-        Report($"Hostile input: {cases:N0} cases passed in {clock.Elapsed.TotalSeconds:F1} s, seed {runSeed}; statuses "
+        Report($"{label}: {cases:N0} cases passed in {clock.Elapsed.TotalSeconds:F1} s, seed {runSeed}; statuses "
             + string.Join(", ", statuses.Select(s => $"{(s.Key == 0 ? "no answer" : s.Key.ToString(CultureInfo.InvariantCulture))} ×{s.Value}")) + ".");
         foreach (var (why, count) in run.Tolerated)
         {
-            Report($"Hostile input: tolerated {count} Error log(s): {why}.");
+            Report($"{label}: tolerated {count} Error log(s): {why}.");
         }
     }
 
@@ -109,8 +125,11 @@ public sealed class HostileInputPropertyTests(ITestOutputHelper output)
         private readonly string _ledgerBefore;
         private int _connections;
 
-        private HostileRun(GuardedHost host, LogWatch watch, string ledgerBefore)
+        private readonly IAsyncDisposable? _upstream;
+
+        private HostileRun(GuardedHost host, LogWatch watch, string ledgerBefore, IAsyncDisposable? upstream = null)
         {
+            _upstream = upstream;
             _host = host;
             _watch = watch;
             _ledgerBefore = ledgerBefore;
@@ -119,12 +138,11 @@ public sealed class HostileInputPropertyTests(ITestOutputHelper output)
         /// <summary>The Error logs counted rather than failed, by why.</summary>
         public IReadOnlyDictionary<string, int> Tolerated => _watch.Tolerated;
 
-        public static async Task<HostileRun> StartAsync(bool strict)
+        public static async Task<HostileRun> StartAsync(bool strict, bool proxied)
         {
             var watch = new LogWatch(strict);
             var unlimited = "1000000000";
-            var host = await GuardedHost.StartSampleAsync(
-                new Dictionary<string, string?>
+            var settings = new Dictionary<string, string?>
                 {
                     ["McpGuard:Admin:KeyHash"] = McpGuardApiKey.Hash(HostileRequests.AdminKey),
                     ["McpGuard:RateLimits:Policies:default:Windows:0:Permits"] = unlimited,
@@ -134,9 +152,49 @@ public sealed class HostileInputPropertyTests(ITestOutputHelper output)
                     ["Logging:LogLevel:Default"] = "Warning",
                     ["Logging:LogLevel:McpGuard.Admin"] = "Information",
                     ["Logging:LogLevel:Microsoft.AspNetCore.Server.Kestrel.Connections"] = "Debug",
-                },
-                builder => builder.ConfigureLogging(logging => logging.AddProvider(watch)));
-            return new HostileRun(host, watch, await LedgerAsync(host));
+                };
+            if (!proxied)
+            {
+                var host = await GuardedHost.StartSampleAsync(settings, builder => builder.ConfigureLogging(logging => logging.AddProvider(watch)));
+                return new HostileRun(host, watch, await LedgerAsync(host));
+            }
+
+            // The sample's McpGuard section (its keys, prices, accounts, policies), in front of the sample's tools.
+            var upstream = await McpGuard.Tests.Proxy.Upstream.StartMcpAsync(stateless: true);
+            var sample = new Microsoft.Extensions.Configuration.ConfigurationBuilder()
+                .AddJsonFile(Path.Combine(AppContext.BaseDirectory, "appsettings.json"))
+                .Build()
+                .AsEnumerable()
+                .Where(e => e.Key.StartsWith("McpGuard:", StringComparison.Ordinal) && e.Key != "McpGuard:SqlitePath" && e.Value is not null)
+                .ToDictionary(e => e.Key, e => e.Value);
+            sample["McpGuard:Upstream:Url"] = upstream.Url.ToString();
+            foreach (var (key, value) in settings)
+            {
+                sample[key] = value;
+            }
+
+            try
+            {
+                var proxy = await GuardedHost.StartAsync(
+                    builder =>
+                    {
+                        builder.Logging.AddProvider(watch);
+                        builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard")).AddMcpGuardProxy();
+                        builder.Services.AddAuthorization();
+                    },
+                    app =>
+                    {
+                        app.MapMcpGuardProxy("/mcp");
+                        app.MapMcpGuardAdmin("/admin");
+                    },
+                    sample);
+                return new HostileRun(proxy, watch, await LedgerAsync(proxy), upstream);
+            }
+            catch
+            {
+                await upstream.DisposeAsync();
+                throw;
+            }
         }
 
         /// <summary>Sends one request, waits until the server is done with its connection, and checks every property. Returns the status (0: no answer).</summary>
@@ -223,7 +281,14 @@ public sealed class HostileInputPropertyTests(ITestOutputHelper output)
             Assert.Equal(0, LedgerFile.Scalar(path, "SELECT COUNT(*) FROM tool_status;"));
         }
 
-        public ValueTask DisposeAsync() => _host.DisposeAsync();
+        public async ValueTask DisposeAsync()
+        {
+            await _host.DisposeAsync();
+            if (_upstream is not null)
+            {
+                await _upstream.DisposeAsync();
+            }
+        }
     }
 
     /// <summary>Counts what the properties need, without keeping every log line: errors, audit lines, connections.</summary>

@@ -139,6 +139,44 @@ public sealed class ProxyHardeningTests
         Assert.Empty(upstream.Requests);
     }
 
+    [Fact]
+    public async Task A_body_on_get_or_delete_and_a_header_beyond_ascii_get_400_and_never_reach_the_upstream()
+    {
+        await using var upstream = await Upstream.StartAsync(CreditCalls.AnswerWithResult);
+        await using var guard = await ProxyTests.StartProxyAsync(upstream.Url);
+
+        var delete = await RawHttp.SendAsync(guard.BaseAddress, RawHttp.Request("DELETE", "/mcp",
+        [
+            new("Host", guard.BaseAddress.Authority),
+            new("Authorization", $"Bearer {DemoKeys.Alice}"),
+            new("Content-Type", "application/json"),
+            new("Content-Length", "38"),
+            new("X-Request-Id", "req-delete-body"),
+        ], """{"jsonrpc":"2.0","id":1,"method":"ping"}"""u8[..38]), RawEnding.StayOpen, TimeSpan.FromSeconds(10));
+        var latin1 = await RawHttp.SendAsync(guard.BaseAddress, RawHttp.Request("POST", "/mcp",
+        [
+            new("Host", guard.BaseAddress.Authority),
+            new("Authorization", $"Bearer {DemoKeys.Alice}"),
+            new("Content-Type", "application/json"),
+            new("Accept", "application/json, text/event-stream"),
+            new("X-Junk", "caf\u00c3\u00a9"), // the UTF-8 bytes of "café" (RawHttp writes each char as one byte)
+            new("Content-Length", "40"),
+            new("X-Request-Id", "req-latin1"),
+        ], """{"jsonrpc":"2.0","id":1,"method":"ping"}"""u8), RawEnding.StayOpen, TimeSpan.FromSeconds(10));
+
+        Assert.NotNull(delete);
+        Assert.Equal(400, delete.Status);
+        Assert.Equal(
+            """{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Invalid Request: a DELETE to the MCP endpoint carries no body.","data":{"reason":"invalid_request","request_id":"req-delete-body"}}}""",
+            delete.BodyText);
+        Assert.NotNull(latin1);
+        Assert.Equal(400, latin1.Status);
+        Assert.Equal(
+            """{"jsonrpc":"2.0","id":1,"error":{"code":-32600,"message":"Invalid Request: the value of the X-Junk header has characters other than visible ASCII, spaces and tabs.","data":{"reason":"invalid_request","request_id":"req-latin1"}}}""",
+            latin1.BodyText);
+        Assert.Empty(upstream.Requests);
+    }
+
     /// <summary>SSE text as an upstream may write it: lines of every kind an id filter could confuse, any line ends.</summary>
     private static readonly Gen<(string Text, int[] Cuts)> Streams =
         from lines in Gen.OneOf(

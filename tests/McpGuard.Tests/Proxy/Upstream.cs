@@ -41,10 +41,10 @@ internal sealed class Upstream : IAsyncDisposable
 
     public ConcurrentQueue<UpstreamRequest> Requests { get; }
 
-    /// <summary>The C# SDK's Streamable HTTP server (sessions on, JSON-RPC over SSE) with the sample's tools and <c>progress</c>.</summary>
-    public static Task<Upstream> StartMcpAsync() =>
+    /// <summary>The C# SDK's Streamable HTTP server (sessions on unless <paramref name="stateless"/>, JSON-RPC over SSE) with the sample's tools and <c>progress</c>.</summary>
+    public static Task<Upstream> StartMcpAsync(bool stateless = false) =>
         StartAsync(
-            builder => builder.Services.AddMcpServer().WithHttpTransport(o => o.Stateless = false).WithTools<SampleTools>().WithTools<ProgressTools>(),
+            builder => builder.Services.AddMcpServer().WithHttpTransport(o => o.Stateless = stateless).WithTools<SampleTools>().WithTools<ProgressTools>(),
             app => app.MapMcp("/mcp"));
 
     /// <summary>An upstream that answers every request to <c>/mcp</c> with <paramref name="handler"/>.</summary>
