@@ -30,25 +30,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 upstream_port=$(free_port)
 gateway_port=$(free_port)
 bare_port=$(free_port)
-work=$(mktemp -d -t mcpguard-gateway-bench.XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_for() { # url
-    for _ in $(seq 1 150); do
-        if curl -s -o /dev/null "$1"; then return 0; fi
-        sleep 0.2
-    done
-    echo "nothing answered at $1" >&2
-    exit 1
-}
+# shellcheck source=eng/processes.sh
+source eng/processes.sh
+processes_init mcpguard-gateway-bench
 
 dotnet build -c Release samples/McpGuard.Sample -nologo -v quiet >/dev/null
 dotnet build -c Release src/McpGuard.Gateway -nologo -v quiet >/dev/null
@@ -86,13 +70,13 @@ cat >"$work/appsettings.json" <<JSON
 JSON
 (cd "$work" && exec dotnet "$root/src/McpGuard.Gateway/bin/Release/net10.0/McpGuard.Gateway.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1) &
 pids+=($!)
-wait_for "http://127.0.0.1:$upstream_port/mcp"
-wait_for "http://127.0.0.1:$gateway_port/healthz"
+wait_for "http://127.0.0.1:$upstream_port/mcp" || exit 1
+wait_for "http://127.0.0.1:$gateway_port/healthz" || exit 1
 if [ "$BASELINE" = 1 ]; then
     dotnet benchmarks/McpGuard.Benchmarks/bin/Release/net10.0/McpGuard.Benchmarks.dll bare-proxy --urls "http://127.0.0.1:$bare_port" \
         --upstream "http://127.0.0.1:$upstream_port" >"$work/yarp.log" 2>&1 &
     pids+=($!)
-    wait_for "http://127.0.0.1:$bare_port/mcp"
+    wait_for "http://127.0.0.1:$bare_port/mcp" || exit 1
 fi
 
 if [ "$UPSTREAM" = everything ]; then

@@ -13,25 +13,9 @@ gateway_port=${GATEWAY_PORT:-5090}
 everything="$root/tests/interop-ts/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 [ -f "$everything" ] || { echo "server-everything is not installed: run npm ci --prefix tests/interop-ts" >&2; exit 2; }
 
-work=$(mktemp -d -t mcpguard-gateway-demo.XXXXXX)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_for() { # url
-    for _ in $(seq 1 150); do
-        if curl -s -o /dev/null "$1"; then return 0; fi
-        sleep 0.2
-    done
-    echo "nothing answered at $1" >&2
-    return 1
-}
+# shellcheck source=eng/processes.sh
+source "$root/eng/processes.sh"
+processes_init mcpguard-gateway-demo
 
 dotnet build -c Release "$root/src/McpGuard.Gateway" -nologo -v quiet >/dev/null
 gateway=(dotnet run -c Release --no-build --project "$root/src/McpGuard.Gateway" --)
@@ -62,7 +46,7 @@ JSON
 # 4. The gateway.
 "${gateway[@]}" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1 &
 pids+=($!)
-wait_for "http://127.0.0.1:$upstream_port/mcp"
+wait_for "http://127.0.0.1:$upstream_port/mcp" || exit 1
 wait_for "http://127.0.0.1:$gateway_port/.well-known/oauth-protected-resource/mcp" || { cat "$work/gateway.log" >&2; exit 1; }
 
 # 5. Calls, as an MCP client makes them.

@@ -47,16 +47,7 @@ public class PostgreSqlReserveSettleBenchmarks
 
     /// <summary>A fresh account with a large balance and no cap, and the iteration's request ids, made outside the measurement.</summary>
     [IterationSetup]
-    public void NewAccount()
-    {
-        var account = $"bench-{++_iteration}";
-        _store.TopUpAsync(account, 1_000_000_000_000, "benchmark", Now, CancellationToken.None).AsTask().GetAwaiter().GetResult();
-        _requests = new McpGuardChargeRequest[Operations];
-        for (var i = 0; i < Operations; i++)
-        {
-            _requests[i] = new McpGuardChargeRequest(account, $"{account}-{i}", "add", Price, 0, Now, newRequestId: true);
-        }
-    }
+    public void NewAccount() => _requests = ReserveSettle.NewAccount(_store, ++_iteration, Operations, Price, Now);
 
     /// <summary>Reserve and settle: one durable charge per call.</summary>
     [Benchmark(OperationsPerInvoke = Operations)]

@@ -11,6 +11,20 @@ namespace McpGuard.Benchmarks;
 /// </summary>
 internal static class ReserveSettle
 {
+    /// <summary>A fresh account with a large balance and no cap, and <paramref name="operations"/> request ids for it (made outside the measurement).</summary>
+    public static McpGuardChargeRequest[] NewAccount(IMcpGuardLedgerStore store, int iteration, int operations, long price, DateTimeOffset now)
+    {
+        var account = $"bench-{iteration}";
+        store.TopUpAsync(account, 1_000_000_000_000, "benchmark", now, CancellationToken.None).AsTask().GetAwaiter().GetResult();
+        var requests = new McpGuardChargeRequest[operations];
+        for (var i = 0; i < operations; i++)
+        {
+            requests[i] = new McpGuardChargeRequest(account, $"{account}-{i}", "add", price, 0, now, newRequestId: true);
+        }
+
+        return requests;
+    }
+
     public static Task RunAsync(IMcpGuardLedgerStore store, McpGuardChargeRequest[] requests, int callers, bool refund, DateTimeOffset now)
     {
         var perCaller = requests.Length / callers;

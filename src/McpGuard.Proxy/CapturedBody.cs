@@ -1,4 +1,5 @@
 using System.IO.Pipelines;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace McpGuard.Proxy;
@@ -19,9 +20,6 @@ internal sealed class CapturedBody : IHttpResponseBodyFeature, IDisposable
 
     public PipeWriter Writer => _writer ??= PipeWriter.Create(_stream, new StreamPipeWriterOptions(leaveOpen: true));
 
-    /// <summary>Whether the answer outgrew <see cref="MaxBytes"/>.</summary>
-    public bool TooLarge => _stream.TooLarge;
-
     public ReadOnlyMemory<byte> Bytes => _stream.GetBuffer().AsMemory(0, (int)_stream.Length);
 
     public void DisableBuffering()
@@ -30,18 +28,8 @@ internal sealed class CapturedBody : IHttpResponseBodyFeature, IDisposable
 
     public Task StartAsync(CancellationToken cancellationToken = default) => FlushWriterAsync(cancellationToken);
 
-    public async Task SendFileAsync(string path, long offset, long? count, CancellationToken cancellationToken = default)
-    {
-        await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1, useAsync: true);
-        file.Seek(offset, SeekOrigin.Begin);
-        var length = count ?? file.Length - offset;
-        var buffer = new byte[Math.Min(length, 64 * 1024)];
-        while (length > 0 && await file.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, length)), cancellationToken) is > 0 and var read)
-        {
-            _stream.Write(buffer.AsSpan(0, read));
-            length -= read;
-        }
-    }
+    public Task SendFileAsync(string path, long offset, long? count, CancellationToken cancellationToken = default) =>
+        SendFileFallback.SendFileAsync(_stream, path, offset, count, cancellationToken);
 
     public Task CompleteAsync() => FlushWriterAsync(CancellationToken.None);
 
@@ -57,8 +45,6 @@ internal sealed class CapturedBody : IHttpResponseBodyFeature, IDisposable
 
     private sealed class BoundedStream : MemoryStream
     {
-        public bool TooLarge { get; private set; }
-
         public override void Write(ReadOnlySpan<byte> buffer)
         {
             Check(buffer.Length);
@@ -76,7 +62,6 @@ internal sealed class CapturedBody : IHttpResponseBodyFeature, IDisposable
         {
             if (Length + count > MaxBytes)
             {
-                TooLarge = true;
                 throw new InvalidDataException($"The upstream's tools/list answer is larger than {MaxBytes} bytes.");
             }
         }

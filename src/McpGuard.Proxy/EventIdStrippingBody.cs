@@ -1,8 +1,8 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using McpGuard.Protocol;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Net.Http.Headers;
 
 namespace McpGuard.Proxy;
 
@@ -27,7 +27,7 @@ internal sealed class EventIdStrippingBody(IHttpResponseBodyFeature inner, HttpR
     private bool _dropping;
     private bool _lastWasCarriageReturn;
 
-    public Stream Stream => _stream ??= new StrippingStream(this);
+    public Stream Stream => _stream ??= new WriteOnlyStream(WriteAsync, FlushInnerAsync);
 
     public PipeWriter Writer => _writer ??= PipeWriter.Create(Stream, new StreamPipeWriterOptions(leaveOpen: true));
 
@@ -62,8 +62,7 @@ internal sealed class EventIdStrippingBody(IHttpResponseBodyFeature inner, HttpR
             return;
         }
 
-        _eventStream ??= MediaTypeHeaderValue.TryParse(response.ContentType, out var type)
-            && type.MediaType.Equals("text/event-stream", StringComparison.OrdinalIgnoreCase);
+        _eventStream ??= HttpSyntax.IsEventStream(response.ContentType);
         if (_eventStream == false)
         {
             await inner.Stream.WriteAsync(data, cancellationToken);
@@ -179,41 +178,6 @@ internal sealed class EventIdStrippingBody(IHttpResponseBodyFeature inner, HttpR
         complete
             ? bytes.SequenceEqual("id"u8) || bytes.SequenceEqual("id:"u8)
             : "id:"u8.StartsWith(bytes);
-
-    private sealed class StrippingStream(EventIdStrippingBody owner) : Stream
-    {
-        public override bool CanRead => false;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
-
-        public override void Flush() => owner.FlushInnerAsync(CancellationToken.None).GetAwaiter().GetResult();
-
-        public override Task FlushAsync(CancellationToken cancellationToken) => owner.FlushInnerAsync(cancellationToken);
-
-        public override void Write(byte[] buffer, int offset, int count) => owner.WriteAsync(buffer.AsMemory(offset, count), CancellationToken.None).AsTask().GetAwaiter().GetResult();
-
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            owner.WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
-            owner.WriteAsync(buffer, cancellationToken);
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-    }
 
     private Task FlushInnerAsync(CancellationToken cancellationToken) => inner.Stream.FlushAsync(cancellationToken);
 }

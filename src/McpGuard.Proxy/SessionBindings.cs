@@ -22,8 +22,6 @@ internal sealed class SessionBindings
     private readonly ConcurrentQueue<(string SessionId, long Ticket)> _order = new();
     private long _tickets;
 
-    public int Count => _owners.Count;
-
     public void Bind(string sessionId, string owner)
     {
         var ticket = Interlocked.Increment(ref _tickets);

@@ -3,8 +3,8 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using McpGuard.Errors;
 using McpGuard.Protocol;
+using McpGuard.Tools;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Net.Http.Headers;
 
 namespace McpGuard.Proxy;
 
@@ -26,15 +26,15 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
     {
         var response = context.Response;
         var bytes = captured.Bytes;
+        var eventStream = HttpSyntax.IsEventStream(response.ContentType);
         if (response.StatusCode is >= StatusCodes.Status200OK and < StatusCodes.Status300MultipleChoices && !bytes.IsEmpty)
         {
-            var mediaType = MediaTypeHeaderValue.TryParse(response.ContentType, out var parsed) ? parsed.MediaType.Value : null;
             byte[]? rewritten;
             try
             {
-                rewritten = string.Equals(mediaType, "text/event-stream", StringComparison.OrdinalIgnoreCase)
+                rewritten = eventStream
                     ? await RewriteEventStreamAsync(bytes, feature)
-                    : string.Equals(mediaType, "application/json", StringComparison.OrdinalIgnoreCase)
+                    : HttpSyntax.IsJson(response.ContentType)
                         ? await RewriteMessageAsync(bytes, feature, required: true)
                         : throw new FormatException($"content type '{response.ContentType}'");
             }
@@ -49,16 +49,14 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
             }
         }
 
-        response.ContentLength = bytes.Length;
+        // An event stream goes out through the event-id filter, which may shorten it: no length for it.
+        response.ContentLength = eventStream ? null : bytes.Length;
         await response.Body.WriteAsync(bytes, context.RequestAborted);
     }
 
-    /// <summary>An <c>id</c> field (a POST's events lose theirs: see <see cref="EventIdStrippingBody"/>).</summary>
-    private static bool IsId(string line) => line == "id" || line.StartsWith("id:", StringComparison.Ordinal);
-
     private static void AppendLines(StringBuilder output, IEnumerable<string> lines)
     {
-        foreach (var line in lines.Where(l => !IsId(l)))
+        foreach (var line in lines)
         {
             output.Append(line).Append('\n');
         }
@@ -107,7 +105,6 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
                 }
                 else
                 {
-                    changed |= eventLines.Any(IsId);
                     AppendLines(output, eventLines);
                 }
 
@@ -202,14 +199,12 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
                 continue;
             }
 
-            if (auth.Enabled && auth.FilterToolList && auth.ToolRequiredScopes(name) is { Length: > 0 } scopes
-                && !(feature.Caller?.HasAll(scopes) ?? false))
+            if (!auth.ListsTool(name, feature.Caller))
             {
                 continue;
             }
 
-            var status = await statuses.GetStatusAsync(name, CancellationToken.None)
-                ?? (state.Credits.ToolStatuses.TryGetValue(name, out var configured) ? configured : McpGuardToolStatus.Live);
+            var status = await ToolStatusGate.StatusAsync(statuses, state, name);
             var listing = status switch
             {
                 McpGuardToolStatus.Paused => upstream.PausedTools,

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net;
 using McpGuard.Auth;
 using McpGuard.Errors;
 using McpGuard.Protocol;
@@ -24,6 +23,7 @@ internal sealed partial class UpstreamProxy : IDisposable
     private readonly ILogger<UpstreamProxy> _logger;
     private readonly HttpMessageInvoker _invoker;
     private readonly SessionBindings _sessions = new();
+    private readonly UpstreamRoutes _routes = new();
     private readonly UpstreamTransformer _transformer;
 
     public UpstreamProxy(IHttpForwarder forwarder, McpGuardStateProvider states, IMcpGuardToolStatusStore statuses, ILogger<UpstreamProxy> logger)
@@ -33,10 +33,8 @@ internal sealed partial class UpstreamProxy : IDisposable
         _lists = new ToolListRewriter(statuses);
         _logger = logger;
         _invoker = UpstreamClient.Create(states.Current.Options.Upstream.ConnectTimeout);
-        _transformer = new UpstreamTransformer(_sessions);
+        _transformer = new UpstreamTransformer(_sessions, _routes);
     }
-
-    internal SessionBindings Sessions => _sessions;
 
     /// <summary>The protected-resource metadata at the paths <c>McpGuard:Auth:Resource</c> gives it; 404 at any other.</summary>
     public Task WriteMetadataAsync(HttpContext context)
@@ -100,13 +98,8 @@ internal sealed partial class UpstreamProxy : IDisposable
                 "Session not found: the Mcp-Session-Id names no session of yours; start a new one with initialize."));
         }
 
-        var config = new ForwarderRequestConfig
-        {
-            // A GET stream is the server's channel for messages it sends on its own: silence on it is normal.
-            ActivityTimeout = HttpMethods.IsGet(context.Request.Method) ? Timeout.InfiniteTimeSpan : upstream.ResponseTimeout,
-            Version = HttpVersion.Version11,
-            VersionPolicy = HttpVersionPolicy.RequestVersionOrHigher,
-        };
+        var route = _routes.For(state);
+        var config = HttpMethods.IsGet(context.Request.Method) ? route.Streams : route.Calls;
 
         using var captured = feature.Envelope is { Kind: McpMessageKind.Request, Method: McpMethods.ToolsList } ? new CapturedBody() : null;
         var body = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
@@ -198,13 +191,10 @@ internal sealed partial class UpstreamProxy : IDisposable
         {
             foreach (var value in values)
             {
-                foreach (var c in value ?? string.Empty)
+                if (!(value ?? string.Empty).All(HttpSyntax.IsFieldValueChar))
                 {
-                    if (c is not ('\t' or (>= ' ' and < '\u007f')))
-                    {
-                        // Only a name Kestrel accepted, which is a token: safe to name in the answer.
-                        return name;
-                    }
+                    // Only a name Kestrel accepted, which is a token: safe to name in the answer.
+                    return name;
                 }
             }
         }

@@ -13,7 +13,7 @@ namespace McpGuard.Proxy;
 /// (<c>X-Request-Id</c>), adds the configured upstream credential,
 /// and sends the request to the upstream URL itself rather than appending the proxy's own path to it.
 /// </summary>
-internal sealed class UpstreamTransformer(SessionBindings sessions) : HttpTransformer
+internal sealed class UpstreamTransformer(SessionBindings sessions, UpstreamRoutes routes) : HttpTransformer
 {
     internal const string SessionHeader = "Mcp-Session-Id";
 
@@ -31,7 +31,7 @@ internal sealed class UpstreamTransformer(SessionBindings sessions) : HttpTransf
         var feature = httpContext.Features.GetRequiredFeature<McpGuardFeature>();
         var state = feature.State;
         var request = httpContext.Request;
-        proxyRequest.RequestUri = new Uri(destinationPrefix + request.QueryString.ToUriComponent());
+        proxyRequest.RequestUri = request.QueryString.HasValue ? new Uri(destinationPrefix + request.QueryString.ToUriComponent()) : routes.For(state).Uri;
 
         // The upstream's own host, not the one the client named (which would pick the upstream's virtual host).
         proxyRequest.Headers.Host = null;
@@ -113,9 +113,7 @@ internal sealed class UpstreamTransformer(SessionBindings sessions) : HttpTransf
     private async ValueTask<bool> CopyHeadersAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)
     {
         var copy = await base.TransformResponseAsync(httpContext, proxyResponse, cancellationToken);
-        if (HttpMethods.IsPost(httpContext.Request.Method)
-            && Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(httpContext.Response.ContentType, out var type)
-            && type.MediaType.Equals("text/event-stream", StringComparison.OrdinalIgnoreCase))
+        if (HttpMethods.IsPost(httpContext.Request.Method) && HttpSyntax.IsEventStream(httpContext.Response.ContentType))
         {
             // The stream loses its id lines on the way (EventIdStrippingBody): the upstream's length no longer holds.
             httpContext.Response.ContentLength = null;

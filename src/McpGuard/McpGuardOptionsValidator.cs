@@ -2,6 +2,7 @@ using McpGuard.Admin;
 using McpGuard.Auth;
 using McpGuard.Credits;
 using McpGuard.Errors;
+using McpGuard.Protocol;
 using McpGuard.RateLimiting;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
@@ -33,7 +34,7 @@ internal sealed class McpGuardOptionsValidator(IAuthenticationSchemeProvider? sc
             errors.Add($"{Section}:MaxJsonDepth must be between 1 and 1024 (got {options.MaxJsonDepth}).");
         }
 
-        if (string.IsNullOrWhiteSpace(options.RequestIdHeader) || !options.RequestIdHeader.All(IsTokenChar))
+        if (string.IsNullOrWhiteSpace(options.RequestIdHeader) || !options.RequestIdHeader.All(HttpSyntax.IsTokenChar))
         {
             errors.Add($"{Section}:RequestIdHeader must be a valid HTTP header name (got '{options.RequestIdHeader}').");
         }
@@ -107,8 +108,6 @@ internal sealed class McpGuardOptionsValidator(IAuthenticationSchemeProvider? sc
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
 
-    private static bool IsTokenChar(char c) =>
-        char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c, StringComparison.Ordinal);
 
     private string[]? RegisteredSchemes() =>
         schemes is null

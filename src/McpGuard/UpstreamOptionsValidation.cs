@@ -1,3 +1,4 @@
+using McpGuard.Protocol;
 namespace McpGuard;
 
 /// <summary>Checks <c>McpGuard:Upstream</c> (used by the proxy): whatever is set must be usable; the URL itself is required only by the proxy.</summary>
@@ -53,7 +54,7 @@ internal static class UpstreamOptionsValidation
             return;
         }
 
-        if (credential.Header.Length == 0 || !credential.Header.All(IsTokenChar) || ReservedHeaders.Contains(credential.Header)
+        if (credential.Header.Length == 0 || !credential.Header.All(HttpSyntax.IsTokenChar) || ReservedHeaders.Contains(credential.Header)
             || string.Equals(credential.Header, options.RequestIdHeader, StringComparison.OrdinalIgnoreCase))
         {
             errors.Add($"{Section}:Credential:Header must be a valid HTTP header name that the proxy does not set itself, such as 'Authorization' or 'X-Api-Key' (got '{credential.Header}').");
@@ -68,7 +69,7 @@ internal static class UpstreamOptionsValidation
             errors.Add($"{Section}:Credential:EnvironmentVariable names '{variable}', which is not set in the environment.");
         }
 
-        if (ResolveCredential(credential) is { } value && !value.All(c => c is ' ' or '\t' || (c > ' ' && c < '\u007f')))
+        if (ResolveCredential(credential) is { } value && !value.All(HttpSyntax.IsFieldValueChar))
         {
             // An HTTP header value: visible ASCII, spaces and tabs. Anything else the HTTP client refuses to send, call by call.
             errors.Add($"{Section}:Credential's value must be visible ASCII characters, spaces and tabs (a header value); it has other characters.");
@@ -78,7 +79,4 @@ internal static class UpstreamOptionsValidation
     /// <summary>The credential's value now (from configuration or the environment), or null when there is none.</summary>
     public static string? ResolveCredential(McpGuardUpstreamCredentialOptions credential) =>
         credential.Header is null ? null : credential.Value ?? (credential.EnvironmentVariable is { } variable ? Environment.GetEnvironmentVariable(variable) : null);
-
-    private static bool IsTokenChar(char c) =>
-        char.IsAsciiLetterOrDigit(c) || "!#$%&'*+-.^_`|~".Contains(c, StringComparison.Ordinal);
 }

@@ -133,6 +133,14 @@ internal sealed class AuthState
     /// <summary>The tool's required scopes (for filtering <c>tools/list</c>).</summary>
     public string[] ToolRequiredScopes(string tool) => ToolScopes.TryGetValue(tool, out var scopes) ? scopes : NoScopes;
 
+    /// <summary>
+    /// Whether <c>tools/list</c> shows <paramref name="tool"/> to <paramref name="caller"/> (null: anonymous): always, unless
+    /// authentication and <c>FilterToolList</c> are on and the tool needs scopes the caller lacks. The one rule of
+    /// <c>WithMcpGuard()</c>'s list filter and the proxy's.
+    /// </summary>
+    public bool ListsTool(string tool, McpGuardCaller? caller) =>
+        !Enabled || !FilterToolList || ToolRequiredScopes(tool) is var required && (required.Length == 0 || (caller?.HasAll(required) ?? false));
+
     internal sealed record ConfiguredKey(byte[] Hash, McpGuardApiKey Key)
     {
         /// <summary>What the key grants, compiled once with the configuration instead of on every request.</summary>

@@ -78,11 +78,8 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
             return;
         }
 
-        var mediaType = (contentType ?? string.Empty).AsSpan();
-        var semicolon = mediaType.IndexOf(';');
-        mediaType = (semicolon < 0 ? mediaType : mediaType[..semicolon]).Trim();
-        _framing = mediaType.Equals("text/event-stream", StringComparison.OrdinalIgnoreCase) ? Framing.EventStream
-            : mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) ? Framing.Json
+        _framing = HttpSyntax.IsEventStream(contentType) ? Framing.EventStream
+            : HttpSyntax.IsJson(contentType) ? Framing.Json
             : Framing.Other;
     }
 

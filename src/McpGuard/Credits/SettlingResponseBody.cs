@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using McpGuard.Protocol;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 
@@ -45,7 +46,7 @@ internal sealed class SettlingResponseBody : IHttpResponseBodyFeature
     /// <summary>Whether the body has started passing bytes to the server (after which the status and headers are fixed).</summary>
     public bool Released => !_holding;
 
-    public Stream Stream => _stream ??= new SettlingStream(this);
+    public Stream Stream => _stream ??= new WriteOnlyStream(WriteAsync, FlushAsync);
 
     public PipeWriter Writer => _writer ??= new SettlingPipeWriter(this);
 
@@ -140,44 +141,6 @@ internal sealed class SettlingResponseBody : IHttpResponseBodyFeature
 
     private Task FlushAsync(CancellationToken cancellationToken) =>
         _holding ? Task.CompletedTask : _inner.Stream.FlushAsync(cancellationToken);
-
-    private sealed class SettlingStream(SettlingResponseBody owner) : Stream
-    {
-        public override bool CanRead => false;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => true;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position
-        {
-            get => throw new NotSupportedException();
-            set => throw new NotSupportedException();
-        }
-
-        public override void Flush() => FlushAsync(CancellationToken.None).GetAwaiter().GetResult();
-
-        public override Task FlushAsync(CancellationToken cancellationToken) => owner.FlushAsync(cancellationToken);
-
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-        public override void Write(ReadOnlySpan<byte> buffer) =>
-            owner.WriteAsync(buffer.ToArray(), CancellationToken.None).AsTask().GetAwaiter().GetResult();
-
-        public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            owner.WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-        public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default) =>
-            owner.WriteAsync(buffer, cancellationToken);
-
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-    }
 
     /// <summary>
     /// The pipe writer: while holding, the memory it hands out is the held buffer's; afterwards the server's, with each

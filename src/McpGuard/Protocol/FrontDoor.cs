@@ -255,13 +255,13 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
             return false;
         }
 
-        var span = contentType.AsSpan();
-        var semicolon = span.IndexOf(';');
-        var mediaType = (semicolon < 0 ? span : span[..semicolon]).Trim();
-        if (!mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase))
+        if (!HttpSyntax.IsJson(contentType))
         {
             return false;
         }
+
+        var span = contentType.AsSpan();
+        var semicolon = span.IndexOf(';');
 
         while (semicolon >= 0)
         {
@@ -299,8 +299,7 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
                 var comma = span.IndexOf(',');
                 var part = comma < 0 ? span : span[..comma];
                 span = comma < 0 ? default : span[(comma + 1)..];
-                var semicolon = part.IndexOf(';');
-                var mediaType = (semicolon < 0 ? part : part[..semicolon]).Trim();
+                var mediaType = HttpSyntax.MediaType(part);
                 if (mediaType.Equals("*/*", StringComparison.OrdinalIgnoreCase))
                 {
                     json = eventStream = true;

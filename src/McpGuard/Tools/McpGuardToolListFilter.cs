@@ -25,7 +25,7 @@ internal static class McpGuardToolListFilter
             }
 
             var caller = McpGuardCallerIdentity.Find(request.User)?.Caller;
-            result.Tools = [.. result.Tools.Where(tool => auth.ToolRequiredScopes(tool.Name) is var required && (required.Length == 0 || (caller?.HasAll(required) ?? false)))];
+            result.Tools = [.. result.Tools.Where(tool => auth.ListsTool(tool.Name, caller))];
             return result;
         };
 }

@@ -18,13 +18,16 @@ internal sealed class ToolStatusGate(IMcpGuardToolStatusStore statuses)
         }
 
         var state = feature.State;
-        var status = await statuses.GetStatusAsync(tool, CancellationToken.None)
-            ?? (state.Credits.ToolStatuses.TryGetValue(tool, out var configured) ? configured : McpGuardToolStatus.Live);
-        return status switch
+        return await StatusAsync(statuses, state, tool) switch
         {
             McpGuardToolStatus.Paused => new McpGuardError(state.Catalog[McpGuardReasons.ToolPaused], $"Tool paused: '{tool}' is paused by its publisher.") { Data = [new("tool", tool)] },
             McpGuardToolStatus.Archived => new McpGuardError(state.Catalog[McpGuardReasons.ToolArchived], $"Tool archived: '{tool}' is no longer offered.") { Data = [new("tool", tool)] },
             _ => null,
         };
     }
+
+    /// <summary>The tool's status now: the store's override (the admin API), else <c>McpGuard:Tools:&lt;tool&gt;:Status</c>.</summary>
+    internal static async ValueTask<McpGuardToolStatus> StatusAsync(IMcpGuardToolStatusStore statuses, McpGuardState state, string tool) =>
+        await statuses.GetStatusAsync(tool, CancellationToken.None)
+            ?? (state.Credits.ToolStatuses.TryGetValue(tool, out var configured) ? configured : McpGuardToolStatus.Live);
 }

@@ -141,6 +141,13 @@ public sealed class ProxyTests
         Assert.Equal(before + 2, upstream.Requests.Count);
     }
 
+    /// <summary>An upstream handler that stays silent for 30 s (or until <paramref name="release"/>), then runs <paramref name="then"/>.</summary>
+    private static RequestDelegate Silent(RequestDelegate then, CancellationToken release) => async context =>
+    {
+        await Task.Delay(TimeSpan.FromSeconds(30), release).ContinueWith(_ => { }, TaskScheduler.Default);
+        await then(context);
+    };
+
     private static Dictionary<string, string> Session(string sessionId, string requestId) =>
         new() { ["Mcp-Session-Id"] = sessionId, ["X-Request-Id"] = requestId };
 
@@ -276,11 +283,7 @@ public sealed class ProxyTests
     public async Task An_upstream_that_stays_silent_gets_504_upstream_timeout_and_the_charge_is_refunded()
     {
         using var release = new CancellationTokenSource();
-        await using var upstream = await Upstream.StartAsync(async context =>
-        {
-            await Task.Delay(TimeSpan.FromSeconds(30), release.Token).ContinueWith(_ => { }, TaskScheduler.Default);
-            await CreditCalls.AnswerWithResult(context);
-        });
+        await using var upstream = await Upstream.StartAsync(Silent(CreditCalls.AnswerWithResult, release.Token));
         await using var guard = await StartProxyAsync(upstream.Url, new Dictionary<string, string?> { ["McpGuard:Upstream:ResponseTimeout"] = "00:00:01" });
 
         using var response = await CreditCalls.CallAsync(guard, CreditCalls.Add(1), requestId: "req-silent");
@@ -301,7 +304,7 @@ public sealed class ProxyTests
         {
             context.Response.ContentType = "text/event-stream";
             await context.Response.Body.FlushAsync();
-            await Task.Delay(TimeSpan.FromSeconds(30), release.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+            await Silent(_ => Task.CompletedTask, release.Token)(context);
         });
         await using var guard = await StartProxyAsync(upstream.Url, new Dictionary<string, string?>
         {
@@ -326,11 +329,7 @@ public sealed class ProxyTests
     public async Task A_priced_call_past_the_credit_upstream_timeout_gets_504_and_the_charge_is_refunded()
     {
         using var release = new CancellationTokenSource();
-        await using var upstream = await Upstream.StartAsync(async context =>
-        {
-            await Task.Delay(TimeSpan.FromSeconds(30), release.Token).ContinueWith(_ => { }, TaskScheduler.Default);
-            await CreditCalls.AnswerWithResult(context);
-        });
+        await using var upstream = await Upstream.StartAsync(Silent(CreditCalls.AnswerWithResult, release.Token));
         await using var guard = await StartProxyAsync(upstream.Url, new Dictionary<string, string?> { ["McpGuard:Credits:UpstreamTimeout"] = "00:00:01" });
 
         using var response = await CreditCalls.CallAsync(guard, CreditCalls.Add(1), requestId: "req-credit-timeout");
