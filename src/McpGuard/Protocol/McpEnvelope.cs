@@ -152,6 +152,9 @@ internal static class McpMethods
 
     /// <summary>Returns the interned name for a known method, else a new string.</summary>
     public static string Read(ref Utf8JsonReader reader) => Known.Read(ref reader);
+
+    /// <summary>Whether <paramref name="method"/> is one of the methods McpGuard knows by name (a bounded set, for telemetry tags).</summary>
+    public static bool IsKnown(string method) => Known.Contains(method);
 }
 
 /// <summary>The MCP protocol versions published so far, interned so that reading one allocates nothing.</summary>
@@ -174,6 +177,9 @@ internal static class McpProtocolVersions
 internal sealed class KnownStrings(string[] values)
 {
     private readonly byte[][] _utf8 = values.Select(System.Text.Encoding.UTF8.GetBytes).ToArray();
+
+    /// <summary>Whether <paramref name="value"/> is one of the known strings (ordinal).</summary>
+    public bool Contains(string value) => Array.IndexOf(values, value) >= 0;
 
     /// <summary>The current string token: the interned value when it is one of the known strings as written (no escapes), else a new string.</summary>
     public string Read(ref Utf8JsonReader reader)
