@@ -71,7 +71,7 @@ JSON
 (cd "$work" && exec dotnet "$root/src/McpGuard.Gateway/bin/Release/net10.0/McpGuard.Gateway.dll" --urls "http://127.0.0.1:$gateway_port" >"$work/gateway.log" 2>&1) &
 pids+=($!)
 wait_for "http://127.0.0.1:$upstream_port/mcp" || exit 1
-wait_for "http://127.0.0.1:$gateway_port/healthz" || exit 1
+wait_for "http://127.0.0.1:$gateway_port/health" || exit 1
 if [ "$BASELINE" = 1 ]; then
     dotnet benchmarks/McpGuard.Benchmarks/bin/Release/net10.0/McpGuard.Benchmarks.dll bare-proxy --urls "http://127.0.0.1:$bare_port" \
         --upstream "http://127.0.0.1:$upstream_port" >"$work/yarp.log" 2>&1 &

@@ -3,7 +3,7 @@
 #
 #   source eng/processes.sh; processes_init mcpguard-demo
 #   some-server & pids+=($!)
-#   wait_for http://127.0.0.1:5090/healthz || exit 1
+#   wait_for http://127.0.0.1:5090/health || exit 1
 
 pids=()
 work=""

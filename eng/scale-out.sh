@@ -60,7 +60,7 @@ done
 
 for port in "$port_a" "$port_b"; do
     for i in $(seq 1 150); do
-        if curl -s -o /dev/null -m 2 "http://127.0.0.1:$port/healthz"; then break; fi
+        if curl -s -o /dev/null -m 2 "http://127.0.0.1:$port/health"; then break; fi
         if [ "$i" -eq 150 ]; then echo "the sample on $port did not start:" >&2; cat "$work/sample-$port.log" >&2; exit 1; fi
         sleep 0.2
     done
@@ -74,7 +74,7 @@ Call either one; both count the same limits and spend the same balances. For exa
   curl -s -o /dev/null -w '%{http_code} %header{ratelimit}\n' http://127.0.0.1:$port_a/mcp -H 'Authorization: Bearer mcpg_demo_alice' \\
     -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \\
     -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","arguments":{"a":2,"b":3}}}'
-  curl -s http://127.0.0.1:$port_b/healthz
+  curl -s http://127.0.0.1:$port_b/health
 
 Logs: $work/sample-$port_a.log, $work/sample-$port_b.log. Ctrl+C stops everything.
 MSG

@@ -1,4 +1,5 @@
 using McpGuard.Sample;
+using OpenTelemetry.Metrics;
 
 // The sample's own command-line helpers (keygen, hash, token) and its unguarded mode for benchmarks
 // (Sample:Guard=false) run instead of the server. Your own Program.cs starts with the next statement.
@@ -20,10 +21,12 @@ builder.Services.AddMcpServer()
     .WithTools<SampleTools>()
     .WithMcpGuard();
 
-// 3. Optional: for the admin API, authorization for its policy and its OpenAPI document; health checks of the stores.
+// 3. Optional: for the admin API, authorization for its policy and its OpenAPI document; health checks of the stores;
+//    McpGuard's metrics (meter "McpGuard") for Prometheus.
 builder.Services.AddAuthorization();
 builder.Services.AddOpenApi("mcpguard-admin");
 builder.Services.AddHealthChecks().AddMcpGuardStores();
+builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter("McpGuard").AddPrometheusExporter());
 
 var app = builder.Build();
 
@@ -32,6 +35,7 @@ app.UseMcpGuard();
 app.MapMcp("/mcp");
 app.MapMcpGuardAdmin("/admin");   // optional: the admin API
 app.MapOpenApi();                 // optional: its OpenAPI document
-app.MapHealthChecks("/healthz");  // optional: the health checks
+app.MapHealthChecks("/health");   // optional: the health checks
+app.MapPrometheusScrapingEndpoint("/metrics");  // optional: the metrics, in Prometheus text format
 
 app.Run();

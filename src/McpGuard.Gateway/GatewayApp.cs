@@ -8,7 +8,7 @@ namespace McpGuard.Gateway;
 /// <summary>
 /// The gateway: an ASP.NET Core app that reads <c>appsettings.json</c> from the working directory, environment variables
 /// and <c>--McpGuard:…</c> command-line keys, and maps McpGuard's proxy (at <c>McpGuard:Path</c>, default <c>/mcp</c>), the
-/// admin API (<c>/admin</c>) and health (<c>/healthz</c>). Two shortcuts: <c>--upstream &lt;url&gt;</c> for
+/// admin API (<c>/admin</c>) and health (<c>/health</c>). Two shortcuts: <c>--upstream &lt;url&gt;</c> for
 /// <c>--McpGuard:Upstream:Url</c>, and ASP.NET Core's own <c>--urls &lt;url&gt;</c>.
 /// </summary>
 internal static class GatewayApp
@@ -21,7 +21,7 @@ internal static class GatewayApp
 
         Reads appsettings.json from the working directory, then environment variables (McpGuard__Upstream__Url=…),
         then the command line. Serves the guarded MCP endpoint at McpGuard:Path (default /mcp), the admin API at
-        /admin and health at /healthz. Manual: docs/gateway.md.
+        /admin and health at /health. Manual: docs/gateway.md.
         """;
 
     /// <summary>Runs the gateway (or one of its commands) until it is stopped; the process's exit code.</summary>
@@ -99,7 +99,7 @@ internal static class GatewayApp
         var app = builder.Build();
         app.MapMcpGuardProxy(builder.Configuration["McpGuard:Path"] is { Length: > 0 } path ? path : "/mcp");
         app.MapMcpGuardAdmin("/admin");
-        app.MapHealthChecks("/healthz");
+        app.MapHealthChecks("/health");
         return app;
     }
 

@@ -43,6 +43,9 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IAtt
         _writers = [.. Enumerable.Range(0, writers).Select(_ => Task.Run(WriteLoopAsync))];
     }
 
+    /// <summary>Where commit times, batch sizes and failures are counted; null for none.</summary>
+    public McpGuard.Telemetry.McpGuardTelemetry? Telemetry { get; init; }
+
     /// <summary>How many commits the writers made (for tests and benchmarks).</summary>
     internal long Commits;
 
@@ -323,6 +326,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IAtt
         }
 
         var results = new (short, long, long, long?)[n];
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             using var timeout = new CancellationTokenSource(_database.Timeout);
@@ -351,6 +355,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IAtt
 
             Interlocked.Increment(ref Commits);
             Interlocked.Add(ref Operations, n);
+            Telemetry?.LedgerCommitted(n, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
         catch (PostgresException ex) when (n > 1 && (!ex.IsTransient || IsConflict(ex)))
         {
@@ -384,6 +389,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IAtt
         {
             _database.ForgetConnections(ex);
             Log.BatchFailed(_logger, ex, n);
+            Telemetry?.StoreFailed("ledger", "commit");
             var failure = ex is OperationCanceledException ? new TimeoutException($"PostgreSQL did not commit the batch within {_database.Timeout.TotalMilliseconds:0} ms.", ex) : ex;
             foreach (var operation in batch)
             {

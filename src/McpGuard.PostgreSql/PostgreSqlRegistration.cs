@@ -19,7 +19,10 @@ internal static class PostgreSqlRegistration
         services.TryAddSingleton(sp => new PostgreSqlDirectory(
             sp.GetRequiredService<PostgreSqlDatabase>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("McpGuard.PostgreSql")));
         services.TryAddKeyedSingleton<IMcpGuardLedgerStore>(McpGuardStores.PostgreSqlKey, (sp, _) => new PostgreSqlLedgerStore(
-            sp.GetRequiredService<PostgreSqlDatabase>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("McpGuard.PostgreSql")));
+            sp.GetRequiredService<PostgreSqlDatabase>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("McpGuard.PostgreSql"))
+        {
+            Telemetry = sp.GetService<McpGuard.Telemetry.McpGuardTelemetry>(),
+        });
         services.TryAddKeyedSingleton<IMcpGuardApiKeyStore>(McpGuardStores.PostgreSqlKey, (sp, _) => new PostgreSqlApiKeyStore(
             sp.GetRequiredService<PostgreSqlDirectory>(), sp.GetRequiredService<PostgreSqlDatabase>()));
         services.TryAddKeyedSingleton<IMcpGuardAccountStatusStore>(McpGuardStores.PostgreSqlKey, (sp, _) => new PostgreSqlAccountStatusStore(

@@ -25,6 +25,9 @@ internal sealed class UpstreamTransformer(SessionBindings sessions, UpstreamRout
         "X-Forwarded-Prefix", "Accept-Encoding",
     ];
 
+    /// <summary>The trace-context headers the forwarder's handler writes from the current span (W3C, its older Request-Id, baggage).</summary>
+    private static readonly string[] TraceContext = ["traceparent", "tracestate", "Request-Id", "baggage", "Correlation-Context"];
+
     public override async ValueTask TransformRequestAsync(HttpContext httpContext, HttpRequestMessage proxyRequest, string destinationPrefix, CancellationToken cancellationToken)
     {
         await base.TransformRequestAsync(httpContext, proxyRequest, destinationPrefix, cancellationToken);
@@ -40,6 +43,17 @@ internal sealed class UpstreamTransformer(SessionBindings sessions, UpstreamRout
         foreach (var name in Dropped)
         {
             headers.Remove(name);
+        }
+
+        if (System.Diagnostics.Activity.Current is not null)
+        {
+            // A span is open (McpGuard's, under the caller's trace when it sent one): the upstream's request is its child. The
+            // handler writes the span's context only where the caller's copy is gone. With no span, the caller's headers go
+            // through as they came, so the trace still reaches the upstream.
+            foreach (var name in TraceContext)
+            {
+                headers.Remove(name);
+            }
         }
 
         if (state.Auth.KeyHeader is { } keyHeader)

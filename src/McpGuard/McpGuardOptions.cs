@@ -1,3 +1,5 @@
+using McpGuard.Telemetry;
+
 namespace McpGuard;
 
 /// <summary>
@@ -76,6 +78,9 @@ internal sealed class McpGuardOptions
 
     /// <summary>Rate limits: policies, the default policy, which methods count.</summary>
     public McpGuardRateLimitOptions RateLimits { get; } = new();
+
+    /// <summary>Metrics and traces (meter and activity source <c>McpGuard</c>).</summary>
+    public McpGuardTelemetryOptions Telemetry { get; } = new();
 
     /// <summary>The admin API (<c>MapMcpGuardAdmin</c>): how it is protected.</summary>
     public McpGuardAdminOptions Admin { get; } = new();

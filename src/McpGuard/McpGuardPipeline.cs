@@ -1,8 +1,10 @@
 using McpGuard.Auth;
 using McpGuard.Credits;
 using McpGuard.Errors;
+using System.Diagnostics;
 using McpGuard.RateLimiting;
 using McpGuard.Protocol;
+using McpGuard.Telemetry;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
@@ -22,6 +24,7 @@ internal sealed partial class McpGuardPipeline(
     CreditGate credits,
     ChargeSettlement settlement,
     McpGuardErrorWriter writer,
+    McpGuardTelemetry telemetry,
     ILogger<McpGuardPipeline> logger)
 {
     /// <param name="context">The request.</param>
@@ -36,6 +39,8 @@ internal sealed partial class McpGuardPipeline(
             return;
         }
 
+        var started = Stopwatch.GetTimestamp();
+        using var activity = McpGuardTelemetry.Source.StartActivity("McpGuard");
         var state = states.Current;
         var incoming = context.Request.Headers[state.RequestIdHeader];
         var sent = incoming.Count == 1 && RequestIds.IsWellFormed(incoming[0]);
@@ -61,12 +66,18 @@ internal sealed partial class McpGuardPipeline(
         {
             // A gate that fails (say, a ledger that can no longer write) is McpGuard's own failure: answer it as such.
             Log.GateFailed(logger, ex, requestId);
+            McpGuardTelemetry.Failed(activity, ex);
             error = new McpGuardError(state.Catalog[McpGuardReasons.InternalError]);
         }
 
+        var guardSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var method = TelemetryNames.Method(feature.Envelope);
+        var tool = TelemetryNames.Tool(feature.Envelope, state);
+        Describe(activity, context, feature, method, tool);
         if (error is not null)
         {
             Log.Rejected(logger, error.Descriptor.Reason, error.Descriptor.StatusCode, requestId);
+            Ended(activity, feature, method, tool, McpGuardTelemetry.Outcomes.Refused, error.Descriptor, guardSeconds);
             await writer.WriteAsync(context, error);
             return;
         }
@@ -79,7 +90,69 @@ internal sealed partial class McpGuardPipeline(
             McpGuardFeature.AnonymousRequest.Value = feature;
         }
 
-        await InvokeEndpointAsync(context, next, feature);
+        var failure = await InvokeEndpointAsync(context, next, feature);
+        Ended(activity, feature, method, tool, failure is null ? McpGuardTelemetry.Outcomes.Passed : McpGuardTelemetry.Outcomes.Failed, failure, guardSeconds);
+    }
+
+    /// <summary>Names the request's span after what it asks (<c>McpGuard tools/call add</c>) and tags it, once the front door has read it.</summary>
+    private static void Describe(Activity? activity, HttpContext context, McpGuardFeature feature, string method, string? tool)
+    {
+        if (activity is null)
+        {
+            return;
+        }
+
+        activity.DisplayName = tool is null ? $"McpGuard {method}" : $"McpGuard {method} {tool}";
+        activity.SetTag(McpGuardTelemetry.Tags.Method, method);
+        activity.SetTag(McpGuardTelemetry.Tags.RequestId, feature.RequestId);
+        if (tool is not null)
+        {
+            activity.SetTag(McpGuardTelemetry.Tags.Tool, tool);
+            activity.SetTag(McpGuardTelemetry.Tags.Operation, "execute_tool");
+        }
+
+        if (feature.Envelope is { Id.IsNone: false } envelope)
+        {
+            activity.SetTag(McpGuardTelemetry.Tags.JsonRpcId, envelope.Id.ToString());
+        }
+
+        if (context.Request.Headers["Mcp-Session-Id"] is { Count: 1 } session)
+        {
+            activity.SetTag(McpGuardTelemetry.Tags.SessionId, session[0]);
+        }
+
+        if ((feature.Envelope?.ProtocolVersion ?? context.Request.Headers["MCP-Protocol-Version"].FirstOrDefault()) is { } version)
+        {
+            activity.SetTag(McpGuardTelemetry.Tags.ProtocolVersion, version);
+        }
+    }
+
+    /// <summary>Counts the request and closes its span with the outcome and, for a refusal or failure, the catalog reason.</summary>
+    private void Ended(Activity? activity, McpGuardFeature feature, string method, string? tool, string outcome, McpGuardErrorDescriptor? failure, double guardSeconds)
+    {
+        var reason = failure?.Reason;
+        var account = feature.State.Options.Telemetry.AccountTags ? feature.Caller?.Account : null;
+        telemetry.RequestEnded(method, tool, outcome, reason, account, guardSeconds);
+        if (activity is null)
+        {
+            return;
+        }
+
+        activity.SetTag(McpGuardTelemetry.Tags.Outcome, outcome);
+        if (reason is not null)
+        {
+            activity.SetTag(McpGuardTelemetry.Tags.Reason, reason);
+            activity.SetTag(McpGuardTelemetry.Tags.ErrorType, reason);
+            if (failure!.StatusCode >= StatusCodes.Status500InternalServerError)
+            {
+                activity.SetStatus(ActivityStatusCode.Error, reason);
+            }
+        }
+
+        if (account is not null)
+        {
+            activity.SetTag(McpGuardTelemetry.Tags.Account, account);
+        }
     }
 
     /// <summary>
@@ -121,7 +194,8 @@ internal sealed partial class McpGuardPipeline(
         return charged.Error;
     }
 
-    private async Task InvokeEndpointAsync(HttpContext context, RequestDelegate next, McpGuardFeature feature)
+    /// <returns>Null when the endpoint answered; else the catalog entry of the error the caller got instead.</returns>
+    private async Task<McpGuardErrorDescriptor?> InvokeEndpointAsync(HttpContext context, RequestDelegate next, McpGuardFeature feature)
     {
         try
         {
@@ -145,18 +219,23 @@ internal sealed partial class McpGuardPipeline(
             {
                 await writer.ReplaceResponseAsync(context, ex.Error);
             }
+
+            return ex.Error.Descriptor;
         }
         catch (Exception ex)
         {
             Log.EndpointFailed(logger, ex, feature.RequestId);
-            if (context.Response.HasStarted)
+            var internalError = feature.State.Catalog[McpGuardReasons.InternalError];
+            if (!context.Response.HasStarted)
             {
-                // Too late to change the status: end the stream cleanly rather than resetting the connection.
-                return;
+                await writer.ReplaceResponseAsync(context, new McpGuardError(internalError));
             }
 
-            await writer.ReplaceResponseAsync(context, new McpGuardError(feature.State.Catalog[McpGuardReasons.InternalError]));
+            // Too late to change the status once the response started: the stream ends cleanly rather than resetting the connection.
+            return internalError;
         }
+
+        return null;
     }
 
     private static partial class Log

@@ -54,6 +54,9 @@ public static class McpGuardServiceCollectionExtensions
         services.AddOptions<McpGuardOptions>().ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<McpGuardOptions>, McpGuardOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
+        services.AddMetrics();
+        services.TryAddSingleton<McpGuard.Telemetry.RecentTraffic>();
+        services.TryAddSingleton<McpGuard.Telemetry.McpGuardTelemetry>();
         services.TryAddSingleton<McpGuardMarkerService>();
         services.TryAddSingleton<McpGuardStateProvider>();
         services.TryAddSingleton<AllowedMethods>();

@@ -60,7 +60,12 @@ internal sealed class ApiKeyAuthenticationHandler(
 
     private async Task<AuthenticateResult> FindStoredKeyAsync(byte[] hash, string requestId)
     {
-        var key = await keyStore.FindAsync(hash, Context.RequestAborted);
+        McpGuardApiKey? key;
+        using (McpGuard.Telemetry.McpGuardTelemetry.StartStoreCall("api_keys", "find"))
+        {
+            key = await keyStore.FindAsync(hash, Context.RequestAborted);
+        }
+
         if (key is null)
         {
             AuthenticationGate.Log.KeyRejected(_log, "unknown", "(none)", requestId);

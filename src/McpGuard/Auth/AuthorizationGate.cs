@@ -28,7 +28,13 @@ internal sealed partial class AuthorizationGate(IMcpGuardAccountStatusStore acco
             return null;
         }
 
-        if (await auth.IsSuspendedAsync(caller.Account, accounts, CancellationToken.None))
+        bool suspended;
+        using (McpGuard.Telemetry.McpGuardTelemetry.StartStoreCall("account_status", "get"))
+        {
+            suspended = await auth.IsSuspendedAsync(caller.Account, accounts, CancellationToken.None);
+        }
+
+        if (suspended)
         {
             Log.Suspended(logger, caller.Account, feature.RequestId);
             return new McpGuardError(state.Catalog[McpGuardReasons.Suspended], "Account suspended: contact the server's operator.");

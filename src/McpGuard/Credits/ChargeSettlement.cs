@@ -13,7 +13,7 @@ namespace McpGuard.Credits;
 /// response's features (the body it reads the answer from, and a request lifetime that ends at the upstream timeout),
 /// and restores them before it returns.
 /// </summary>
-internal sealed partial class ChargeSettlement(RefundRetry refunds, TimeProvider clock, McpGuardErrorWriter writer, ILogger<CreditGate> logger)
+internal sealed partial class ChargeSettlement(RefundRetry refunds, TimeProvider clock, McpGuardErrorWriter writer, McpGuard.Telemetry.McpGuardTelemetry telemetry, ILogger<CreditGate> logger)
 {
     /// <summary>
     /// Runs the endpoint for a charged call under the upstream timeout and settles the charge by its outcome: the debit
@@ -163,6 +163,13 @@ internal sealed partial class ChargeSettlement(RefundRetry refunds, TimeProvider
         // Null: the ledger did not answer, and the refund is kept to retry; the call carries no charge either way.
         var refunded = await refunds.RefundAsync(feature.RequestId, reason, outcomeUnknown: false);
         charge.Refunded = refunded ?? true;
+        if (refunded is not false && !charge.Free)
+        {
+            // Made, or kept to retry until the ledger answers: either way the caller is not charged for this call.
+            var state = feature.State;
+            telemetry.Refunded(McpGuard.Telemetry.TelemetryNames.Tool(feature.Envelope, state), charge.PriceMicro, state.Options.Telemetry.AccountTags ? feature.Caller?.Account : null);
+        }
+
         if (refunded is { } done)
         {
             Log.Refunded(logger, feature.RequestId, reason, done);

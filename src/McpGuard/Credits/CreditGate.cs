@@ -41,7 +41,7 @@ internal sealed class ChargeTicket(HttpResponse response, long priceMicro, strin
 /// The last gate before the endpoint: charges priced calls (free tier, then balance, then monthly cap) durably before
 /// the endpoint runs. <see cref="ChargeSettlement"/> then settles the charge by what the endpoint answered.
 /// </summary>
-internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvider clock, RefundRetry refunds, ILogger<CreditGate> logger)
+internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvider clock, RefundRetry refunds, McpGuard.Telemetry.McpGuardTelemetry telemetry, ILogger<CreditGate> logger)
 {
     internal const string ChargeHeader = "McpGuard-Charge-Micro";
     internal const string BalanceHeader = "McpGuard-Balance-Micro";
@@ -87,6 +87,7 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
         var subject = envelope.ToolName ?? envelope.Method!;
         var request = new McpGuardChargeRequest(caller.Account, feature.RequestId, subject, price, credits.FreeCallsFor(caller.Account), now, feature.NewRequestId);
         McpGuardChargeResult result;
+        using var span = McpGuard.Telemetry.McpGuardTelemetry.StartStoreCall("ledger", "charge");
         if (ledger is LedgerEngine)
         {
             // The embedded ledger answers from memory and its own durable journal: nothing to time out.
@@ -101,6 +102,8 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
             }
             catch (Exception ex)
             {
+                McpGuard.Telemetry.McpGuardTelemetry.Failed(span, ex);
+                telemetry.StoreFailed("ledger", "charge");
                 // The charge may have landed before the ledger failed: the call is refused, so it must not stand. The
                 // refund is asked for now and, while the ledger fails or the charge may still land, again later.
                 Log.LedgerFailed(logger, ex, caller.Account, feature.RequestId);
@@ -150,7 +153,13 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
                 return new McpGuardError(state.Catalog[McpGuardReasons.DuplicateRequest], $"Request id '{feature.RequestId}' was already charged.");
         }
 
+        span?.SetTag(McpGuard.Telemetry.McpGuardTelemetry.Tags.Outcome, result.Outcome.ToString());
         var free = result.Outcome == McpGuardChargeOutcome.Free;
+        if (!free)
+        {
+            telemetry.Charged(McpGuard.Telemetry.TelemetryNames.Tool(envelope, state), price, state.Options.Telemetry.AccountTags ? caller.Account : null);
+        }
+
         var ticket = new ChargeTicket(context.Response, price, credits.PriceText(price), free, result.BalanceMicro);
         context.Response.OnStarting(ChargeTicket.OnStarting, ticket);
         return new(ticket, null);

@@ -14,8 +14,14 @@ namespace McpGuard.Credits;
 /// longer holds is looked up in the journal: for a refund, and for a repeated id a client sent (an id McpGuard made for
 /// the request is new by construction, so it needs no look-up).
 /// </remarks>
-internal partial class LedgerEngine : IMcpGuardLedgerStore, IAsyncDisposable
+internal partial class LedgerEngine : IMcpGuardLedgerStore, Microsoft.Extensions.Diagnostics.HealthChecks.IHealthCheck, IAsyncDisposable
 {
+    /// <summary>Unhealthy once the journal failed to write: from then on the ledger refuses every change until the app restarts.</summary>
+    public Task<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult> CheckHealthAsync(Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(_fault is { } fault
+            ? new Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult(context.Registration.FailureStatus, $"the ledger failed to write and accepts no changes until the app restarts: {fault.Message}", fault)
+            : Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+
     /// <summary>How many recent charges are held by request id, by default: at 12k priced calls a second, the last 5 s or so.</summary>
     internal const int DefaultRecentCapacity = 65_536;
 

@@ -11,7 +11,7 @@ namespace McpGuard.Credits;
 /// the failure may still land; refunds are idempotent, so asking again is safe. Pending refunds live in this process:
 /// a stop with refunds pending logs each one (event 6105) for an operator to credit back.
 /// </summary>
-internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvider clock, McpGuardStateProvider states, ILogger<RefundRetry> logger) : IDisposable
+internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvider clock, McpGuardStateProvider states, ILogger<RefundRetry> logger, McpGuard.Telemetry.McpGuardTelemetry? telemetry = null) : IDisposable
 {
     /// <summary>
     /// How long a charge of unknown outcome is watched for: longer than any store call can take to land (a charge taken
@@ -71,6 +71,7 @@ internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvi
         catch (Exception ex) when (!_stopping.IsCancellationRequested)
         {
             Log.RefundFailed(logger, ex, requestId, reason);
+            telemetry?.StoreFailed("ledger", "refund");
         }
 
         Keep(requestId, reason, attempt);
@@ -80,6 +81,7 @@ internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvi
     /// <summary>Asks the ledger for one refund, under <c>McpGuard:StoreTimeout</c> unless the ledger is the embedded one.</summary>
     private async ValueTask<bool> CallAsync(string requestId, Attempt? attempt)
     {
+        using var span = McpGuard.Telemetry.McpGuardTelemetry.StartStoreCall("ledger", "refund");
         if (Embedded)
         {
             return await ledger.RefundAsync(requestId, clock.GetUtcNow(), CancellationToken.None);

@@ -179,6 +179,9 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         }
     }
 
+    /// <summary>Where commit times, batch sizes and failures are counted; null for none.</summary>
+    public McpGuard.Telemetry.McpGuardTelemetry? Telemetry { get; init; }
+
     /// <summary>Commits everything queued in one transaction, then tells the callers. Only the thread holding the turn calls it.</summary>
     private void CommitQueued()
     {
@@ -194,6 +197,7 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
             _queue = _spare;
         }
 
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             _begin.Run();
@@ -230,6 +234,7 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
             // The in-memory state is ahead of the disk now: fail this batch and everything after it (no checkpoint is
             // written from here on, so the totals on disk stay those of the last commit that held one).
             RollBackQuietly();
+            Telemetry?.StoreFailed("ledger", "commit");
             List<(JournalWrite Write, TaskCompletionSource Done)> rest;
             lock (_queueLock)
             {
@@ -252,6 +257,7 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
             return;
         }
 
+        Telemetry?.LedgerCommitted(batch.Count, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
         Volatile.Write(ref _committed, _committed + batch.Count);
         foreach (var (write, done) in batch)
         {

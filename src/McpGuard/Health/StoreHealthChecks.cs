@@ -5,21 +5,30 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 namespace McpGuard.Health;
 
 /// <summary>
-/// The stores behind keys, statuses and money: each store that can check itself (it implements <see cref="IHealthCheck"/>,
-/// as McpGuard.PostgreSql's do) is asked, once per distinct check, under <c>McpGuard:StoreTimeout</c>.
+/// One group of McpGuard's stores: the ledger (money), or the key store (API keys, account and tool statuses). Healthy
+/// when McpGuard's SQLite file opens and reads (if the stores live there) and every store of the group that can check
+/// itself (it implements <see cref="IHealthCheck"/>: the embedded ledger, which fails for good when its journal fails, and
+/// McpGuard.PostgreSql's stores) says so, each within <c>McpGuard:StoreTimeout</c>.
 /// </summary>
-internal sealed class StoreHealthCheck(IServiceProvider services, McpGuardStateProvider states) : IHealthCheck
+internal sealed class StoreHealthCheck(IServiceProvider services, McpGuardStateProvider states, StoreHealthCheck.Group group) : IHealthCheck
 {
-    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    internal enum Group
     {
-        object[] stores =
-        [
-            services.GetRequiredService<IMcpGuardLedgerStore>(),
-            services.GetRequiredService<IMcpGuardApiKeyStore>(),
-            services.GetRequiredService<IMcpGuardAccountStatusStore>(),
-            services.GetRequiredService<IMcpGuardToolStatusStore>(),
-        ];
-        var checks = stores.OfType<IHealthCheck>().Distinct().ToArray();
+        Ledger,
+        Keys,
+    }
+
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        object[] stores = group == Group.Ledger
+            ? [services.GetRequiredService<IMcpGuardLedgerStore>()]
+            :
+            [
+                services.GetRequiredService<IMcpGuardApiKeyStore>(),
+                services.GetRequiredService<IMcpGuardAccountStatusStore>(),
+                services.GetRequiredService<IMcpGuardToolStatusStore>(),
+            ];
+        var checks = stores.OfType<IHealthCheck>().Distinct().ToList();
         var settings = services.GetRequiredService<StoreSettings>();
         var description = settings.Kind switch
         {
@@ -27,7 +36,22 @@ internal sealed class StoreHealthCheck(IServiceProvider services, McpGuardStateP
             McpGuardStoreKind.InMemory => "in memory",
             _ => settings.Kind.ToString(),
         };
-        return HealthChecks.RunAsync(checks, description, states.Current.Options.StoreTimeout, context, cancellationToken);
+        if (McpGuardStores.Sqlite(services) is { } database)
+        {
+            checks.Insert(0, new SqliteFileCheck(database));
+        }
+
+        return await HealthChecks.RunAsync([.. checks], description, states.Current.Options.StoreTimeout, context, cancellationToken);
+    }
+
+    /// <summary>The SQLite file opens and its schema reads, on a new connection (off the caller's thread: the file may hang).</summary>
+    private sealed class SqliteFileCheck(SqliteDatabase database) : IHealthCheck
+    {
+        public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        {
+            await Task.Run(database.Check, cancellationToken).WaitAsync(cancellationToken);
+            return HealthCheckResult.Healthy();
+        }
     }
 }
 
@@ -67,7 +91,7 @@ internal static class HealthChecks
 
             if (result.Status != HealthStatus.Healthy)
             {
-                return result;
+                return new HealthCheckResult(result.Status, $"{description}: {result.Description}", result.Exception, result.Data);
             }
         }
 

@@ -37,17 +37,8 @@ internal sealed partial class RateLimitGate(
     TimeProvider clock,
     ILogger<RateLimitGate> logger,
     IServiceProvider? services = null,
-    System.Diagnostics.Metrics.IMeterFactory? meters = null) : IDisposable
+    McpGuard.Telemetry.McpGuardTelemetry? telemetry = null) : IDisposable
 {
-    /// <summary>The meter of gates made without the app's meter factory (tests that build a gate by hand).</summary>
-    private static readonly System.Diagnostics.Metrics.Meter FallbackMeter = new(MeterName);
-
-    internal const string MeterName = "McpGuard";
-
-    /// <summary>Counted calls the shared store did not answer for (each one also logged), by what they got.</summary>
-    private readonly System.Diagnostics.Metrics.Counter<long> _storeFailures = (meters?.Create(new System.Diagnostics.Metrics.MeterOptions(MeterName)) ?? FallbackMeter)
-        .CreateCounter<long>("mcpguard.rate_limit.store_failures", unit: "{call}", description: "Counted calls the shared rate-limit store did not answer for.");
-
     // The shared store (Redis, or the app's own), resolved once: McpGuard:RateLimits:Store is read at start.
     private readonly Lazy<IMcpGuardRateLimitStore?> _store = new(() => services is null ? null : Storage.McpGuardStores.RateLimitStore(services));
 
@@ -94,6 +85,7 @@ internal sealed partial class RateLimitGate(
         var state = feature.State;
         var request = new McpGuardRateLimitRequest(subject.Partition, subject.Tool, chain.WindowList, counts);
         McpGuardRateLimitResult result;
+        using var span = McpGuard.Telemetry.McpGuardTelemetry.StartStoreCall("rate_limit", "acquire");
         using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted))
         {
             timeout.CancelAfter(state.Options.StoreTimeout);
@@ -107,6 +99,7 @@ internal sealed partial class RateLimitGate(
             }
             catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
             {
+                McpGuard.Telemetry.McpGuardTelemetry.Failed(span, ex);
                 if (!counts)
                 {
                     // A call that spends no permit only read the windows for its headers: it goes on without them.
@@ -115,7 +108,7 @@ internal sealed partial class RateLimitGate(
                 }
 
                 var failOpen = state.Options.RateLimits.OnStoreFailure == McpGuardStoreFailureMode.FailOpen;
-                _storeFailures.Add(1, new KeyValuePair<string, object?>("mcpguard.outcome", failOpen ? "passed" : "refused"));
+                telemetry?.RateLimitStoreFailed(passed: failOpen);
                 if (failOpen)
                 {
                     Log.StoreFailedOpen(logger, ex, subject.Partition, feature.RequestId);
@@ -156,6 +149,7 @@ internal sealed partial class RateLimitGate(
     {
         var seconds = Math.Max(1, (long)Math.Ceiling(wait.TotalSeconds));
         Log.Limited(logger, subject.Partition, exhausted?.Name ?? "(unknown)", seconds, feature.RequestId);
+        telemetry?.RateLimited(exhausted?.Policy ?? McpGuard.Telemetry.TelemetryNames.Other);
         return new McpGuardError(feature.State.Catalog[McpGuardReasons.RateLimited], $"Rate limit exceeded: retry after {seconds} s.")
         {
             RetryAfterSeconds = seconds,

@@ -70,7 +70,7 @@ internal static class McpGuardStores
             }
 
             var settings = sp.GetRequiredService<StoreSettings>();
-            LedgerJournal journal = Sqlite(sp) is { } database ? new SqliteJournal(database, settings.Durability) : new InMemoryJournal();
+            LedgerJournal journal = Sqlite(sp) is { } database ? new SqliteJournal(database, settings.Durability) { Telemetry = sp.GetService<McpGuard.Telemetry.McpGuardTelemetry>() } : new InMemoryJournal();
             return new LedgerEngine(journal, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>().CreateLogger("McpGuard.Credits.Ledger"));
         });
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, StoreStartup>());
@@ -99,7 +99,7 @@ internal static class McpGuardStores
                 "McpGuard:Store is PostgreSql, but McpGuard.PostgreSql is not added. Add the McpGuard.PostgreSql package and call builder.Services.AddMcpGuard().AddMcpGuardPostgreSql().")
             : null;
 
-    private static SqliteDatabase? Sqlite(IServiceProvider services) =>
+    internal static SqliteDatabase? Sqlite(IServiceProvider services) =>
         services.GetRequiredService<StoreSettings>().Kind == McpGuardStoreKind.Sqlite ? services.GetRequiredService<SqliteDatabase>() : null;
 }
 

@@ -36,6 +36,15 @@ internal sealed class SqliteDatabase
         return OpenRaw(synchronous);
     }
 
+    /// <summary>Whether the file can be opened and read now (for health checks): reads its schema on a new connection.</summary>
+    public void Check()
+    {
+        using var connection = Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT count(*) FROM sqlite_master;";
+        _ = command.ExecuteScalar();
+    }
+
     private SqliteConnection OpenRaw(string synchronous)
     {
         var connection = new SqliteConnection(ConnectionString);

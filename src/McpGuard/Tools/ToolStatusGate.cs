@@ -27,7 +27,10 @@ internal sealed class ToolStatusGate(IMcpGuardToolStatusStore statuses)
     }
 
     /// <summary>The tool's status now: the store's override (the admin API), else <c>McpGuard:Tools:&lt;tool&gt;:Status</c>.</summary>
-    internal static async ValueTask<McpGuardToolStatus> StatusAsync(IMcpGuardToolStatusStore statuses, McpGuardState state, string tool) =>
-        await statuses.GetStatusAsync(tool, CancellationToken.None)
+    internal static async ValueTask<McpGuardToolStatus> StatusAsync(IMcpGuardToolStatusStore statuses, McpGuardState state, string tool)
+    {
+        using var span = McpGuard.Telemetry.McpGuardTelemetry.StartStoreCall("tool_status", "get");
+        return await statuses.GetStatusAsync(tool, CancellationToken.None)
             ?? (state.Credits.ToolStatuses.TryGetValue(tool, out var configured) ? configured : McpGuardToolStatus.Live);
+    }
 }

@@ -89,7 +89,7 @@ public sealed class GateFailureTests
         public ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken) => throw new NotSupportedException();
     }
 
-    private sealed class ThrowingLedgerStore : IMcpGuardLedgerStore
+    internal sealed class ThrowingLedgerStore : IMcpGuardLedgerStore
     {
         public ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 

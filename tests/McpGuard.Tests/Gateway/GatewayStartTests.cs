@@ -106,7 +106,7 @@ public sealed class GatewayStartTests
         using var admin = new HttpRequestMessage(HttpMethod.Get, "/admin/accounts/alice");
         admin.Headers.TryAddWithoutValidation("Authorization", "Bearer mcpg_admin_secret");
         using var account = await gateway.Client.SendAsync(admin);
-        using var health = await gateway.Client.GetAsync("/healthz");
+        using var health = await gateway.Client.GetAsync("/health");
 
         Assert.Equal(System.Net.HttpStatusCode.OK, account.StatusCode);
         Assert.Equal(

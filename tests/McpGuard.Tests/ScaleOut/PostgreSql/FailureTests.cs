@@ -153,7 +153,7 @@ public sealed class FailureTests(PostgreSqlCluster cluster, ITestOutputHelper ou
             }
 
             // The health check says so.
-            using (var health = await hosts[0].Client.GetAsync("/healthz"))
+            using (var health = await hosts[0].Client.GetAsync("/health"))
             {
                 Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
             }
@@ -163,7 +163,7 @@ public sealed class FailureTests(PostgreSqlCluster cluster, ITestOutputHelper ou
             await WaitForAsync(() => Volatile.Read(ref servedAfterRestart) >= 100, "100 successes after PostgreSQL is back");
             await stop.CancelAsync();
             await Task.WhenAll(load).WaitAsync(Bound);
-            using (var health = await hosts[1].Client.GetAsync("/healthz"))
+            using (var health = await hosts[1].Client.GetAsync("/health"))
             {
                 Assert.Equal(HttpStatusCode.OK, health.StatusCode);
             }

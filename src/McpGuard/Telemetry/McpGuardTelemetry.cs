@@ -1,0 +1,206 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace McpGuard.Telemetry;
+
+/// <summary>
+/// McpGuard's instruments (meter <c>McpGuard</c>, made through the app's <see cref="IMeterFactory"/>) and its traces
+/// (<see cref="ActivitySource"/> <c>McpGuard</c>). Tag values come from bounded sets (<see cref="TelemetryNames"/>); an
+/// account id is a tag only when <c>McpGuard:Telemetry:AccountTags</c> is true. Every instrument costs one check when
+/// nothing listens.
+/// </summary>
+internal sealed class McpGuardTelemetry
+{
+    /// <summary>The name of the meter and of the activity source.</summary>
+    public const string Name = "McpGuard";
+
+    /// <summary>McpGuard's spans: one per guarded request, with children for store calls.</summary>
+    public static readonly ActivitySource Source = new(Name, typeof(McpGuardTelemetry).Assembly.GetName().Version?.ToString(3));
+
+    /// <summary>Tag names, after the OpenTelemetry MCP and gen-ai conventions where they have one.</summary>
+    public static class Tags
+    {
+        public const string Method = "mcp.method.name";
+        public const string Tool = "gen_ai.tool.name";
+        public const string Operation = "gen_ai.operation.name";
+        public const string SessionId = "mcp.session.id";
+        public const string ProtocolVersion = "mcp.protocol.version";
+        public const string JsonRpcId = "jsonrpc.request.id";
+        public const string ErrorType = "error.type";
+        public const string Outcome = "mcpguard.outcome";
+        public const string Reason = "mcpguard.reason";
+        public const string RequestId = "mcpguard.request_id";
+        public const string Account = "mcpguard.account";
+        public const string Policy = "mcpguard.rate_limit.policy";
+        public const string Store = "mcpguard.store";
+        public const string StoreOperation = "db.operation.name";
+    }
+
+    /// <summary>The values of <see cref="Tags.Outcome"/> on a request.</summary>
+    public static class Outcomes
+    {
+        /// <summary>The gates let the request through to the endpoint, which answered it.</summary>
+        public const string Passed = RecentTraffic.Passed;
+
+        /// <summary>A gate refused the request (reason in <see cref="Tags.Reason"/>); the endpoint never saw it.</summary>
+        public const string Refused = "refused";
+
+        /// <summary>The request passed the gates and the endpoint could not serve it (reason in <see cref="Tags.Reason"/>).</summary>
+        public const string Failed = "failed";
+    }
+
+    private static readonly double[] GuardSeconds = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+    private static readonly long[] BatchSizes = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+
+    private readonly Counter<long> _requests;
+    private readonly Histogram<double> _guardDuration;
+    private readonly Counter<long> _charged;
+    private readonly Counter<long> _refunded;
+    private readonly Counter<long> _rateLimitRejections;
+    private readonly Counter<long> _rateLimitStoreFailures;
+    private readonly Histogram<double> _commitDuration;
+    private readonly Histogram<long> _commitBatch;
+    private readonly Counter<long> _storeErrors;
+
+    public McpGuardTelemetry(IMeterFactory meters, RecentTraffic traffic)
+    {
+        Traffic = traffic;
+        var meter = meters.Create(new MeterOptions(Name) { Version = Source.Version });
+        _requests = meter.CreateCounter<long>("mcpguard.requests", "{request}",
+            "Guarded requests, by MCP method, tool, outcome (passed, refused, failed) and reason.");
+        _guardDuration = meter.CreateHistogram("mcpguard.guard.duration", "s",
+            "McpGuard's own time per request: from the request reaching the guard to its decision, without the endpoint's time.",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = GuardSeconds });
+        _charged = meter.CreateCounter<long>("mcpguard.credits.charged", "{micro-unit}",
+            "Micro-units charged to callers' balances when a priced call was let through, by tool.");
+        _refunded = meter.CreateCounter<long>("mcpguard.credits.refunded", "{micro-unit}",
+            "Micro-units given back for priced calls the server did not serve, by tool.");
+        _rateLimitRejections = meter.CreateCounter<long>("mcpguard.rate_limit.rejections", "{request}",
+            "Calls refused with 429 rate_limited, by the policy whose window ran out.");
+        _rateLimitStoreFailures = meter.CreateCounter<long>("mcpguard.rate_limit.store_failures", "{call}",
+            "Counted calls the shared rate-limit store did not answer for, by what they got (passed under FailOpen, refused under FailClosed).");
+        _commitDuration = meter.CreateHistogram("mcpguard.ledger.commit.duration", "s",
+            "Time of one ledger commit (a group of charges and refunds written in one transaction).",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = GuardSeconds });
+        _commitBatch = meter.CreateHistogram("mcpguard.ledger.commit.batch_size", "{operation}",
+            "Charges, refunds and other ledger writes committed together in one transaction.",
+            advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = BatchSizes });
+        _storeErrors = meter.CreateCounter<long>("mcpguard.store.errors", "{error}",
+            "Calls to a store (ledger, rate_limit, api_keys, account_status, tool_status) that failed or timed out, by store and operation.");
+    }
+
+    /// <summary>This instance's recent requests, for the admin API's traffic view.</summary>
+    public RecentTraffic Traffic { get; }
+
+    /// <summary>Counts one guarded request and the guard's time on it.</summary>
+    public void RequestEnded(string method, string? tool, string outcome, string? reason, string? account, double guardSeconds)
+    {
+        Traffic.Record(method, tool, reason ?? outcome);
+        if (_requests.Enabled)
+        {
+            var tags = new TagList
+            {
+                { Tags.Method, method },
+                { Tags.Outcome, outcome },
+            };
+            if (tool is not null)
+            {
+                tags.Add(Tags.Tool, tool);
+            }
+
+            if (reason is not null)
+            {
+                tags.Add(Tags.Reason, reason);
+            }
+
+            if (account is not null)
+            {
+                tags.Add(Tags.Account, account);
+            }
+
+            _requests.Add(1, tags);
+        }
+
+        if (_guardDuration.Enabled)
+        {
+            _guardDuration.Record(guardSeconds, new KeyValuePair<string, object?>(Tags.Method, method), new KeyValuePair<string, object?>(Tags.Outcome, outcome == Outcomes.Refused ? outcome : Outcomes.Passed));
+        }
+    }
+
+    /// <summary>Counts micro-units charged for one call (nothing for a free call).</summary>
+    public void Charged(string? tool, long amountMicro, string? account) => Money(_charged, tool, amountMicro, account);
+
+    /// <summary>Counts micro-units refunded for one call the server did not serve.</summary>
+    public void Refunded(string? tool, long amountMicro, string? account) => Money(_refunded, tool, amountMicro, account);
+
+    /// <summary>Counts one 429 from the window of <paramref name="policy"/> (a policy name from configuration).</summary>
+    public void RateLimited(string policy) => _rateLimitRejections.Add(1, new KeyValuePair<string, object?>(Tags.Policy, policy));
+
+    /// <summary>Counts one counted call the shared rate-limit store did not answer for.</summary>
+    public void RateLimitStoreFailed(bool passed)
+    {
+        _rateLimitStoreFailures.Add(1, new KeyValuePair<string, object?>(Tags.Outcome, passed ? Outcomes.Passed : Outcomes.Refused));
+        StoreFailed("rate_limit", "acquire");
+    }
+
+    /// <summary>Counts one failed or timed-out call to a store.</summary>
+    public void StoreFailed(string store, string operation) =>
+        _storeErrors.Add(1, new KeyValuePair<string, object?>(Tags.Store, store), new KeyValuePair<string, object?>(Tags.StoreOperation, operation));
+
+    /// <summary>Records one ledger commit of <paramref name="batchSize"/> writes that took <paramref name="seconds"/>.</summary>
+    public void LedgerCommitted(int batchSize, double seconds)
+    {
+        _commitDuration.Record(seconds);
+        _commitBatch.Record(batchSize);
+    }
+
+    /// <summary>
+    /// Starts a child span for one store call (<c>McpGuard {store} {operation}</c>) when something listens; dispose it when
+    /// the call ends, after <see cref="Failed"/> if it threw.
+    /// </summary>
+    public static Activity? StartStoreCall(string store, string operation)
+    {
+        if (!Source.HasListeners())
+        {
+            return null;
+        }
+
+        var activity = Source.StartActivity($"McpGuard {store} {operation}", ActivityKind.Internal);
+        activity?.SetTag(Tags.Store, store);
+        activity?.SetTag(Tags.StoreOperation, operation);
+        return activity;
+    }
+
+    /// <summary>Marks <paramref name="activity"/> failed by <paramref name="exception"/>.</summary>
+    public static void Failed(Activity? activity, Exception exception)
+    {
+        if (activity is null)
+        {
+            return;
+        }
+
+        activity.SetStatus(ActivityStatusCode.Error, exception.Message);
+        activity.SetTag(Tags.ErrorType, exception.GetType().FullName);
+    }
+
+    private static void Money(Counter<long> counter, string? tool, long amountMicro, string? account)
+    {
+        if (amountMicro <= 0 || !counter.Enabled)
+        {
+            return;
+        }
+
+        var tags = new TagList();
+        if (tool is not null)
+        {
+            tags.Add(Tags.Tool, tool);
+        }
+
+        if (account is not null)
+        {
+            tags.Add(Tags.Account, account);
+        }
+
+        counter.Add(amountMicro, tags);
+    }
+}
