@@ -22,6 +22,22 @@ internal static class GateChainProfile
         var rounds = args.Length > 3 ? int.Parse(args[3], CultureInfo.InvariantCulture) : 7;
         var types = args.Contains("types");
 
+        // "listen": every instrument of meter McpGuard has a listener, as when an app exports McpGuard's metrics.
+        using var meters = args.Contains("listen") ? new System.Diagnostics.Metrics.MeterListener() : null;
+        if (meters is not null)
+        {
+            meters.InstrumentPublished = (instrument, listener) =>
+            {
+                if (instrument.Meter.Name == "McpGuard")
+                {
+                    listener.EnableMeasurementEvents(instrument);
+                }
+            };
+            meters.SetMeasurementEventCallback<long>(static (_, _, _, _) => { });
+            meters.SetMeasurementEventCallback<double>(static (_, _, _, _) => { });
+            meters.Start();
+        }
+
         foreach (var scenario in scenarios)
         {
             var bench = new GateChainBenchmarks { Scenario = scenario };

@@ -5,7 +5,7 @@ using McpGuard.Benchmarks;
 // MCPGUARD_BENCH_POSTGRES='Host=127.0.0.1;Port=55432;Username=postgres' dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- --filter '*ReserveSettle*'
 // MCPGUARD_BENCH_POSTGRES='Host=127.0.0.1;Port=55432;Username=postgres' dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- --filter '*PostgreSqlLedger*'
 // dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- soak sqlite 32 5
-// dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- chain all 100000 7 types
+// dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- chain all 100000 7 types   (add "listen" to listen to meter McpGuard)
 // dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- generate-ledger /tmp/ledger.db 10000000
 // dotnet run -c Release --project benchmarks/McpGuard.Benchmarks -- bare-proxy --urls http://127.0.0.1:5702 --upstream http://127.0.0.1:5701
 if (args.Length > 0 && args[0] == "soak")

@@ -21,8 +21,7 @@ builder.Services.AddMcpServer()
     .WithTools<SampleTools>()
     .WithMcpGuard();
 
-// 3. Optional: for the admin API, authorization for its policy and its OpenAPI document; health checks of the stores;
-//    McpGuard's metrics (meter "McpGuard") for Prometheus.
+// 3. Optional: the admin API's authorization and OpenAPI document; health checks of the stores; metrics for Prometheus.
 builder.Services.AddAuthorization();
 builder.Services.AddOpenApi("mcpguard-admin");
 builder.Services.AddHealthChecks().AddMcpGuardStores();
@@ -36,6 +35,6 @@ app.MapMcp("/mcp");
 app.MapMcpGuardAdmin("/admin");   // optional: the admin API
 app.MapOpenApi();                 // optional: its OpenAPI document
 app.MapHealthChecks("/health");   // optional: the health checks
-app.MapPrometheusScrapingEndpoint("/metrics");  // optional: the metrics, in Prometheus text format
+app.MapPrometheusScrapingEndpoint("/metrics");  // optional: the metrics (Prometheus text format)
 
 app.Run();
