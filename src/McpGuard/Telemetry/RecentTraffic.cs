@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+
 namespace McpGuard.Telemetry;
 
 /// <summary>
@@ -17,7 +19,9 @@ internal sealed class RecentTraffic(TimeProvider time)
 
     private const int Slots = 24 * 60;
 
-    private readonly Slot[] _slots = CreateSlots();
+    // One slot per minute of the day, replaced whole when its minute comes round again. Counting takes no lock: requests on
+    // every core count in the same minute's slot at once.
+    private readonly Slot?[] _slots = new Slot?[Slots];
 
     /// <summary>Counts one request in the current minute.</summary>
     /// <param name="method">The MCP method, already bounded (<see cref="TelemetryNames.Method"/>).</param>
@@ -26,18 +30,24 @@ internal sealed class RecentTraffic(TimeProvider time)
     public void Record(string method, string? tool, string outcome)
     {
         var minute = time.GetUtcNow().ToUnixTimeSeconds() / 60;
-        var slot = _slots[minute % Slots];
-        lock (slot)
+        ref var entry = ref _slots[minute % Slots];
+        var slot = Volatile.Read(ref entry);
+        while (slot is null || slot.Minute < minute)
         {
-            if (slot.Minute != minute)
-            {
-                slot.Minute = minute;
-                slot.Counts.Clear();
-            }
-
-            var key = new TrafficKey(method, tool, outcome);
-            slot.Counts[key] = slot.Counts.GetValueOrDefault(key) + 1;
+            // The slot holds a day-old minute (or none): start this minute's. If another request started it first, use theirs.
+            var fresh = new Slot(minute);
+            var seen = Interlocked.CompareExchange(ref entry, fresh, slot);
+            slot = ReferenceEquals(seen, slot) ? fresh : seen;
         }
+
+        if (slot.Minute != minute)
+        {
+            // The clock went back a day or more: nothing to count into.
+            return;
+        }
+
+        var counter = slot.Counts.GetOrAdd(new TrafficKey(method, tool, outcome), static _ => new Counter());
+        Interlocked.Increment(ref counter.Value);
     }
 
     /// <summary>
@@ -64,26 +74,23 @@ internal sealed class RecentTraffic(TimeProvider time)
         var totals = new Dictionary<TrafficKey, long>();
         for (var minute = first; minute <= now; minute++)
         {
-            var slot = _slots[minute % Slots];
-            var bucketOf = buckets[(minute - first) / bucketMinutes];
-            lock (slot)
+            if (Volatile.Read(ref _slots[minute % Slots]) is not { } slot || slot.Minute != minute)
             {
-                if (slot.Minute != minute)
-                {
-                    continue;
-                }
+                continue;
+            }
 
-                foreach (var (key, count) in slot.Counts)
+            var bucketOf = buckets[(minute - first) / bucketMinutes];
+            foreach (var (key, counter) in slot.Counts)
+            {
+                var count = Volatile.Read(ref counter.Value);
+                totals[key] = totals.GetValueOrDefault(key) + count;
+                if (key.Outcome == Passed)
                 {
-                    totals[key] = totals.GetValueOrDefault(key) + count;
-                    if (key.Outcome == Passed)
-                    {
-                        bucketOf.Passed += count;
-                    }
-                    else
-                    {
-                        bucketOf.Refused += count;
-                    }
+                    bucketOf.Passed += count;
+                }
+                else
+                {
+                    bucketOf.Refused += count;
                 }
             }
         }
@@ -91,22 +98,16 @@ internal sealed class RecentTraffic(TimeProvider time)
         return new TrafficSnapshot(buckets, totals);
     }
 
-    private static Slot[] CreateSlots()
+    private sealed class Slot(long minute)
     {
-        var slots = new Slot[Slots];
-        for (var i = 0; i < slots.Length; i++)
-        {
-            slots[i] = new Slot();
-        }
+        public long Minute { get; } = minute;
 
-        return slots;
+        public ConcurrentDictionary<TrafficKey, Counter> Counts { get; } = new();
     }
 
-    private sealed class Slot
+    private sealed class Counter
     {
-        public long Minute = -1;
-
-        public readonly Dictionary<TrafficKey, long> Counts = [];
+        public long Value;
     }
 }
 
