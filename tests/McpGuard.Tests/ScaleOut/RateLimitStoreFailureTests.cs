@@ -20,10 +20,14 @@ public sealed class RateLimitStoreFailureTests
     {
         await using var host = await GuardedHost.StartSampleAsync(configure: builder =>
             builder.ConfigureServices(services => services.AddSingleton<IMcpGuardRateLimitStore, BrokenStore>()));
+        using var failures = Measurements.Collect<long>(host, "mcpguard.rate_limit.store_failures");
+        using var errors = Measurements.Collect<long>(host, "mcpguard.store.errors");
 
         using var response = await host.PostMcpAsync(Echo);
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Equal(["1 mcpguard.outcome=refused"], Measurements.Lines(failures));
+        Assert.Equal(["1 db.operation.name=acquire mcpguard.store=rate_limit"], Measurements.Lines(errors));
         Assert.Equal("1", Assert.Single(response.Headers.GetValues("Retry-After")));
         Assert.False(response.Headers.Contains("RateLimit"));
         var requestId = Assert.Single(response.Headers.GetValues("X-Request-Id"));
@@ -54,10 +58,11 @@ public sealed class RateLimitStoreFailureTests
     [Fact]
     public async Task FailOpen_lets_the_call_through_uncounted_logged_and_counted_in_the_metric()
     {
-        using var failures = new FailureCounter();
         await using var host = await GuardedHost.StartSampleAsync(
             new Dictionary<string, string?> { ["McpGuard:RateLimits:OnStoreFailure"] = "FailOpen" },
             configure: builder => builder.ConfigureServices(services => services.AddSingleton<IMcpGuardRateLimitStore, BrokenStore>()));
+        using var failures = Measurements.Collect<long>(host, "mcpguard.rate_limit.store_failures");
+        using var errors = Measurements.Collect<long>(host, "mcpguard.store.errors");
 
         using var response = await host.PostMcpAsync(Echo);
 
@@ -68,7 +73,8 @@ public sealed class RateLimitStoreFailureTests
         var requestId = Assert.Single(response.Headers.GetValues("X-Request-Id"));
         var logged = Assert.Single(host.Logs.Entries, e => e.EventId.Id == 5003);
         Assert.Equal($"The rate-limit store did not answer for account:alice; request {requestId} passes uncounted (RateLimits:OnStoreFailure is FailOpen).", logged.Message);
-        Assert.Equal([("passed", 1L)], failures.SeenBy(host.Services.GetRequiredService<IMeterFactory>()));
+        Assert.Equal(["1 mcpguard.outcome=passed"], Measurements.Lines(failures));
+        Assert.Equal(["1 db.operation.name=acquire mcpguard.store=rate_limit"], Measurements.Lines(errors));
     }
 
     /// <summary>A store whose every call fails, as StackExchange.Redis does when Redis is down.</summary>
@@ -76,47 +82,5 @@ public sealed class RateLimitStoreFailureTests
     {
         public ValueTask<McpGuardRateLimitResult> AcquireAsync(McpGuardRateLimitRequest request, CancellationToken cancellationToken) =>
             throw new TimeoutException("no connection is active");
-    }
-
-    /// <summary>Listens to <c>mcpguard.rate_limit.store_failures</c> of every app in the process; <see cref="SeenBy"/> picks one app's by its meter factory.</summary>
-    private sealed class FailureCounter : IDisposable
-    {
-        private readonly MeterListener _listener = new();
-        private readonly List<(object? Scope, string Outcome, long Value)> _seen = [];
-
-        public FailureCounter()
-        {
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (instrument.Meter.Name == "McpGuard" && instrument.Name == "mcpguard.rate_limit.store_failures")
-                {
-                    listener.EnableMeasurementEvents(instrument);
-                }
-            };
-            _listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
-            {
-                foreach (var tag in tags)
-                {
-                    if (tag.Key == "mcpguard.outcome")
-                    {
-                        lock (_seen)
-                        {
-                            _seen.Add((instrument.Meter.Scope, (string)tag.Value!, value));
-                        }
-                    }
-                }
-            });
-            _listener.Start();
-        }
-
-        public IReadOnlyList<(string, long)> SeenBy(IMeterFactory app)
-        {
-            lock (_seen)
-            {
-                return [.. _seen.Where(m => ReferenceEquals(m.Scope, app)).Select(m => (m.Outcome, m.Value))];
-            }
-        }
-
-        public void Dispose() => _listener.Dispose();
     }
 }

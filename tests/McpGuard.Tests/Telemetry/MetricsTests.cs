@@ -1,9 +1,9 @@
-using System.Diagnostics.Metrics;
 using System.Net;
 using McpGuard.Tests.Credits;
 using McpGuard.Tests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using static McpGuard.Tests.Infrastructure.Measurements;
 
 namespace McpGuard.Tests.Telemetry;
 
@@ -14,16 +14,6 @@ namespace McpGuard.Tests.Telemetry;
 public sealed class MetricsTests
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
-
-    private static MetricCollector<T> Collect<T>(GuardedHost host, string instrument)
-        where T : struct =>
-        new(host.Services.GetRequiredService<IMeterFactory>(), "McpGuard", instrument);
-
-    /// <summary>Each measurement as "value tag=value tag=value", tags in name order, for exact comparison.</summary>
-    private static string[] Lines<T>(MetricCollector<T> collector)
-        where T : struct =>
-        [.. collector.GetMeasurementSnapshot().Select(m =>
-            string.Join(' ', m.Tags.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Key}={t.Value}").Prepend(m.Value.ToString()!)))];
 
     [Fact]
     public async Task Requests_are_counted_by_method_tool_outcome_and_reason_with_names_outside_configuration_as_other()
