@@ -2,13 +2,16 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 
 namespace McpGuard.Gateway;
 
 /// <summary>
 /// The gateway: an ASP.NET Core app that reads <c>appsettings.json</c> from the working directory, environment variables
 /// and <c>--McpGuard:…</c> command-line keys, and maps McpGuard's proxy (at <c>McpGuard:Path</c>, default <c>/mcp</c>), the
-/// admin API (<c>/admin</c>) and health (<c>/health</c>). Two shortcuts: <c>--upstream &lt;url&gt;</c> for
+/// admin API (<c>/admin</c>), McpGuard's metrics in Prometheus text format behind the admin key (<c>/admin/metrics</c>) and
+/// health (<c>/health</c>); traces go to an OTLP collector when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> names one. Two shortcuts: <c>--upstream &lt;url&gt;</c> for
 /// <c>--McpGuard:Upstream:Url</c>, and ASP.NET Core's own <c>--urls &lt;url&gt;</c>.
 /// </summary>
 internal static class GatewayApp
@@ -21,7 +24,8 @@ internal static class GatewayApp
 
         Reads appsettings.json from the working directory, then environment variables (McpGuard__Upstream__Url=…),
         then the command line. Serves the guarded MCP endpoint at McpGuard:Path (default /mcp), the admin API at
-        /admin and health at /health. Manual: docs/gateway.md.
+        /admin, metrics at /admin/metrics (Prometheus text, admin key) and health at /health. Sends traces to
+        OTEL_EXPORTER_OTLP_ENDPOINT when it is set. Manual: docs/gateway.md.
         """;
 
     /// <summary>Runs the gateway (or one of its commands) until it is stopped; the process's exit code.</summary>
@@ -95,10 +99,18 @@ internal static class GatewayApp
             .AddMcpGuardRedis();
         builder.Services.AddAuthorization();
         builder.Services.AddHealthChecks().AddMcpGuardStores();
+        var telemetry = builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics.AddMeter("McpGuard").AddPrometheusExporter());
+        if (!string.IsNullOrWhiteSpace(builder.Configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]))
+        {
+            // The exporter reads the endpoint, protocol and headers from the standard OTEL_* variables.
+            telemetry.WithTracing(tracing => tracing.AddSource("McpGuard").AddOtlpExporter());
+        }
 
         var app = builder.Build();
         app.MapMcpGuardProxy(builder.Configuration["McpGuard:Path"] is { Length: > 0 } path ? path : "/mcp");
-        app.MapMcpGuardAdmin("/admin");
+        var admin = app.MapMcpGuardAdmin("/admin");
+        // In the admin group: a scrape needs the admin key (Prometheus sends it with authorization: credentials).
+        admin.MapPrometheusScrapingEndpoint("/metrics");
         app.MapHealthChecks("/health");
         return app;
     }

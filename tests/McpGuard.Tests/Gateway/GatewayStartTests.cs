@@ -114,5 +114,24 @@ public sealed class GatewayStartTests
             await account.Content.ReadAsStringAsync());
         Assert.Equal(System.Net.HttpStatusCode.OK, health.StatusCode);
         Assert.Equal("Healthy", await health.Content.ReadAsStringAsync());
+
+        // McpGuard's metrics, in Prometheus text format, behind the admin key.
+        using var list = new HttpRequestMessage(HttpMethod.Post, "/mcp") { Content = new StringContent("""{"jsonrpc":"2.0","id":1,"method":"tools/list"}""", System.Text.Encoding.UTF8, "application/json") };
+        list.Headers.TryAddWithoutValidation("Accept", "application/json, text/event-stream");
+        using (var refused = await gateway.Client.SendAsync(list))
+        {
+            Assert.Equal(System.Net.HttpStatusCode.Unauthorized, refused.StatusCode);
+        }
+
+        using var anonymous = await gateway.Client.GetAsync("/admin/metrics");
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        using var scrape = new HttpRequestMessage(HttpMethod.Get, "/admin/metrics");
+        scrape.Headers.TryAddWithoutValidation("Authorization", "Bearer mcpg_admin_secret");
+        using var metrics = await gateway.Client.SendAsync(scrape);
+        Assert.Equal(System.Net.HttpStatusCode.OK, metrics.StatusCode);
+        Assert.StartsWith("text/plain", metrics.Content.Headers.ContentType?.ToString(), StringComparison.Ordinal);
+        Assert.Contains(
+            """mcpguard_requests_total{otel_scope_name="McpGuard",otel_scope_version="0.1.0",mcp_method_name="tools/list",mcpguard_outcome="refused",mcpguard_reason="unauthorized"} 1""",
+            (await metrics.Content.ReadAsStringAsync()).Split('\n'));
     }
 }
