@@ -91,6 +91,33 @@ public sealed class TracingTests
     }
 
     [Fact]
+    public async Task Through_the_gateway_a_node_mcp_server_receives_the_trace_with_a_parent_under_mcpguards_span()
+    {
+        using var trace = new TraceRecorder();
+        await using var upstream = await Gateway.EverythingServer.StartAsync();
+        await using var gateway = await Gateway.GatewayHost.StartAsync(Gateway.GatewayEverythingTests.AppSettings(), "--upstream", upstream.Url.ToString());
+
+        using var initialize = CreditCalls.Post(
+            """{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}""", DemoKeys.Alice);
+        initialize.Headers.TryAddWithoutValidation("traceparent", trace.Traceparent);
+        using var response = await gateway.Client.SendAsync(initialize);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var span = await trace.WaitForAsync(a => a.Source.Name == "McpGuard" && a.DisplayName == "McpGuard initialize");
+        // The upstream logs a request when its response ends, which may be just after the client read it.
+        for (var i = 0; i < 200 && !upstream.Requests().Any(r => r.Method == "POST"); i++)
+        {
+            await Task.Delay(25);
+        }
+
+        var logged = Assert.Single(upstream.Requests(), r => r.Method == "POST");
+        var parts = logged.Headers["traceparent"].Split('-');
+        Assert.Equal(trace.TraceId.ToHexString(), parts[1]);
+        var parent = trace.Stopped.Single(a => a.SpanId.ToHexString() == parts[2]);
+        Assert.True(parent == span || trace.HasAncestor(parent, span), $"the upstream's parent span {parent.DisplayName} is not under McpGuard's span");
+    }
+
+    [Fact]
     public async Task With_no_span_open_the_callers_trace_context_passes_through_the_proxy_unchanged()
     {
         await using var upstream = await Upstream.StartAsync(CreditCalls.AnswerWithResult);
