@@ -355,7 +355,6 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IAtt
 
             Interlocked.Increment(ref Commits);
             Interlocked.Add(ref Operations, n);
-            Telemetry?.LedgerCommitted(n, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
         }
         catch (PostgresException ex) when (n > 1 && (!ex.IsTransient || IsConflict(ex)))
         {
@@ -389,13 +388,13 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IAtt
         {
             _database.ForgetConnections(ex);
             Log.BatchFailed(_logger, ex, n);
-            Telemetry?.StoreFailed("ledger", "commit");
             var failure = ex is OperationCanceledException ? new TimeoutException($"PostgreSQL did not commit the batch within {_database.Timeout.TotalMilliseconds:0} ms.", ex) : ex;
             foreach (var operation in batch)
             {
                 operation.Done.TrySetException(failure);
             }
 
+            Telemetry?.StoreFailed("ledger", "commit");
             return;
         }
 
@@ -403,6 +402,8 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IAtt
         {
             batch[i].Done.TrySetResult(results[i]);
         }
+
+        Telemetry?.LedgerCommitted(n, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
     }
 
     /// <summary>A deadlock (40P01) or a serialization failure (40001): the transaction was rolled back, and may be tried again.</summary>

@@ -1,7 +1,7 @@
+using System.Diagnostics;
 using McpGuard.Auth;
 using McpGuard.Credits;
 using McpGuard.Errors;
-using System.Diagnostics;
 using McpGuard.RateLimiting;
 using McpGuard.Protocol;
 using McpGuard.Telemetry;
@@ -59,6 +59,7 @@ internal sealed partial class McpGuardPipeline(
         {
             // Nobody is left to answer. Aborting also stops the server from draining a body that will never arrive.
             Log.ClientDisconnected(logger, requestId);
+            Ended(activity, feature, TelemetryNames.Method(feature.Envelope), TelemetryNames.Tool(feature.Envelope, state), McpGuardTelemetry.Outcomes.Abandoned, null, Stopwatch.GetElapsedTime(started).TotalSeconds);
             context.Abort();
             return;
         }
@@ -90,8 +91,8 @@ internal sealed partial class McpGuardPipeline(
             McpGuardFeature.AnonymousRequest.Value = feature;
         }
 
-        var failure = await InvokeEndpointAsync(context, next, feature);
-        Ended(activity, feature, method, tool, failure is null ? McpGuardTelemetry.Outcomes.Passed : McpGuardTelemetry.Outcomes.Failed, failure, guardSeconds);
+        var failure = await InvokeEndpointAsync(context, next, feature) ?? feature.Settlement?.AnsweredWith;
+        Ended(activity, feature, method, tool, McpGuardTelemetry.Outcomes.Of(failure), failure, guardSeconds);
     }
 
     /// <summary>Names the request's span after what it asks (<c>McpGuard tools/call add</c>) and tags it, once the front door has read it.</summary>
@@ -142,8 +143,13 @@ internal sealed partial class McpGuardPipeline(
         if (reason is not null)
         {
             activity.SetTag(McpGuardTelemetry.Tags.Reason, reason);
-            activity.SetTag(McpGuardTelemetry.Tags.ErrorType, reason);
-            if (failure!.StatusCode >= StatusCodes.Status500InternalServerError)
+            if (activity.GetTagItem(McpGuardTelemetry.Tags.ErrorType) is null)
+            {
+                // A gate that threw has already named its exception's type here.
+                activity.SetTag(McpGuardTelemetry.Tags.ErrorType, reason);
+            }
+
+            if (McpGuardTelemetry.IsFault(reason))
             {
                 activity.SetStatus(ActivityStatusCode.Error, reason);
             }

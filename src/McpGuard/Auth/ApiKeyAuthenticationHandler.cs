@@ -21,6 +21,7 @@ internal sealed class ApiKeyAuthenticationHandler(
     McpGuardStateProvider states,
     IMcpGuardApiKeyStore keyStore,
     TimeProvider clock,
+    McpGuard.Telemetry.McpGuardTelemetry telemetry,
     ILogger<AuthenticationGate> log)
     : AuthenticationHandler<AuthenticationSchemeOptions>(options, loggerFactory, encoder)
 {
@@ -61,9 +62,17 @@ internal sealed class ApiKeyAuthenticationHandler(
     private async Task<AuthenticateResult> FindStoredKeyAsync(byte[] hash, string requestId)
     {
         McpGuardApiKey? key;
-        using (McpGuard.Telemetry.McpGuardTelemetry.StartStoreCall("api_keys", "find"))
+        using (var call = telemetry.StoreCall("api_keys", "find"))
         {
-            key = await keyStore.FindAsync(hash, Context.RequestAborted);
+            try
+            {
+                key = await keyStore.FindAsync(hash, Context.RequestAborted);
+            }
+            catch (Exception ex) when (!Context.RequestAborted.IsCancellationRequested)
+            {
+                call.Fail(ex);
+                throw;
+            }
         }
 
         if (key is null)

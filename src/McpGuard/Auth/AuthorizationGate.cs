@@ -8,7 +8,7 @@ namespace McpGuard.Auth;
 /// After authentication: refuses suspended accounts (403 <c>suspended</c>), then calls whose required scopes
 /// the caller lacks (403 <c>insufficient_scope</c> with a step-up challenge naming every scope the call needs).
 /// </summary>
-internal sealed partial class AuthorizationGate(IMcpGuardAccountStatusStore accounts, ILogger<AuthorizationGate> logger)
+internal sealed partial class AuthorizationGate(IMcpGuardAccountStatusStore accounts, McpGuard.Telemetry.McpGuardTelemetry telemetry, ILogger<AuthorizationGate> logger)
 {
     public async ValueTask<McpGuardError?> CheckAsync(McpGuardFeature feature)
     {
@@ -29,9 +29,17 @@ internal sealed partial class AuthorizationGate(IMcpGuardAccountStatusStore acco
         }
 
         bool suspended;
-        using (McpGuard.Telemetry.McpGuardTelemetry.StartStoreCall("account_status", "get"))
+        using (var call = telemetry.StoreCall("account_status", "get"))
         {
-            suspended = await auth.IsSuspendedAsync(caller.Account, accounts, CancellationToken.None);
+            try
+            {
+                suspended = await auth.IsSuspendedAsync(caller.Account, accounts, CancellationToken.None);
+            }
+            catch (Exception ex)
+            {
+                call.Fail(ex);
+                throw;
+            }
         }
 
         if (suspended)

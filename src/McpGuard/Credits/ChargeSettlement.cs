@@ -79,7 +79,11 @@ internal sealed partial class ChargeSettlement(RefundRetry refunds, TimeProvider
             await RefundAsync(feature, reason);
         }
 
-        feature.RecordSettlement(new Settlement(reason));
+        // No answer in time and nothing sent yet: the guard answers 504 upstream_timeout for the endpoint (below).
+        var timeoutAnswer = failure == "timeout" && exception is null && !body.Released && !context.Response.HasStarted
+            ? feature.State.Catalog[McpGuardReasons.UpstreamTimeout]
+            : null;
+        feature.RecordSettlement(new Settlement(reason) { AnsweredWith = timeoutAnswer });
 
         if (failure is not null && !body.Released)
         {
@@ -91,9 +95,9 @@ internal sealed partial class ChargeSettlement(RefundRetry refunds, TimeProvider
                 System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(exception).Throw();
             }
 
-            if (failure == "timeout" && !context.Response.HasStarted)
+            if (timeoutAnswer is not null)
             {
-                await writer.ReplaceResponseAsync(context, new McpGuardError(feature.State.Catalog[McpGuardReasons.UpstreamTimeout],
+                await writer.ReplaceResponseAsync(context, new McpGuardError(timeoutAnswer,
                     $"Upstream timeout: no answer within {credits.UpstreamTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s; the charge was refunded."));
             }
 

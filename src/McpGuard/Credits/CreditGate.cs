@@ -87,11 +87,20 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
         var subject = envelope.ToolName ?? envelope.Method!;
         var request = new McpGuardChargeRequest(caller.Account, feature.RequestId, subject, price, credits.FreeCallsFor(caller.Account), now, feature.NewRequestId);
         McpGuardChargeResult result;
-        using var span = McpGuard.Telemetry.McpGuardTelemetry.StartStoreCall("ledger", "charge");
+        using var call = telemetry.StoreCall("ledger", "charge");
         if (ledger is LedgerEngine)
         {
-            // The embedded ledger answers from memory and its own durable journal: nothing to time out.
-            result = await ledger.ChargeAsync(request, CancellationToken.None);
+            // The embedded ledger answers from memory and its own durable journal: nothing to time out. It throws only once
+            // its journal has failed (the request then gets internal_error, and the ledger's health check says why).
+            try
+            {
+                result = await ledger.ChargeAsync(request, CancellationToken.None);
+            }
+            catch (Exception ex)
+            {
+                call.Fail(ex);
+                throw;
+            }
         }
         else
         {
@@ -102,8 +111,7 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
             }
             catch (Exception ex)
             {
-                McpGuard.Telemetry.McpGuardTelemetry.Failed(span, ex);
-                telemetry.StoreFailed("ledger", "charge");
+                call.Fail(ex);
                 // The charge may have landed before the ledger failed: the call is refused, so it must not stand. The
                 // refund is asked for now and, while the ledger fails or the charge may still land, again later.
                 Log.LedgerFailed(logger, ex, caller.Account, feature.RequestId);
@@ -153,7 +161,15 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
                 return new McpGuardError(state.Catalog[McpGuardReasons.DuplicateRequest], $"Request id '{feature.RequestId}' was already charged.");
         }
 
-        span?.SetTag(McpGuard.Telemetry.McpGuardTelemetry.Tags.Outcome, result.Outcome.ToString());
+        call.Span?.SetTag(McpGuard.Telemetry.McpGuardTelemetry.Tags.ChargeOutcome, result.Outcome switch
+        {
+            McpGuardChargeOutcome.Charged => "charged",
+            McpGuardChargeOutcome.Free => "free",
+            McpGuardChargeOutcome.OutOfCredit => "out_of_credit",
+            McpGuardChargeOutcome.CapReached => "cap_reached",
+            McpGuardChargeOutcome.DuplicateRequest => "duplicate_request",
+            _ => "other",
+        });
         var free = result.Outcome == McpGuardChargeOutcome.Free;
         if (!free)
         {

@@ -11,7 +11,7 @@ namespace McpGuard.Credits;
 /// the failure may still land; refunds are idempotent, so asking again is safe. Pending refunds live in this process:
 /// a stop with refunds pending logs each one (event 6105) for an operator to credit back.
 /// </summary>
-internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvider clock, McpGuardStateProvider states, ILogger<RefundRetry> logger, McpGuard.Telemetry.McpGuardTelemetry? telemetry = null) : IDisposable
+internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvider clock, McpGuardStateProvider states, McpGuard.Telemetry.McpGuardTelemetry telemetry, ILogger<RefundRetry> logger) : IDisposable
 {
     /// <summary>
     /// How long a charge of unknown outcome is watched for: longer than any store call can take to land (a charge taken
@@ -71,7 +71,6 @@ internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvi
         catch (Exception ex) when (!_stopping.IsCancellationRequested)
         {
             Log.RefundFailed(logger, ex, requestId, reason);
-            telemetry?.StoreFailed("ledger", "refund");
         }
 
         Keep(requestId, reason, attempt);
@@ -81,17 +80,25 @@ internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvi
     /// <summary>Asks the ledger for one refund, under <c>McpGuard:StoreTimeout</c> unless the ledger is the embedded one.</summary>
     private async ValueTask<bool> CallAsync(string requestId, Attempt? attempt)
     {
-        using var span = McpGuard.Telemetry.McpGuardTelemetry.StartStoreCall("ledger", "refund");
-        if (Embedded)
+        using var call = telemetry.StoreCall("ledger", "refund");
+        try
         {
-            return await ledger.RefundAsync(requestId, clock.GetUtcNow(), CancellationToken.None);
-        }
+            if (Embedded)
+            {
+                return await ledger.RefundAsync(requestId, clock.GetUtcNow(), CancellationToken.None);
+            }
 
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
-        timeout.CancelAfter(states.Current.Options.StoreTimeout);
-        return attempt is { Account: { } account } && ledger is IAttemptRefunds attempts
-            ? await attempts.RefundAttemptAsync(requestId, account, attempt.Value.ChargedAt, clock.GetUtcNow(), timeout.Token)
-            : await ledger.RefundAsync(requestId, clock.GetUtcNow(), timeout.Token);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+            timeout.CancelAfter(states.Current.Options.StoreTimeout);
+            return attempt is { Account: { } account } && ledger is IAttemptRefunds attempts
+                ? await attempts.RefundAttemptAsync(requestId, account, attempt.Value.ChargedAt, clock.GetUtcNow(), timeout.Token)
+                : await ledger.RefundAsync(requestId, clock.GetUtcNow(), timeout.Token);
+        }
+        catch (Exception ex) when (!_stopping.IsCancellationRequested)
+        {
+            call.Fail(ex);
+            throw;
+        }
     }
 
     private void Keep(string requestId, string reason, Attempt? attempt)
@@ -99,7 +106,14 @@ internal sealed partial class RefundRetry(IMcpGuardLedgerStore ledger, TimeProvi
         lock (_lock)
         {
             _pending[requestId] = new Pending(reason, attempt is null ? null : clock.GetUtcNow() + LateChargeWindow, Attempts: 1, attempt);
-            _loop ??= Task.Run(RetryLoopAsync);
+            if (_loop is null)
+            {
+                // The loop outlives the request that started it: it must not run (nor trace its retries) in that request's context.
+                using (ExecutionContext.SuppressFlow())
+                {
+                    _loop = Task.Run(RetryLoopAsync);
+                }
+            }
         }
     }
 

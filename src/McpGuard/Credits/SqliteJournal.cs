@@ -234,7 +234,6 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
             // The in-memory state is ahead of the disk now: fail this batch and everything after it (no checkpoint is
             // written from here on, so the totals on disk stay those of the last commit that held one).
             RollBackQuietly();
-            Telemetry?.StoreFailed("ledger", "commit");
             List<(JournalWrite Write, TaskCompletionSource Done)> rest;
             lock (_queueLock)
             {
@@ -254,10 +253,12 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
                 done.SetException(ex);
             }
 
+            Telemetry?.StoreFailed("ledger", "commit");
             return;
         }
 
-        Telemetry?.LedgerCommitted(batch.Count, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+        var seconds = System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds;
+        var size = batch.Count;
         Volatile.Write(ref _committed, _committed + batch.Count);
         foreach (var (write, done) in batch)
         {
@@ -274,6 +275,7 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
 
         batch.Clear();
         _spare = batch;
+        Telemetry?.LedgerCommitted(size, seconds);
     }
 
     /// <summary>

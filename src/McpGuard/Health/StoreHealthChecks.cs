@@ -72,29 +72,39 @@ internal sealed class RateLimitStoreHealthCheck(IServiceProvider services, McpGu
 
 internal static class HealthChecks
 {
-    /// <summary>The worst of <paramref name="checks"/>, each given at most <paramref name="timeout"/>; healthy when there are none.</summary>
+    /// <summary>
+    /// The worst of <paramref name="checks"/>, run at once (so several stores on one slow database cost one timeout, not
+    /// one each), each given at most <paramref name="timeout"/>; healthy when there are none. The first check in order
+    /// that is not healthy is the one reported.
+    /// </summary>
     public static async Task<HealthCheckResult> RunAsync(IHealthCheck[] checks, string description, TimeSpan timeout, HealthCheckContext context, CancellationToken cancellationToken)
     {
-        foreach (var check in checks)
+        var results = await Task.WhenAll(checks.Select(check => RunOneAsync(check, description, timeout, context, cancellationToken)));
+        foreach (var result in results)
         {
-            using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            limit.CancelAfter(timeout);
-            HealthCheckResult result;
-            try
-            {
-                result = await check.CheckHealthAsync(context, limit.Token);
-            }
-            catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
-            {
-                return new HealthCheckResult(context.Registration.FailureStatus, $"{description}: {(limit.IsCancellationRequested ? $"no answer within {timeout.TotalMilliseconds:0} ms" : ex.Message)}", ex);
-            }
-
             if (result.Status != HealthStatus.Healthy)
             {
-                return new HealthCheckResult(result.Status, $"{description}: {result.Description}", result.Exception, result.Data);
+                return result;
             }
         }
 
         return HealthCheckResult.Healthy(description);
+    }
+
+    private static async Task<HealthCheckResult> RunOneAsync(IHealthCheck check, string description, TimeSpan timeout, HealthCheckContext context, CancellationToken cancellationToken)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(timeout);
+        try
+        {
+            var result = await check.CheckHealthAsync(context, limit.Token).WaitAsync(limit.Token);
+            return result.Status == HealthStatus.Healthy
+                ? result
+                : new HealthCheckResult(result.Status, $"{description}: {result.Description}", result.Exception, result.Data);
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            return new HealthCheckResult(context.Registration.FailureStatus, $"{description}: {(limit.IsCancellationRequested ? $"no answer within {timeout.TotalMilliseconds:0} ms" : ex.Message)}", ex);
+        }
     }
 }

@@ -77,4 +77,7 @@ internal sealed class McpGuardFeature(string requestId, McpGuardState state) : I
 internal sealed record Settlement(string? Unserved)
 {
     public bool Served => Unserved is null;
+
+    /// <summary>The error McpGuard answered in the endpoint's place (<c>upstream_timeout</c>); null when the endpoint answered.</summary>
+    public Errors.McpGuardErrorDescriptor? AnsweredWith { get; init; }
 }

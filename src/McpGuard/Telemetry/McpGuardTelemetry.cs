@@ -34,6 +34,7 @@ internal sealed class McpGuardTelemetry
         public const string Policy = "mcpguard.rate_limit.policy";
         public const string Store = "mcpguard.store";
         public const string StoreOperation = "db.operation.name";
+        public const string ChargeOutcome = "mcpguard.charge.outcome";
     }
 
     /// <summary>The values of <see cref="Tags.Outcome"/> on a request.</summary>
@@ -45,9 +46,31 @@ internal sealed class McpGuardTelemetry
         /// <summary>A gate refused the request (reason in <see cref="Tags.Reason"/>); the endpoint never saw it.</summary>
         public const string Refused = "refused";
 
-        /// <summary>The request passed the gates and the endpoint could not serve it (reason in <see cref="Tags.Reason"/>).</summary>
+        /// <summary>The request passed the gates and could not be served: the upstream failed or did not answer in time, or McpGuard failed (reason in <see cref="Tags.Reason"/>).</summary>
         public const string Failed = "failed";
+
+        /// <summary>The client went away before McpGuard decided (while its body was still arriving, say).</summary>
+        public const string Abandoned = "abandoned";
+
+        /// <summary>
+        /// The outcome of a request the gates let through: <see cref="Passed"/> when the endpoint answered; when McpGuard
+        /// answered in its place, <see cref="Refused"/> for a 4xx (the proxy refusing a request it will not forward, such
+        /// as another caller's session) and <see cref="Failed"/> for a 5xx.
+        /// </summary>
+        public static string Of(Errors.McpGuardErrorDescriptor? answeredInstead) => answeredInstead switch
+        {
+            null => Passed,
+            { StatusCode: < 500 } => Refused,
+            _ => Failed,
+        };
     }
+
+    /// <summary>
+    /// Whether a reason is a fault (something failed, McpGuard or what it depends on) rather than a decision: the span of a
+    /// request refused for such a reason gets an error status. A paused tool's 503 is a decision, so it is not one.
+    /// </summary>
+    public static bool IsFault(string? reason) => reason is McpGuardReasons.InternalError or McpGuardReasons.LedgerUnavailable
+        or McpGuardReasons.LimiterUnavailable or McpGuardReasons.UpstreamError or McpGuardReasons.UpstreamTimeout;
 
     private static readonly double[] GuardSeconds = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
     private static readonly long[] BatchSizes = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
@@ -95,7 +118,11 @@ internal sealed class McpGuardTelemetry
     /// <summary>Counts one guarded request and the guard's time on it.</summary>
     public void RequestEnded(string method, string? tool, string outcome, string? reason, string? account, double guardSeconds)
     {
-        Traffic.Record(method, tool, reason ?? outcome);
+        if (outcome != Outcomes.Abandoned)
+        {
+            Traffic.Record(method, tool, reason ?? outcome);
+        }
+
         if (_requests.Enabled)
         {
             var tags = new TagList
@@ -121,7 +148,7 @@ internal sealed class McpGuardTelemetry
             _requests.Add(1, tags);
         }
 
-        if (_guardDuration.Enabled)
+        if (_guardDuration.Enabled && outcome != Outcomes.Abandoned)
         {
             _guardDuration.Record(guardSeconds, new KeyValuePair<string, object?>(Tags.Method, method), new KeyValuePair<string, object?>(Tags.Outcome, outcome == Outcomes.Refused ? outcome : Outcomes.Passed));
         }
@@ -143,16 +170,38 @@ internal sealed class McpGuardTelemetry
         StoreFailed("rate_limit", "acquire");
     }
 
-    /// <summary>Counts one failed or timed-out call to a store.</summary>
-    public void StoreFailed(string store, string operation) =>
-        _storeErrors.Add(1, new KeyValuePair<string, object?>(Tags.Store, store), new KeyValuePair<string, object?>(Tags.StoreOperation, operation));
+    /// <summary>Counts one failed or timed-out call to a store. Never throws (see <see cref="Safely"/>).</summary>
+    public void StoreFailed(string store, string operation) => Safely(() =>
+        _storeErrors.Add(1, new KeyValuePair<string, object?>(Tags.Store, store), new KeyValuePair<string, object?>(Tags.StoreOperation, operation)));
 
-    /// <summary>Records one ledger commit of <paramref name="batchSize"/> writes that took <paramref name="seconds"/>.</summary>
-    public void LedgerCommitted(int batchSize, double seconds)
+    /// <summary>Records one ledger commit of <paramref name="batchSize"/> writes that took <paramref name="seconds"/>. Never throws.</summary>
+    public void LedgerCommitted(int batchSize, double seconds) => Safely(() =>
     {
         _commitDuration.Record(seconds);
         _commitBatch.Record(batchSize);
+    });
+
+    /// <summary>
+    /// Records a measurement from a ledger's writer or a failure path: a metrics listener runs inside <c>Add</c> and
+    /// <c>Record</c>, and one that throws must not stop a writer or replace the failure being reported.
+    /// </summary>
+    private static void Safely(Action record)
+    {
+        try
+        {
+            record();
+        }
+        catch (Exception)
+        {
+            // The listener's failure is the listener's own: McpGuard goes on.
+        }
     }
+
+    /// <summary>
+    /// One store call: a child span (when something listens) and, through <see cref="StoreCallScope.Fail"/>, a count in
+    /// <c>mcpguard.store.errors</c>. <c>using var call = telemetry.StoreCall("api_keys", "find");</c>
+    /// </summary>
+    public StoreCallScope StoreCall(string store, string operation) => new(this, StartStoreCall(store, operation), store, operation);
 
     /// <summary>
     /// Starts a child span for one store call (<c>McpGuard {store} {operation}</c>) when something listens; dispose it when
@@ -181,6 +230,7 @@ internal sealed class McpGuardTelemetry
 
         activity.SetStatus(ActivityStatusCode.Error, exception.Message);
         activity.SetTag(Tags.ErrorType, exception.GetType().FullName);
+        activity.AddException(exception);
     }
 
     private static void Money(Counter<long> counter, string? tool, long amountMicro, string? account)
@@ -203,4 +253,20 @@ internal sealed class McpGuardTelemetry
 
         counter.Add(amountMicro, tags);
     }
+}
+
+/// <summary>A store call in progress (see <see cref="McpGuardTelemetry.StoreCall"/>): dispose it when the call ends.</summary>
+internal readonly struct StoreCallScope(McpGuardTelemetry telemetry, Activity? span, string store, string operation) : IDisposable
+{
+    /// <summary>The call's span, when something listens.</summary>
+    public Activity? Span => span;
+
+    /// <summary>The call failed or timed out: marks the span and counts the error.</summary>
+    public void Fail(Exception exception)
+    {
+        McpGuardTelemetry.Failed(span, exception);
+        telemetry.StoreFailed(store, operation);
+    }
+
+    public void Dispose() => span?.Dispose();
 }

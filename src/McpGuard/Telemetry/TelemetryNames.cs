@@ -9,11 +9,11 @@ namespace McpGuard.Telemetry;
 /// </summary>
 internal static class TelemetryNames
 {
-    /// <summary>The value that stands for every name outside the bounded set.</summary>
-    public const string Other = "_other";
+    /// <summary>The value that stands for every name outside the bounded set (as OpenTelemetry's conventions write it).</summary>
+    public const string Other = "_OTHER";
 
     /// <summary>The method tag for a request that is no single JSON-RPC message (a GET stream, a DELETE, a batch, or one the front door refused unread).</summary>
-    public const string NoMethod = "_none";
+    public const string NoMethod = "_NONE";
 
     /// <summary>The request's MCP method, bounded: a method McpGuard knows, else <see cref="Other"/>; <see cref="NoMethod"/> when there is none.</summary>
     public static string Method(McpEnvelope? envelope) => envelope?.Method switch

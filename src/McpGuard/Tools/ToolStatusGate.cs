@@ -8,7 +8,7 @@ namespace McpGuard.Tools;
 /// before anything is counted or charged. A status set through the admin API (the tool-status store) overrides the
 /// configured one (<c>McpGuard:Tools:&lt;tool&gt;:Status</c>). Works whether or not credits are on.
 /// </summary>
-internal sealed class ToolStatusGate(IMcpGuardToolStatusStore statuses)
+internal sealed class ToolStatusGate(IMcpGuardToolStatusStore statuses, McpGuard.Telemetry.McpGuardTelemetry telemetry)
 {
     public async ValueTask<McpGuardError?> CheckAsync(McpGuardFeature feature)
     {
@@ -18,7 +18,21 @@ internal sealed class ToolStatusGate(IMcpGuardToolStatusStore statuses)
         }
 
         var state = feature.State;
-        return await StatusAsync(statuses, state, tool) switch
+        McpGuardToolStatus status;
+        using (var call = telemetry.StoreCall("tool_status", "get"))
+        {
+            try
+            {
+                status = await StatusAsync(statuses, state, tool);
+            }
+            catch (Exception ex)
+            {
+                call.Fail(ex);
+                throw;
+            }
+        }
+
+        return status switch
         {
             McpGuardToolStatus.Paused => new McpGuardError(state.Catalog[McpGuardReasons.ToolPaused], $"Tool paused: '{tool}' is paused by its publisher.") { Data = [new("tool", tool)] },
             McpGuardToolStatus.Archived => new McpGuardError(state.Catalog[McpGuardReasons.ToolArchived], $"Tool archived: '{tool}' is no longer offered.") { Data = [new("tool", tool)] },
@@ -27,10 +41,7 @@ internal sealed class ToolStatusGate(IMcpGuardToolStatusStore statuses)
     }
 
     /// <summary>The tool's status now: the store's override (the admin API), else <c>McpGuard:Tools:&lt;tool&gt;:Status</c>.</summary>
-    internal static async ValueTask<McpGuardToolStatus> StatusAsync(IMcpGuardToolStatusStore statuses, McpGuardState state, string tool)
-    {
-        using var span = McpGuard.Telemetry.McpGuardTelemetry.StartStoreCall("tool_status", "get");
-        return await statuses.GetStatusAsync(tool, CancellationToken.None)
+    internal static async ValueTask<McpGuardToolStatus> StatusAsync(IMcpGuardToolStatusStore statuses, McpGuardState state, string tool) =>
+        await statuses.GetStatusAsync(tool, CancellationToken.None)
             ?? (state.Credits.ToolStatuses.TryGetValue(tool, out var configured) ? configured : McpGuardToolStatus.Live);
-    }
 }

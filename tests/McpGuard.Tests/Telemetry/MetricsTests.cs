@@ -61,8 +61,8 @@ public sealed class MetricsTests
             "1 gen_ai.tool.name=premium_report mcp.method.name=tools/call mcpguard.outcome=refused mcpguard.reason=insufficient_scope",
             "1 gen_ai.tool.name=echo mcp.method.name=tools/call mcpguard.outcome=refused mcpguard.reason=unauthorized",
             "1 gen_ai.tool.name=echo mcp.method.name=tools/call mcpguard.outcome=refused mcpguard.reason=suspended",
-            "1 gen_ai.tool.name=_other mcp.method.name=tools/call mcpguard.outcome=passed",
-            "1 mcp.method.name=_other mcpguard.outcome=passed",
+            "1 gen_ai.tool.name=_OTHER mcp.method.name=tools/call mcpguard.outcome=passed",
+            "1 mcp.method.name=_OTHER mcpguard.outcome=passed",
         ], Lines(requests));
     }
 
@@ -111,6 +111,50 @@ public sealed class MetricsTests
         await requests.WaitForMeasurementsAsync(3, Wait);
         Assert.Equal(["800 gen_ai.tool.name=add", "100 gen_ai.tool.name=fail"], Lines(charged));
         Assert.Equal(["100 gen_ai.tool.name=fail"], Lines(refunded));
+    }
+
+    [Fact]
+    public async Task A_call_the_server_did_not_answer_in_time_is_failed_upstream_timeout_and_its_refund_counted()
+    {
+        await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?> { ["McpGuard:Credits:UpstreamTimeout"] = "00:00:00.2" });
+        using var requests = Collect<long>(host, "mcpguard.requests");
+        using var refunded = Collect<long>(host, "mcpguard.credits.refunded");
+
+        using (var response = await host.PostMcpAsync(CreditCalls.ToolCall(1, "slow", """{"ms":5000}""")))
+        {
+            Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
+        }
+
+        await requests.WaitForMeasurementsAsync(1, Wait);
+        Assert.Equal(["1 gen_ai.tool.name=slow mcp.method.name=tools/call mcpguard.outcome=failed mcpguard.reason=upstream_timeout"], Lines(requests));
+        Assert.Equal(["100 gen_ai.tool.name=slow"], Lines(refunded));
+    }
+
+    [Fact]
+    public async Task Through_the_proxy_a_request_it_will_not_forward_is_refused_and_an_unreachable_upstream_is_failed()
+    {
+        await using var upstream = await McpGuard.Tests.Proxy.Upstream.StartAsync(CreditCalls.AnswerWithResult);
+        await using var guard = await McpGuard.Tests.Proxy.ProxyTests.StartProxyAsync(upstream.Url);
+        using var requests = Collect<long>(guard, "mcpguard.requests");
+
+        using (var unknownSession = await guard.PostMcpAsync(CreditCalls.ToolCall(1, "echo", """{"message":"hi"}"""), headers: new Dictionary<string, string> { ["Mcp-Session-Id"] = "never-opened" }))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, unknownSession.StatusCode);
+        }
+
+        await requests.WaitForMeasurementsAsync(1, Wait);
+        await upstream.DisposeAsync();
+        using (var unreachable = await guard.PostMcpAsync(CreditCalls.ToolCall(2, "echo", """{"message":"hi"}""")))
+        {
+            Assert.Equal(HttpStatusCode.BadGateway, unreachable.StatusCode);
+        }
+
+        await requests.WaitForMeasurementsAsync(2, Wait);
+        Assert.Equal(
+        [
+            "1 gen_ai.tool.name=echo mcp.method.name=tools/call mcpguard.outcome=refused mcpguard.reason=session_not_found",
+            "1 gen_ai.tool.name=echo mcp.method.name=tools/call mcpguard.outcome=failed mcpguard.reason=upstream_error",
+        ], Lines(requests));
     }
 
     [Fact]

@@ -74,6 +74,44 @@ public sealed class RecentTrafficTests
         Assert.Equal(8 * 20_000, snapshot.Totals.Values.Sum());
     }
 
+    [Fact]
+    public async Task Threads_that_start_the_same_new_minute_at_once_keep_every_count()
+    {
+        // Each thread walks through 300 minutes on its own clock, so at every minute several threads race to start its slot.
+        var traffic = new RecentTraffic(new ThreadClock());
+
+        await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Factory.StartNew(() =>
+        {
+            for (var minute = 0; minute < 300; minute++)
+            {
+                ThreadClock.Now = Noon.AddMinutes(minute);
+                for (var i = 0; i < 50; i++)
+                {
+                    traffic.Record("tools/call", "add", RecentTraffic.Passed);
+                }
+            }
+        }, TaskCreationOptions.LongRunning)));
+
+        ThreadClock.Now = Noon.AddMinutes(299);
+        var snapshot = traffic.Snapshot(TimeSpan.FromMinutes(300), TimeSpan.FromMinutes(1));
+        Assert.All(snapshot.Buckets, bucket => Assert.Equal(8 * 50, bucket.Passed));
+    }
+
+    /// <summary>A clock each thread sets for itself.</summary>
+    private sealed class ThreadClock : TimeProvider
+    {
+        [ThreadStatic]
+        private static DateTimeOffset _now;
+
+        public static DateTimeOffset Now
+        {
+            get => _now;
+            set => _now = value;
+        }
+
+        public override DateTimeOffset GetUtcNow() => _now;
+    }
+
     [Theory]
     [InlineData(60, 7)]
     [InlineData(60, 0)]

@@ -3,6 +3,8 @@ using System.Diagnostics;
 using System.Net;
 using McpGuard.Tests.Infrastructure;
 using McpGuard.Tests.Proxy;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace McpGuard.Tests.Telemetry;
 
@@ -41,7 +43,7 @@ public sealed class TracingTests
         // The store calls of this request: its account's status, its tool's status and the charge, each a child span.
         var stores = trace.Stopped.Where(a => a.Source.Name == "McpGuard" && a.ParentSpanId == guard.SpanId).ToArray();
         Assert.Equal(["McpGuard account_status get", "McpGuard ledger charge", "McpGuard tool_status get"], stores.Select(a => a.DisplayName).Order());
-        Assert.Equal("Charged", stores.Single(a => a.DisplayName == "McpGuard ledger charge").GetTagItem("mcpguard.outcome"));
+        Assert.Equal("charged", stores.Single(a => a.DisplayName == "McpGuard ledger charge").GetTagItem("mcpguard.charge.outcome"));
 
         // The MCP SDK's own spans for the call run inside McpGuard's span.
         var endpointSpans = trace.Stopped.Where(a => a.Source.Name != "McpGuard" && trace.HasAncestor(a, guard)).ToArray();
@@ -63,8 +65,28 @@ public sealed class TracingTests
         Assert.Equal("refused", guard.GetTagItem("mcpguard.outcome"));
         Assert.Equal("insufficient_scope", guard.GetTagItem("mcpguard.reason"));
         Assert.Equal("insufficient_scope", guard.GetTagItem("error.type"));
-        // A refusal is the guard doing its job: the span's status stays unset (an error status is kept for 5xx).
+        // A refusal is the guard doing its job: the span's status stays unset (an error status is kept for faults).
         Assert.Equal(ActivityStatusCode.Unset, guard.Status);
+    }
+
+    [Fact]
+    public async Task A_ledger_that_fails_marks_the_charge_span_and_the_request_span_as_errors()
+    {
+        using var trace = new TraceRecorder();
+        await using var host = await GuardedHost.StartSampleAsync(configure: builder =>
+            builder.ConfigureServices(services => services.AddSingleton<IMcpGuardLedgerStore, Credits.GateFailureTests.ThrowingLedgerStore>()));
+
+        using var response = await host.PostMcpAsync(CreditCalls.Add(9), headers: new Dictionary<string, string> { ["traceparent"] = trace.Traceparent });
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        var guard = await trace.WaitForAsync(a => a.Source.Name == "McpGuard" && a.DisplayName == "McpGuard tools/call add");
+        Assert.Equal(ActivityStatusCode.Error, guard.Status);
+        Assert.Equal("ledger_unavailable", guard.GetTagItem("mcpguard.reason"));
+        var charge = Assert.Single(trace.Stopped, a => a.DisplayName == "McpGuard ledger charge");
+        Assert.Equal(guard.SpanId, charge.ParentSpanId);
+        Assert.Equal(ActivityStatusCode.Error, charge.Status);
+        Assert.Equal("System.IO.IOException", charge.GetTagItem("error.type"));
+        Assert.Equal("exception", Assert.Single(charge.Events).Name);
     }
 
     [Fact]
@@ -118,7 +140,7 @@ public sealed class TracingTests
     }
 
     [Fact]
-    public async Task With_no_span_open_the_callers_trace_context_passes_through_the_proxy_unchanged()
+    public async Task With_nothing_listening_the_upstream_request_is_still_in_the_callers_trace()
     {
         await using var upstream = await Upstream.StartAsync(CreditCalls.AnswerWithResult);
         await using var guard = await ProxyTests.StartProxyAsync(upstream.Url);
@@ -129,7 +151,7 @@ public sealed class TracingTests
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var forwarded = Assert.Single(upstream.Requests).Header("traceparent");
-        // Whatever span the host opened for the request (none sampled here), the upstream's request is in the caller's trace.
+        // No listener samples anything here: whatever activity the host opened, the upstream's request is in the caller's trace.
         Assert.Equal("0af7651916cd43dd8448eb211c80319c", forwarded?.Split('-')[1]);
     }
 
