@@ -66,6 +66,7 @@ public static class McpGuardServiceCollectionExtensions
         services.TryAddSingleton<ChargeSettlement>();
         services.TryAddSingleton<RefundRetry>();
         services.TryAddSingleton<AdminApi>();
+        services.TryAddSingleton<McpGuard.Telemetry.RecentTraffic>();
         McpGuard.Storage.McpGuardStores.Add(services);
         services.TryAddSingleton<McpGuard.Tools.ToolStatusGate>();
         AddSchemes(services);

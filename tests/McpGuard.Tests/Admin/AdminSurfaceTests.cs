@@ -49,7 +49,7 @@ public sealed class AdminSurfaceTests
             .OfType<RouteEndpoint>()
             .Where(e => e.RoutePattern.RawText?.StartsWith("/admin", StringComparison.Ordinal) == true)
             .ToList();
-        Assert.Equal(13, endpoints.Count);
+        Assert.Equal(16, endpoints.Count);
         var problemStatuses = McpGuardErrorCatalog.AdminEntries.Select(e => e.StatusCode).ToHashSet();
         foreach (var endpoint in endpoints)
         {
