@@ -31,6 +31,7 @@ var app = builder.Build();
 app.UseMcpGuard();
 app.MapMcp("/mcp");
 app.MapMcpGuardAdmin("/admin");   // optional: the admin API
+app.MapMcpGuardDashboard("/admin/ui");   // optional: the dashboard
 app.MapOpenApi();                 // optional: its OpenAPI document
 app.MapHealthChecks("/healthz");  // optional: the health checks
 

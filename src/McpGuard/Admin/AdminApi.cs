@@ -47,7 +47,7 @@ internal sealed partial class AdminApi(
         var context = invocation.HttpContext;
         context.Response.Headers.CacheControl = "no-store";
         var state = states.Current;
-        if (context.Request.Headers.Origin is { Count: > 0 } origin && !state.IsOriginAllowed(origin, context.Request))
+        if (context.Request.Headers.Origin is { Count: > 0 } origin && !state.IsOriginAllowed(origin, context.Request) && !IsSameOrigin(origin, context.Request))
         {
             // A browser page on another origin (say, one riding an admin's cookie under a policy) may not drive the admin API.
             Log.Refused(_logger, context.Request.Method, context.Request.Path, "origin not allowed");
@@ -479,6 +479,19 @@ internal sealed partial class AdminApi(
         McpGuardToolStatus.Archived => "archived",
         _ => "live",
     };
+
+    /// <summary>
+    /// An Origin that is the request's own (scheme and Host): a page this app served, such as the dashboard. A page on
+    /// another site cannot send it; one that rebinds its own name to this server sends its own name as Host too, but has
+    /// neither the admin key (session storage is per origin) nor the operator's cookies (they are per host name).
+    /// </summary>
+    private static bool IsSameOrigin(Microsoft.Extensions.Primitives.StringValues origin, HttpRequest request) =>
+        origin.Count == 1 && request.Host.HasValue
+        && origin[0] is { } value
+        && value.Length == request.Scheme.Length + 3 + request.Host.Value!.Length
+        && value.StartsWith(request.Scheme, StringComparison.OrdinalIgnoreCase)
+        && value.AsSpan(request.Scheme.Length).StartsWith("://", StringComparison.Ordinal)
+        && value.AsSpan(request.Scheme.Length + 3).Equals(request.Host.Value, StringComparison.OrdinalIgnoreCase);
 
     private static ProblemHttpResult UnknownAccount(HttpContext context, string id) =>
         Problem(context, McpGuardAdminReasons.NotFound, $"Unknown account '{id}'.");
