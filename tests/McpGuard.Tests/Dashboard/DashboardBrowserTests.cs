@@ -148,6 +148,25 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         }
 
         Assert.Empty(_errors);
+
+        // A refused action shows the problem's detail. (Chromium logs the refused fetch itself as a console error, so this
+        // comes after the check above, and that record is the only new one.)
+        await page.ClickAsync("[data-testid=nav-accounts]");
+        await page.EvaluateExpressionAsync("document.querySelector('[data-testid=account-id]').value = ''");
+        await page.TypeAsync("[data-testid=account-id]", "nobody");
+        await page.ClickAsync("[data-testid=account-lookup]");
+        await WaitForTextAsync(page, "accounts-message", "Unknown account 'nobody'.");
+        Assert.True(await page.EvaluateExpressionAsync<bool>("document.querySelector('[data-testid=account-card]').hidden"));
+        await page.EvaluateExpressionAsync("document.querySelector('[data-testid=account-id]').value = ''");
+        await page.TypeAsync("[data-testid=account-id]", "bob");
+        await page.ClickAsync("[data-testid=account-lookup]");
+        await page.WaitForSelectorAsync("[data-testid=account-card]", new WaitForSelectorOptions { Visible = true });
+        Assert.Equal("10,240", await TextAsync(page, "account-balance"));
+        await page.TypeAsync("[data-testid=topup-amount]", "-5");
+        await page.ClickAsync("[data-testid=topup-submit]");
+        await WaitForTextAsync(page, "accounts-message",
+            "See errors for what is wrong with each field; nothing was changed. amount_micro: Must be a whole number of micro-units greater than 0 (got -5).");
+        Assert.All(_errors, e => Assert.StartsWith("Failed to load resource: the server responded with a status of 4", e, StringComparison.Ordinal));
         output.WriteLine($"The browser test took {started.Elapsed.TotalSeconds:0.0} s; screenshots in {screenshots}.");
         if (UpdateDocs)
         {

@@ -243,23 +243,35 @@
 
   // ---- overview ----
 
+  // The request charts (this instance) and the money charts (the ledger) are drawn apart: with credits off, usage
+  // answers 409 and its detail is shown, while the traffic still draws.
   async function loadOverview() {
-    const [traffic, usage] = await Promise.all([api("GET", `/traffic?window=${overviewWindow}`), api("GET", `/usage?window=${overviewWindow}`)]);
-    byTestId("figure-passed").textContent = format(traffic.passed);
-    byTestId("figure-refused").textContent = format(traffic.refused);
-    byTestId("figure-charged-calls").textContent = format(usage.totals.charged_calls);
-    byTestId("figure-free-calls").textContent = format(usage.totals.free_calls);
-    byTestId("figure-charged").textContent = format(usage.totals.charged_micro);
-    byTestId("figure-refunded").textContent = format(usage.totals.refunded_micro);
-    barChart(byTestId("chart-traffic"), traffic.buckets.map((b) => b.start), traffic.bucket_seconds, [
-      { name: "Passed", css: "passed", values: traffic.buckets.map((b) => b.passed) },
-      { name: "Refused", css: "refused", values: traffic.buckets.map((b) => b.refused) },
-    ]);
-    reasonChart(byTestId("chart-refusals"), traffic.refusals);
-    barChart(byTestId("chart-money"), usage.buckets.map((b) => b.start), usage.bucket_seconds, [
-      { name: "Charged", css: "charged", values: usage.buckets.map((b) => b.charged_micro) },
-      { name: "Refunded", css: "refunded", values: usage.buckets.map((b) => b.refunded_micro) },
-    ]);
+    const [traffic, usage] = await Promise.allSettled([api("GET", `/traffic?window=${overviewWindow}`), api("GET", `/usage?window=${overviewWindow}`)]);
+    const failures = [traffic, usage].filter((r) => r.status === "rejected").map((r) => r.reason);
+    if (traffic.status === "fulfilled") {
+      const t = traffic.value;
+      byTestId("figure-passed").textContent = format(t.passed);
+      byTestId("figure-refused").textContent = format(t.refused);
+      barChart(byTestId("chart-traffic"), t.buckets.map((b) => b.start), t.bucket_seconds, [
+        { name: "Passed", css: "passed", values: t.buckets.map((b) => b.passed) },
+        { name: "Refused", css: "refused", values: t.buckets.map((b) => b.refused) },
+      ]);
+      reasonChart(byTestId("chart-refusals"), t.refusals);
+    }
+    if (usage.status === "fulfilled") {
+      const u = usage.value;
+      byTestId("figure-charged-calls").textContent = format(u.totals.charged_calls);
+      byTestId("figure-free-calls").textContent = format(u.totals.free_calls);
+      byTestId("figure-charged").textContent = format(u.totals.charged_micro);
+      byTestId("figure-refunded").textContent = format(u.totals.refunded_micro);
+      barChart(byTestId("chart-money"), u.buckets.map((b) => b.start), u.bucket_seconds, [
+        { name: "Charged", css: "charged", values: u.buckets.map((b) => b.charged_micro) },
+        { name: "Refunded", css: "refunded", values: u.buckets.map((b) => b.refunded_micro) },
+      ]);
+    }
+    if (failures.length > 0) {
+      throw failures[0];
+    }
   }
 
   // ---- accounts ----
@@ -310,7 +322,10 @@
     $("#reactivate").disabled = account.status !== "suspended";
   }
 
+  // The card shows the account looked up last, or none when that look-up failed (no change goes to another account).
   async function lookUp(id) {
+    $("#account-card").hidden = true;
+    currentAccount = null;
     showAccount(await api("GET", `/accounts/${encodeURIComponent(id)}`));
   }
 
@@ -362,12 +377,16 @@
   // ---- tools ----
 
   async function loadTools() {
-    const [tools, usage, traffic] = await Promise.all([api("GET", "/tools"), api("GET", "/usage?window=day"), api("GET", "/traffic?window=day")]);
-    const used = new Map(usage.tools.map((t) => [t.tool, t]));
-    const seen = new Map(traffic.tools.map((t) => [t.tool, t]));
+    // Calls and revenue need the ledger (usage answers 409 with credits off): the table is drawn without them then.
+    const [tools, usage, traffic] = await Promise.allSettled([api("GET", "/tools"), api("GET", "/usage?window=day"), api("GET", "/traffic?window=day")]);
+    if (tools.status === "rejected") {
+      throw tools.reason;
+    }
+    const used = new Map(usage.status === "fulfilled" ? usage.value.tools.map((t) => [t.tool, t]) : []);
+    const seen = new Map(traffic.status === "fulfilled" ? traffic.value.tools.map((t) => [t.tool, t]) : []);
     const body = $("tbody", byTestId("tools-table"));
     body.replaceChildren();
-    tools.tools.forEach((tool) => {
+    tools.value.tools.forEach((tool) => {
       const money = used.get(tool.tool);
       const requests = seen.get(tool.tool);
       const tr = document.createElement("tr");
@@ -403,6 +422,10 @@
         actions);
       body.append(tr);
     });
+    const failure = [usage, traffic].find((r) => r.status === "rejected");
+    if (failure) {
+      throw failure.reason;
+    }
   }
 
   // ---- wiring ----
