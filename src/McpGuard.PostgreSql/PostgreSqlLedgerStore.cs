@@ -196,7 +196,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IAtt
         while (await reader.ReadAsync(cancellationToken))
         {
             totals.Add(new McpGuardLedgerTotal(
-                start + (bucket * reader.GetInt64(0)),
+                start + TimeSpan.FromTicks(bucket.Ticks * reader.GetInt64(0)),
                 reader.GetString(1),
                 reader.IsDBNull(2) ? null : reader.GetString(2),
                 Enum.Parse<McpGuardLedgerEntryKind>(reader.GetString(3)),

@@ -280,10 +280,10 @@ internal sealed partial class AdminApi(
         }
 
         var all = new AdminUsageFigures();
-        var buckets = new AdminUsageBucketBody[(int)(window.Length / window.Bucket)];
+        var buckets = new AdminUsageBucketBody[(int)(window.Length.Ticks / window.Bucket.Ticks)];
         for (var i = 0; i < buckets.Length; i++)
         {
-            buckets[i] = new AdminUsageBucketBody((from + (window.Bucket * i)).UtcDateTime);
+            buckets[i] = new AdminUsageBucketBody((from + TimeSpan.FromTicks(window.Bucket.Ticks * i)).UtcDateTime);
         }
 
         var tools = new Dictionary<string, AdminUsageToolBody>(StringComparer.Ordinal);
@@ -295,7 +295,7 @@ internal sealed partial class AdminApi(
                 continue;
             }
 
-            var index = (int)((total.BucketStart - from) / window.Bucket);
+            var index = (int)((total.BucketStart - from).Ticks / window.Bucket.Ticks);
             if (index < 0 || index >= buckets.Length)
             {
                 continue;

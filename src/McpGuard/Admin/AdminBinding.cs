@@ -225,7 +225,7 @@ internal sealed class AdminWindowQuery : IAdminInput
     /// </summary>
     public (DateTimeOffset From, DateTimeOffset To) Aligned(DateTimeOffset now)
     {
-        var to = DateTimeOffset.UnixEpoch + (Bucket * (((now - DateTimeOffset.UnixEpoch).Ticks / Bucket.Ticks) + 1));
+        var to = DateTimeOffset.UnixEpoch + TimeSpan.FromTicks(Bucket.Ticks * (((now - DateTimeOffset.UnixEpoch).Ticks / Bucket.Ticks) + 1));
         return (to - Length, to);
     }
 

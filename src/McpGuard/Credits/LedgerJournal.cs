@@ -92,7 +92,7 @@ internal static class LedgerTotals
 
     /// <summary>The start of the bucket <paramref name="time"/> falls in.</summary>
     public static DateTimeOffset BucketOf(DateTimeOffset from, TimeSpan bucket, DateTimeOffset time) =>
-        from + (bucket * ((time - from).Ticks / bucket.Ticks));
+        from + TimeSpan.FromTicks(bucket.Ticks * ((time - from).Ticks / bucket.Ticks));
 
     /// <summary>Adds up rows already read (the in-memory journal's), keeping those in [from, to).</summary>
     public static IReadOnlyList<McpGuardLedgerTotal> Add(IEnumerable<McpGuardLedgerEntry> rows, DateTimeOffset from, DateTimeOffset to, TimeSpan bucket) =>

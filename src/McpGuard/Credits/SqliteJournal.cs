@@ -368,7 +368,7 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         while (await reader.ReadAsync(cancellationToken))
         {
             totals.Add(new McpGuardLedgerTotal(
-                from + (bucket * reader.GetInt64(0)),
+                from + TimeSpan.FromTicks(bucket.Ticks * reader.GetInt64(0)),
                 reader.GetString(1),
                 reader.IsDBNull(2) ? null : reader.GetString(2),
                 Enum.Parse<McpGuardLedgerEntryKind>(reader.GetString(3)),
