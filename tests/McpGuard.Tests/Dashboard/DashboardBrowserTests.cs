@@ -78,6 +78,14 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         Assert.Equal("300", await TextAsync(page, "figure-refunded"));
         await ScreenshotAsync(page, screenshots, "overview");
 
+        // The day: 24 hourly buckets, the same money.
+        await page.ClickAsync("[data-testid=window-day]");
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('[data-testid=chart-money] rect.bar').length === 48");
+        Assert.Equal("19,500", await TextAsync(page, "figure-charged"));
+        Assert.Equal(48, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('[data-testid=chart-traffic] rect.bar').length"));
+        await page.ClickAsync("[data-testid=window-hour]");
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('[data-testid=chart-money] rect.bar').length === 24");
+
         // Accounts: bob's balance, then a top-up.
         await page.ClickAsync("[data-testid=nav-accounts]");
         await page.TypeAsync("[data-testid=account-id]", "bob");
