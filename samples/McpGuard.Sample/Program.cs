@@ -32,9 +32,10 @@ var app = builder.Build();
 // 4. Guard the endpoint at McpGuard:Path (default /mcp), then map it.
 app.UseMcpGuard();
 app.MapMcp("/mcp");
-app.MapMcpGuardAdmin("/admin");   // optional: the admin API
-app.MapOpenApi();                 // optional: its OpenAPI document
-app.MapHealthChecks("/health");   // optional: the health checks
+app.MapMcpGuardAdmin("/admin");                 // optional: the admin API
+app.MapMcpGuardDashboard("/admin/ui");          // optional: its dashboard
+app.MapOpenApi();                               // optional: its OpenAPI document
+app.MapHealthChecks("/health");                 // optional: the health checks
 app.MapPrometheusScrapingEndpoint("/metrics");  // optional: the metrics (Prometheus text format)
 
 app.Run();

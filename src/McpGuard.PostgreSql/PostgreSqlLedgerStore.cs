@@ -179,6 +179,38 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IAtt
         return new McpGuardLedgerPage(page, rows.Count > limit ? page[^1].Id : null);
     }
 
+    public async ValueTask<IReadOnlyList<McpGuardLedgerTotal>> GetTotalsAsync(DateTimeOffset start, DateTimeOffset until, TimeSpan bucket, CancellationToken cancellationToken)
+    {
+        LedgerTotals.Check(start, until, bucket);
+        await _database.EnsureMigratedAsync(cancellationToken);
+
+        // Grouped by PostgreSQL over the rows of the window, found through ledger_created_at: one row per bucket, account,
+        // tool, kind and free flag comes back, never the rows.
+        await using var command = _database.DataSource.CreateCommand(_database.Sql("""
+            SELECT floor(extract(epoch FROM created_at - $1) / $3)::bigint, account, tool, kind, free, count(*), sum(amount)::bigint
+            FROM {s}.ledger WHERE created_at >= $1 AND created_at < $2
+            GROUP BY 1, account, tool, kind, free;
+            """));
+        command.Parameters.Add(new() { Value = Microseconds(start) });
+        command.Parameters.Add(new() { Value = Microseconds(until) });
+        command.Parameters.Add(new() { Value = (long)bucket.TotalSeconds });
+        var totals = new List<McpGuardLedgerTotal>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            totals.Add(new McpGuardLedgerTotal(
+                start + TimeSpan.FromTicks(bucket.Ticks * reader.GetInt64(0)),
+                reader.GetString(1),
+                reader.IsDBNull(2) ? null : reader.GetString(2),
+                Enum.Parse<McpGuardLedgerEntryKind>(reader.GetString(3)),
+                reader.GetBoolean(4),
+                reader.GetInt64(5),
+                reader.GetInt64(6)));
+        }
+
+        return totals;
+    }
+
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
         _database.CheckHealthAsync(context, cancellationToken);
 

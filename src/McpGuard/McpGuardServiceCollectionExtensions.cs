@@ -104,6 +104,11 @@ public static class McpGuardServiceCollectionExtensions
         services.Configure<Microsoft.AspNetCore.Authorization.AuthorizationOptions>(static options => options.AddPolicy(AdminKeyAuthenticationHandler.PolicyName, static policy => policy
             .AddAuthenticationSchemes(McpGuardSchemes.AdminKey)
             .RequireAuthenticatedUser()));
+
+        // The dashboard's page, script and style sheet hold no data (the page asks the admin API for everything, with the
+        // admin key it is given): under the admin key they are open to anyone. Under McpGuard:Admin:Policy they require it.
+        services.Configure<Microsoft.AspNetCore.Authorization.AuthorizationOptions>(static options => options.AddPolicy(McpGuard.Dashboard.DashboardAssets.OpenPolicyName, static policy => policy
+            .RequireAssertion(static _ => true)));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<Microsoft.AspNetCore.Authentication.AuthenticationOptions>, AppDefaultSchemeKeeper>());
     }
 }

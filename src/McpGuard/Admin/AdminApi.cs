@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using McpGuard.Auth;
 using McpGuard.Credits;
 using McpGuard.Errors;
+using McpGuard.Telemetry;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
@@ -25,10 +26,14 @@ internal sealed partial class AdminApi(
     IMcpGuardApiKeyStore keys,
     IMcpGuardAccountStatusStore accountStatus,
     IMcpGuardToolStatusStore toolStatus,
+    RecentTraffic traffic,
     TimeProvider clock,
     ILoggerFactory loggers)
 {
     internal const string LoggerCategory = "McpGuard.Admin";
+
+    /// <summary>The most tools, and the most accounts, the usage figures list (the largest by charged amount).</summary>
+    internal const int MaxUsageRows = 50;
 
     private readonly ILogger _logger = loggers.CreateLogger(LoggerCategory);
 
@@ -42,7 +47,7 @@ internal sealed partial class AdminApi(
         var context = invocation.HttpContext;
         context.Response.Headers.CacheControl = "no-store";
         var state = states.Current;
-        if (context.Request.Headers.Origin is { Count: > 0 } origin && !state.IsOriginAllowed(origin, context.Request))
+        if (context.Request.Headers.Origin is { Count: > 0 } origin && !state.IsOriginAllowed(origin, context.Request) && !IsSameOrigin(origin, context.Request))
         {
             // A browser page on another origin (say, one riding an admin's cookie under a policy) may not drive the admin API.
             Log.Refused(_logger, context.Request.Method, context.Request.Path, "origin not allowed");
@@ -259,6 +264,131 @@ internal sealed partial class AdminApi(
             AdminJsonContext.Default.AdminLedgerCheckBody);
     }
 
+    // GET /usage?window=hour|day: the ledger's usage and refund rows of the window, added up by the store.
+    public async Task<Results<JsonHttpResult<AdminUsageBody>, ProblemHttpResult>> GetUsageAsync(HttpContext context, AdminWindowQuery window)
+    {
+        var (from, to) = window.Aligned(clock.GetUtcNow());
+        IReadOnlyList<McpGuardLedgerTotal> totals;
+        try
+        {
+            totals = await ledger.GetTotalsAsync(from, to, window.Bucket, context.RequestAborted);
+        }
+        catch (NotSupportedException)
+        {
+            return Problem(context, McpGuardAdminReasons.Conflict,
+                $"The ledger store is the app's own ({ledger.GetType().Name}) and does not add up usage: implement IMcpGuardLedgerStore.GetTotalsAsync.");
+        }
+
+        var all = new AdminUsageFigures();
+        var buckets = new AdminUsageBucketBody[(int)(window.Length.Ticks / window.Bucket.Ticks)];
+        for (var i = 0; i < buckets.Length; i++)
+        {
+            buckets[i] = new AdminUsageBucketBody((from + TimeSpan.FromTicks(window.Bucket.Ticks * i)).UtcDateTime);
+        }
+
+        var tools = new Dictionary<string, AdminUsageToolBody>(StringComparer.Ordinal);
+        var accounts = new Dictionary<string, AdminUsageAccountBody>(StringComparer.Ordinal);
+        foreach (var total in totals)
+        {
+            if (total.Kind is not (McpGuardLedgerEntryKind.Usage or McpGuardLedgerEntryKind.Refund))
+            {
+                continue;
+            }
+
+            var index = (int)((total.BucketStart - from).Ticks / window.Bucket.Ticks);
+            if (index < 0 || index >= buckets.Length)
+            {
+                continue;
+            }
+
+            all.Add(total);
+            buckets[index].Add(total);
+            var tool = total.Tool ?? "";
+            (tools.TryGetValue(tool, out var byTool) ? byTool : tools[tool] = new AdminUsageToolBody(tool)).Add(total);
+            (accounts.TryGetValue(total.Account, out var byAccount) ? byAccount : accounts[total.Account] = new AdminUsageAccountBody(total.Account)).Add(total);
+        }
+
+        return TypedResults.Json(
+            new AdminUsageBody(
+                window.Name,
+                (int)window.Bucket.TotalSeconds,
+                from.UtcDateTime,
+                to.UtcDateTime,
+                all,
+                buckets,
+                [.. Largest(tools.Values, t => t.Tool)],
+                tools.Count,
+                [.. Largest(accounts.Values, a => a.Account)],
+                accounts.Count),
+            AdminJsonContext.Default.AdminUsageBody);
+
+        static IEnumerable<T> Largest<T>(IEnumerable<T> rows, Func<T, string> name)
+            where T : AdminUsageFigures =>
+            rows.OrderByDescending(r => r.ChargedMicro).ThenByDescending(r => r.ChargedCalls + r.FreeCalls).ThenBy(name, StringComparer.Ordinal).Take(MaxUsageRows);
+    }
+
+    // GET /traffic?window=hour|day: this instance's requests, from RecentTraffic (not shared between instances).
+    public JsonHttpResult<AdminTrafficBody> GetTraffic(AdminWindowQuery window)
+    {
+        var snapshot = traffic.Snapshot(window.Length, window.Bucket);
+        var refusals = new Dictionary<string, long>(StringComparer.Ordinal);
+        var tools = new SortedDictionary<string, (long Passed, long Refused)>(StringComparer.Ordinal);
+        var methods = new SortedDictionary<string, (long Passed, long Refused)>(StringComparer.Ordinal);
+        foreach (var (key, count) in snapshot.Totals)
+        {
+            var passed = key.Outcome == RecentTraffic.Passed;
+            if (!passed)
+            {
+                refusals[key.Outcome] = refusals.GetValueOrDefault(key.Outcome) + count;
+            }
+
+            Count(methods, key.Method, passed, count);
+            if (key.Tool is { } tool)
+            {
+                Count(tools, tool, passed, count);
+            }
+        }
+
+        return TypedResults.Json(
+            new AdminTrafficBody(
+                window.Name,
+                (int)window.Bucket.TotalSeconds,
+                "instance",
+                snapshot.Buckets.Sum(b => b.Passed),
+                snapshot.Buckets.Sum(b => b.Refused),
+                [.. snapshot.Buckets.Select(b => new AdminTrafficBucketBody(b.Start.UtcDateTime, b.Passed, b.Refused))],
+                [.. refusals.OrderByDescending(r => r.Value).ThenBy(r => r.Key, StringComparer.Ordinal).Select(r => new AdminTrafficReasonBody(r.Key, r.Value))],
+                [.. tools.Select(t => new AdminTrafficToolBody(t.Key, t.Value.Passed, t.Value.Refused))],
+                [.. methods.Select(m => new AdminTrafficMethodBody(m.Key, m.Value.Passed, m.Value.Refused))]),
+            AdminJsonContext.Default.AdminTrafficBody);
+
+        static void Count(SortedDictionary<string, (long Passed, long Refused)> counts, string name, bool passed, long count)
+        {
+            var (p, r) = counts.GetValueOrDefault(name);
+            counts[name] = passed ? (p + count, r) : (p, r + count);
+        }
+    }
+
+    // GET /tools: the tools of McpGuard:Tools, with their price, scopes and status (configured, and in force).
+    public async Task<JsonHttpResult<AdminToolsBody>> GetToolsAsync(HttpContext context)
+    {
+        var state = states.Current;
+        var tools = new List<AdminToolInfoBody>();
+        foreach (var (name, policy) in state.Options.Tools.OrderBy(t => t.Key, StringComparer.Ordinal))
+        {
+            var configured = policy?.Status ?? McpGuardToolStatus.Live;
+            var current = await toolStatus.GetStatusAsync(name, context.RequestAborted) ?? configured;
+            tools.Add(new AdminToolInfoBody(
+                name,
+                policy?.Price ?? state.Options.Credits.DefaultPrice,
+                [.. policy?.Scopes ?? []],
+                StatusName(configured),
+                StatusName(current)));
+        }
+
+        return TypedResults.Json(new AdminToolsBody(tools, state.Options.Credits.DefaultPrice), AdminJsonContext.Default.AdminToolsBody);
+    }
+
     // POST /keys
     public async Task<Results<JsonHttpResult<AdminCreatedKeyBody>, ProblemHttpResult>> CreateKeyAsync(HttpContext context, CreateKeyRequest request)
     {
@@ -323,12 +453,7 @@ internal sealed partial class AdminApi(
         }
 
         await toolStatus.SetStatusAsync(name, status, CancellationToken.None);
-        var effective = (status ?? configured ?? McpGuardToolStatus.Live) switch
-        {
-            McpGuardToolStatus.Paused => "paused",
-            McpGuardToolStatus.Archived => "archived",
-            _ => "live",
-        };
+        var effective = StatusName(status ?? configured ?? McpGuardToolStatus.Live);
         Log.ToolStatusSet(_logger, Actor(context), name, effective, status is null ? "restored to configuration" : "override");
         return TypedResults.Json(new AdminToolBody(name, effective), AdminJsonContext.Default.AdminToolBody);
     }
@@ -347,6 +472,26 @@ internal sealed partial class AdminApi(
         problem.Detail = detail;
         return TypedResults.Problem(ProblemJson.WithTraceId(context, problem));
     }
+
+    private static string StatusName(McpGuardToolStatus status) => status switch
+    {
+        McpGuardToolStatus.Paused => "paused",
+        McpGuardToolStatus.Archived => "archived",
+        _ => "live",
+    };
+
+    /// <summary>
+    /// An Origin that is the request's own (scheme and Host): a page this app served, such as the dashboard. A page on
+    /// another site cannot send it; one that rebinds its own name to this server sends its own name as Host too, but has
+    /// neither the admin key (session storage is per origin) nor the operator's cookies (they are per host name).
+    /// </summary>
+    private static bool IsSameOrigin(Microsoft.Extensions.Primitives.StringValues origin, HttpRequest request) =>
+        origin.Count == 1 && request.Host.HasValue
+        && origin[0] is { } value
+        && value.Length == request.Scheme.Length + 3 + request.Host.Value!.Length
+        && value.StartsWith(request.Scheme, StringComparison.OrdinalIgnoreCase)
+        && value.AsSpan(request.Scheme.Length).StartsWith("://", StringComparison.Ordinal)
+        && value.AsSpan(request.Scheme.Length + 3).Equals(request.Host.Value, StringComparison.OrdinalIgnoreCase);
 
     private static ProblemHttpResult UnknownAccount(HttpContext context, string id) =>
         Problem(context, McpGuardAdminReasons.NotFound, $"Unknown account '{id}'.");

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using System.Text.Json;
@@ -186,5 +187,65 @@ internal sealed class AdminLedgerQuery : IAdminInput
         var limit = AdminInput.Query(context.Request, "limit", static l => l is >= 1 and <= AdminInput.MaxLedgerPage, AdminInput.Limit, errors) ?? 50;
         var before = AdminInput.Query(context.Request, "before", static b => b > 0, AdminInput.Cursor, errors);
         return ValueTask.FromResult<AdminLedgerQuery?>(new AdminLedgerQuery((int)limit, before, errors));
+    }
+}
+
+/// <summary>
+/// The <c>window</c> query of the usage and traffic endpoints: <c>hour</c> (twelve buckets of five minutes, the default) or
+/// <c>day</c> (24 buckets of an hour), given at most once.
+/// </summary>
+internal sealed class AdminWindowQuery : IAdminInput
+{
+    public const string Requirement = "hour or day";
+
+    private AdminWindowQuery(string name, TimeSpan length, TimeSpan bucket, AdminErrors errors)
+    {
+        Name = name;
+        Length = length;
+        Bucket = bucket;
+        Errors = errors;
+    }
+
+    /// <summary><c>hour</c> or <c>day</c>.</summary>
+    public string Name { get; }
+
+    public TimeSpan Length { get; }
+
+    public TimeSpan Bucket { get; }
+
+    public AdminErrors Errors { get; }
+
+    public AdminBodyFailure Failure => AdminBodyFailure.None;
+
+    object? IAdminInput.Value => null;
+
+    /// <summary>
+    /// The window that ends with the bucket holding <paramref name="now"/>, buckets aligned on whole multiples of their size
+    /// (five minutes, an hour) since the Unix epoch: the last bucket is the current one, still filling.
+    /// </summary>
+    public (DateTimeOffset From, DateTimeOffset To) Aligned(DateTimeOffset now)
+    {
+        var to = DateTimeOffset.UnixEpoch + TimeSpan.FromTicks(Bucket.Ticks * (((now - DateTimeOffset.UnixEpoch).Ticks / Bucket.Ticks) + 1));
+        return (to - Length, to);
+    }
+
+    public static ValueTask<AdminWindowQuery?> BindAsync(HttpContext context)
+    {
+        var errors = new AdminErrors();
+        var values = context.Request.Query["window"];
+        var name = values.Count == 0 ? "hour" : values[0];
+        if (values.Count > 1)
+        {
+            errors.Add("window", $"Must be {Requirement}, given once (got it {values.Count.ToString(CultureInfo.InvariantCulture)} times).");
+        }
+        else if (name is not ("hour" or "day"))
+        {
+            errors.Add("window", $"Must be {Requirement} (got '{AdminInput.Truncate(name ?? "")}').");
+        }
+
+        var query = name == "day"
+            ? new AdminWindowQuery("day", TimeSpan.FromDays(1), TimeSpan.FromHours(1), errors)
+            : new AdminWindowQuery("hour", TimeSpan.FromHours(1), TimeSpan.FromMinutes(5), errors);
+        return ValueTask.FromResult<AdminWindowQuery?>(query);
     }
 }

@@ -73,6 +73,116 @@ internal sealed record AdminLedgerDifferenceBody(
         difference.Rows.LastBalanceAfter);
 }
 
+/// <summary>
+/// Money figures of the ledger's usage and refund rows over some stretch (a bucket, a tool, an account, the window): calls
+/// charged and what they cost, calls the free tier paid, refunds and what they gave back, and what stays (charged less
+/// refunded). Amounts are positive micro-units.
+/// </summary>
+internal record AdminUsageFigures
+{
+    [JsonPropertyOrder(1)]
+    public long ChargedCalls { get; set; }
+
+    [JsonPropertyOrder(2)]
+    public long ChargedMicro { get; set; }
+
+    [JsonPropertyOrder(3)]
+    public long FreeCalls { get; set; }
+
+    [JsonPropertyOrder(4)]
+    public long Refunds { get; set; }
+
+    [JsonPropertyOrder(5)]
+    public long RefundedMicro { get; set; }
+
+    [JsonPropertyOrder(6)]
+    public long FreeRefunds { get; set; }
+
+    [JsonPropertyOrder(7)]
+    public long NetMicro => ChargedMicro - RefundedMicro;
+
+    /// <summary>Counts one group of rows in.</summary>
+    public void Add(McpGuardLedgerTotal total)
+    {
+        switch (total.Kind, total.Free)
+        {
+            case (McpGuardLedgerEntryKind.Usage, false):
+                ChargedCalls += total.Rows;
+                ChargedMicro -= total.AmountMicro;
+                break;
+            case (McpGuardLedgerEntryKind.Usage, true):
+                FreeCalls += total.Rows;
+                break;
+            case (McpGuardLedgerEntryKind.Refund, false):
+                Refunds += total.Rows;
+                RefundedMicro += total.AmountMicro;
+                break;
+            case (McpGuardLedgerEntryKind.Refund, true):
+                FreeRefunds += total.Rows;
+                break;
+        }
+    }
+}
+
+/// <summary>One bucket of the usage window, starting at <see cref="Start"/>.</summary>
+internal sealed record AdminUsageBucketBody([property: JsonPropertyOrder(0)] DateTime Start) : AdminUsageFigures;
+
+/// <summary>One tool's figures over the usage window.</summary>
+internal sealed record AdminUsageToolBody([property: JsonPropertyOrder(0)] string Tool) : AdminUsageFigures;
+
+/// <summary>One account's figures over the usage window.</summary>
+internal sealed record AdminUsageAccountBody([property: JsonPropertyOrder(0)] string Account) : AdminUsageFigures;
+
+/// <summary>
+/// What <c>GET /usage</c> answers, from the ledger: the window, its totals, its buckets oldest first, its tools and its
+/// accounts (each list by charged amount, largest first, at most <see cref="AdminApi.MaxUsageRows"/>; <c>*_total</c> says
+/// how many there were).
+/// </summary>
+internal sealed record AdminUsageBody(
+    string Window,
+    int BucketSeconds,
+    DateTime From,
+    DateTime To,
+    AdminUsageFigures Totals,
+    IReadOnlyList<AdminUsageBucketBody> Buckets,
+    IReadOnlyList<AdminUsageToolBody> Tools,
+    int ToolsTotal,
+    IReadOnlyList<AdminUsageAccountBody> Accounts,
+    int AccountsTotal);
+
+/// <summary>Requests passed and refused, in one bucket of the traffic window or in all of it.</summary>
+internal sealed record AdminTrafficBucketBody(DateTime Start, long Passed, long Refused);
+
+/// <summary>Requests refused for one reason.</summary>
+internal sealed record AdminTrafficReasonBody(string Reason, long Count);
+
+/// <summary>One tool's requests, passed and refused.</summary>
+internal sealed record AdminTrafficToolBody(string Tool, long Passed, long Refused);
+
+/// <summary>One MCP method's requests, passed and refused.</summary>
+internal sealed record AdminTrafficMethodBody(string Method, long Passed, long Refused);
+
+/// <summary>
+/// What <c>GET /traffic</c> answers: this instance's guarded requests (since it started, at most the last day), per
+/// bucket, per refusal reason, per tool and per method.
+/// </summary>
+internal sealed record AdminTrafficBody(
+    string Window,
+    int BucketSeconds,
+    string Scope,
+    long Passed,
+    long Refused,
+    IReadOnlyList<AdminTrafficBucketBody> Buckets,
+    IReadOnlyList<AdminTrafficReasonBody> Refusals,
+    IReadOnlyList<AdminTrafficToolBody> Tools,
+    IReadOnlyList<AdminTrafficMethodBody> Methods);
+
+/// <summary>A tool of <c>McpGuard:Tools</c>: its price, scopes, the status configured and the status in force.</summary>
+internal sealed record AdminToolInfoBody(string Tool, long PriceMicro, IReadOnlyList<string> Scopes, string ConfiguredStatus, string Status);
+
+/// <summary>What <c>GET /tools</c> answers: the configured tools by name, and the price of any other tool.</summary>
+internal sealed record AdminToolsBody(IReadOnlyList<AdminToolInfoBody> Tools, long DefaultPriceMicro);
+
 /// <summary>The admin API's JSON: snake_case names, nulls written (every field is always present).</summary>
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(AdminAccountBody))]
@@ -83,6 +193,9 @@ internal sealed record AdminLedgerDifferenceBody(
 [JsonSerializable(typeof(AdminToolBody))]
 [JsonSerializable(typeof(AdminAccountStatusBody))]
 [JsonSerializable(typeof(AdminLedgerCheckBody))]
+[JsonSerializable(typeof(AdminUsageBody))]
+[JsonSerializable(typeof(AdminTrafficBody))]
+[JsonSerializable(typeof(AdminToolsBody))]
 [JsonSerializable(typeof(long?))]
 [JsonSerializable(typeof(string))]
 internal sealed partial class AdminJsonContext : JsonSerializerContext;

@@ -77,6 +77,14 @@ public static class McpGuardAdminEndpointRouteBuilderExtensions
         group.MapGet("/ledger/verify", static (HttpContext context, AdminApi api) => api.VerifyLedgerAsync(context))
             .Money("McpGuardAdminVerifyLedger", "Check that every account's balance is what its ledger rows add up to", request: null);
 
+        group.MapGet("/usage", static (HttpContext context, AdminWindowQuery window, AdminApi api) => api.GetUsageAsync(context, window))
+            .Money("McpGuardAdminUsage", "Charges, free calls and refunds from the ledger over the last hour or day (window=hour|day): per bucket, tool and account", request: null);
+        group.MapGet("/traffic", static (AdminWindowQuery window, AdminApi api) => api.GetTraffic(window))
+            .Describe("McpGuardAdminTraffic", "This instance's guarded requests over the last hour or day (window=hour|day): passed and refused per bucket, reason, tool and method")
+            .ProducesValidationProblem();
+        group.MapGet("/tools", static (HttpContext context, AdminApi api) => api.GetToolsAsync(context))
+            .Describe("McpGuardAdminTools", "The tools of McpGuard:Tools: price, scopes, configured status and the status in force");
+
         group.MapPost("/keys", static (HttpContext context, AdminBody<CreateKeyRequest> body, AdminApi api) => api.CreateKeyAsync(context, body.Value!))
             .Describe("McpGuardAdminCreateKey", "Create an API key for an account (its plaintext is shown once)")
             .Body(typeof(CreateKeyRequest))

@@ -315,6 +315,12 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, Microsoft.Extensions
         return new McpGuardLedgerPage(page, rows.Count > limit ? page[^1].Id : null);
     }
 
+    public ValueTask<IReadOnlyList<McpGuardLedgerTotal>> GetTotalsAsync(DateTimeOffset start, DateTimeOffset until, TimeSpan bucket, CancellationToken cancellationToken)
+    {
+        LedgerTotals.Check(start, until, bucket);
+        return _journal.TotalsAsync(start, until, bucket, cancellationToken);
+    }
+
     /// <summary>
     /// Checks the money invariant for every account: its balance equals what its rows add up to (top-ups, less usage,
     /// plus refunds and adjustments, rolled-up rows included), and its last row's balance-after equals its balance. The

@@ -67,6 +67,40 @@ internal sealed record LedgerDifference(string Account, long Balance, LedgerSums
 /// <summary>The money invariant checked for every account, as of the row <see cref="AsOfId"/>.</summary>
 internal sealed record LedgerCheck(int AccountsChecked, long RowsChecked, long AsOfId, IReadOnlyList<LedgerDifference> Differences);
 
+/// <summary>
+/// The rules <see cref="IMcpGuardLedgerStore.GetTotalsAsync"/> shares between the stores: its arguments, and which bucket
+/// a row falls in. Rows are written in time order to within <see cref="TimeOrderSlack"/> (each row's time is its call's,
+/// taken just before the row gets its id), so a store may find the window's first row by its id and read from there.
+/// </summary>
+internal static class LedgerTotals
+{
+    /// <summary>How far a row's time may run behind the time of a row with a smaller id.</summary>
+    public static readonly TimeSpan TimeOrderSlack = TimeSpan.FromMinutes(1);
+
+    public static void Check(DateTimeOffset from, DateTimeOffset to, TimeSpan bucket)
+    {
+        if (to <= from)
+        {
+            throw new ArgumentOutOfRangeException(nameof(to), to, "The end of the window must come after its start.");
+        }
+
+        if (bucket < TimeSpan.FromSeconds(1) || bucket.Ticks % TimeSpan.TicksPerSecond != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(bucket), bucket, "A bucket is a whole number of seconds, at least one.");
+        }
+    }
+
+    /// <summary>The start of the bucket <paramref name="time"/> falls in.</summary>
+    public static DateTimeOffset BucketOf(DateTimeOffset from, TimeSpan bucket, DateTimeOffset time) =>
+        from + TimeSpan.FromTicks(bucket.Ticks * ((time - from).Ticks / bucket.Ticks));
+
+    /// <summary>Adds up rows already read (the in-memory journal's), keeping those in [from, to).</summary>
+    public static IReadOnlyList<McpGuardLedgerTotal> Add(IEnumerable<McpGuardLedgerEntry> rows, DateTimeOffset from, DateTimeOffset to, TimeSpan bucket) =>
+        [.. rows.Where(r => r.Timestamp >= from && r.Timestamp < to)
+            .GroupBy(r => (Start: BucketOf(from, bucket, r.Timestamp), r.Account, r.Tool, r.Kind, r.Free))
+            .Select(g => new McpGuardLedgerTotal(g.Key.Start, g.Key.Account, g.Key.Tool, g.Key.Kind, g.Key.Free, g.LongCount(), g.Sum(r => r.AmountMicro)))];
+}
+
 /// <summary>Where the engine's changes become durable, in the order the engine made them.</summary>
 internal abstract class LedgerJournal : IAsyncDisposable
 {
@@ -104,6 +138,9 @@ internal abstract class LedgerJournal : IAsyncDisposable
     public abstract StoredCharge? FindCharge(string requestId);
 
     public abstract ValueTask<IReadOnlyList<McpGuardLedgerEntry>> ReadAsync(string account, long? before, int limit, CancellationToken cancellationToken);
+
+    /// <summary>The durable rows written in [from, to), added up per bucket, account, tool, kind and free flag (see <see cref="LedgerTotals"/>).</summary>
+    public abstract ValueTask<IReadOnlyList<McpGuardLedgerTotal>> TotalsAsync(DateTimeOffset from, DateTimeOffset to, TimeSpan bucket, CancellationToken cancellationToken);
 
     /// <summary>What the durable rows with ids up to <paramref name="lastId"/> (and the daily totals) add up to, per account.</summary>
     public abstract ValueTask<IReadOnlyDictionary<string, LedgerSums>> SumAsync(long lastId, CancellationToken cancellationToken);
@@ -179,6 +216,26 @@ internal sealed class InMemoryJournal : LedgerJournal
                 ? [.. rows.Where(r => before is null || r.Id < before).OrderByDescending(r => r.Id).Take(limit)]
                 : [];
             return ValueTask.FromResult(page);
+        }
+    }
+
+    public override ValueTask<IReadOnlyList<McpGuardLedgerTotal>> TotalsAsync(DateTimeOffset from, DateTimeOffset to, TimeSpan bucket, CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            // Each account's rows are in id order, so in time order to within the slack: read back from the newest while
+            // they can still be in the window, never the older history.
+            var window = new List<McpGuardLedgerEntry>();
+            var oldest = from - LedgerTotals.TimeOrderSlack;
+            foreach (var rows in _rows.Values)
+            {
+                for (var i = rows.Count - 1; i >= 0 && rows[i].Timestamp >= oldest; i--)
+                {
+                    window.Add(rows[i]);
+                }
+            }
+
+            return ValueTask.FromResult(LedgerTotals.Add(window, from, to, bucket));
         }
     }
 

@@ -106,6 +106,41 @@ public sealed class McpGuardLedgerPage(IReadOnlyList<McpGuardLedgerEntry> entrie
     public long? NextCursor { get; } = nextCursor;
 }
 
+/// <summary>
+/// The ledger rows of one bucket of time, account, tool, kind and free flag, added up: what
+/// <see cref="IMcpGuardLedgerStore.GetTotalsAsync"/> answers for the admin API's usage figures and the dashboard's charts.
+/// </summary>
+/// <param name="bucketStart">The start of the bucket the rows fall in (UTC).</param>
+/// <param name="account">The account.</param>
+/// <param name="tool">The tool (or method) of usage and refund rows; null for top-ups and adjustments.</param>
+/// <param name="kind">What moved.</param>
+/// <param name="free">Rows paid by the free tier (usage rows of amount 0, and their refunds).</param>
+/// <param name="rows">How many rows.</param>
+/// <param name="amountMicro">Their signed amounts added up: usage negative, top-ups and refunds positive.</param>
+public sealed class McpGuardLedgerTotal(DateTimeOffset bucketStart, string account, string? tool, McpGuardLedgerEntryKind kind, bool free, long rows, long amountMicro)
+{
+    /// <summary>The start of the bucket the rows fall in (UTC).</summary>
+    public DateTimeOffset BucketStart { get; } = bucketStart;
+
+    /// <summary>The account.</summary>
+    public string Account { get; } = account;
+
+    /// <summary>The tool (or method) of usage and refund rows; null for top-ups and adjustments.</summary>
+    public string? Tool { get; } = tool;
+
+    /// <summary>What moved.</summary>
+    public McpGuardLedgerEntryKind Kind { get; } = kind;
+
+    /// <summary>Rows paid by the free tier (usage rows of amount 0, and their refunds).</summary>
+    public bool Free { get; } = free;
+
+    /// <summary>How many rows.</summary>
+    public long Rows { get; } = rows;
+
+    /// <summary>Their signed amounts added up: usage negative, top-ups and refunds positive.</summary>
+    public long AmountMicro { get; } = amountMicro;
+}
+
 /// <summary>A priced call to charge.</summary>
 public sealed class McpGuardChargeRequest
 {
@@ -235,4 +270,14 @@ public interface IMcpGuardLedgerStore
 
     /// <summary>A page of the account's rows, newest first, older than <paramref name="before"/> when given.</summary>
     ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The rows written from <paramref name="start"/> (inclusive) to <paramref name="until"/> (exclusive), added up per bucket
+    /// of <paramref name="bucket"/> (bucket <c>n</c> starts at <c>start + n × bucket</c>), account, tool, kind and free flag,
+    /// in no particular order. The admin API asks for at most a day, in buckets of whole minutes; an implementation should
+    /// group in its database (an index on the rows' time) rather than read the rows. The default implementation throws
+    /// <see cref="NotSupportedException"/>: the admin API's usage figures then answer 409, and everything else works.
+    /// </summary>
+    ValueTask<IReadOnlyList<McpGuardLedgerTotal>> GetTotalsAsync(DateTimeOffset start, DateTimeOffset until, TimeSpan bucket, CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"{GetType().Name} does not add up ledger totals (IMcpGuardLedgerStore.GetTotalsAsync).");
 }

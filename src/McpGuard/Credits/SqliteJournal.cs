@@ -349,6 +349,77 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         return rows;
     }
 
+    public override async ValueTask<IReadOnlyList<McpGuardLedgerTotal>> TotalsAsync(DateTimeOffset from, DateTimeOffset to, TimeSpan bucket, CancellationToken cancellationToken)
+    {
+        await using var connection = _database.Open();
+
+        // No index on the time (it would cost every charge an insert more): rows are in time order to within the slack,
+        // so the window's first row is found by halving the id range, and only the rows from it on are read and grouped.
+        if (await FirstRowFromAsync(connection, from - LedgerTotals.TimeOrderSlack, cancellationToken) is not long first)
+        {
+            return [];
+        }
+
+        await using var command = connection.CreateCommand();
+        command.CommandText = """
+            SELECT (CAST(strftime('%s', substr(created_at, 1, 19)) AS INTEGER) - $from) / $bucket, account, tool, kind, free, COUNT(*), SUM(amount)
+            FROM ledger WHERE id >= $first AND created_at >= $fromText AND created_at < $toText
+            GROUP BY 1, account, tool, kind, free;
+            """;
+        command.Parameters.AddWithValue("$from", from.ToUnixTimeSeconds());
+        command.Parameters.AddWithValue("$bucket", (long)bucket.TotalSeconds);
+        command.Parameters.AddWithValue("$first", first);
+        command.Parameters.AddWithValue("$fromText", SqliteText.Format(from));
+        command.Parameters.AddWithValue("$toText", SqliteText.Format(to));
+        var totals = new List<McpGuardLedgerTotal>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            totals.Add(new McpGuardLedgerTotal(
+                from + TimeSpan.FromTicks(bucket.Ticks * reader.GetInt64(0)),
+                reader.GetString(1),
+                reader.IsDBNull(2) ? null : reader.GetString(2),
+                Enum.Parse<McpGuardLedgerEntryKind>(reader.GetString(3)),
+                reader.GetInt64(4) != 0,
+                reader.GetInt64(5),
+                reader.GetInt64(6)));
+        }
+
+        return totals;
+    }
+
+    /// <summary>The id of the first row written at or after <paramref name="cutoff"/>, found by halving the id range; null when there is none.</summary>
+    private static async Task<long?> FirstRowFromAsync(SqliteConnection connection, DateTimeOffset cutoff, CancellationToken cancellationToken)
+    {
+        if (await ScalarAsync(connection, "SELECT MIN(id) FROM ledger;", cancellationToken) is not long low
+            || await ScalarAsync(connection, "SELECT MAX(id) FROM ledger;", cancellationToken) is not long high)
+        {
+            return null;
+        }
+
+        var after = SqliteText.Format(cutoff);
+        long? found = null;
+        while (low <= high)
+        {
+            var middle = low + ((high - low) / 2);
+            if (await RowAtOrAfterAsync(connection, middle, cancellationToken) is not { } row)
+            {
+                high = middle - 1;
+            }
+            else if (string.CompareOrdinal(row.CreatedAt, after) >= 0)
+            {
+                found = row.Id;
+                high = middle - 1;
+            }
+            else
+            {
+                low = row.Id + 1;
+            }
+        }
+
+        return found;
+    }
+
     public override StoredCharge? FindCharge(string requestId)
     {
         // Safe from any thread: each look-up takes a prepared statement on a reader connection of its own from a pool

@@ -30,12 +30,16 @@ public sealed class AdminOpenApiTests
                 "/admin/keys",
                 "/admin/keys/{id}/revoke",
                 "/admin/ledger/verify",
+                "/admin/tools",
                 "/admin/tools/{name}/archive",
                 "/admin/tools/{name}/pause",
                 "/admin/tools/{name}/restore",
+                "/admin/traffic",
+                "/admin/usage",
             ],
             paths.Select(p => p.Key).Order(StringComparer.Ordinal));
         Assert.DoesNotContain(paths, p => p.Key.StartsWith("/mcp", StringComparison.Ordinal));
+        Assert.Equal("McpGuardAdminUsage", paths["/admin/usage"]!["get"]!["operationId"]!.GetValue<string>());
 
         var schemas = document["components"]!["schemas"]!.AsObject();
         foreach (var name in new[] { "TopUpRequest", "AdjustRequest", "SetCapRequest", "CreateKeyRequest" })

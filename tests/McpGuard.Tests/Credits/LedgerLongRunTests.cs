@@ -175,6 +175,9 @@ public sealed class LedgerLongRunTests : IAsyncLifetime
         public override ValueTask<IReadOnlyDictionary<string, LedgerSums>> SumAsync(long lastId, CancellationToken cancellationToken) =>
             _inner.SumAsync(lastId, cancellationToken);
 
+        public override ValueTask<IReadOnlyList<McpGuardLedgerTotal>> TotalsAsync(DateTimeOffset from, DateTimeOffset to, TimeSpan bucket, CancellationToken cancellationToken) =>
+            _inner.TotalsAsync(from, to, bucket, cancellationToken);
+
         public override async ValueTask DisposeAsync()
         {
             await _inner.DisposeAsync();

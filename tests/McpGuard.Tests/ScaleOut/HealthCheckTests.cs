@@ -102,6 +102,9 @@ public sealed class HealthCheckTests
 
         public override ValueTask<IReadOnlyDictionary<string, McpGuard.Credits.LedgerSums>> SumAsync(long lastId, CancellationToken cancellationToken) =>
             _inner.SumAsync(lastId, cancellationToken);
+
+        public override ValueTask<IReadOnlyList<McpGuardLedgerTotal>> TotalsAsync(DateTimeOffset from, DateTimeOffset to, TimeSpan bucket, CancellationToken cancellationToken) =>
+            _inner.TotalsAsync(from, to, bucket, cancellationToken);
     }
 
     [Fact]

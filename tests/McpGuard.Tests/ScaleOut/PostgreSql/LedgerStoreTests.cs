@@ -49,6 +49,22 @@ public sealed class LedgerStoreTests(PostgreSqlCluster cluster) : IClassFixture<
     }
 
     [Fact]
+    public async Task Totals_are_grouped_by_postgresql_over_the_window_through_an_index_on_the_rows_time()
+    {
+        var connectionString = await cluster.CreateDatabaseAsync();
+        await using var database = new PostgreSqlDatabase(connectionString, "mcpguard", TimeSpan.FromSeconds(5), NullLogger.Instance);
+        await using var store = new PostgreSqlLedgerStore(database, TimeProvider.System, NullLogger.Instance);
+
+        await McpGuard.Tests.Credits.LedgerTotalsScript.WriteAsync(store);
+
+        Assert.Equal(McpGuard.Tests.Credits.LedgerTotalsScript.Expected, await McpGuard.Tests.Credits.LedgerTotalsScript.TotalsAsync(store));
+        Assert.Equal(["ledger_created_at"], await PostgreSqlCluster.QueryAsync<string>(connectionString,
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'mcpguard' AND tablename = 'ledger' AND indexdef LIKE '%(created_at)%';"));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(async () =>
+            await store.GetTotalsAsync(McpGuard.Tests.Credits.LedgerTotalsScript.WindowStart, McpGuard.Tests.Credits.LedgerTotalsScript.WindowStart, TimeSpan.FromMinutes(5), default));
+    }
+
+    [Fact]
     public async Task A_tool_name_with_NUL_is_charged_normally_and_an_id_with_NUL_is_refused_alone()
     {
         var connectionString = await cluster.CreateDatabaseAsync();
