@@ -10,7 +10,7 @@ namespace McpGuard.Gateway;
 /// <summary>
 /// The gateway: an ASP.NET Core app that reads <c>appsettings.json</c> from the working directory, environment variables
 /// and <c>--McpGuard:…</c> command-line keys, and maps McpGuard's proxy (at <c>McpGuard:Path</c>, default <c>/mcp</c>), the
-/// admin API (<c>/admin</c>), McpGuard's metrics in Prometheus text format behind the admin key (<c>/admin/metrics</c>) and
+/// admin API (<c>/admin</c>) and its dashboard (<c>/admin/ui</c>), McpGuard's metrics in Prometheus text format behind the admin key (<c>/admin/metrics</c>) and
 /// health (<c>/health</c>); traces go to an OTLP collector when <c>OTEL_EXPORTER_OTLP_ENDPOINT</c> names one. Two shortcuts: <c>--upstream &lt;url&gt;</c> for
 /// <c>--McpGuard:Upstream:Url</c>, and ASP.NET Core's own <c>--urls &lt;url&gt;</c>.
 /// </summary>
@@ -24,7 +24,8 @@ internal static class GatewayApp
 
         Reads appsettings.json from the working directory, then environment variables (McpGuard__Upstream__Url=…),
         then the command line. Serves the guarded MCP endpoint at McpGuard:Path (default /mcp), the admin API at
-        /admin, metrics at /admin/metrics (Prometheus text, admin key) and health at /health. Sends traces to
+        /admin, its dashboard at /admin/ui, metrics at /admin/metrics (Prometheus text, admin key) and health at
+        /health. Sends traces to
         OTEL_EXPORTER_OTLP_ENDPOINT when it is set. Manual: docs/gateway.md.
         """;
 
@@ -111,6 +112,7 @@ internal static class GatewayApp
         var admin = app.MapMcpGuardAdmin("/admin");
         // In the admin group: a scrape needs the admin key (Prometheus sends it with authorization: credentials).
         admin.MapPrometheusScrapingEndpoint("/metrics");
+        app.MapMcpGuardDashboard("/admin/ui", "/admin");
         app.MapHealthChecks("/health");
         return app;
     }

@@ -271,7 +271,7 @@ public sealed class AdminFramingTests : IAsyncLifetime
 
         var actual = JsonNode.Parse(response.BodyText)!.AsObject();
         var traceId = actual["traceId"]?.GetValue<string>();
-        Assert.Matches("^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$", traceId);
+        Assert.Matches("^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$", traceId);
         var status = response.Status;
         var expected = new JsonObject
         {

@@ -107,20 +107,22 @@ public sealed class AdminUsageTests : IAsyncLifetime
     [Fact]
     public async Task Traffic_counts_this_instances_requests_per_bucket_reason_tool_and_method()
     {
-        var traffic = _host.Services.GetRequiredService<RecentTraffic>();
-        traffic.Record("tools/call", "add", RecentTraffic.Passed);
-        traffic.Record("tools/call", "add", RecentTraffic.Passed);
-        traffic.Record("tools/call", "add", "rate_limited");
-        traffic.Record("tools/list", null, RecentTraffic.Passed);
+        // 12:00: two calls of add and a tools/list pass; Carol's echo is refused (suspended).
+        await SendCountedAsync(DemoKeys.Alice, """{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}""", HttpStatusCode.OK);
+        await SendCountedAsync(DemoKeys.Alice, """{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}""", HttpStatusCode.OK);
+        await SendCountedAsync(DemoKeys.Alice, """{"jsonrpc":"2.0","id":3,"method":"tools/list"}""", HttpStatusCode.OK);
+        await SendCountedAsync(DemoKeys.Carol, """{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}}""", HttpStatusCode.Forbidden);
         _clock.Advance(TimeSpan.FromMinutes(7));
-        traffic.Record("tools/call", "premium_report", "insufficient_scope");
-        traffic.Record(TelemetryNames.NoMethod, null, "invalid_token");
+        // 12:07: Bob lacks the scope for premium_report; a revoked key is refused; a body that is not JSON names no method.
+        await SendCountedAsync(DemoKeys.Bob, """{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"premium_report","arguments":{"topic":"tea"}}}""", HttpStatusCode.Forbidden);
+        await SendCountedAsync(DemoKeys.Revoked, """{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2}}}""", HttpStatusCode.Unauthorized);
+        await SendCountedAsync(null, "{", HttpStatusCode.BadRequest);
 
         // The last bucket ends with the current minute (12:07): 11:08 to 12:07 in buckets of five minutes.
         var buckets = new JsonArray();
         for (var i = 0; i < 12; i++)
         {
-            var (passed, refused) = i switch { 10 => (3, 1), 11 => (0, 2), _ => (0, 0) };
+            var (passed, refused) = i switch { 10 => (3, 1), 11 => (0, 3), _ => (0, 0) };
             buckets.Add(new JsonObject { ["start"] = Time(new DateTimeOffset(2026, 5, 9, 11, 8, 0, TimeSpan.Zero).AddMinutes(5 * i)), ["passed"] = passed, ["refused"] = refused });
         }
 
@@ -132,12 +134,39 @@ public sealed class AdminUsageTests : IAsyncLifetime
             ["bucket_seconds"] = 300,
             ["scope"] = "instance",
             ["passed"] = 3,
-            ["refused"] = 3,
+            ["refused"] = 4,
             ["buckets"] = buckets,
-            ["refusals"] = Json("""[{"reason":"insufficient_scope","count":1},{"reason":"invalid_token","count":1},{"reason":"rate_limited","count":1}]"""),
-            ["tools"] = Json("""[{"tool":"add","passed":2,"refused":1},{"tool":"premium_report","passed":0,"refused":1}]"""),
-            ["methods"] = Json("""[{"method":"_none","passed":0,"refused":1},{"method":"tools/call","passed":2,"refused":2},{"method":"tools/list","passed":1,"refused":0}]"""),
+            ["refusals"] = Json("""[{"reason":"insufficient_scope","count":1},{"reason":"invalid_token","count":1},{"reason":"parse_error","count":1},{"reason":"suspended","count":1}]"""),
+            ["tools"] = Json("""[{"tool":"add","passed":2,"refused":1},{"tool":"echo","passed":0,"refused":1},{"tool":"premium_report","passed":0,"refused":1}]"""),
+            ["methods"] = Json("""[{"method":"_NONE","passed":0,"refused":1},{"method":"tools/call","passed":2,"refused":3},{"method":"tools/list","passed":1,"refused":0}]"""),
         });
+    }
+
+    /// <summary>
+    /// POSTs one body to the guarded endpoint and waits until the pipeline
+    /// has counted it: a request is counted when it ends, which may be just after the client read the answer.
+    /// </summary>
+    private async Task SendCountedAsync(string? key, string body, HttpStatusCode status)
+    {
+        var traffic = _host.Services.GetRequiredService<RecentTraffic>();
+        long Counted() => traffic.Snapshot(TimeSpan.FromDays(1), TimeSpan.FromDays(1)).Totals.Values.Sum();
+        var before = Counted();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/mcp") { Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json") };
+        request.Headers.TryAddWithoutValidation("Accept", "application/json, text/event-stream");
+        if (key is not null)
+        {
+            request.Headers.TryAddWithoutValidation("Authorization", $"Bearer {key}");
+        }
+
+        using var response = await _host.Client.SendAsync(request);
+        Assert.Equal(status, response.StatusCode);
+        await response.Content.ReadAsStringAsync();
+        for (var i = 0; i < 200 && Counted() == before; i++)
+        {
+            await Task.Delay(25);
+        }
+
+        Assert.Equal(before + 1, Counted());
     }
 
     [Fact]

@@ -395,7 +395,7 @@ public sealed class ScopeTests
 
         var actual = JsonNode.Parse(text)!.AsObject();
         var traceId = actual["traceId"]?.GetValue<string>();
-        Assert.Matches("^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$", traceId);
+        Assert.Matches("^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$", traceId);
         var expected = new JsonObject
         {
             ["type"] = type,

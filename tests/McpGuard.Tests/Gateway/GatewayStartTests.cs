@@ -115,6 +115,11 @@ public sealed class GatewayStartTests
         Assert.Equal(System.Net.HttpStatusCode.OK, health.StatusCode);
         Assert.Equal("Healthy", await health.Content.ReadAsStringAsync());
 
+        // The dashboard's page (its data comes from the admin API, with the admin key).
+        using var dashboard = await gateway.Client.GetAsync("/admin/ui");
+        Assert.Equal(System.Net.HttpStatusCode.OK, dashboard.StatusCode);
+        Assert.Equal("text/html; charset=utf-8", dashboard.Content.Headers.ContentType?.ToString());
+
         // McpGuard's metrics, in Prometheus text format, behind the admin key.
         using var list = new HttpRequestMessage(HttpMethod.Post, "/mcp") { Content = new StringContent("""{"jsonrpc":"2.0","id":1,"method":"tools/list"}""", System.Text.Encoding.UTF8, "application/json") };
         list.Headers.TryAddWithoutValidation("Accept", "application/json, text/event-stream");
