@@ -26,6 +26,7 @@ namespace McpGuard.Tests.Docs;
 /// <c>MCPGUARD_UPDATE_DOCS=1 dotnet test --filter DocsTranscriptTests</c> writes the real outputs into the pages
 /// instead of comparing: the script that produces every output the docs show.
 /// </remarks>
+[Collection(DocsRunAlone.Name)]
 public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
 {
     private const string ServerStart = "dotnet run --project samples/McpGuard.Sample -- --";
@@ -389,4 +390,15 @@ public sealed partial class DocsTranscriptTests(ITestOutputHelper output)
             _scratch.Delete(recursive: true);
         }
     }
+}
+
+/// <summary>
+/// The transcripts run after every other test, alone: the sample's OpenTelemetry exporter matches meter <c>McpGuard</c> by
+/// name, as OpenTelemetry does, so a <c>/metrics</c> transcript would also count the requests of other apps running in
+/// this process at the same time.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class DocsRunAlone
+{
+    public const string Name = "Docs transcripts";
 }

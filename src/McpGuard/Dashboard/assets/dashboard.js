@@ -352,7 +352,7 @@
       tr.dataset.entryId = entry.id;
       tr.append(
         cell(String(entry.id), "number"),
-        cell(entry.timestamp.replace("T", " ").replace("Z", "")),
+        cell(entry.timestamp.replace("T", " ").slice(0, 19)),
         cell(kinds[entry.kind] + (entry.free ? " (free)" : "")),
         cell(format(entry.amount_micro), "number"),
         cell(format(entry.balance_after_micro), "number"),
