@@ -14,7 +14,7 @@ namespace McpGuard.PostgreSql;
 /// answered once that commit is durable. Request ids are charged and refunded at most once by unique indexes, a
 /// balance never goes below zero by a check constraint, and a month's spend and free calls live in the account's row.
 /// </summary>
-internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, IAttemptRefunds, IHealthCheck, IAsyncDisposable
+internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, ILedgerTotals, IAttemptRefunds, IHealthCheck, IAsyncDisposable
 {
     /// <summary>The most operations one commit carries.</summary>
     internal const int MaxBatch = 256;

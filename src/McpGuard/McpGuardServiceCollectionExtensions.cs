@@ -13,7 +13,7 @@ using Microsoft.Extensions.Options;
 namespace Microsoft.Extensions.DependencyInjection;
 
 /// <summary>Registers McpGuard's services.</summary>
-public static class McpGuardServiceCollectionExtensions
+public static partial class McpGuardServiceCollectionExtensions
 {
     /// <summary>
     /// Adds McpGuard, configured by the app configuration's <c>McpGuard</c> section (appsettings.json, environment variables

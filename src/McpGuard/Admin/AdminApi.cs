@@ -47,7 +47,8 @@ internal sealed partial class AdminApi(
         var context = invocation.HttpContext;
         context.Response.Headers.CacheControl = "no-store";
         var state = states.Current;
-        if (context.Request.Headers.Origin is { Count: > 0 } origin && !state.IsOriginAllowed(origin, context.Request) && !IsSameOrigin(origin, context.Request))
+        if (context.Request.Headers.Origin is { Count: > 0 } origin && !state.IsOriginAllowed(origin, context.Request)
+            && !(IsSameOrigin(origin, context.Request) && ByAdminKey(context)))
         {
             // A browser page on another origin (say, one riding an admin's cookie under a policy) may not drive the admin API.
             Log.Refused(_logger, context.Request.Method, context.Request.Path, "origin not allowed");
@@ -268,17 +269,13 @@ internal sealed partial class AdminApi(
     public async Task<Results<JsonHttpResult<AdminUsageBody>, ProblemHttpResult>> GetUsageAsync(HttpContext context, AdminWindowQuery window)
     {
         var (from, to) = window.Aligned(clock.GetUtcNow());
-        IReadOnlyList<McpGuardLedgerTotal> totals;
-        try
-        {
-            totals = await ledger.GetTotalsAsync(from, to, window.Bucket, context.RequestAborted);
-        }
-        catch (NotSupportedException)
+        if (ledger is not ILedgerTotals store)
         {
             return Problem(context, McpGuardAdminReasons.Conflict,
-                $"The ledger store is the app's own ({ledger.GetType().Name}) and does not add up usage: implement IMcpGuardLedgerStore.GetTotalsAsync.");
+                $"The ledger store is the app's own ({ledger.GetType().Name}): usage figures are added up by McpGuard's own stores only (Sqlite, InMemory, PostgreSql).");
         }
 
+        var totals = await store.GetTotalsAsync(from, to, window.Bucket, context.RequestAborted);
         var all = new AdminUsageFigures();
         var buckets = new AdminUsageBucketBody[(int)(window.Length.Ticks / window.Bucket.Ticks)];
         for (var i = 0; i < buckets.Length; i++)
@@ -485,6 +482,15 @@ internal sealed partial class AdminApi(
     /// another site cannot send it; one that rebinds its own name to this server sends its own name as Host too, but has
     /// neither the admin key (session storage is per origin) nor the operator's cookies (they are per host name).
     /// </summary>
+    /// <summary>
+    /// Whether the request proved it holds the admin key (the admin key scheme authenticated it). Such a caller may send its
+    /// page's own origin from any host name: a page that rebinds its name to this server (DNS rebinding) gets through the
+    /// same-origin comparison but cannot know the key. Under an app's policy the credentials may be ambient (a cookie, a
+    /// client certificate, the caller's address), so there the origin must be allowed by name.
+    /// </summary>
+    private static bool ByAdminKey(HttpContext context) =>
+        context.User.Identities.Any(identity => identity.IsAuthenticated && identity.AuthenticationType == McpGuardSchemes.AdminKey);
+
     private static bool IsSameOrigin(Microsoft.Extensions.Primitives.StringValues origin, HttpRequest request) =>
         origin.Count == 1 && request.Host.HasValue
         && origin[0] is { } value

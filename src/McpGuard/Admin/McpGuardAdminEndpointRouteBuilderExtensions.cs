@@ -10,8 +10,8 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Microsoft.AspNetCore.Builder;
 
-/// <summary>Maps McpGuard's admin API.</summary>
-public static class McpGuardAdminEndpointRouteBuilderExtensions
+/// <summary>Maps McpGuard's admin API and its dashboard, a page on top of it.</summary>
+public static partial class McpGuardAdminEndpointRouteBuilderExtensions
 {
     /// <summary>The OpenAPI document name (group name) the admin endpoints carry: <c>builder.Services.AddOpenApi("mcpguard-admin")</c> describes them.</summary>
     internal const string DocumentName = "mcpguard-admin";

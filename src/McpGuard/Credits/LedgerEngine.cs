@@ -14,7 +14,7 @@ namespace McpGuard.Credits;
 /// longer holds is looked up in the journal: for a refund, and for a repeated id a client sent (an id McpGuard made for
 /// the request is new by construction, so it needs no look-up).
 /// </remarks>
-internal partial class LedgerEngine : IMcpGuardLedgerStore, Microsoft.Extensions.Diagnostics.HealthChecks.IHealthCheck, IAsyncDisposable
+internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Microsoft.Extensions.Diagnostics.HealthChecks.IHealthCheck, IAsyncDisposable
 {
     /// <summary>Unhealthy once the journal failed to write: from then on the ledger refuses every change until the app restarts.</summary>
     public Task<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult> CheckHealthAsync(Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckContext context, CancellationToken cancellationToken = default) =>

@@ -68,7 +68,7 @@ internal sealed record LedgerDifference(string Account, long Balance, LedgerSums
 internal sealed record LedgerCheck(int AccountsChecked, long RowsChecked, long AsOfId, IReadOnlyList<LedgerDifference> Differences);
 
 /// <summary>
-/// The rules <see cref="IMcpGuardLedgerStore.GetTotalsAsync"/> shares between the stores: its arguments, and which bucket
+/// The rules <see cref="ILedgerTotals.GetTotalsAsync"/> shares between the stores: its arguments, and which bucket
 /// a row falls in. Rows are written in time order to within <see cref="TimeOrderSlack"/> (each row's time is its call's,
 /// taken just before the row gets its id), so a store may find the window's first row by its id and read from there.
 /// </summary>

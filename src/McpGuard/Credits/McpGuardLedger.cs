@@ -108,7 +108,7 @@ public sealed class McpGuardLedgerPage(IReadOnlyList<McpGuardLedgerEntry> entrie
 
 /// <summary>
 /// The ledger rows of one bucket of time, account, tool, kind and free flag, added up: what
-/// <see cref="IMcpGuardLedgerStore.GetTotalsAsync"/> answers for the admin API's usage figures and the dashboard's charts.
+/// <see cref="ILedgerTotals.GetTotalsAsync"/> answers for the admin API's usage figures and the dashboard's charts.
 /// </summary>
 /// <param name="bucketStart">The start of the bucket the rows fall in (UTC).</param>
 /// <param name="account">The account.</param>
@@ -117,7 +117,7 @@ public sealed class McpGuardLedgerPage(IReadOnlyList<McpGuardLedgerEntry> entrie
 /// <param name="free">Rows paid by the free tier (usage rows of amount 0, and their refunds).</param>
 /// <param name="rows">How many rows.</param>
 /// <param name="amountMicro">Their signed amounts added up: usage negative, top-ups and refunds positive.</param>
-public sealed class McpGuardLedgerTotal(DateTimeOffset bucketStart, string account, string? tool, McpGuardLedgerEntryKind kind, bool free, long rows, long amountMicro)
+internal sealed class McpGuardLedgerTotal(DateTimeOffset bucketStart, string account, string? tool, McpGuardLedgerEntryKind kind, bool free, long rows, long amountMicro)
 {
     /// <summary>The start of the bucket the rows fall in (UTC).</summary>
     public DateTimeOffset BucketStart { get; } = bucketStart;
@@ -270,14 +270,19 @@ public interface IMcpGuardLedgerStore
 
     /// <summary>A page of the account's rows, newest first, older than <paramref name="before"/> when given.</summary>
     ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken);
+}
 
+/// <summary>
+/// A ledger store that adds up its rows for the admin API's usage figures and the dashboard's charts: McpGuard's own (in
+/// memory, SQLite, PostgreSQL). For a store of the app's own, the usage figures answer 409 and everything else works.
+/// </summary>
+internal interface ILedgerTotals
+{
     /// <summary>
     /// The rows written from <paramref name="start"/> (inclusive) to <paramref name="until"/> (exclusive), added up per bucket
     /// of <paramref name="bucket"/> (bucket <c>n</c> starts at <c>start + n × bucket</c>), account, tool, kind and free flag,
-    /// in no particular order. The admin API asks for at most a day, in buckets of whole minutes; an implementation should
-    /// group in its database (an index on the rows' time) rather than read the rows. The default implementation throws
-    /// <see cref="NotSupportedException"/>: the admin API's usage figures then answer 409, and everything else works.
+    /// in no particular order. The admin API asks for at most a day, in buckets of whole minutes; the stores group in their
+    /// database (over an index on the rows' time) rather than read the rows.
     /// </summary>
-    ValueTask<IReadOnlyList<McpGuardLedgerTotal>> GetTotalsAsync(DateTimeOffset start, DateTimeOffset until, TimeSpan bucket, CancellationToken cancellationToken) =>
-        throw new NotSupportedException($"{GetType().Name} does not add up ledger totals (IMcpGuardLedgerStore.GetTotalsAsync).");
+    ValueTask<IReadOnlyList<McpGuardLedgerTotal>> GetTotalsAsync(DateTimeOffset start, DateTimeOffset until, TimeSpan bucket, CancellationToken cancellationToken);
 }

@@ -237,7 +237,7 @@ public sealed class AdminUsageTests : IAsyncLifetime
             builder => builder.ConfigureServices(services => services.AddSingleton<IMcpGuardLedgerStore, LedgerWithoutTotals>()));
         using var refused = await own.GetAdminAsync("/admin/usage?window=day");
         await AssertProblemAsync(refused, HttpStatusCode.Conflict, "Conflict",
-            "The ledger store is the app's own (LedgerWithoutTotals) and does not add up usage: implement IMcpGuardLedgerStore.GetTotalsAsync.");
+            "The ledger store is the app's own (LedgerWithoutTotals): usage figures are added up by McpGuard's own stores only (Sqlite, InMemory, PostgreSql).");
     }
 
     private async Task CallAsync(string key, string tool, object arguments, string requestId)
@@ -275,7 +275,7 @@ public sealed class AdminUsageTests : IAsyncLifetime
         return figures;
     }
 
-    /// <summary>An app's own ledger store written before GetTotalsAsync existed: the interface's default answers for it.</summary>
+    /// <summary>An app's own ledger store: it implements the public interface, which holds no way to add up usage.</summary>
     private sealed class LedgerWithoutTotals : IMcpGuardLedgerStore
     {
         public ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Time.Testing;
 namespace McpGuard.Tests.Credits;
 
 /// <summary>
-/// <see cref="IMcpGuardLedgerStore.GetTotalsAsync"/> on the built-in stores (the PostgreSQL one runs the same script in
+/// <see cref="ILedgerTotals.GetTotalsAsync"/> on the built-in stores (the PostgreSQL one runs the same script in
 /// ScaleOut/PostgreSql/LedgerStoreTests): the rows of [start, until) added up per bucket, account, tool, kind and free
 /// flag, and nothing outside the window.
 /// </summary>
@@ -83,7 +83,7 @@ internal static class LedgerTotalsScript
     }
 
     public static async Task<(DateTimeOffset, string, string?, McpGuardLedgerEntryKind, bool, long, long)[]> TotalsAsync(IMcpGuardLedgerStore store) =>
-        [.. (await store.GetTotalsAsync(WindowStart, WindowStart.AddHours(1), TimeSpan.FromMinutes(5), default))
+        [.. (await ((ILedgerTotals)store).GetTotalsAsync(WindowStart, WindowStart.AddHours(1), TimeSpan.FromMinutes(5), default))
             .Select(t => (t.BucketStart, t.Account, t.Tool, t.Kind, t.Free, t.Rows, t.AmountMicro))
             .OrderBy(t => t.BucketStart)
             .ThenBy(t => t.Account, StringComparer.Ordinal)

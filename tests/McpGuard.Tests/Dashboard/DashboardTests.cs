@@ -157,6 +157,16 @@ public sealed class DashboardTests
         Assert.Contains("""<meta name="mcpguard-admin" content="/ops/api">""", html, StringComparison.Ordinal);
         Assert.Contains("""<meta name="mcpguard-auth" content="policy">""", html, StringComparison.Ordinal);
         Assert.Contains("""<script src="/ops/dashboard.js" defer></script>""", html, StringComparison.Ordinal);
+
+        // Under a policy the credentials can be ambient (here a header; a cookie or the caller's address alike), so a page
+        // that rebinds its own name to this server must not pass by sending that name as both Host and Origin.
+        using var rebound = new HttpRequestMessage(HttpMethod.Post, "/ops/api/tools/add/pause");
+        rebound.Headers.Add("X-Operator", "yes");
+        rebound.Headers.Host = "evil.example";
+        rebound.Headers.Add("Origin", "http://evil.example");
+        using var refusedOrigin = await client.SendAsync(rebound);
+        await AssertProblemAsync(refusedOrigin, HttpStatusCode.Forbidden, "Forbidden",
+            "Origin 'http://evil.example' may not call the admin API; allowed origins are set in McpGuard:AllowedOrigins.");
     }
 
     [Fact]

@@ -3,8 +3,8 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
-/// <summary>Health checks for McpGuard's stores, on ASP.NET Core health checks.</summary>
-public static class McpGuardHealthChecksBuilderExtensions
+// Health checks for McpGuard's stores, on ASP.NET Core health checks.
+public static partial class McpGuardServiceCollectionExtensions
 {
     /// <summary>
     /// Adds a check for each store McpGuard uses, tagged <c>mcpguard</c>: <c>mcpguard-ledger</c> (balances, charges and

@@ -9,8 +9,8 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Microsoft.AspNetCore.Builder;
 
-/// <summary>Maps McpGuard's dashboard, a page on top of the admin API.</summary>
-public static class McpGuardDashboardEndpointRouteBuilderExtensions
+// The dashboard: a page on top of the admin API.
+public static partial class McpGuardAdminEndpointRouteBuilderExtensions
 {
     /// <summary>
     /// Maps the dashboard under <paramref name="prefix"/>: one page (at <paramref name="prefix"/>) with its script and style
