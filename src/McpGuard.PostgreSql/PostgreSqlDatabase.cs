@@ -167,6 +167,7 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IHealthChec
 
             await transaction.CommitAsync(cancellationToken);
             _migrated = true;
+            IndexesBuilt = Task.Run(BuildIndexesAsync);
             if (current < PostgreSqlSchema.Migrations.Length)
             {
                 Log.Migrated(_logger, SchemaName, current, PostgreSqlSchema.Migrations.Length);
@@ -178,6 +179,64 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IHealthChec
             ForgetConnections(ex);
             Log.MigrationFailed(_logger, ex, SchemaName);
             throw;
+        }
+    }
+
+    /// <summary>Completes when the background index build of this instance has ended (built, found, or left to another instance); for tests.</summary>
+    internal Task IndexesBuilt { get; private set; } = Task.CompletedTask;
+
+    /// <summary>
+    /// Builds <see cref="PostgreSqlSchema.CreatedAtIndex"/> CONCURRENTLY (writes go on meanwhile), with no statement time
+    /// limit, unless it is there and valid; an invalid one is dropped first. Only the instance that gets the session
+    /// advisory lock builds; a failure is logged, and the usage figures read the ledger without the index until a restart
+    /// builds it.
+    /// </summary>
+    private async Task BuildIndexesAsync()
+    {
+        try
+        {
+            await using var connection = await DataSource.OpenConnectionAsync();
+            var lockKey = $"{PostgreSqlSchema.AdvisoryLockClass + 1}, hashtext('{SchemaName}')";
+            await using (var locked = new NpgsqlCommand($"SELECT pg_try_advisory_lock({lockKey});", connection))
+            {
+                if (!(bool)(await locked.ExecuteScalarAsync())!)
+                {
+                    return;
+                }
+            }
+
+            try
+            {
+                await ExecuteAsync(connection, "SET statement_timeout = 0;", CancellationToken.None);
+                await using var state = new NpgsqlCommand("""
+                    SELECT i.indisvalid FROM pg_index i
+                    JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = $1 AND c.relname = $2;
+                    """, connection);
+                state.Parameters.Add(new() { Value = SchemaName });
+                state.Parameters.Add(new() { Value = PostgreSqlSchema.CreatedAtIndex });
+                var valid = await state.ExecuteScalarAsync() as bool?;
+                if (valid == true)
+                {
+                    return;
+                }
+
+                if (valid == false)
+                {
+                    await ExecuteAsync(connection, $"DROP INDEX CONCURRENTLY IF EXISTS {Schema}.{PostgreSqlSchema.CreatedAtIndex};", CancellationToken.None);
+                }
+
+                await ExecuteAsync(connection, $"CREATE INDEX CONCURRENTLY IF NOT EXISTS {PostgreSqlSchema.CreatedAtIndex} ON {Schema}.ledger USING brin (created_at);", CancellationToken.None);
+                Log.IndexBuilt(_logger, SchemaName, PostgreSqlSchema.CreatedAtIndex);
+            }
+            finally
+            {
+                await ExecuteAsync(connection, $"RESET statement_timeout; SELECT pg_advisory_unlock({lockKey});", CancellationToken.None);
+            }
+        }
+        catch (Exception ex)
+        {
+            Log.IndexFailed(_logger, ex, SchemaName, PostgreSqlSchema.CreatedAtIndex);
         }
     }
 
@@ -194,6 +253,12 @@ internal sealed partial class PostgreSqlDatabase : IAsyncDisposable, IHealthChec
 
     private static partial class Log
     {
+        [LoggerMessage(8005, LogLevel.Information, "PostgreSQL index {Schema}.{Index} built (concurrently; writes went on meanwhile).", EventName = "PostgreSqlIndexBuilt")]
+        public static partial void IndexBuilt(ILogger logger, string schema, string index);
+
+        [LoggerMessage(8006, LogLevel.Warning, "PostgreSQL index {Schema}.{Index} could not be built; the admin API's usage figures read the ledger without it until a restart builds it.", EventName = "PostgreSqlIndexFailed")]
+        public static partial void IndexFailed(ILogger logger, Exception exception, string schema, string index);
+
         [LoggerMessage(8001, LogLevel.Information, "PostgreSQL schema {Schema} migrated from version {From} to {To}.", EventName = "PostgreSqlMigrated")]
         public static partial void Migrated(ILogger logger, string schema, int from, int to);
 

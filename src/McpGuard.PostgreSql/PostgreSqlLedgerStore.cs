@@ -185,12 +185,22 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, ILed
         await _database.EnsureMigratedAsync(cancellationToken);
 
         // Grouped by PostgreSQL over the rows of the window, found through ledger_created_at: one row per bucket, account,
-        // tool, kind and free flag comes back, never the rows.
-        await using var command = _database.DataSource.CreateCommand(_database.Sql("""
+        // tool, kind and free flag comes back, never the rows. An operator's query, not a charge: it may take longer than one
+        // store call (a day's rows, or the ledger's while the index is being built), up to ten store timeouts.
+        var limit = _database.Timeout * 10;
+        await using var connection = await _database.DataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var longer = new NpgsqlCommand($"SET LOCAL statement_timeout = {(long)limit.TotalMilliseconds};", connection, transaction))
+        {
+            await longer.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await using var command = new NpgsqlCommand(_database.Sql("""
             SELECT floor(extract(epoch FROM created_at - $1) / $3)::bigint, account, tool, kind, free, count(*), sum(amount)::bigint
             FROM {s}.ledger WHERE created_at >= $1 AND created_at < $2
             GROUP BY 1, account, tool, kind, free;
-            """));
+            """), connection, transaction);
+        command.CommandTimeout = (int)Math.Ceiling(limit.TotalSeconds);
         command.Parameters.Add(new() { Value = Microseconds(start) });
         command.Parameters.Add(new() { Value = Microseconds(until) });
         command.Parameters.Add(new() { Value = (long)bucket.TotalSeconds });

@@ -50,13 +50,28 @@ public static partial class McpGuardAdminEndpointRouteBuilderExtensions
         var group = endpoints.MapGroup(page.Length == 0 ? "/" : page)
             .RequireAuthorization(new DashboardAuthorizeData(endpoints.ServiceProvider))
             .ExcludeFromDescription();
-        group.MapMethods("", [HttpMethods.Get, HttpMethods.Head], (HttpContext context) => assets.WritePageAsync(context, page, admin))
+        group.MapMethods("", [HttpMethods.Get, HttpMethods.Head], (HttpContext context) => assets.WritePageAsync(context, PageBase(context, page), admin))
             .WithDisplayName("McpGuard dashboard");
         group.MapMethods("/dashboard.js", [HttpMethods.Get, HttpMethods.Head], assets.WriteScriptAsync)
             .WithDisplayName("McpGuard dashboard: script");
         group.MapMethods("/dashboard.css", [HttpMethods.Get, HttpMethods.Head], assets.WriteStyleAsync)
             .WithDisplayName("McpGuard dashboard: style sheet");
         return group;
+    }
+
+    /// <summary>
+    /// Where the page is, as routing matched it: on a route group (<c>app.MapGroup("/ops").MapMcpGuardDashboard("/ui")</c>)
+    /// that is the group's prefix and the dashboard's (<c>/ops/ui</c>), not the dashboard's alone. Empty at the root.
+    /// </summary>
+    private static string PageBase(HttpContext context, string page)
+    {
+        if (context.GetEndpoint() is not RouteEndpoint { RoutePattern.RawText: { } raw })
+        {
+            return page;
+        }
+
+        var trimmed = raw.Trim('/');
+        return trimmed.Length == 0 ? "" : "/" + trimmed;
     }
 
     /// <summary>

@@ -26,6 +26,9 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
 
     private static readonly bool UpdateDocs = Environment.GetEnvironmentVariable("MCPGUARD_UPDATE_DOCS") == "1";
 
+    /// <summary>A top-up note with markup that would run if the page ever put a note in as HTML.</summary>
+    private const string HostileNote = "invoice 77 <img src=x onerror=\"window.__mcpguardXss=1\">";
+
     private readonly List<string> _errors = [];
 
     [Fact]
@@ -61,6 +64,16 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         };
         page.PageError += (_, e) => _errors.Add("page error: " + e.Message);
 
+        // Offline: every request the page makes goes to this server, and none carries the admin key in its URL.
+        var offsite = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        page.Request += (_, e) =>
+        {
+            if (!e.Request.Url.StartsWith(host.BaseAddress.ToString(), StringComparison.Ordinal) || e.Request.Url.Contains(AdminKey, StringComparison.Ordinal))
+            {
+                offsite.Enqueue(e.Request.Url);
+            }
+        };
+
         // Sign in with the admin key.
         var response = await page.GoToAsync(new Uri(host.BaseAddress, "/admin/ui").ToString(), WaitUntilNavigation.Load);
         Assert.Equal(HttpStatusCode.OK, response.Status);
@@ -94,7 +107,8 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         Assert.Equal("active", await TextAsync(page, "account-status"));
         Assert.Equal("3", await TextAsync(page, "account-free"));
         await page.TypeAsync("[data-testid=topup-amount]", "10000");
-        await page.TypeAsync("[data-testid=topup-note]", "invoice 77");
+        // A note is text the page shows as text: markup in it is never run.
+        await page.TypeAsync("[data-testid=topup-note]", HostileNote);
         await page.ClickAsync("[data-testid=topup-submit]");
         await WaitForTextAsync(page, "account-balance", "10,240");
         var bob = await host.SnapshotAsync("/admin/accounts/bob");
@@ -106,7 +120,9 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         await page.WaitForSelectorAsync("[data-testid=activity-row]");
         var top = await page.EvaluateFunctionAsync<string[]>(
             "() => Array.from(document.querySelector('[data-testid=activity-row]').cells).map(c => c.textContent)");
-        Assert.Equal(["top-up", "10,000", "10,240", "", "", "invoice 77"], top[2..]);
+        Assert.Equal(["top-up", "10,000", "10,240", "", "", HostileNote], top[2..]);
+        Assert.True(await page.EvaluateExpressionAsync<bool>("window.__mcpguardXss === undefined"), "markup in a note ran");
+        Assert.Equal(0, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('[data-testid=activity-row] img').length"));
         Assert.Equal(2, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('[data-testid=activity-row]').length"));
         await ScreenshotAsync(page, screenshots, "activity");
 
@@ -175,6 +191,13 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         await WaitForTextAsync(page, "accounts-message",
             "See errors for what is wrong with each field; nothing was changed. amount_micro: Must be a whole number of micro-units greater than 0 (got -5).");
         Assert.All(_errors, e => Assert.StartsWith("Failed to load resource: the server responded with a status of 4", e, StringComparison.Ordinal));
+
+        // Signing out forgets the key (and a key plaintext shown in this tab), and the page asks for the key again.
+        await page.ClickAsync("[data-testid=sign-out]");
+        await page.WaitForSelectorAsync("[data-testid=admin-key]", new WaitForSelectorOptions { Visible = true });
+        Assert.Equal(0, await page.EvaluateExpressionAsync<int>("sessionStorage.length"));
+        Assert.Equal("", await TextAsync(page, "key-plaintext"));
+        Assert.Empty(offsite);
         output.WriteLine($"The browser test took {started.Elapsed.TotalSeconds:0.0} s; screenshots in {screenshots}.");
         if (UpdateDocs)
         {

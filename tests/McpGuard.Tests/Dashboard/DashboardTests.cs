@@ -170,6 +170,32 @@ public sealed class DashboardTests
     }
 
     [Fact]
+    public async Task On_a_route_group_the_page_points_at_its_files_under_the_groups_prefix()
+    {
+        await using var host = await GuardedHost.StartAsync(
+            builder =>
+            {
+                builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard"));
+                builder.Services.AddAuthorization();
+            },
+            app =>
+            {
+                var ops = app.MapGroup("/ops");
+                ops.MapMcpGuardAdmin("/api");
+                ops.MapMcpGuardDashboard("/ui", adminPrefix: "/ops/api");
+            },
+            GuardConfiguration.ApiKeys(GuardConfiguration.Alice()));
+
+        using var page = await host.Client.GetAsync("/ops/ui");
+        var html = await page.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Contains("""<script src="/ops/ui/dashboard.js" defer></script>""", html, StringComparison.Ordinal);
+        Assert.Contains("""<meta name="mcpguard-admin" content="/ops/api">""", html, StringComparison.Ordinal);
+        using var script = await host.Client.GetAsync("/ops/ui/dashboard.js");
+        Assert.Equal(HttpStatusCode.OK, script.StatusCode);
+    }
+
+    [Fact]
     public async Task Mapping_the_dashboard_without_authorization_services_or_with_a_bad_prefix_fails_with_a_clear_message()
     {
         var builder = WebApplication.CreateBuilder();

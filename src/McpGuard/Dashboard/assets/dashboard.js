@@ -107,6 +107,9 @@
 
   function signOut(message) {
     sessionStorage.removeItem(keyItem);
+    // A key created in this tab is shown once: not again to whoever signs in next.
+    byTestId("key-plaintext").textContent = "";
+    $("#key-created").hidden = true;
     showSignIn(message);
   }
 
@@ -416,7 +419,7 @@
         cell(format(tool.price_micro), "number"),
         cell(tool.scopes.join(" ")),
         status,
-        cell(format(money ? money.charged_calls + money.free_calls : 0), "number"),
+        cell(format(requests ? requests.passed : 0), "number"),
         cell(format(money ? money.net_micro : 0), "number"),
         cell(format(requests ? requests.refused : 0), "number"),
         actions);

@@ -58,10 +58,38 @@ public sealed class LedgerStoreTests(PostgreSqlCluster cluster) : IClassFixture<
         await McpGuard.Tests.Credits.LedgerTotalsScript.WriteAsync(store);
 
         Assert.Equal(McpGuard.Tests.Credits.LedgerTotalsScript.Expected, await McpGuard.Tests.Credits.LedgerTotalsScript.TotalsAsync(store));
-        Assert.Equal(["ledger_created_at"], await PostgreSqlCluster.QueryAsync<string>(connectionString,
-            "SELECT indexname FROM pg_indexes WHERE schemaname = 'mcpguard' AND tablename = 'ledger' AND indexdef LIKE '%(created_at)%';"));
+        // The index is built after the migrations, concurrently and in the background: valid once that build has ended.
+        await database.IndexesBuilt.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(["ledger_created_at USING brin (created_at) valid"], await PostgreSqlCluster.QueryAsync<string>(connectionString, """
+            SELECT c.relname || ' USING ' || am.amname || ' (created_at) ' || CASE WHEN i.indisvalid THEN 'valid' ELSE 'invalid' END
+            FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'mcpguard' AND pg_get_indexdef(i.indexrelid) LIKE '%(created_at)%';
+            """));
+        Assert.Equal(McpGuard.Tests.Credits.LedgerTotalsScript.Expected, await McpGuard.Tests.Credits.LedgerTotalsScript.TotalsAsync(store));
         await Assert.ThrowsAsync<ArgumentOutOfRangeException>(async () =>
-            await store.GetTotalsAsync(McpGuard.Tests.Credits.LedgerTotalsScript.WindowStart, McpGuard.Tests.Credits.LedgerTotalsScript.WindowStart, TimeSpan.FromMinutes(5), default));
+            await ((ILedgerTotals)store).GetTotalsAsync(McpGuard.Tests.Credits.LedgerTotalsScript.WindowStart, McpGuard.Tests.Credits.LedgerTotalsScript.WindowStart, TimeSpan.FromMinutes(5), default));
+    }
+
+    [Fact]
+    public async Task An_invalid_index_left_by_a_failed_build_is_dropped_and_built_again()
+    {
+        var connectionString = await cluster.CreateDatabaseAsync();
+        await using (var first = new PostgreSqlDatabase(connectionString, "mcpguard", TimeSpan.FromSeconds(5), NullLogger.Instance))
+        {
+            await first.EnsureMigratedAsync(default);
+            await first.IndexesBuilt.WaitAsync(TimeSpan.FromSeconds(30));
+        }
+
+        // What a CONCURRENTLY build that failed half-way leaves behind: the index, marked invalid.
+        await PostgreSqlCluster.QueryAsync<int>(connectionString,
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'mcpguard.ledger_created_at'::regclass RETURNING 1;");
+        await using var database = new PostgreSqlDatabase(connectionString, "mcpguard", TimeSpan.FromSeconds(5), NullLogger.Instance);
+        await database.EnsureMigratedAsync(default);
+        await database.IndexesBuilt.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal([true], await PostgreSqlCluster.QueryAsync<bool>(connectionString,
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'mcpguard.ledger_created_at'::regclass;"));
     }
 
     [Fact]
