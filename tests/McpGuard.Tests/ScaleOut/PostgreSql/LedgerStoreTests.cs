@@ -126,6 +126,8 @@ public sealed class LedgerStoreTests(PostgreSqlCluster cluster) : IClassFixture<
         await store.TopUpAsync("a", 100_000, "start", Now, default);
         await store.TopUpAsync("gate", 100_000, "start", Now, default);
         // The server refuses the row of 'poison', 1.5 s into the batch.
+        // The trigger is DDL on the ledger: after the background index build, which it would otherwise meet as a deadlock.
+        await database.IndexesBuilt;
         await InstallFaultAsync(connectionString, "NEW.request_id = 'poison'", "PERFORM pg_sleep(1.5); RAISE EXCEPTION 'poisoned' USING ERRCODE = 'P0001';");
 
         Task<McpGuardChargeResult> poison, gaveUp, kept;
@@ -165,6 +167,8 @@ public sealed class LedgerStoreTests(PostgreSqlCluster cluster) : IClassFixture<
         await store.TopUpAsync("gate", 100_000, "start", Now, default);
         // The first row of a 'victim' id the server is asked to write fails as a deadlock victim does (40P01), once.
         await PostgreSqlCluster.QueryAsync<int>(connectionString, "CREATE SEQUENCE mcpguard.fault_once; SELECT 1;");
+        // The trigger is DDL on the ledger: after the background index build, which it would otherwise meet as a deadlock.
+        await database.IndexesBuilt;
         await InstallFaultAsync(connectionString, "NEW.request_id LIKE 'victim%' AND nextval('mcpguard.fault_once') = 1", "RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01';");
 
         List<Task<McpGuardChargeResult>> charges;
