@@ -78,7 +78,8 @@ public sealed class LedgerOutageTests
     {
         // The first attempt's charge is slow and lands after the retry's: the ledger refuses it as a duplicate. The
         // watch for the first attempt must not give back the retry's charge, though both carry the client's id.
-        var ledger = new AttemptLedger { ChargeDelay = TimeSpan.FromMilliseconds(900), DelayFirstChargeOnly = true };
+        // (2 s: the retry's own charge must land first even on a loaded machine; a full run once took longer than 0.7 s.)
+        var ledger = new AttemptLedger { ChargeDelay = TimeSpan.FromSeconds(2), DelayFirstChargeOnly = true };
         var served = 0;
         await using var host = await StartAsync(ledger, async context =>
         {
@@ -94,7 +95,7 @@ public sealed class LedgerOutageTests
         Assert.Equal(1, served);
 
         // Long enough for the first charge to land (refused as a duplicate) and for the watch to look three times.
-        await Task.Delay(TimeSpan.FromSeconds(3));
+        await Task.Delay(TimeSpan.FromSeconds(4.5));
         Assert.Equal(0, ledger.ChargesLanded);
         var rows = (await ledger.Inner.GetLedgerAsync("alice", null, 10, default)).Entries;
         Assert.Equal([(McpGuardLedgerEntryKind.Usage, -Price), (McpGuardLedgerEntryKind.TopUp, Balance)], rows.Select(r => (r.Kind, r.AmountMicro)));
