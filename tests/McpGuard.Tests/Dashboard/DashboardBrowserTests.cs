@@ -115,6 +115,28 @@ public sealed class DashboardBrowserTests(ITestOutputHelper output)
         AssertJsonEqual(Account("bob", 10_240, null, 0, 3), JsonNode.Parse(bob));
         await ScreenshotAsync(page, screenshots, "accounts");
 
+        // A monthly cap, then a suspension that refuses bob's next call, then a reactivation that lets it through again.
+        await page.TypeAsync("[data-testid=cap-amount]", "5000");
+        await page.ClickAsync("[data-testid=cap-submit]");
+        await WaitForTextAsync(page, "accounts-message", "Monthly cap of bob: 5,000.");
+        Assert.Equal("5,000", await TextAsync(page, "account-cap"));
+        await page.ClickAsync("[data-testid=suspend]");
+        await WaitForTextAsync(page, "accounts-message", "bob is suspended.");
+        Assert.Equal("suspended", await TextAsync(page, "account-status"));
+        using (var call = await host.PostMcpAsync(Echo("suspended"), apiKey: DemoKeys.Bob))
+        {
+            await WireAssert.JsonRpcErrorAsync(call, HttpStatusCode.Forbidden, -31104, "Account suspended: contact the server's operator.", "suspended", id: 1L);
+        }
+
+        await page.ClickAsync("[data-testid=reactivate]");
+        await WaitForTextAsync(page, "accounts-message", "bob is active.");
+        using (var call = await host.PostMcpAsync(Echo("back"), apiKey: DemoKeys.Bob))
+        {
+            await AssertToolTextAsync(call, "back");
+        }
+
+        AssertJsonEqual(Account("bob", 10_240, 5_000, 0, 3), JsonNode.Parse(await host.SnapshotAsync("/admin/accounts/bob")));
+
         // Activity: the top-up is the newest row.
         await page.ClickAsync("[data-testid=account-activity]");
         await page.WaitForSelectorAsync("[data-testid=activity-row]");
