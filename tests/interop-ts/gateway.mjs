@@ -31,7 +31,7 @@ async function asAlice(url, key) {
     const started = Date.now();
     const progress = [];
     const long = await client.callTool(
-        { name: 'trigger-long-running-operation', arguments: { duration: 2, steps: 4 } },
+        { name: 'trigger-long-running-operation', arguments: { duration: 4, steps: 4 } },
         undefined,
         { onprogress: p => progress.push({ at: Date.now() - started, progress: p.progress, total: p.total }), timeout: 30_000 });
     const finishedAt = Date.now() - started;
