@@ -83,8 +83,29 @@ internal static class ScaleOutHosts
     /// <summary>The money invariant: the balance is the sum of the rows, each row's balance-after is the running sum, one row per request id and kind.</summary>
     public static async Task AssertLedgerAsync(string connectionString, string account)
     {
-        var rows = await RowsAsync(connectionString, account);
-        var balance = await BalanceAsync(connectionString, account);
+        // The rows and the balance from one snapshot: an instance may still be settling (a refund of a call its client
+        // cancelled when the load stopped), and two separate reads could straddle that commit.
+        await using var connection = new Npgsql.NpgsqlConnection(connectionString + ";Pooling=false");
+        await connection.OpenAsync();
+        await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead);
+        var rows = new List<PgRow>();
+        await using (var command = new Npgsql.NpgsqlCommand("SELECT id, kind, amount, balance_after, request_id FROM mcpguard.ledger WHERE account = $1 ORDER BY id;", connection, transaction))
+        {
+            command.Parameters.Add(new() { Value = account });
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                rows.Add(new PgRow(reader.GetInt64(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3), reader.IsDBNull(4) ? null : reader.GetString(4)));
+            }
+        }
+
+        long balance;
+        await using (var command = new Npgsql.NpgsqlCommand("SELECT balance FROM mcpguard.accounts WHERE id = $1;", connection, transaction))
+        {
+            command.Parameters.Add(new() { Value = account });
+            balance = (long)(await command.ExecuteScalarAsync())!;
+        }
+
         Assert.Equal(rows.Sum(r => r.Amount), balance);
         var running = 0L;
         foreach (var row in rows)
