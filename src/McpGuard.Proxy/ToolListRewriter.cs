@@ -225,7 +225,7 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
                     toolObject["_meta"] = meta;
                 }
 
-                meta[StatusMeta] = status == McpGuardToolStatus.Paused ? "paused" : "archived";
+                meta[StatusMeta] = McpGuard.Tools.ToolStatusGate.Name(status);
             }
 
             filtered.Add(toolObject);

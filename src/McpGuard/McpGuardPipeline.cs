@@ -132,7 +132,7 @@ internal sealed partial class McpGuardPipeline(
     private void Ended(Activity? activity, McpGuardFeature feature, string method, string? tool, string outcome, McpGuardErrorDescriptor? failure, double guardSeconds)
     {
         var reason = failure?.Reason;
-        var account = feature.State.Options.Telemetry.AccountTags ? feature.Caller?.Account : null;
+        var account = McpGuardTelemetry.Account(feature);
         telemetry.RequestEnded(method, tool, outcome, reason, account, guardSeconds);
         if (activity is null)
         {

@@ -82,8 +82,16 @@ internal sealed class McpGuardState
             return false;
         }
 
+        return IsOwnOrigin(origin, request);
+    }
+
+    /// <summary>Whether <paramref name="origin"/> is the request's own: its scheme and <c>Host</c>, exactly (case aside).</summary>
+    public static bool IsOwnOrigin(string origin, HttpRequest request)
+    {
+        var host = request.Host;
         var scheme = request.Scheme;
-        return origin.Length == scheme.Length + 3 + host.Value!.Length
+        return host.HasValue
+            && origin.Length == scheme.Length + 3 + host.Value!.Length
             && origin.StartsWith(scheme, StringComparison.OrdinalIgnoreCase)
             && origin.AsSpan(scheme.Length).StartsWith("://", StringComparison.Ordinal)
             && origin.AsSpan(scheme.Length + 3).Equals(host.Value, StringComparison.OrdinalIgnoreCase);

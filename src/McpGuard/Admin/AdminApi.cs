@@ -48,7 +48,7 @@ internal sealed partial class AdminApi(
         context.Response.Headers.CacheControl = "no-store";
         var state = states.Current;
         if (context.Request.Headers.Origin is { Count: > 0 } origin && !state.IsOriginAllowed(origin, context.Request)
-            && !(IsSameOrigin(origin, context.Request) && ByAdminKey(context)))
+            && !(origin.Count == 1 && McpGuardState.IsOwnOrigin(origin[0]!, context.Request) && ByAdminKey(context)))
         {
             // A browser page on another origin (say, one riding an admin's cookie under a policy) may not drive the admin API.
             Log.Refused(_logger, context.Request.Method, context.Request.Path, "origin not allowed");
@@ -379,8 +379,8 @@ internal sealed partial class AdminApi(
                 name,
                 policy?.Price ?? state.Options.Credits.DefaultPrice,
                 [.. policy?.Scopes ?? []],
-                StatusName(configured),
-                StatusName(current)));
+                McpGuard.Tools.ToolStatusGate.Name(configured),
+                McpGuard.Tools.ToolStatusGate.Name(current)));
         }
 
         return TypedResults.Json(new AdminToolsBody(tools, state.Options.Credits.DefaultPrice), AdminJsonContext.Default.AdminToolsBody);
@@ -450,7 +450,7 @@ internal sealed partial class AdminApi(
         }
 
         await toolStatus.SetStatusAsync(name, status, CancellationToken.None);
-        var effective = StatusName(status ?? configured ?? McpGuardToolStatus.Live);
+        var effective = McpGuard.Tools.ToolStatusGate.Name(status ?? configured ?? McpGuardToolStatus.Live);
         Log.ToolStatusSet(_logger, Actor(context), name, effective, status is null ? "restored to configuration" : "override");
         return TypedResults.Json(new AdminToolBody(name, effective), AdminJsonContext.Default.AdminToolBody);
     }
@@ -470,18 +470,6 @@ internal sealed partial class AdminApi(
         return TypedResults.Problem(ProblemJson.WithTraceId(context, problem));
     }
 
-    private static string StatusName(McpGuardToolStatus status) => status switch
-    {
-        McpGuardToolStatus.Paused => "paused",
-        McpGuardToolStatus.Archived => "archived",
-        _ => "live",
-    };
-
-    /// <summary>
-    /// An Origin that is the request's own (scheme and Host): a page this app served, such as the dashboard. A page on
-    /// another site cannot send it; one that rebinds its own name to this server sends its own name as Host too, but has
-    /// neither the admin key (session storage is per origin) nor the operator's cookies (they are per host name).
-    /// </summary>
     /// <summary>
     /// Whether the request proved it holds the admin key (the admin key scheme authenticated it). Such a caller may send its
     /// page's own origin from any host name: a page that rebinds its name to this server (DNS rebinding) gets through the
@@ -490,14 +478,6 @@ internal sealed partial class AdminApi(
     /// </summary>
     private static bool ByAdminKey(HttpContext context) =>
         context.User.Identities.Any(identity => identity.IsAuthenticated && identity.AuthenticationType == McpGuardSchemes.AdminKey);
-
-    private static bool IsSameOrigin(Microsoft.Extensions.Primitives.StringValues origin, HttpRequest request) =>
-        origin.Count == 1 && request.Host.HasValue
-        && origin[0] is { } value
-        && value.Length == request.Scheme.Length + 3 + request.Host.Value!.Length
-        && value.StartsWith(request.Scheme, StringComparison.OrdinalIgnoreCase)
-        && value.AsSpan(request.Scheme.Length).StartsWith("://", StringComparison.Ordinal)
-        && value.AsSpan(request.Scheme.Length + 3).Equals(request.Host.Value, StringComparison.OrdinalIgnoreCase);
 
     private static ProblemHttpResult UnknownAccount(HttpContext context, string id) =>
         Problem(context, McpGuardAdminReasons.NotFound, $"Unknown account '{id}'.");

@@ -170,8 +170,7 @@ internal sealed partial class ChargeSettlement(RefundRetry refunds, TimeProvider
         if (refunded is not false && !charge.Free)
         {
             // Made, or kept to retry until the ledger answers: either way the caller is not charged for this call.
-            var state = feature.State;
-            telemetry.Refunded(McpGuard.Telemetry.TelemetryNames.Tool(feature.Envelope, state), charge.PriceMicro, state.Options.Telemetry.AccountTags ? feature.Caller?.Account : null);
+            telemetry.Refunded(feature, charge.PriceMicro);
         }
 
         if (refunded is { } done)

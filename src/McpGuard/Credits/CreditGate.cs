@@ -173,7 +173,7 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
         var free = result.Outcome == McpGuardChargeOutcome.Free;
         if (!free)
         {
-            telemetry.Charged(McpGuard.Telemetry.TelemetryNames.Tool(envelope, state), price, state.Options.Telemetry.AccountTags ? caller.Account : null);
+            telemetry.Charged(feature, price);
         }
 
         var ticket = new ChargeTicket(context.Response, price, credits.PriceText(price), free, result.BalanceMicro);

@@ -354,21 +354,23 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         await using var connection = _database.Open();
 
         // No index on the time (it would cost every charge an insert more): rows are in time order to within the slack,
-        // so the window's first row is found by halving the id range, and only the rows from it on are read and grouped.
-        if (await FirstRowFromAsync(connection, from - LedgerTotals.TimeOrderSlack, cancellationToken) is not long first)
+        // so the rows before the window are found by halving the id range, and only the rows after them are read and grouped.
+        if (await ScalarAsync(connection, "SELECT MIN(id) FROM ledger;", cancellationToken) is not long low
+            || await ScalarAsync(connection, "SELECT MAX(id) FROM ledger;", cancellationToken) is not long high)
         {
             return [];
         }
 
+        var before = await LastRowBeforeAsync(connection, low, high, from - LedgerTotals.TimeOrderSlack, cancellationToken);
         await using var command = connection.CreateCommand();
         command.CommandText = """
             SELECT (CAST(strftime('%s', substr(created_at, 1, 19)) AS INTEGER) - $from) / $bucket, account, tool, kind, free, COUNT(*), SUM(amount)
-            FROM ledger WHERE id >= $first AND created_at >= $fromText AND created_at < $toText
+            FROM ledger WHERE id > $before AND created_at >= $fromText AND created_at < $toText
             GROUP BY 1, account, tool, kind, free;
             """;
         command.Parameters.AddWithValue("$from", from.ToUnixTimeSeconds());
         command.Parameters.AddWithValue("$bucket", (long)bucket.TotalSeconds);
-        command.Parameters.AddWithValue("$first", first);
+        command.Parameters.AddWithValue("$before", before);
         command.Parameters.AddWithValue("$fromText", SqliteText.Format(from));
         command.Parameters.AddWithValue("$toText", SqliteText.Format(to));
         var totals = new List<McpGuardLedgerTotal>();
@@ -388,32 +390,27 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         return totals;
     }
 
-    /// <summary>The id of the first row written at or after <paramref name="cutoff"/>, found by halving the id range; null when there is none.</summary>
-    private static async Task<long?> FirstRowFromAsync(SqliteConnection connection, DateTimeOffset cutoff, CancellationToken cancellationToken)
+    /// <summary>
+    /// The id of the last row written before <paramref name="cutoff"/> among the ids from <paramref name="low"/> to
+    /// <paramref name="high"/>, <paramref name="low"/> − 1 when there is none. Rows are written in time order, so it is found
+    /// by halving the id range, each step one look-up on the row id: no scan, however long the history.
+    /// </summary>
+    private static async Task<long> LastRowBeforeAsync(SqliteConnection connection, long low, long high, DateTimeOffset cutoff, CancellationToken cancellationToken)
     {
-        if (await ScalarAsync(connection, "SELECT MIN(id) FROM ledger;", cancellationToken) is not long low
-            || await ScalarAsync(connection, "SELECT MAX(id) FROM ledger;", cancellationToken) is not long high)
-        {
-            return null;
-        }
-
-        var after = SqliteText.Format(cutoff);
-        long? found = null;
+        var before = SqliteText.Format(cutoff);
+        var found = low - 1;
         while (low <= high)
         {
             var middle = low + ((high - low) / 2);
-            if (await RowAtOrAfterAsync(connection, middle, cancellationToken) is not { } row)
+            var row = await RowAtOrAfterAsync(connection, middle, cancellationToken);
+            if (row is { } r && string.CompareOrdinal(r.CreatedAt, before) < 0)
             {
-                high = middle - 1;
-            }
-            else if (string.CompareOrdinal(row.CreatedAt, after) >= 0)
-            {
-                found = row.Id;
-                high = middle - 1;
+                found = r.Id;
+                low = r.Id + 1;
             }
             else
             {
-                low = row.Id + 1;
+                high = middle - 1;
             }
         }
 
@@ -536,7 +533,6 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
     public override async ValueTask<(long From, long To)?> FindRowsBeforeAsync(DateTimeOffset cutoff, CancellationToken cancellationToken)
     {
         await using var connection = _database.Open();
-        var before = SqliteText.Format(cutoff);
 
         // The oldest usage or refund row (rolled-up rows are gone, so this passes over kept top-ups only).
         if (await ScalarAsync(connection, "SELECT id FROM ledger WHERE kind IN ('Usage', 'Refund') ORDER BY id LIMIT 1;", cancellationToken) is not long from
@@ -545,24 +541,7 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
             return null;
         }
 
-        // Rows are written in time order, so the last row before the cutoff is found by halving the id range, each step
-        // one look-up on the row id: no scan, however long the history.
-        long low = from, high = last, found = -1;
-        while (low <= high)
-        {
-            var middle = low + ((high - low) / 2);
-            var row = await RowAtOrAfterAsync(connection, middle, cancellationToken);
-            if (row is { } r && string.CompareOrdinal(r.CreatedAt, before) < 0)
-            {
-                found = r.Id;
-                low = r.Id + 1;
-            }
-            else
-            {
-                high = middle - 1;
-            }
-        }
-
+        var found = await LastRowBeforeAsync(connection, from, last, cutoff, cancellationToken);
         return found < from ? null : (from, found);
     }
 

@@ -85,7 +85,7 @@ internal sealed partial class RateLimitGate(
         var state = feature.State;
         var request = new McpGuardRateLimitRequest(subject.Partition, subject.Tool, chain.WindowList, counts);
         McpGuardRateLimitResult result;
-        using var span = McpGuard.Telemetry.McpGuardTelemetry.StartStoreCall("rate_limit", "acquire");
+        using var call = telemetry is null ? default : telemetry.StoreCall("rate_limit", "acquire");
         using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted))
         {
             timeout.CancelAfter(state.Options.StoreTimeout);
@@ -99,7 +99,7 @@ internal sealed partial class RateLimitGate(
             }
             catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
             {
-                McpGuard.Telemetry.McpGuardTelemetry.Failed(span, ex);
+                call.Fail(ex);
                 if (!counts)
                 {
                     // A call that spends no permit only read the windows for its headers: it goes on without them.

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using McpGuard.Protocol;
 
 namespace McpGuard.Telemetry;
 
@@ -85,9 +86,11 @@ internal sealed class McpGuardTelemetry
     private readonly Histogram<long> _commitBatch;
     private readonly Counter<long> _storeErrors;
 
+    private readonly RecentTraffic _traffic;
+
     public McpGuardTelemetry(IMeterFactory meters, RecentTraffic traffic)
     {
-        Traffic = traffic;
+        _traffic = traffic;
         var meter = meters.Create(new MeterOptions(Name) { Version = Source.Version });
         _requests = meter.CreateCounter<long>("mcpguard.requests", "{request}",
             "Guarded requests, by MCP method, tool, outcome (passed, refused, failed) and reason.");
@@ -112,15 +115,16 @@ internal sealed class McpGuardTelemetry
             "Calls to a store (ledger, rate_limit, api_keys, account_status, tool_status) that failed or timed out, by store and operation.");
     }
 
-    /// <summary>This instance's recent requests, for the admin API's traffic view.</summary>
-    public RecentTraffic Traffic { get; }
+    /// <summary>The caller's account as a tag value: only when <c>McpGuard:Telemetry:AccountTags</c> allows it.</summary>
+    public static string? Account(McpGuardFeature feature) =>
+        feature.State.Options.Telemetry.AccountTags ? feature.Caller?.Account : null;
 
     /// <summary>Counts one guarded request and the guard's time on it.</summary>
     public void RequestEnded(string method, string? tool, string outcome, string? reason, string? account, double guardSeconds)
     {
         if (outcome != Outcomes.Abandoned)
         {
-            Traffic.Record(method, tool, reason ?? outcome);
+            _traffic.Record(method, tool, reason ?? outcome);
         }
 
         if (_requests.Enabled)
@@ -154,21 +158,18 @@ internal sealed class McpGuardTelemetry
         }
     }
 
-    /// <summary>Counts micro-units charged for one call (nothing for a free call).</summary>
-    public void Charged(string? tool, long amountMicro, string? account) => Money(_charged, tool, amountMicro, account);
+    /// <summary>Counts micro-units charged for the request's call.</summary>
+    public void Charged(McpGuardFeature feature, long amountMicro) => Money(_charged, feature, amountMicro);
 
-    /// <summary>Counts micro-units refunded for one call the server did not serve.</summary>
-    public void Refunded(string? tool, long amountMicro, string? account) => Money(_refunded, tool, amountMicro, account);
+    /// <summary>Counts micro-units refunded for the request's call, which the server did not serve.</summary>
+    public void Refunded(McpGuardFeature feature, long amountMicro) => Money(_refunded, feature, amountMicro);
 
     /// <summary>Counts one 429 from the window of <paramref name="policy"/> (a policy name from configuration).</summary>
     public void RateLimited(string policy) => _rateLimitRejections.Add(1, new KeyValuePair<string, object?>(Tags.Policy, policy));
 
-    /// <summary>Counts one counted call the shared rate-limit store did not answer for.</summary>
-    public void RateLimitStoreFailed(bool passed)
-    {
+    /// <summary>Counts one counted call the shared rate-limit store did not answer for (the store error itself is its <see cref="StoreCall"/>'s).</summary>
+    public void RateLimitStoreFailed(bool passed) =>
         _rateLimitStoreFailures.Add(1, new KeyValuePair<string, object?>(Tags.Outcome, passed ? Outcomes.Passed : Outcomes.Refused));
-        StoreFailed("rate_limit", "acquire");
-    }
 
     /// <summary>Counts one failed or timed-out call to a store. Never throws (see <see cref="Safely"/>).</summary>
     public void StoreFailed(string store, string operation) => Safely(() =>
@@ -203,11 +204,8 @@ internal sealed class McpGuardTelemetry
     /// </summary>
     public StoreCallScope StoreCall(string store, string operation) => new(this, StartStoreCall(store, operation), store, operation);
 
-    /// <summary>
-    /// Starts a child span for one store call (<c>McpGuard {store} {operation}</c>) when something listens; dispose it when
-    /// the call ends, after <see cref="Failed"/> if it threw.
-    /// </summary>
-    public static Activity? StartStoreCall(string store, string operation)
+    /// <summary>A child span for one store call (<c>McpGuard {store} {operation}</c>) when something listens.</summary>
+    private static Activity? StartStoreCall(string store, string operation)
     {
         if (!Source.HasListeners())
         {
@@ -233,7 +231,7 @@ internal sealed class McpGuardTelemetry
         activity.AddException(exception);
     }
 
-    private static void Money(Counter<long> counter, string? tool, long amountMicro, string? account)
+    private static void Money(Counter<long> counter, McpGuardFeature feature, long amountMicro)
     {
         if (amountMicro <= 0 || !counter.Enabled)
         {
@@ -241,12 +239,12 @@ internal sealed class McpGuardTelemetry
         }
 
         var tags = new TagList();
-        if (tool is not null)
+        if (TelemetryNames.Tool(feature.Envelope, feature.State) is { } tool)
         {
             tags.Add(Tags.Tool, tool);
         }
 
-        if (account is not null)
+        if (Account(feature) is { } account)
         {
             tags.Add(Tags.Account, account);
         }
@@ -256,7 +254,7 @@ internal sealed class McpGuardTelemetry
 }
 
 /// <summary>A store call in progress (see <see cref="McpGuardTelemetry.StoreCall"/>): dispose it when the call ends.</summary>
-internal readonly struct StoreCallScope(McpGuardTelemetry telemetry, Activity? span, string store, string operation) : IDisposable
+internal readonly struct StoreCallScope(McpGuardTelemetry? telemetry, Activity? span, string store, string operation) : IDisposable
 {
     /// <summary>The call's span, when something listens.</summary>
     public Activity? Span => span;
@@ -265,7 +263,7 @@ internal readonly struct StoreCallScope(McpGuardTelemetry telemetry, Activity? s
     public void Fail(Exception exception)
     {
         McpGuardTelemetry.Failed(span, exception);
-        telemetry.StoreFailed(store, operation);
+        telemetry?.StoreFailed(store, operation);
     }
 
     public void Dispose() => span?.Dispose();

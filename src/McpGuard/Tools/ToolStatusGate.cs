@@ -40,6 +40,14 @@ internal sealed class ToolStatusGate(IMcpGuardToolStatusStore statuses, McpGuard
         };
     }
 
+    /// <summary>The name a status goes by on the wire (the admin API, a listed tool's <c>mcpguard/status</c>).</summary>
+    internal static string Name(McpGuardToolStatus status) => status switch
+    {
+        McpGuardToolStatus.Paused => "paused",
+        McpGuardToolStatus.Archived => "archived",
+        _ => "live",
+    };
+
     /// <summary>The tool's status now: the store's override (the admin API), else <c>McpGuard:Tools:&lt;tool&gt;:Status</c>.</summary>
     internal static async ValueTask<McpGuardToolStatus> StatusAsync(IMcpGuardToolStatusStore statuses, McpGuardState state, string tool) =>
         await statuses.GetStatusAsync(tool, CancellationToken.None)
