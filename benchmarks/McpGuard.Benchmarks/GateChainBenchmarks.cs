@@ -30,6 +30,13 @@ public enum GateChainScenario
 
     /// <summary><c>tools/call add</c> as <see cref="AddAuthOnly"/> plus the three rate-limit windows; credits off.</summary>
     AddAuthAndLimits,
+
+    /// <summary>
+    /// <c>tools/call search</c>, metered (2 µ per unit, at most 20,000), with everything <see cref="PricedAdd"/> has: the
+    /// reservation of the maximum instead of the flat charge, and its capture (of the maximum: the endpoint reports no
+    /// units) at settlement, before the headers.
+    /// </summary>
+    MeteredSearch,
 }
 
 /// <summary>
@@ -67,7 +74,7 @@ public class GateChainBenchmarks
     private string _contentLength = "";
 
     /// <summary>The configuration and call under test.</summary>
-    [Params(GateChainScenario.PricedAdd, GateChainScenario.FreeEcho, GateChainScenario.FrontDoorOnly, GateChainScenario.AddAuthOnly, GateChainScenario.AddAuthAndLimits)]
+    [Params(GateChainScenario.PricedAdd, GateChainScenario.MeteredSearch, GateChainScenario.FreeEcho, GateChainScenario.FrontDoorOnly, GateChainScenario.AddAuthOnly, GateChainScenario.AddAuthAndLimits)]
     public GateChainScenario Scenario { get; set; }
 
     [GlobalSetup]
@@ -106,7 +113,12 @@ public class GateChainBenchmarks
         }
 
         _pipeline = _services.GetRequiredService<McpGuardPipeline>();
-        var tool = Scenario is GateChainScenario.FreeEcho or GateChainScenario.FrontDoorOnly ? "echo" : "add";
+        var tool = Scenario switch
+        {
+            GateChainScenario.FreeEcho or GateChainScenario.FrontDoorOnly => "echo",
+            GateChainScenario.MeteredSearch => "search",
+            _ => "add",
+        };
         _body = Encoding.UTF8.GetBytes(
             """{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"TOOL","arguments":{"a":2,"b":3},"_meta":{"progressToken":"tok-7"}}}"""
                 .Replace("TOOL", tool, StringComparison.Ordinal));
@@ -167,6 +179,9 @@ public class GateChainBenchmarks
         ("Tools:add:Price", "800"),
         ("Tools:echo:Scopes:0", "tools:basic"),
         ("Tools:echo:Price", "0"),
+        ("Tools:search:Scopes:0", "tools:basic"),
+        ("Tools:search:Price:PerUnitMicro", "2"),
+        ("Tools:search:Price:MaxMicro", "20000"),
         ("Credits:Enabled", "true"),
         ("Store", "InMemory"),
         ("Accounts:" + Account + ":InitialBalance", "1000000000000000000"),
@@ -184,6 +199,7 @@ public class GateChainBenchmarks
         var expected = Scenario switch
         {
             GateChainScenario.PricedAdd => (Caller: true, Charge: "800", RateLimit: true),
+            GateChainScenario.MeteredSearch => (Caller: true, Charge: "20000", RateLimit: true),
             GateChainScenario.FreeEcho => (Caller: true, Charge: "", RateLimit: true),
             GateChainScenario.AddAuthOnly => (Caller: true, Charge: "", RateLimit: false),
             GateChainScenario.AddAuthAndLimits => (Caller: true, Charge: "", RateLimit: true),

@@ -1,4 +1,6 @@
 using System.ComponentModel;
+using System.Text.Json.Nodes;
+using ModelContextProtocol.Protocol;
 using ModelContextProtocol.Server;
 
 namespace McpGuard.Sample;
@@ -35,6 +37,35 @@ public sealed class SampleTools
         "crash" => throw new InvalidOperationException("connection string Server=db;Password=hunter2 is broken"),
         _ => throw new ArgumentException($"Unknown kind '{kind}'. Use argument, not_found, forbidden, timeout or crash.", nameof(kind)),
     };
+
+    /// <summary>What <c>search</c> looks through: forty fruits.</summary>
+    private static readonly string[] Fruits =
+    [
+        "apple", "apricot", "avocado", "banana", "bilberry", "blackberry", "blackcurrant", "blueberry", "cantaloupe", "cherry",
+        "clementine", "coconut", "cranberry", "damson", "date", "dragonfruit", "elderberry", "fig", "gooseberry", "grape",
+        "grapefruit", "guava", "honeydew", "kiwi", "kumquat", "lemon", "lime", "lychee", "mango", "melon",
+        "mulberry", "nectarine", "orange", "papaya", "peach", "pear", "pineapple", "plum", "raspberry", "strawberry",
+    ];
+
+    /// <summary>
+    /// A metered tool: it costs per result returned. It reports the results it returned in <c>_meta["mcpguard/units"]</c>,
+    /// which McpGuard reads, charges at the tool's rate (McpGuard:Tools:search:Price:PerUnitMicro) and takes out.
+    /// </summary>
+    [McpServerTool(Name = "search"), Description("Finds fruits whose name contains the query; charged per result returned.")]
+    public static CallToolResult Search([Description("Text to look for.")] string query, [Description("The most results to return (1 to 10).")] int limit = 10)
+    {
+        if (limit is < 1 or > 10)
+        {
+            throw new ArgumentOutOfRangeException(nameof(limit), limit, "limit must be between 1 and 10.");
+        }
+
+        var found = Fruits.Where(f => f.Contains(query, StringComparison.OrdinalIgnoreCase)).Take(limit).ToArray();
+        return new CallToolResult
+        {
+            Content = [new TextContentBlock { Text = found.Length == 0 ? "no fruit matches" : string.Join(", ", found) }],
+            Meta = new JsonObject { ["mcpguard/units"] = found.Length },
+        };
+    }
 
     [McpServerTool(Name = "premium_report"), Description("Writes a short report on a topic (a premium tool).")]
     public static string PremiumReport([Description("What the report is about.")] string topic) =>

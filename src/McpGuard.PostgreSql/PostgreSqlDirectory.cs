@@ -72,8 +72,9 @@ internal sealed partial class PostgreSqlDirectory : IAsyncDisposable
         try
         {
             await ChangeAsync(
-                "INSERT INTO {s}.api_keys (id, hash, account, scopes, expires_at, revoked, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                [key.Id, sha256.ToArray(), key.Account, string.Join(' ', key.Scopes), key.ExpiresAt is { } expires ? expires.UtcDateTime : DBNull.Value, key.Revoked, _clock.GetUtcNow().UtcDateTime],
+                "INSERT INTO {s}.api_keys (id, hash, account, scopes, expires_at, revoked, created_at, max_price) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                [key.Id, sha256.ToArray(), key.Account, string.Join(' ', key.Scopes), key.ExpiresAt is { } expires ? expires.UtcDateTime : DBNull.Value, key.Revoked, _clock.GetUtcNow().UtcDateTime,
+                    new NpgsqlParameter { Value = key.MaxPriceMicro is { } max ? max : DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bigint }],
                 cancellationToken);
         }
         catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
@@ -128,7 +129,13 @@ internal sealed partial class PostgreSqlDirectory : IAsyncDisposable
             var change = new NpgsqlBatchCommand(_database.Sql(sql));
             foreach (var value in values)
             {
-                change.Parameters.Add(value is DBNull ? new NpgsqlParameter { Value = value, NpgsqlDbType = NpgsqlDbType.TimestampTz } : new NpgsqlParameter { Value = value });
+                // A bare DBNull is a missing time; another null comes typed, as a parameter of its own.
+                change.Parameters.Add(value switch
+                {
+                    NpgsqlParameter typed => typed,
+                    DBNull => new NpgsqlParameter { Value = value, NpgsqlDbType = NpgsqlDbType.TimestampTz },
+                    _ => new NpgsqlParameter { Value = value },
+                });
             }
 
             batch.BatchCommands.Add(change);
@@ -152,7 +159,7 @@ internal sealed partial class PostgreSqlDirectory : IAsyncDisposable
             await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
             await using var command = new NpgsqlCommand(_database.Sql("""
                 SELECT version FROM {s}.changes WHERE id = 1;
-                SELECT hash, id, account, scopes, expires_at, revoked FROM {s}.api_keys;
+                SELECT hash, id, account, scopes, expires_at, revoked, max_price FROM {s}.api_keys;
                 SELECT account FROM {s}.account_status WHERE suspended;
                 SELECT tool, status FROM {s}.tool_status;
                 """), connection, transaction);
@@ -168,7 +175,8 @@ internal sealed partial class PostgreSqlDirectory : IAsyncDisposable
                     reader.GetString(2),
                     reader.GetString(3).Split(' ', StringSplitOptions.RemoveEmptyEntries),
                     reader.IsDBNull(4) ? null : PostgreSqlDatabase.ReadTime(reader, 4),
-                    reader.GetBoolean(5));
+                    reader.GetBoolean(5),
+                    reader.IsDBNull(6) ? null : reader.GetInt64(6));
             }
 
             var suspended = new HashSet<string>(StringComparer.Ordinal);

@@ -8,18 +8,20 @@ using NpgsqlTypes;
 namespace McpGuard.PostgreSql;
 
 /// <summary>
-/// The ledger in PostgreSQL, shared by every instance. Charges and refunds wait in a queue; a writer takes everything
-/// queued (up to <see cref="MaxBatch"/>) and applies it with one call of <c>apply_batch</c>: one round trip, one commit
-/// (group commit), the accounts locked in one order so batches of several instances never deadlock. Each caller is
-/// answered once that commit is durable. Request ids are charged and refunded at most once by unique indexes, a
-/// balance never goes below zero by a check constraint, and a month's spend and free calls live in the account's row.
+/// The ledger in PostgreSQL, shared by every instance. Charges, reservations, captures and refunds wait in a queue; a
+/// writer takes everything queued (up to <see cref="MaxBatch"/>) and applies it with one call of <c>apply_batch</c>: one
+/// round trip, one commit (group commit), the accounts locked in one order so batches of several instances never
+/// deadlock. Each caller is answered once that commit is durable. Request ids are charged and refunded at most once by
+/// unique indexes (a reservation's by the primary key of <c>reservations</c>, where its hold stands until it is captured
+/// or released, at most once, by a conditional update), a balance never goes below zero by a check constraint, and a
+/// month's spend and free calls live in the account's row.
 /// </summary>
 internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, ILedgerTotals, IAttemptRefunds, IHealthCheck, IAsyncDisposable
 {
     /// <summary>The most operations one commit carries.</summary>
     internal const int MaxBatch = 256;
 
-    private const short ChargeKind = 0, RefundKind = 1, AttemptRefundKind = 2;
+    private const short ChargeKind = 0, RefundKind = 1, AttemptRefundKind = 2, ReserveKind = 3, CaptureKind = 4;
     private const int Queued = 0, Taken = 1, Abandoned = 2;
 
     private readonly PostgreSqlDatabase _database;
@@ -39,7 +41,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, ILed
         _database = database;
         _clock = clock;
         _logger = logger;
-        _batchSql = database.Sql("SELECT r_outcome, r_balance, r_spent, r_cap FROM {s}.apply_batch($1, $2, $3, $4, $5, $6, $7, $8, $9);");
+        _batchSql = database.Sql("SELECT r_outcome, r_balance, r_spent, r_cap, r_id, r_amount, r_account, r_tool FROM {s}.apply_batch($1, $2, $3, $4, $5, $6, $7, $8, $9);");
         _writers = [.. Enumerable.Range(0, writers).Select(_ => Task.Run(WriteLoopAsync))];
     }
 
@@ -55,7 +57,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, ILed
     /// <summary>How many batches the server refused and were applied again one operation at a time.</summary>
     internal long Splits;
 
-    public async ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now, CancellationToken cancellationToken)
+    public async ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccount> seeds, DateTimeOffset now, CancellationToken cancellationToken)
     {
         try
         {
@@ -77,17 +79,42 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, ILed
         ArgumentOutOfRangeException.ThrowIfNegative(request.PriceMicro);
         ThrowIfNul(request.Account, nameof(request.Account));
         ThrowIfNul(request.RequestId, nameof(request.RequestId));
-        var (outcome, balance, spent, cap) = await EnqueueAsync(
-            new Operation(ChargeKind, request.Account, request.RequestId, request.Tool, request.PriceMicro, request.FreeCallsPerMonth, request.Now, request.NewRequestId, default),
+        // A reservation goes through the same batch as a flat charge, with the same rules; it writes a Reservation row
+        // (and a row in reservations) instead of a usage row.
+        var result = await EnqueueAsync(
+            new Operation(request.Reserve ? ReserveKind : ChargeKind, request.Account, request.RequestId, request.Tool, request.PriceMicro, request.FreeCallsPerMonth, request.Now, request.NewRequestId, default),
             cancellationToken);
-        return new McpGuardChargeResult((McpGuardChargeOutcome)outcome, balance, spent, cap);
+        return new McpGuardChargeResult((McpGuardChargeOutcome)result.Outcome, result.Balance, result.Spent, result.Cap);
     }
 
     public async ValueTask<bool> RefundAsync(string requestId, DateTimeOffset now, CancellationToken cancellationToken)
     {
         ThrowIfNul(requestId, nameof(requestId));
-        var (outcome, _, _, _) = await EnqueueAsync(new Operation(RefundKind, null, requestId, null, 0, 0, now, false, default), cancellationToken);
-        return outcome == 1;
+        var result = await EnqueueAsync(new Operation(RefundKind, null, requestId, null, 0, 0, now, false, default), cancellationToken);
+        return result.Outcome == 1;
+    }
+
+    public async ValueTask<McpGuardLedgerEntry?> CaptureAsync(string requestId, long amountMicro, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(amountMicro);
+        ThrowIfNul(requestId, nameof(requestId));
+        var result = await EnqueueAsync(new Operation(CaptureKind, null, requestId, null, amountMicro, 0, now, false, default), cancellationToken);
+        return result.Outcome == 1
+            ? new McpGuardLedgerEntry(result.Id, result.Account!, McpGuardLedgerEntryKind.Capture, result.Amount, result.Balance, result.Tool, requestId, new DateTimeOffset(now.UtcDateTime), false, null)
+            : null;
+    }
+
+    public async ValueTask<int> ReleaseReservationsAsync(DateTimeOffset placedBefore, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ThrowIfSeedPending();
+        await _database.EnsureMigratedAsync(cancellationToken);
+
+        // Not batched: run at start and now and then, one statement (one transaction) that locks the accounts in the order
+        // a batch locks them, within the store timeout like any statement.
+        await using var command = _database.DataSource.CreateCommand(_database.Sql("SELECT {s}.release_reservations($1, $2);"));
+        command.Parameters.Add(new() { Value = Microseconds(placedBefore), NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        command.Parameters.Add(new() { Value = Microseconds(now), NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        return (int)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     /// <summary>
@@ -99,8 +126,8 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, ILed
     {
         ThrowIfNul(requestId, nameof(requestId));
         ThrowIfNul(account, nameof(account));
-        var (outcome, _, _, _) = await EnqueueAsync(new Operation(AttemptRefundKind, account, requestId, null, 0, 0, now, false, chargedAt), cancellationToken);
-        return outcome == 1;
+        var result = await EnqueueAsync(new Operation(AttemptRefundKind, account, requestId, null, 0, 0, now, false, chargedAt), cancellationToken);
+        return result.Outcome == 1;
     }
 
     public async ValueTask<McpGuardLedgerEntry> TopUpAsync(string account, long amountMicro, string? note, DateTimeOffset now, CancellationToken cancellationToken)
@@ -292,7 +319,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, ILed
         return limit;
     }
 
-    private async Task<(short Outcome, long Balance, long Spent, long? Cap)> EnqueueAsync(Operation operation, CancellationToken cancellationToken)
+    private async Task<Result> EnqueueAsync(Operation operation, CancellationToken cancellationToken)
     {
         ThrowIfSeedPending();
         await _database.EnsureMigratedAsync(cancellationToken);
@@ -367,7 +394,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, ILed
             charged[i] = Microseconds(operation.ChargedAt);
         }
 
-        var results = new (short, long, long, long?)[n];
+        var results = new Result[n];
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
@@ -391,7 +418,12 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, ILed
                         throw new InvalidOperationException($"apply_batch answered {i} of {n} operations.");
                     }
 
-                    results[i] = (reader.GetInt16(0), reader.IsDBNull(1) ? 0 : reader.GetInt64(1), reader.IsDBNull(2) ? 0 : reader.GetInt64(2), reader.IsDBNull(3) ? null : reader.GetInt64(3));
+                    results[i] = new Result(reader.GetInt16(0), reader.IsDBNull(1) ? 0 : reader.GetInt64(1), reader.IsDBNull(2) ? 0 : reader.GetInt64(2), reader.IsDBNull(3) ? null : reader.GetInt64(3));
+                    if (!reader.IsDBNull(4))
+                    {
+                        // A capture: its row.
+                        results[i] = results[i] with { Id = reader.GetInt64(4), Amount = reader.GetInt64(5), Account = reader.GetString(6), Tool = reader.IsDBNull(7) ? null : reader.GetString(7) };
+                    }
                 }
             }
 
@@ -472,7 +504,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, ILed
         return new McpGuardLedgerEntry(reader.GetInt64(0), account, kind, amount, reader.GetInt64(1), null, null, new DateTimeOffset(now.UtcDateTime), false, note);
     }
 
-    private async Task<bool> TrySeedAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task<bool> TrySeedAsync(IReadOnlyList<McpGuardAccount> seeds, DateTimeOffset now, CancellationToken cancellationToken)
     {
         await _database.EnsureMigratedAsync(cancellationToken);
         await using var connection = await _database.DataSource.OpenConnectionAsync(cancellationToken);
@@ -494,18 +526,18 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, ILed
         foreach (var seed in seeds)
         {
             await using var batch = new NpgsqlBatch(connection, transaction);
-            var balance = Math.Max(0, seed.InitialBalanceMicro);
+            var balance = Math.Max(0, seed.BalanceMicro);
             // An account made before the seed ran (an instance without McpGuard:Accounts, say) gets its cap and the seed
             // balance on top of what it has, as the embedded ledger's seed does.
             batch.BatchCommands.Add(Command(
                 "INSERT INTO {s}.accounts (id, cap, balance, created_at) VALUES ($1, $2, 0, $3) ON CONFLICT (id) DO UPDATE SET cap = excluded.cap;",
-                seed.Account, seed.MonthlyCapMicro, now.UtcDateTime));
+                seed.Id, seed.MonthlyCapMicro, now.UtcDateTime));
             if (balance > 0)
             {
                 batch.BatchCommands.Add(Command(
                     "WITH a AS (UPDATE {s}.accounts SET balance = balance + $2 WHERE id = $1 RETURNING balance) "
                     + "INSERT INTO {s}.ledger (account, kind, amount, balance_after, created_at, note) SELECT $1, 'TopUp', $2, a.balance, $3, 'seed' FROM a;",
-                    seed.Account, balance, now.UtcDateTime));
+                    seed.Id, balance, now.UtcDateTime));
             }
 
             await batch.ExecuteNonQueryAsync(cancellationToken);
@@ -532,7 +564,7 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, ILed
         return command;
     }
 
-    private async Task SeedLaterAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now)
+    private async Task SeedLaterAsync(IReadOnlyList<McpGuardAccount> seeds, DateTimeOffset now)
     {
         while (!_stopping.IsCancellationRequested)
         {
@@ -582,18 +614,30 @@ internal sealed partial class PostgreSqlLedgerStore : IMcpGuardLedgerStore, ILed
 
         public bool NewRequestId { get; } = newRequestId;
 
-        /// <summary>For a refund of one attempt: when that attempt's charge was taken.</summary>
+        /// <summary>For a refund of one attempt: when that attempt's charge (or reservation) was taken.</summary>
         public DateTimeOffset ChargedAt { get; } = chargedAt;
 
-        public TaskCompletionSource<(short, long, long, long?)> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public TaskCompletionSource<Result> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>What <c>apply_batch</c> answered for one operation; a capture's row too (id, signed amount, account, tool).</summary>
+    private readonly record struct Result(short Outcome, long Balance, long Spent, long? Cap)
+    {
+        public long Id { get; init; }
+
+        public long Amount { get; init; }
+
+        public string? Account { get; init; }
+
+        public string? Tool { get; init; }
     }
 
     private static partial class Log
     {
-        [LoggerMessage(8101, LogLevel.Error, "PostgreSQL did not apply a batch of {Count} charges and refunds; their callers are answered with the error (a refused charge is refunded by McpGuard if it landed).", EventName = "PostgreSqlBatchFailed")]
+        [LoggerMessage(8101, LogLevel.Error, "PostgreSQL did not apply a batch of {Count} charges, captures and refunds; their callers are answered with the error (a refused charge is refunded by McpGuard if it landed).", EventName = "PostgreSqlBatchFailed")]
         public static partial void BatchFailed(ILogger logger, Exception exception, int count);
 
-        [LoggerMessage(8104, LogLevel.Warning, "PostgreSQL refused a batch of {Count} charges and refunds (one operation it refused, or a deadlock or serialization failure); each whose caller still waits is applied on its own.", EventName = "PostgreSqlBatchSplit")]
+        [LoggerMessage(8104, LogLevel.Warning, "PostgreSQL refused a batch of {Count} charges, captures and refunds (one operation it refused, or a deadlock or serialization failure); each whose caller still waits is applied on its own.", EventName = "PostgreSqlBatchSplit")]
         public static partial void BatchSplit(ILogger logger, Exception exception, int count);
 
         [LoggerMessage(8102, LogLevel.Warning, "PostgreSQL is not reachable at start: the seed balances of McpGuard:Accounts are applied (to a ledger not seeded yet) once it is; until then this instance's ledger refuses every operation.", EventName = "PostgreSqlSeedDeferred")]

@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Http.Features;
 namespace McpGuard.Proxy;
 
 /// <summary>
-/// The response body while a <c>tools/list</c> answer comes back: kept in memory (at most <see cref="MaxBytes"/>), so it
+/// The response body while a list answer (<c>tools/list</c>, or a priced list: <see cref="ToolListRewriter.Rewrites"/>) comes back: kept in memory (at most <see cref="MaxBytes"/>), so it
 /// can be filtered whole before anything reaches the client. The response does not start meanwhile.
 /// </summary>
 internal sealed class CapturedBody : IHttpResponseBodyFeature, IDisposable
@@ -62,7 +62,7 @@ internal sealed class CapturedBody : IHttpResponseBodyFeature, IDisposable
         {
             if (Length + count > MaxBytes)
             {
-                throw new InvalidDataException($"The upstream's tools/list answer is larger than {MaxBytes} bytes.");
+                throw new InvalidDataException($"The upstream's list answer is larger than {MaxBytes} bytes.");
             }
         }
 

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using McpGuard.Credits;
 using McpGuard.Errors;
 using McpGuard.Protocol;
 using McpGuard.Tools;
@@ -9,18 +10,42 @@ using Microsoft.AspNetCore.Http;
 namespace McpGuard.Proxy;
 
 /// <summary>
-/// Filters the upstream's answer to a <c>tools/list</c> request before the caller sees it, as <c>WithMcpGuard()</c>
-/// does inside a C# server: a tool whose scopes the caller lacks is left out (<c>McpGuard:Auth:FilterToolList</c>), a
-/// paused or archived tool is marked or left out (<c>McpGuard:Upstream:PausedTools</c> / <c>ArchivedTools</c>). The
-/// answer may be one JSON message or an event stream; only the message answering the request changes, every other
-/// byte passes as it came. An answer the proxy cannot read for certain is not passed on (502 <c>upstream_error</c>):
-/// a list it could not filter could show what the caller must not see.
+/// Rewrites the upstream's answer to a list request before the caller sees it, as <c>WithMcpGuard()</c>'s list filters
+/// do inside a C# server. A <c>tools/list</c> answer is filtered: a tool whose scopes the caller lacks is left out
+/// (<c>McpGuard:Auth:FilterToolList</c>), a paused or archived tool is marked or left out
+/// (<c>McpGuard:Upstream:PausedTools</c> / <c>ArchivedTools</c>). Every list it rewrites (tools, and prompts, resources and
+/// resource templates when their method is priced: see <see cref="Rewrites"/>) carries each priced item's price in its
+/// <c>_meta</c> under <c>mcpguard/price</c>, and the caller's balance in the result's <c>_meta</c> under
+/// <c>mcpguard/account</c>. The answer may be one JSON message or an event stream; only the message answering the
+/// request changes, every other byte passes as it came. An answer the proxy cannot read for certain is not passed on
+/// (502 <c>upstream_error</c>): a list it could not filter could show what the caller must not see.
 /// </summary>
-internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
+internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses, IMcpGuardLedgerStore ledger, TimeProvider clock)
 {
     private const string StatusMeta = "mcpguard/status";
 
-    private static readonly JsonDocumentOptions ReadOptions = new() { AllowDuplicateProperties = false, MaxDepth = 256 };
+    internal static readonly JsonDocumentOptions ReadOptions = new() { AllowDuplicateProperties = false, MaxDepth = 256 };
+
+    /// <summary>
+    /// Whether the answer to the request of <paramref name="feature"/> is held and rewritten: always a <c>tools/list</c> (filtered by
+    /// scope and status); a <c>prompts/list</c>, <c>resources/list</c> or <c>resources/templates/list</c> only when the
+    /// method its items are called with (<c>prompts/get</c>, <c>resources/read</c>) is priced, since only prices are added
+    /// to them. Any other answer streams through as it comes.
+    /// </summary>
+    public static bool Rewrites(McpGuardFeature feature) =>
+        feature.Envelope is { Kind: McpMessageKind.Request, Method: { } method }
+        && (method == McpMethods.ToolsList
+            || (List(method) is { ItemMethod: var itemMethod } && feature.State.Credits is { Enabled: true } credits && credits.Price(itemMethod, null) > 0));
+
+    /// <summary>The array a list result holds its items in, and the method an item is called with; null for any other method.</summary>
+    private static (string Items, string ItemMethod)? List(string method) => method switch
+    {
+        McpMethods.ToolsList => ("tools", McpMethods.ToolsCall),
+        McpMethods.PromptsList => ("prompts", McpMethods.PromptsGet),
+        McpMethods.ResourcesList => ("resources", McpMethods.ResourcesRead),
+        "resources/templates/list" => ("resourceTemplates", McpMethods.ResourcesRead),
+        _ => null,
+    };
 
     public async Task WriteAsync(HttpContext context, McpGuardFeature feature, CapturedBody captured)
     {
@@ -64,7 +89,7 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
 
     private static McpGuardEndpointException Unreadable(McpGuardFeature feature, Exception? cause) =>
         new(new McpGuardError(feature.State.Catalog[McpGuardReasons.UpstreamError],
-            "Upstream error: the tools/list answer of the MCP server could not be read, so it was not passed on."), cause);
+            $"Upstream error: the {feature.Envelope!.Method} answer of the MCP server could not be read, so it was not passed on."), cause);
 
     /// <summary>The event stream with the answer's event rewritten; null when nothing changed.</summary>
     private async ValueTask<byte[]?> RewriteEventStreamAsync(ReadOnlyMemory<byte> bytes, McpGuardFeature feature)
@@ -120,10 +145,10 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
         return changed ? Encoding.UTF8.GetBytes(output.ToString()) : null;
     }
 
-    private static bool IsData(string line) => line == "data" || line.StartsWith("data:", StringComparison.Ordinal);
+    internal static bool IsData(string line) => line == "data" || line.StartsWith("data:", StringComparison.Ordinal);
 
     /// <summary>The event's data (its <c>data</c> lines joined by line feeds), or null when it has none.</summary>
-    private static string? EventData(List<string> lines)
+    internal static string? EventData(List<string> lines)
     {
         StringBuilder? data = null;
         foreach (var line in lines)
@@ -144,7 +169,7 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
         message.TryGetPropertyValue("id", out var id) && IdOf(id) is { } found && found == feature.Envelope!.Id
         && (message.ContainsKey("result") || message.ContainsKey("error"));
 
-    private static JsonRpcId? IdOf(JsonNode? id) => id switch
+    internal static JsonRpcId? IdOf(JsonNode? id) => id switch
     {
         JsonValue value when value.TryGetValue<string>(out var text) => new JsonRpcId(text),
         JsonValue value when value.TryGetValue<long>(out var number) => new JsonRpcId(number),
@@ -152,7 +177,7 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
     };
 
     /// <summary>
-    /// The message rewritten when it is the answer with a list of tools; null when it is a message the list cannot be in
+    /// The message rewritten when it is the answer with the list; null when it is a message the list cannot be in
     /// (a notification or a request of the server's) or an error answer, passed on as they are. Whatever else throws: a
     /// message that is not a JSON object read the one way every reader reads it (no duplicate members), or an answer to
     /// an id that is not this request's (a JavaScript reader may take <c>1.0</c> for <c>1</c>).
@@ -181,11 +206,37 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
             return null;
         }
 
-        if (result is not JsonObject resultObject || !resultObject.TryGetPropertyValue("tools", out var toolsNode) || toolsNode is not JsonArray tools)
+        var (itemsName, itemMethod) = List(feature.Envelope!.Method!)!.Value;
+        if (result is not JsonObject resultObject || !resultObject.TryGetPropertyValue(itemsName, out var itemsNode) || itemsNode is not JsonArray items)
         {
-            throw new FormatException("the result has no tools array");
+            throw new FormatException($"the result has no {itemsName} array");
         }
 
+        var state = feature.State;
+        if (itemMethod == McpMethods.ToolsCall)
+        {
+            resultObject[itemsName] = await FilterToolsAsync(items, feature);
+        }
+        else
+        {
+            foreach (var item in items)
+            {
+                // Items are only priced here, never left out: one that is not an object stays as the upstream sent it.
+                if (item is JsonObject itemObject)
+                {
+                    var name = itemObject.TryGetPropertyValue("name", out var nameNode) && nameNode is JsonValue nameValue && nameValue.TryGetValue<string>(out var text) ? text : null;
+                    Tag(itemObject, DiscoveryMeta.PriceMeta, DiscoveryMeta.Price(state.Credits, itemMethod, name));
+                }
+            }
+        }
+
+        Tag(resultObject, DiscoveryMeta.AccountMeta, await DiscoveryMeta.AccountAsync(ledger, state, feature.Caller, clock));
+        return JsonSerializer.SerializeToUtf8Bytes(message);
+    }
+
+    /// <summary>The tools the caller may see, paused and archived ones marked or left out, each priced one with its price.</summary>
+    private async ValueTask<JsonArray> FilterToolsAsync(JsonArray tools, McpGuardFeature feature)
+    {
         var state = feature.State;
         var auth = state.Auth;
         var upstream = state.Options.Upstream;
@@ -219,19 +270,30 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses)
             tools.Remove(toolObject);
             if (listing == McpGuardToolListing.Mark)
             {
-                if (toolObject["_meta"] is not JsonObject meta)
-                {
-                    meta = [];
-                    toolObject["_meta"] = meta;
-                }
-
-                meta[StatusMeta] = McpGuard.Tools.ToolStatusGate.Name(status);
+                Tag(toolObject, StatusMeta, McpGuard.Tools.ToolStatusGate.Name(status));
             }
 
+            Tag(toolObject, DiscoveryMeta.PriceMeta, DiscoveryMeta.Price(state.Credits, McpMethods.ToolsCall, name));
             filtered.Add(toolObject);
         }
 
-        resultObject["tools"] = filtered;
-        return JsonSerializer.SerializeToUtf8Bytes(message);
+        return filtered;
+    }
+
+    /// <summary>Puts <paramref name="value"/> (when there is one) in the object's <c>_meta</c> under <paramref name="key"/>; a <c>_meta</c> that is not an object is replaced.</summary>
+    private static void Tag(JsonObject target, string key, JsonNode? value)
+    {
+        if (value is null)
+        {
+            return;
+        }
+
+        if (target["_meta"] is not JsonObject meta)
+        {
+            meta = [];
+            target["_meta"] = meta;
+        }
+
+        meta[key] = value;
     }
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using McpGuard.Auth;
+using McpGuard.Credits;
 using McpGuard.Errors;
 using McpGuard.Protocol;
 using Microsoft.AspNetCore.Http;
@@ -13,24 +14,30 @@ namespace McpGuard.Proxy;
 /// The endpoint behind <c>MapMcpGuardProxy()</c>: forwards a request the gates passed to the upstream with YARP's
 /// <see cref="IHttpForwarder"/>, the response streaming back unbuffered, and turns a failure to reach the upstream into
 /// <c>upstream_error</c> (502) or <c>upstream_timeout</c> (504), which the settlement refunds like any unserved call.
-/// A <c>tools/list</c> answer is held and filtered (<see cref="ToolListRewriter"/>) before it goes back.
+/// A <c>tools/list</c> answer (and a list of priced prompts or resources) is held and rewritten
+/// (<see cref="ToolListRewriter"/>) before it goes back; a priced <c>tools/call</c>'s answer gets its charge in its
+/// <c>_meta</c> on the way (<see cref="ChargedAnswerBody"/>), everything else in its stream passing as it comes.
 /// </summary>
 internal sealed partial class UpstreamProxy : IDisposable
 {
     private readonly IHttpForwarder _forwarder;
     private readonly McpGuardStateProvider _states;
     private readonly ToolListRewriter _lists;
+    private readonly CreditGate _credits;
     private readonly ILogger<UpstreamProxy> _logger;
     private readonly HttpMessageInvoker _invoker;
     private readonly SessionBindings _sessions = new();
     private readonly UpstreamRoutes _routes = new();
     private readonly UpstreamTransformer _transformer;
 
-    public UpstreamProxy(IHttpForwarder forwarder, McpGuardStateProvider states, IMcpGuardToolStatusStore statuses, ILogger<UpstreamProxy> logger)
+    public UpstreamProxy(
+        IHttpForwarder forwarder, McpGuardStateProvider states, IMcpGuardToolStatusStore statuses, IMcpGuardLedgerStore ledger, CreditGate credits,
+        TimeProvider clock, ILogger<UpstreamProxy> logger)
     {
         _forwarder = forwarder;
         _states = states;
-        _lists = new ToolListRewriter(statuses);
+        _lists = new ToolListRewriter(statuses, ledger, clock);
+        _credits = credits;
         _logger = logger;
         _invoker = UpstreamClient.Create(states.Current.Options.Upstream.ConnectTimeout);
         _transformer = new UpstreamTransformer(_sessions, _routes);
@@ -101,7 +108,7 @@ internal sealed partial class UpstreamProxy : IDisposable
         var route = _routes.For(state);
         var config = HttpMethods.IsGet(context.Request.Method) ? route.Streams : route.Calls;
 
-        using var captured = feature.Envelope is { Kind: McpMessageKind.Request, Method: McpMethods.ToolsList } ? new CapturedBody() : null;
+        using var captured = ToolListRewriter.Rewrites(feature) ? new CapturedBody() : null;
         var body = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
         try
         {
@@ -112,9 +119,16 @@ internal sealed partial class UpstreamProxy : IDisposable
             }
 
             var forwardBody = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
+            ChargedAnswerBody? charged = null;
             if (captured is not null)
             {
                 context.Features.Set<IHttpResponseBodyFeature>(captured);
+            }
+            else if (feature.Charge is not null && feature.Envelope is { IsToolCall: true })
+            {
+                // A priced call's answer carries its charge (ids are taken out after it: the answer's event keeps its fields).
+                charged = new ChargedAnswerBody(forwardBody, context.Response, feature, _credits);
+                context.Features.Set<IHttpResponseBodyFeature>(charged);
             }
 
             ForwarderError error;
@@ -142,6 +156,11 @@ internal sealed partial class UpstreamProxy : IDisposable
             if (captured is not null)
             {
                 await _lists.WriteAsync(context, feature, captured);
+            }
+
+            if (charged is not null)
+            {
+                await charged.FinishAsync(context.RequestAborted);
             }
         }
         finally

@@ -181,10 +181,15 @@ internal sealed partial class McpGuardPipeline(
         if (authenticated.Value is { } caller)
         {
             feature.RecordCaller(caller);
+            if (McpGuardCallerIdentity.Find(context.User) is { } identity)
+            {
+                identity.Request = feature;
+            }
         }
 
         var error = await authorization.CheckAsync(feature)
             ?? await toolStatus.CheckAsync(feature)
+            ?? CreditGate.CheckCeiling(feature)
             ?? await rateLimits.CheckAsync(context, feature);
         if (error is not null)
         {

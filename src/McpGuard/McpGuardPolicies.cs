@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Configuration;
+
 namespace McpGuard;
 
 /// <summary>What McpGuard enforces for one tool, keyed by tool name under <c>McpGuard:Tools</c>.</summary>
@@ -10,8 +12,21 @@ internal sealed class McpGuardToolPolicy
     /// <summary>The rate-limit policy (a name under <c>McpGuard:RateLimits:Policies</c>) for this tool, checked with the default policy.</summary>
     public string? RateLimitPolicy { get; set; }
 
-    /// <summary>The price of one call in micro-units; <c>McpGuard:Credits:DefaultPrice</c> when unset. 0 is free.</summary>
+    /// <summary>
+    /// The price of one call in micro-units (<c>"Price": 800</c>), or a metered price (<c>"Price": { "PerUnitMicro": 2,
+    /// "MaxMicro": 20000 }</c>): the maximum is held before the call runs, and the units the tool reports are charged.
+    /// <c>McpGuard:Credits:DefaultPrice</c> when unset. 0 is free.
+    /// </summary>
     public long? Price { get; set; }
+
+    /// <summary>
+    /// The metered price, read from <c>"Price": { "PerUnitMicro": 2, "MaxMicro": 20000 }</c> (the binder cannot give one
+    /// property both shapes, so <see cref="McpGuardMeteredPrices"/> reads this one from the configuration itself).
+    /// </summary>
+    internal McpGuard.Credits.ToolMeter? Meter { get; set; }
+
+    /// <summary>What <see cref="McpGuardMeteredPrices"/> could not read of a metered price, for validation to report.</summary>
+    internal string? MeterError { get; set; }
 
     /// <summary>Whether the tool is offered (the admin API can override it at run time). Default <see cref="McpGuardToolStatus.Live"/>.</summary>
     public McpGuardToolStatus Status { get; set; } = McpGuardToolStatus.Live;
@@ -45,4 +60,50 @@ internal sealed class McpGuardAccountOptions
 
     /// <summary>Priced calls per calendar month (UTC) that cost nothing. Default 0.</summary>
     public int FreeCallsPerMonth { get; set; }
+}
+
+/// <summary>
+/// Reads metered prices, <c>McpGuard:Tools:&lt;tool&gt;:Price</c> given as <c>{ "PerUnitMicro": 2, "MaxMicro": 20000 }</c>,
+/// into <see cref="McpGuardToolPolicy.Meter"/>: the binder reads <c>"Price": 800</c> into <see cref="McpGuardToolPolicy.Price"/>
+/// and cannot read the object shape into the same property. Runs after the binder, on every (re)load.
+/// </summary>
+internal static class McpGuardMeteredPrices
+{
+    public static void Read(McpGuardOptions options, IConfiguration section)
+    {
+        foreach (var tool in section.GetSection("Tools").GetChildren())
+        {
+            var price = tool.GetSection("Price");
+            if (!price.GetChildren().Any() || !options.Tools.TryGetValue(tool.Key, out var policy) || policy is null)
+            {
+                continue;
+            }
+
+            var known = price.GetChildren().Select(c => c.Key).Where(k => k is not ("PerUnitMicro" or "MaxMicro")).ToList();
+            var perUnit = Whole(price["PerUnitMicro"]);
+            var max = Whole(price["MaxMicro"]);
+            policy.Meter = null;
+            var flat = string.IsNullOrEmpty(price.Value) ? null : price.Value;
+            if (flat is null)
+            {
+                // The binder reads a section with children and no value as 0 into the flat price: there is no flat price.
+                policy.Price = null;
+            }
+
+            policy.MeterError = flat is not null
+                ? $"is both a number ({flat}) and a metered price; give one."
+                : known.Count > 0
+                ? $"has unknown setting(s) {string.Join(", ", known)}: a metered price is {{ \"PerUnitMicro\": 2, \"MaxMicro\": 20000 }}."
+                : perUnit is not > 0 || max is not > 0 || perUnit > max
+                    ? $"is a metered price: it needs PerUnitMicro and MaxMicro, whole numbers above 0, PerUnitMicro at most MaxMicro (got PerUnitMicro '{price["PerUnitMicro"]}', MaxMicro '{price["MaxMicro"]}')."
+                    : null;
+            if (policy.MeterError is null)
+            {
+                policy.Meter = new McpGuard.Credits.ToolMeter(perUnit!.Value, max!.Value);
+            }
+        }
+
+        static long? Whole(string? text) =>
+            long.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var value) ? value : null;
+    }
 }

@@ -24,7 +24,8 @@ public static partial class McpGuardServiceCollectionExtensions
     public static McpGuardBuilder AddMcpGuard(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
-        services.AddOptions<McpGuardOptions>().BindConfiguration("McpGuard");
+        services.AddOptions<McpGuardOptions>().BindConfiguration("McpGuard")
+            .Configure<IConfiguration>((options, configuration) => McpGuardMeteredPrices.Read(options, configuration.GetSection("McpGuard")));
         return services.AddMcpGuardServices();
     }
 
@@ -34,6 +35,7 @@ public static partial class McpGuardServiceCollectionExtensions
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configuration);
         services.Configure<McpGuardOptions>(configuration);
+        services.Configure<McpGuardOptions>(options => McpGuardMeteredPrices.Read(options, configuration));
         return services.AddMcpGuardServices();
     }
 

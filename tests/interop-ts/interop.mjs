@@ -11,6 +11,11 @@
 //                                              error and the call past the rate limit as alice; tools/list, a call
 //                                              outside bob's scopes and one bob cannot pay for as bob; a client
 //                                              without a key. Each with the HTTP exchanges the SDK made.
+//   node interop.mjs --pricing <mcp-url> <api-key>
+//                                          (e) what an agent reads of prices and charges through the SDK alone:
+//                                              tools/list's _meta (mcpguard/price per tool, mcpguard/account), the
+//                                              _meta of a priced result and of a metered one (mcpguard/charge), and a
+//                                              call refused by its own ceiling (mcpguard/max_price_micro)
 //
 // Prints one JSON object on stdout. Any failure prints the error on stderr and exits non-zero.
 
@@ -277,7 +282,32 @@ async function cases(url, aliceKey, bobKey) {
     return { alice, bob, anonymous };
 }
 
+/** (e) Prices in discovery, the charge in results and a per-call ceiling, as the SDK hands them to its caller. */
+async function pricing(url, key) {
+    const client = new Client(CLIENT_INFO);
+    await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    try {
+        const list = await client.listTools();
+        const add = await client.callTool({ name: 'add', arguments: { a: 2, b: 3 } });
+        const search = await client.callTool({ name: 'search', arguments: { query: 'berry', limit: 7 } });
+        const ceiling = await attempt(() =>
+            client.callTool({ name: 'add', arguments: { a: 2, b: 3 }, _meta: { 'mcpguard/max_price_micro': 500 } }));
+        return {
+            prices: Object.fromEntries(list.tools.map(t => [t.name, t._meta?.['mcpguard/price'] ?? null])),
+            account: list._meta?.['mcpguard/account'] ?? null,
+            addCharge: add._meta?.['mcpguard/charge'] ?? null,
+            searchMeta: search._meta ?? null,
+            ceiling
+        };
+    } finally {
+        await client.close();
+    }
+}
+
 async function main(argv) {
+    if (argv[0] === '--pricing' && argv.length === 3) {
+        return pricing(argv[1], argv[2]);
+    }
     if (argv[0] === '--oauth' && argv.length === 2) {
         return oauth(argv[1]);
     }

@@ -287,7 +287,7 @@ internal sealed partial class AdminApi(
         var accounts = new Dictionary<string, AdminUsageAccountBody>(StringComparer.Ordinal);
         foreach (var total in totals)
         {
-            if (total.Kind is not (McpGuardLedgerEntryKind.Usage or McpGuardLedgerEntryKind.Refund))
+            if (total.Kind is not (McpGuardLedgerEntryKind.Usage or McpGuardLedgerEntryKind.Capture or McpGuardLedgerEntryKind.Refund))
             {
                 continue;
             }
@@ -377,10 +377,13 @@ internal sealed partial class AdminApi(
             var current = await toolStatus.GetStatusAsync(name, context.RequestAborted) ?? configured;
             tools.Add(new AdminToolInfoBody(
                 name,
-                policy?.Price ?? state.Options.Credits.DefaultPrice,
+                policy?.Meter?.MaxMicro ?? policy?.Price ?? state.Options.Credits.DefaultPrice,
                 [.. policy?.Scopes ?? []],
                 McpGuard.Tools.ToolStatusGate.Name(configured),
-                McpGuard.Tools.ToolStatusGate.Name(current)));
+                McpGuard.Tools.ToolStatusGate.Name(current))
+            {
+                PerUnitMicro = policy?.Meter?.PerUnitMicro,
+            });
         }
 
         return TypedResults.Json(new AdminToolsBody(tools, state.Options.Credits.DefaultPrice), AdminJsonContext.Default.AdminToolsBody);
@@ -405,7 +408,7 @@ internal sealed partial class AdminApi(
         }
 
         var (plaintext, hash) = McpGuardApiKey.Generate(keyOptions.Prefix);
-        var key = new McpGuardApiKey(id, account, scopes, expiresAt);
+        var key = new McpGuardApiKey(id, account, scopes, expiresAt, maxPriceMicro: request.MaxPriceMicro);
         try
         {
             await keys.AddAsync(key, Convert.FromHexString(hash), CancellationToken.None);
@@ -418,7 +421,7 @@ internal sealed partial class AdminApi(
 
         Log.KeyCreated(_logger, Actor(context), id, account, string.Join(' ', scopes), expiresAt?.ToString("O", CultureInfo.InvariantCulture) ?? "never");
         return TypedResults.Json(
-            new AdminCreatedKeyBody(id, plaintext, account, scopes, expiresAt?.UtcDateTime),
+            new AdminCreatedKeyBody(id, plaintext, account, scopes, expiresAt?.UtcDateTime) { MaxPriceMicro = request.MaxPriceMicro },
             AdminJsonContext.Default.AdminCreatedKeyBody,
             statusCode: StatusCodes.Status201Created);
     }

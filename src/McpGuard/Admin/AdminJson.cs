@@ -19,6 +19,9 @@ internal sealed record AdminLedgerRowBody(
             McpGuardLedgerEntryKind.Usage => "usage",
             McpGuardLedgerEntryKind.Refund => "refund",
             McpGuardLedgerEntryKind.Adjustment => "adjustment",
+            McpGuardLedgerEntryKind.Reservation => "reservation",
+            McpGuardLedgerEntryKind.Capture => "capture",
+            McpGuardLedgerEntryKind.Release => "release",
             _ => throw new ArgumentOutOfRangeException(nameof(entry), entry.Kind, "Unknown ledger entry kind."),
         },
         entry.AmountMicro,
@@ -37,7 +40,12 @@ internal sealed record AdminMoveBody(AdminLedgerRowBody Entry, AdminAccountBody 
 internal sealed record AdminLedgerPageBody(IReadOnlyList<AdminLedgerRowBody> Entries, long? NextCursor);
 
 /// <summary>A key just created: the only time its plaintext is shown.</summary>
-internal sealed record AdminCreatedKeyBody(string Id, string Key, string Account, IReadOnlyList<string> Scopes, DateTime? ExpiresAt);
+internal sealed record AdminCreatedKeyBody(string Id, string Key, string Account, IReadOnlyList<string> Scopes, DateTime? ExpiresAt)
+{
+    /// <summary>The key's spend ceiling per call; absent when it has none.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public long? MaxPriceMicro { get; init; }
+}
 
 /// <summary>A revoked key.</summary>
 internal sealed record AdminRevokedKeyBody(string Id, bool Revoked);
@@ -106,7 +114,8 @@ internal record AdminUsageFigures
     {
         switch (total.Kind, total.Free)
         {
-            case (McpGuardLedgerEntryKind.Usage, false):
+            case (McpGuardLedgerEntryKind.Usage or McpGuardLedgerEntryKind.Capture, false):
+                // A metered call's capture is its charge; its reservation and release are a hold and its end, not money spent.
                 ChargedCalls += total.Rows;
                 ChargedMicro -= total.AmountMicro;
                 break;
@@ -178,7 +187,12 @@ internal sealed record AdminTrafficBody(
     IReadOnlyList<AdminTrafficMethodBody> Methods);
 
 /// <summary>A tool of <c>McpGuard:Tools</c>: its price, scopes, the status configured and the status in force.</summary>
-internal sealed record AdminToolInfoBody(string Tool, long PriceMicro, IReadOnlyList<string> Scopes, string ConfiguredStatus, string Status);
+internal sealed record AdminToolInfoBody(string Tool, long PriceMicro, IReadOnlyList<string> Scopes, string ConfiguredStatus, string Status)
+{
+    /// <summary>A metered tool's rate per unit (its <see cref="PriceMicro"/> is then its maximum); absent for a flat price.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public long? PerUnitMicro { get; init; }
+}
 
 /// <summary>What <c>GET /tools</c> answers: the configured tools by name, and the price of any other tool.</summary>
 internal sealed record AdminToolsBody(IReadOnlyList<AdminToolInfoBody> Tools, long DefaultPriceMicro);

@@ -63,4 +63,8 @@ internal sealed record CreateKeyRequest
     [JsonPropertyName("id"), Description(AdminInput.KeyId + ", or null")]
     [KeyId]
     public string? Id { get; init; }
+
+    [JsonPropertyName("max_price_micro"), Description(AdminInput.MaxPrice)]
+    [WholeNumber(AdminInput.MaxPrice, Minimum = 0)]
+    public long? MaxPriceMicro { get; init; }
 }

@@ -13,7 +13,7 @@ internal sealed class ApiKeyGrant
     public ApiKeyGrant(McpGuardApiKey key)
     {
         Scopes = key.Scopes.ToFrozenSet(StringComparer.Ordinal);
-        Caller = new McpGuardCaller(key.Account, key.Id, Scopes, McpGuardCredentialKind.ApiKey);
+        Caller = new McpGuardCaller(key.Account, key.Id, Scopes, McpGuardCredentialKind.ApiKey) { MaxPriceMicro = key.MaxPriceMicro };
     }
 
     public FrozenSet<string> Scopes { get; }

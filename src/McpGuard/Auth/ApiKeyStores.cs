@@ -87,7 +87,7 @@ internal sealed class SqliteApiKeyStore : InMemoryApiKeyStore
         _clock = clock;
         using var connection = database.Open();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id, hash, account, scopes, expires_at, revoked FROM api_keys;";
+        command.CommandText = "SELECT id, hash, account, scopes, expires_at, revoked, max_price FROM api_keys;";
         using var reader = command.ExecuteReader();
         while (reader.Read())
         {
@@ -97,7 +97,8 @@ internal sealed class SqliteApiKeyStore : InMemoryApiKeyStore
                     reader.GetString(2),
                     reader.GetString(3).Split(' ', StringSplitOptions.RemoveEmptyEntries),
                     expiresAt: reader.IsDBNull(4) ? null : DateTimeOffset.Parse(reader.GetString(4), CultureInfo.InvariantCulture),
-                    revoked: reader.GetInt64(5) != 0),
+                    revoked: reader.GetInt64(5) != 0,
+                    maxPriceMicro: reader.IsDBNull(6) ? null : reader.GetInt64(6)),
                 (byte[])reader.GetValue(1));
         }
     }
@@ -106,13 +107,14 @@ internal sealed class SqliteApiKeyStore : InMemoryApiKeyStore
     {
         await using var connection = _database.Open();
         await using var command = connection.CreateCommand();
-        command.CommandText = "INSERT INTO api_keys (id, hash, account, scopes, expires_at, revoked, created_at) VALUES ($id, $hash, $account, $scopes, $expires, $revoked, $at);";
+        command.CommandText = "INSERT INTO api_keys (id, hash, account, scopes, expires_at, revoked, created_at, max_price) VALUES ($id, $hash, $account, $scopes, $expires, $revoked, $at, $max);";
         command.Parameters.AddWithValue("$id", key.Id);
         command.Parameters.AddWithValue("$hash", sha256.ToArray());
         command.Parameters.AddWithValue("$account", key.Account);
         command.Parameters.AddWithValue("$scopes", string.Join(' ', key.Scopes));
         command.Parameters.AddWithValue("$expires", key.ExpiresAt is { } expires ? SqliteText.Format(expires) : DBNull.Value);
         command.Parameters.AddWithValue("$revoked", key.Revoked ? 1 : 0);
+        command.Parameters.AddWithValue("$max", key.MaxPriceMicro is { } max ? max : DBNull.Value);
         command.Parameters.AddWithValue("$at", SqliteText.Format(_clock.GetUtcNow()));
         try
         {

@@ -25,7 +25,7 @@ internal sealed class AuthState
         Keys = auth.ApiKeys.Keys
             .Select(k => new ConfiguredKey(
                 Convert.FromHexString(k.Hash),
-                new McpGuardApiKey(k.Id, k.Account, [.. k.Scopes], k.ExpiresAt, k.Revoked)))
+                new McpGuardApiKey(k.Id, k.Account, [.. k.Scopes], k.ExpiresAt, k.Revoked, k.MaxPriceMicro)))
             .ToArray();
         AnonymousMethods = auth.AnonymousMethods.ToFrozenSet(StringComparer.Ordinal);
         AnyMethodAnonymous = AnonymousMethods.Contains("*");

@@ -9,7 +9,8 @@ namespace McpGuard;
 /// <param name="scopes">The scopes the key grants.</param>
 /// <param name="expiresAt">When the key stops working, if ever.</param>
 /// <param name="revoked">A revoked key never works again.</param>
-public sealed class McpGuardApiKey(string id, string account, IReadOnlyList<string> scopes, DateTimeOffset? expiresAt = null, bool revoked = false)
+/// <param name="maxPriceMicro">The most one call made with the key may cost, if it has a ceiling.</param>
+public sealed class McpGuardApiKey(string id, string account, IReadOnlyList<string> scopes, DateTimeOffset? expiresAt = null, bool revoked = false, long? maxPriceMicro = null)
 {
     /// <summary>A stable id for logs and admin.</summary>
     public string Id { get; } = id;
@@ -25,6 +26,12 @@ public sealed class McpGuardApiKey(string id, string account, IReadOnlyList<stri
 
     /// <summary>A revoked key never works again.</summary>
     public bool Revoked { get; } = revoked;
+
+    /// <summary>
+    /// The most a single call made with the key may cost (a metered call: its maximum); a call priced above it is refused
+    /// with <c>price_above_limit</c>. A call's own <c>mcpguard/max_price_micro</c> can lower it, never raise it.
+    /// </summary>
+    public long? MaxPriceMicro { get; } = maxPriceMicro;
 
     /// <summary>
     /// Creates a new random key, <c>&lt;prefix&gt;_&lt;43 URL-safe characters&gt;</c> (256 bits), and its hash: hand the key
@@ -47,5 +54,5 @@ public sealed class McpGuardApiKey(string id, string account, IReadOnlyList<stri
     }
 
     /// <summary>This key, revoked.</summary>
-    internal McpGuardApiKey AsRevoked() => new(Id, Account, Scopes, ExpiresAt, revoked: true);
+    internal McpGuardApiKey AsRevoked() => new(Id, Account, Scopes, ExpiresAt, revoked: true, MaxPriceMicro);
 }

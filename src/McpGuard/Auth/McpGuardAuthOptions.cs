@@ -98,6 +98,9 @@ internal sealed class McpGuardApiKeyEntry
 
     /// <summary>A revoked key never works again.</summary>
     public bool Revoked { get; set; }
+
+    /// <summary>The most one call made with this key may cost, in micro-units (<c>price_above_limit</c> above it). Default: no ceiling.</summary>
+    public long? MaxPriceMicro { get; set; }
 }
 
 /// <summary>

@@ -24,6 +24,9 @@ internal sealed class McpGuardCaller(string account, string? keyId, FrozenSet<st
 
     public McpGuardCredentialKind Kind { get; } = kind;
 
+    /// <summary>The spend ceiling per call of the caller's API key, if it has one.</summary>
+    public long? MaxPriceMicro { get; init; }
+
     public bool HasAll(string[] required)
     {
         foreach (var scope in required)

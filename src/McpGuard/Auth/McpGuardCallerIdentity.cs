@@ -23,11 +23,18 @@ internal sealed class McpGuardCallerIdentity : ClaimsIdentity
     {
         Caller = other.Caller;
         RequestId = other.RequestId;
+        Request = other.Request;
     }
 
     public McpGuardCaller Caller { get; }
 
     public string RequestId { get; }
+
+    /// <summary>
+    /// The guarded request this identity was made for, set by the pipeline once the caller is known: how McpGuard's tool
+    /// filters find its charge wherever the SDK runs them (the principal travels with the message).
+    /// </summary>
+    internal McpGuard.Protocol.McpGuardFeature? Request { get; set; }
 
     public override ClaimsIdentity Clone() => new McpGuardCallerIdentity(this);
 

@@ -13,7 +13,7 @@ namespace McpGuard.Credits;
 /// response's features (the body it reads the answer from, and a request lifetime that ends at the upstream timeout),
 /// and restores them before it returns.
 /// </summary>
-internal sealed partial class ChargeSettlement(RefundRetry refunds, TimeProvider clock, McpGuardErrorWriter writer, McpGuard.Telemetry.McpGuardTelemetry telemetry, ILogger<CreditGate> logger)
+internal sealed partial class ChargeSettlement(RefundRetry refunds, CreditGate credits, TimeProvider clock, McpGuardErrorWriter writer, McpGuard.Telemetry.McpGuardTelemetry telemetry, ILogger<CreditGate> logger)
 {
     /// <summary>
     /// Runs the endpoint for a charged call under the upstream timeout and settles the charge by its outcome: the debit
@@ -27,12 +27,12 @@ internal sealed partial class ChargeSettlement(RefundRetry refunds, TimeProvider
     /// </summary>
     public async Task InvokeAsync(HttpContext context, RequestDelegate next, McpGuardFeature feature)
     {
-        var credits = feature.State.Credits;
+        var creditState = feature.State.Credits;
         var charge = feature.Charge!;
         var original = context.Features.GetRequiredFeature<IHttpRequestLifetimeFeature>();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(original.RequestAborted);
         var lifetime = new LinkedLifetime(original, linked);
-        using var timeout = lifetime.StartTimeout(clock, credits.UpstreamTimeout);
+        using var timeout = lifetime.StartTimeout(clock, creditState.UpstreamTimeout);
         context.Features.Set<IHttpRequestLifetimeFeature>(lifetime);
         var inner = context.Features.GetRequiredFeature<IHttpResponseBodyFeature>();
         var answer = new ResponseAnswerReader(feature.Envelope!.Id);
@@ -73,10 +73,15 @@ internal sealed partial class ChargeSettlement(RefundRetry refunds, TimeProvider
         // The answer decides, whatever came after it; without one, the first failure says why.
         var reason = answer.Answer == AnswerKind.Result && context.Response.StatusCode < StatusCodes.Status400BadRequest
             ? null
-            : failure ?? Unserved(context, answer, credits.RefundToolInternalErrors);
+            : failure ?? Unserved(context, answer, creditState.RefundToolInternalErrors);
         if (reason is not null && !charge.Refunded)
         {
             await RefundAsync(feature, reason);
+        }
+        else if (reason is null)
+        {
+            // Served: a metered call whose tool reported no units (or whose filter did not run) is charged its maximum.
+            await credits.CaptureAsync(feature, units: null);
         }
 
         // No answer in time and nothing sent yet: the guard answers 504 upstream_timeout for the endpoint (below).
@@ -98,7 +103,7 @@ internal sealed partial class ChargeSettlement(RefundRetry refunds, TimeProvider
             if (timeoutAnswer is not null)
             {
                 await writer.ReplaceResponseAsync(context, new McpGuardError(timeoutAnswer,
-                    $"Upstream timeout: no answer within {credits.UpstreamTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s; the charge was refunded."));
+                    $"Upstream timeout: no answer within {creditState.UpstreamTimeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s; the charge was refunded."));
             }
 
             return;
@@ -136,6 +141,11 @@ internal sealed partial class ChargeSettlement(RefundRetry refunds, TimeProvider
         {
             await RefundAsync(feature, reason);
         }
+        else if (answer.IsFinal)
+        {
+            // Served, and the answer is the first message: a metered call is captured before its headers say what it cost.
+            await credits.CaptureAsync(feature, units: null);
+        }
     }
 
     /// <summary>Why a call that ran to its end was not served, or null when it was.</summary>
@@ -167,10 +177,11 @@ internal sealed partial class ChargeSettlement(RefundRetry refunds, TimeProvider
         // Null: the ledger did not answer, and the refund is kept to retry; the call carries no charge either way.
         var refunded = await refunds.RefundAsync(feature.RequestId, reason, outcomeUnknown: false);
         charge.Refunded = refunded ?? true;
-        if (refunded is not false && !charge.Free)
+        if (refunded is not false && !charge.Free && (charge.Meter is null ? charge.PriceMicro : charge.CapturedMicro ?? 0) is > 0 and var given)
         {
-            // Made, or kept to retry until the ledger answers: either way the caller is not charged for this call.
-            telemetry.Refunded(feature, charge.PriceMicro);
+            // Made, or kept to retry until the ledger answers: either way the caller is not charged for this call. (A
+            // released reservation was never counted as charged.)
+            telemetry.Refunded(feature, given);
         }
 
         if (refunded is { } done)

@@ -8,9 +8,12 @@ using Microsoft.Extensions.Logging;
 
 namespace McpGuard.Credits;
 
-/// <summary>A charge taken for this request, to be settled after the endpoint ran.</summary>
-internal sealed class ChargeTicket(HttpResponse response, long priceMicro, string priceText, bool free, long balanceAfterMicro)
+/// <summary>A charge taken for this request (for a metered tool, a reservation), to be settled after the endpoint ran.</summary>
+internal sealed class ChargeTicket(HttpResponse response, long priceMicro, string priceText, bool free, long balanceAfterMicro, ToolMeter? meter = null)
 {
+    private long _balanceAfter = balanceAfterMicro;
+    private long _captured = -1;
+
     /// <summary>Adds the charge headers when the response starts; the ticket is the callback's state, so registering it allocates nothing more.</summary>
     public static readonly Func<object, Task> OnStarting = static state =>
     {
@@ -18,11 +21,29 @@ internal sealed class ChargeTicket(HttpResponse response, long priceMicro, strin
         return Task.CompletedTask;
     };
 
+    /// <summary>The flat price, or the metered maximum reserved.</summary>
     public long PriceMicro { get; } = priceMicro;
 
     public bool Free { get; } = free;
 
-    public long BalanceAfterMicro { get; } = balanceAfterMicro;
+    /// <summary>The tool's metered price when the charge is a reservation (not for a free call); null for a flat price.</summary>
+    public ToolMeter? Meter { get; } = free ? null : meter;
+
+    /// <summary>The balance after the charge (after the capture, for a metered call once captured).</summary>
+    public long BalanceAfterMicro => Volatile.Read(ref _balanceAfter);
+
+    /// <summary>What a metered call's capture took; null before it (and for a flat price).</summary>
+    public long? CapturedMicro => Volatile.Read(ref _captured) is >= 0 and var captured ? captured : null;
+
+    /// <summary>What the call costs the caller as things stand: the flat price, the capture, or (metered, not captured yet) the hold.</summary>
+    public long ChargedMicro => Free ? 0 : CapturedMicro ?? PriceMicro;
+
+    /// <summary>Records a metered call's capture row.</summary>
+    public void Captured(McpGuardLedgerEntry capture)
+    {
+        Volatile.Write(ref _balanceAfter, capture.BalanceAfterMicro);
+        Volatile.Write(ref _captured, -capture.AmountMicro);
+    }
 
     /// <summary>Set once the charge was given back; a response that starts after that carries no charge headers.</summary>
     public bool Refunded { get; set; }
@@ -31,7 +52,7 @@ internal sealed class ChargeTicket(HttpResponse response, long priceMicro, strin
     {
         if (response.StatusCode < StatusCodes.Status400BadRequest && !Refunded)
         {
-            response.Headers[CreditGate.ChargeHeader] = Free ? "0" : priceText;
+            response.Headers[CreditGate.ChargeHeader] = Free ? "0" : CapturedMicro is { } captured ? captured.ToString(CultureInfo.InvariantCulture) : priceText;
             response.Headers[CreditGate.BalanceHeader] = BalanceAfterMicro.ToString(CultureInfo.InvariantCulture);
         }
     }
@@ -45,6 +66,76 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
 {
     internal const string ChargeHeader = "McpGuard-Charge-Micro";
     internal const string BalanceHeader = "McpGuard-Balance-Micro";
+
+    /// <summary>
+    /// Refuses a call whose price (a metered tool's maximum) is above the caller's ceiling: the call's own
+    /// <c>params._meta["mcpguard/max_price_micro"]</c> or its API key's, whichever is lower. Runs before the rate limits,
+    /// so a refused call is neither charged nor counted.
+    /// </summary>
+    public static McpGuardError? CheckCeiling(McpGuardFeature feature)
+    {
+        var credits = feature.State.Credits;
+        if (!credits.Enabled || feature.Envelope is not { Kind: McpMessageKind.Request } envelope)
+        {
+            return null;
+        }
+
+        var ceiling = Lower(envelope.MaxPriceMicro, feature.Caller?.MaxPriceMicro);
+        if (ceiling is not { } limit || credits.Price(envelope) is var price && price <= limit)
+        {
+            return null;
+        }
+
+        var source = envelope.MaxPriceMicro == limit ? "the call's mcpguard/max_price_micro" : "the API key's ceiling";
+        return new McpGuardError(feature.State.Catalog[McpGuardReasons.PriceAboveLimit],
+            $"Price above limit: the call costs up to {price} micro-units, above {source} of {limit}; nothing was charged.")
+        {
+            Data = [new("price_micro", price), new("max_price_micro", limit)],
+        };
+
+        static long? Lower(long? a, long? b) => a is { } x && b is { } y ? Math.Min(x, y) : a ?? b;
+    }
+
+    /// <summary>
+    /// Captures a metered call's reservation: <paramref name="units"/> at the tool's rate (never above the hold), or the
+    /// whole hold when the tool reported none. Records the capture on the ticket; false when nothing was captured (the
+    /// hold was released already, or the ledger failed: the hold is then released later, and the call is not billed).
+    /// </summary>
+    public async ValueTask<bool> CaptureAsync(McpGuardFeature feature, long? units)
+    {
+        if (feature.Charge is not { Meter: { } meter } ticket || ticket.CapturedMicro is not null || ticket.Refunded)
+        {
+            return false;
+        }
+
+        var amount = units is { } used ? meter.Cost(used, ticket.PriceMicro) : ticket.PriceMicro;
+        using var call = telemetry.StoreCall("ledger", "capture");
+        using var timeout = new CancellationTokenSource(feature.State.Options.StoreTimeout);
+        McpGuardLedgerEntry? capture;
+        try
+        {
+            capture = await ledger.CaptureAsync(feature.RequestId, amount, clock.GetUtcNow(), timeout.Token);
+        }
+        catch (Exception ex)
+        {
+            call.Fail(ex);
+            Log.CaptureFailed(logger, ex, feature.RequestId);
+            return false;
+        }
+
+        if (capture is null)
+        {
+            return false;
+        }
+
+        ticket.Captured(capture);
+        if (capture.AmountMicro != 0)
+        {
+            telemetry.Charged(feature, -capture.AmountMicro);
+        }
+
+        return true;
+    }
 
     /// <summary>The charge taken for this call (null: nothing to charge), or the refusal.</summary>
     public async ValueTask<GateResult<ChargeTicket>> ChargeAsync(HttpContext context, McpGuardFeature feature)
@@ -85,7 +176,8 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
 
         var now = clock.GetUtcNow();
         var subject = envelope.ToolName ?? envelope.Method!;
-        var request = new McpGuardChargeRequest(caller.Account, feature.RequestId, subject, price, credits.FreeCallsFor(caller.Account), now, feature.NewRequestId);
+        var meter = envelope.ToolName is { } meteredTool && credits.Meters.TryGetValue(meteredTool, out var found) ? found : null;
+        var request = new McpGuardChargeRequest(caller.Account, feature.RequestId, subject, price, credits.FreeCallsFor(caller.Account), now, feature.NewRequestId, reserve: meter is not null);
         McpGuardChargeResult result;
         using var call = telemetry.StoreCall("ledger", "charge");
         if (ledger is LedgerEngine)
@@ -171,12 +263,13 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
             _ => "other",
         });
         var free = result.Outcome == McpGuardChargeOutcome.Free;
-        if (!free)
+        if (!free && meter is null)
         {
+            // A metered call counts what its capture takes, when it takes it.
             telemetry.Charged(feature, price);
         }
 
-        var ticket = new ChargeTicket(context.Response, price, credits.PriceText(price), free, result.BalanceMicro);
+        var ticket = new ChargeTicket(context.Response, price, credits.PriceText(price), free, result.BalanceMicro, meter);
         context.Response.OnStarting(ChargeTicket.OnStarting, ticket);
         return new(ticket, null);
     }
@@ -188,6 +281,9 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
 
         [LoggerMessage(6106, LogLevel.Error, "The ledger did not answer the charge of account {Account} for request {RequestId}; the call is refused with ledger_unavailable.", EventName = "LedgerUnavailable")]
         public static partial void LedgerFailed(ILogger logger, Exception exception, string account, string requestId);
+
+        [LoggerMessage(6108, LogLevel.Error, "The ledger did not capture the reservation of request {RequestId}; the hold is released when it expires, and the call is not billed.", EventName = "CaptureFailed")]
+        public static partial void CaptureFailed(ILogger logger, Exception exception, string requestId);
 
         [LoggerMessage(6107, LogLevel.Error, "The charge of account {Account} for request {RequestId} may have landed though the call was refused; the ledger cannot refund one attempt and the client chose the id, so it is not refunded automatically: check the ledger for this request id.", EventName = "ChargeOutcomeUnknown")]
         public static partial void OutcomeUnknown(ILogger logger, string account, string requestId);

@@ -50,7 +50,11 @@ internal static class CreditOptionsValidation
 
         foreach (var (tool, policy) in options.Tools)
         {
-            if (policy?.Price is < 0)
+            if (policy?.MeterError is { } meterError)
+            {
+                errors.Add($"McpGuard:Tools:{tool}:Price {meterError}");
+            }
+            else if (policy?.Price is < 0)
             {
                 errors.Add($"McpGuard:Tools:{tool}:Price must be 0 or more micro-units (got {policy.Price}).");
             }

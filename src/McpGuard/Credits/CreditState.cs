@@ -16,7 +16,9 @@ internal sealed class CreditState
         UpstreamTimeout = credits.UpstreamTimeout;
         RefundToolInternalErrors = credits.RefundToolInternalErrors;
         FreeMethods = (credits.FreeMethods.Count > 0 ? credits.FreeMethods : McpGuardCreditOptions.DefaultFreeMethods).ToFrozenSet(StringComparer.Ordinal);
-        ToolPrices = options.Tools.Where(t => t.Value?.Price is not null).ToFrozenDictionary(t => t.Key, t => t.Value.Price!.Value, StringComparer.Ordinal);
+        ToolPrices = options.Tools.Where(t => t.Value?.Meter is not null || t.Value?.Price is not null)
+            .ToFrozenDictionary(t => t.Key, t => t.Value.Meter?.MaxMicro ?? t.Value.Price!.Value, StringComparer.Ordinal);
+        Meters = options.Tools.Where(t => t.Value?.Meter is not null).ToFrozenDictionary(t => t.Key, t => t.Value.Meter!, StringComparer.Ordinal);
         ToolStatuses = options.Tools.Where(t => t.Value is { Status: not McpGuardToolStatus.Live })
             .ToFrozenDictionary(t => t.Key, t => t.Value.Status, StringComparer.Ordinal);
         MethodPrices = options.Methods.Where(m => m.Value?.Price is not null).ToFrozenDictionary(m => m.Key, m => m.Value.Price!.Value, StringComparer.Ordinal);
@@ -24,7 +26,7 @@ internal sealed class CreditState
             .ToFrozenDictionary(a => a.Key, a => a.Value.FreeCallsPerMonth, StringComparer.Ordinal);
         // A suspension in configuration stays in configuration (it follows reloads); the ledger's own flag is the admin API's.
         Seeds = [.. options.Accounts.Where(a => a.Value is not null)
-            .Select(a => new McpGuardAccountSeed(a.Key, a.Value.InitialBalance, a.Value.MonthlyCap))];
+            .Select(a => new McpGuardAccount(a.Key, a.Value.InitialBalance, a.Value.MonthlyCap, 0, 0))];
         PriceTexts = ToolPrices.Values.Concat(MethodPrices.Values).Append(DefaultPrice).Distinct()
             .ToFrozenDictionary(p => p, p => p.ToString(CultureInfo.InvariantCulture));
     }
@@ -41,7 +43,11 @@ internal sealed class CreditState
 
     public FrozenSet<string> FreeMethods { get; }
 
+    /// <summary>Each priced tool's up-front price: its flat price, or its metered maximum.</summary>
     public FrozenDictionary<string, long> ToolPrices { get; }
+
+    /// <summary>The tools with a metered price.</summary>
+    public FrozenDictionary<string, ToolMeter> Meters { get; }
 
     public FrozenDictionary<string, McpGuardToolStatus> ToolStatuses { get; }
 
@@ -49,19 +55,23 @@ internal sealed class CreditState
 
     public FrozenDictionary<string, int> FreeCalls { get; }
 
-    public IReadOnlyList<McpGuardAccountSeed> Seeds { get; }
+    public IReadOnlyList<McpGuardAccount> Seeds { get; }
 
     /// <summary>The price of a request: its tool's (or the default) for <c>tools/call</c>, its method's otherwise; free methods cost nothing.</summary>
-    public long Price(McpEnvelope envelope)
+    public long Price(McpEnvelope envelope) =>
+        envelope.Kind != McpMessageKind.Request || envelope.Method is not { } method ? 0 : Price(method, envelope.Name);
+
+    /// <summary>The up-front price of a call of <paramref name="method"/> (for <c>tools/call</c>, of the tool <paramref name="tool"/>).</summary>
+    public long Price(string method, string? tool)
     {
-        if (envelope.Kind != McpMessageKind.Request || envelope.Method is not { } method || FreeMethods.Contains(method))
+        if (FreeMethods.Contains(method))
         {
             return 0;
         }
 
-        if (envelope.IsToolCall)
+        if (method == McpMethods.ToolsCall)
         {
-            return envelope.Name is { } tool && ToolPrices.TryGetValue(tool, out var price) ? price : DefaultPrice;
+            return tool is not null && ToolPrices.TryGetValue(tool, out var price) ? price : DefaultPrice;
         }
 
         return MethodPrices.TryGetValue(method, out var methodPrice) ? methodPrice : 0;
@@ -81,4 +91,12 @@ internal sealed class CreditState
         var utc = now.UtcDateTime;
         return new DateTimeOffset(utc.Year, utc.Month, 1, 0, 0, 0, TimeSpan.Zero).AddMonths(1);
     }
+}
+
+/// <summary>A metered price: a rate per unit the tool reports, and the most one call costs.</summary>
+internal sealed record ToolMeter(long PerUnitMicro, long MaxMicro)
+{
+    /// <summary>What <paramref name="units"/> cost, never more than <paramref name="reserved"/>.</summary>
+    public long Cost(long units, long reserved) =>
+        units <= 0 ? 0 : units > reserved / PerUnitMicro ? reserved : Math.Min(units * PerUnitMicro, reserved);
 }

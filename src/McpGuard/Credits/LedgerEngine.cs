@@ -32,6 +32,9 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
     private readonly Dictionary<string, AccountState> _accounts = new(StringComparer.Ordinal);
     private readonly Dictionary<string, ChargeRecord> _recent;
     private readonly Queue<ChargeRecord> _recentOrder;
+
+    /// <summary>The reservations held now, by request id: never let go of until released or captured, whatever their age.</summary>
+    private readonly Dictionary<string, ChargeRecord> _holds = new(StringComparer.Ordinal);
     private long _lastId;
     private long _appended;
     private long _maxEvictedSequence;
@@ -72,7 +75,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
     /// <summary>How many ledger rows the start read: those after the journal's last checkpoint, however long the history.</summary>
     internal long RowsReadAtStart { get; private set; }
 
-    public async ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now, CancellationToken cancellationToken)
+    public async ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccount> seeds, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var writes = new List<Task>();
         lock (_lock)
@@ -85,14 +88,14 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
 
             foreach (var seed in seeds)
             {
-                var account = GetOrCreate(seed.Account, now, out var created);
+                var account = GetOrCreate(seed.Id, now, out var created);
                 AddIfAny(writes, created);
                 account.Cap = seed.MonthlyCapMicro;
                 writes.Add(Append(new JournalWrite { Account = new(account.Id, account.Cap, now) }));
-                if (seed.InitialBalanceMicro > 0)
+                if (seed.BalanceMicro > 0)
                 {
-                    account.Balance += seed.InitialBalanceMicro;
-                    writes.Add(AppendEntry(account, McpGuardLedgerEntryKind.TopUp, seed.InitialBalanceMicro, null, null, now, false, "seed"));
+                    account.Balance += seed.BalanceMicro;
+                    writes.Add(AppendEntry(account, McpGuardLedgerEntryKind.TopUp, seed.BalanceMicro, null, null, now, false, "seed"));
                 }
             }
         }
@@ -156,7 +159,14 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
                     account.Balance -= request.PriceMicro;
                     charge = new ChargeRecord(request.RequestId, account.Id, request.Tool, request.PriceMicro, false, month);
                     account.Spend(charge);
-                    write = AppendEntry(account, McpGuardLedgerEntryKind.Usage, -request.PriceMicro, request.Tool, request.RequestId, request.Now, false, null);
+                    if (request.Reserve)
+                    {
+                        // A hold on the maximum, counted in the month's spend until it is settled.
+                        charge.Placed = request.Now;
+                        _holds[request.RequestId] = charge;
+                    }
+
+                    write = AppendEntry(account, request.Reserve ? McpGuardLedgerEntryKind.Reservation : McpGuardLedgerEntryKind.Usage, -request.PriceMicro, request.Tool, request.RequestId, request.Now, false, null);
                     result = new McpGuardChargeResult(McpGuardChargeOutcome.Charged, account.Balance, account.MonthSpent, account.Cap);
                 }
 
@@ -180,45 +190,135 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
         lock (_lock)
         {
             ThrowIfFaulted();
-            var held = _recent.TryGetValue(requestId, out var charge);
-            if (!held)
+            if (_holds.Remove(requestId, out var hold))
             {
-                // Not held any more (a call that outlived the recent window, or a charge from before a restart): the
-                // journal has its row if it was taken.
-                if (_journal.FindCharge(requestId) is not { } stored || stored.Refunded)
+                // A reservation still held: given back whole, with a release row.
+                write = Release(hold, now);
+                hold.Refunded = true;
+            }
+            else
+            {
+                var held = _recent.TryGetValue(requestId, out var charge);
+                if (!held)
+                {
+                    // Not held any more (a call that outlived the recent window, or a charge from before a restart): the
+                    // journal has its row if it was taken.
+                    if (_journal.FindCharge(requestId) is not { } stored || stored.Refunded)
+                    {
+                        return false;
+                    }
+
+                    charge = ChargeRecord.From(requestId, stored);
+                }
+
+                if (charge!.Refunded)
                 {
                     return false;
                 }
 
-                charge = ChargeRecord.From(requestId, stored);
-            }
+                charge.Refunded = true;
+                var account = _accounts[charge.Account];
+                account.Roll(MonthKey(now));
+                account.Balance += charge.Amount;
+                account.Unspend(charge);
 
-            if (charge!.Refunded)
-            {
-                return false;
-            }
-
-            charge.Refunded = true;
-            var account = _accounts[charge.Account];
-            account.Roll(MonthKey(now));
-            account.Balance += charge.Amount;
-            account.Unspend(charge);
-
-            write = AppendEntry(account, McpGuardLedgerEntryKind.Refund, charge.Amount, charge.Tool, requestId, now, charge.Free, null);
-            if (held)
-            {
-                // Held until the refund row is durable too: until then, the journal would not know it was refunded.
-                charge.Sequence = _appended;
-            }
-            else
-            {
-                Remember(charge);
+                write = AppendEntry(account, McpGuardLedgerEntryKind.Refund, charge.Amount, charge.Tool, requestId, now, charge.Free, null);
+                if (held)
+                {
+                    // Held until the refund row is durable too: until then, the journal would not know it was refunded.
+                    charge.Sequence = _appended;
+                }
+                else
+                {
+                    Remember(charge);
+                }
             }
         }
 
         _journal.Flush();
         await write;
         return true;
+    }
+
+    public async ValueTask<McpGuardLedgerEntry?> CaptureAsync(string requestId, long amountMicro, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(amountMicro);
+        McpGuardLedgerEntry capture;
+        Task write;
+        lock (_lock)
+        {
+            ThrowIfFaulted();
+            if (!_holds.Remove(requestId, out var hold))
+            {
+                return null;
+            }
+
+            // The whole hold back, then what was used: the month's spend counts the capture instead of the hold.
+            Release(hold, now);
+            var account = _accounts[hold.Account];
+            hold.Amount = Math.Min(amountMicro, hold.Amount);
+            account.Balance -= hold.Amount;
+            account.Spend(hold);
+            capture = NewEntry(account, McpGuardLedgerEntryKind.Capture, -hold.Amount, hold.Tool, requestId, now, false, null);
+            write = Append(new JournalWrite { Entry = capture, Totals = account.Totals });
+            if (_recent.ContainsKey(requestId))
+            {
+                hold.Sequence = _appended;
+            }
+            else
+            {
+                Remember(hold);
+            }
+        }
+
+        _journal.Flush();
+        await write;
+        return capture;
+    }
+
+    public async ValueTask<int> ReleaseReservationsAsync(DateTimeOffset placedBefore, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var writes = new List<Task>();
+        lock (_lock)
+        {
+            ThrowIfFaulted();
+            foreach (var hold in _holds.Values.Where(h => h.Placed < placedBefore).ToList())
+            {
+                _holds.Remove(hold.RequestId);
+                writes.Add(Release(hold, now));
+                hold.Refunded = true;
+            }
+        }
+
+        if (writes.Count == 0)
+        {
+            return 0;
+        }
+
+        _journal.Flush();
+        await Task.WhenAll(writes);
+        return writes.Count;
+    }
+
+    /// <summary>Under the lock: gives a hold (taken out of <see cref="_holds"/>) back to its account with a release row.</summary>
+    private Task Release(ChargeRecord hold, DateTimeOffset now)
+    {
+        var account = _accounts[hold.Account];
+        account.Roll(MonthKey(now));
+        account.Balance += hold.Amount;
+        account.Unspend(hold);
+        var write = AppendEntry(account, McpGuardLedgerEntryKind.Release, hold.Amount, hold.Tool, hold.RequestId, now, false, null);
+        if (_recent.ContainsKey(hold.RequestId))
+        {
+            // Held until the release row is durable too.
+            hold.Sequence = _appended;
+        }
+        else
+        {
+            Remember(hold);
+        }
+
+        return write;
     }
 
     public async ValueTask<McpGuardLedgerEntry> TopUpAsync(string account, long amountMicro, string? note, DateTimeOffset now, CancellationToken cancellationToken)
@@ -489,7 +589,18 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
                     account.Roll(month);
                     account.Spend(charges[requestId] = new ChargeRecord(requestId, entry.Account, entry.Tool, -entry.AmountMicro, entry.Free, month));
                     break;
-                case McpGuardLedgerEntryKind.Refund when entry.RequestId is { } requestId:
+                case McpGuardLedgerEntryKind.Reservation when entry.RequestId is { } requestId:
+                    var placed = MonthKey(entry.Timestamp);
+                    account.Roll(placed);
+                    account.Spend(charges[requestId] = new ChargeRecord(requestId, entry.Account, entry.Tool, -entry.AmountMicro, false, placed));
+                    break;
+                case McpGuardLedgerEntryKind.Capture when entry.RequestId is { } requestId:
+                    // After its release row: the capture counts in the month its reservation was placed.
+                    var reservedIn = charges.GetValueOrDefault(requestId)?.Month ?? MonthKey(entry.Timestamp);
+                    account.Roll(MonthKey(entry.Timestamp));
+                    account.Spend(charges[requestId] = new ChargeRecord(requestId, entry.Account, entry.Tool, -entry.AmountMicro, false, reservedIn));
+                    break;
+                case McpGuardLedgerEntryKind.Refund or McpGuardLedgerEntryKind.Release when entry.RequestId is { } requestId:
                     var charge = charges.GetValueOrDefault(requestId) ?? (_journal.FindCharge(requestId) is { } stored ? ChargeRecord.From(requestId, stored) : null);
                     account.Roll(MonthKey(entry.Timestamp));
                     if (charge is not null)
@@ -499,6 +610,15 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
 
                     break;
             }
+        }
+
+        foreach (var hold in snapshot.Holds)
+        {
+            // Held when the process stopped: settled by a capture or refund of a call still running elsewhere (a shared
+            // store), or released once older than the upstream timeout (ReleaseReservationsAsync).
+            var record = new ChargeRecord(hold.RequestId, hold.Account, hold.Tool, hold.Amount, false, MonthKey(hold.Placed)) { Placed = hold.Placed };
+            _holds[hold.RequestId] = record;
+            Remember(record);
         }
 
         _lastId = snapshot.LastId;
@@ -584,8 +704,11 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
 
         public string? Tool { get; } = tool;
 
-        /// <summary>What was debited (0 for a free call).</summary>
-        public long Amount { get; } = amount;
+        /// <summary>What was debited (0 for a free call): for a reservation, what it holds, then what its capture took.</summary>
+        public long Amount { get; set; } = amount;
+
+        /// <summary>When a reservation was placed (a flat charge has none).</summary>
+        public DateTimeOffset Placed { get; set; }
 
         public bool Free { get; } = free;
 

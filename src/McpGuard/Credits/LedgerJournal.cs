@@ -38,10 +38,53 @@ internal sealed record StoredAccount(string Id, long? Cap, DateTimeOffset Create
 internal sealed record LedgerSnapshot(IReadOnlyList<StoredAccount> Accounts, IReadOnlyList<McpGuardLedgerEntry> Tail, long LastId)
 {
     public static readonly LedgerSnapshot Empty = new([], [], 0);
+
+    /// <summary>The reservations still held (placed, neither released nor captured), wherever their rows are.</summary>
+    public IReadOnlyList<StoredHold> Holds { get; init; } = [];
 }
 
-/// <summary>A usage row as the store holds it, and whether it was refunded: what a refund or a repeated request id needs.</summary>
-internal sealed record StoredCharge(string Account, string? Tool, long Amount, bool Free, DateTimeOffset Timestamp, bool Refunded);
+/// <summary>A reservation still held, as the store keeps it beside its row.</summary>
+internal sealed record StoredHold(string RequestId, string Account, string? Tool, long Amount, DateTimeOffset Placed);
+
+/// <summary>
+/// A request's charge as the store holds it (its usage row, or the capture of its reservation), and whether it was
+/// refunded (a released reservation counts as refunded): what a refund or a repeated request id needs.
+/// </summary>
+internal sealed record StoredCharge(string Account, string? Tool, long Amount, bool Free, DateTimeOffset Timestamp, bool Refunded)
+{
+    /// <summary>Reads a request's rows (any order): null when none is a charge, a capture, a reservation or a refund.</summary>
+    public static StoredCharge? Of(IEnumerable<(McpGuardLedgerEntryKind Kind, StoredCharge Row)> rows)
+    {
+        StoredCharge? usage = null, refund = null, reservation = null;
+        var released = false;
+        foreach (var (kind, row) in rows)
+        {
+            switch (kind)
+            {
+                case McpGuardLedgerEntryKind.Usage or McpGuardLedgerEntryKind.Capture:
+                    usage = row;
+                    break;
+                case McpGuardLedgerEntryKind.Refund:
+                    refund = row;
+                    break;
+                case McpGuardLedgerEntryKind.Reservation:
+                    reservation = row;
+                    break;
+                case McpGuardLedgerEntryKind.Release:
+                    released = true;
+                    break;
+            }
+        }
+
+        // A refund whose usage row was rolled up (it was older than the retention, the refund was not) still says the id
+        // was charged, and refunded: never charged again, never refunded again. A reservation released and never captured
+        // was given back whole. (One still held is the engine's, in memory.)
+        return usage is not null ? usage with { Refunded = refund is not null }
+            : refund is not null ? refund with { Refunded = true }
+            : reservation is not null ? reservation with { Refunded = released }
+            : null;
+    }
+}
 
 /// <summary>
 /// Usage and refund rows with ids from <see cref="FromId"/> to <see cref="ToId"/> become per-account, per-tool, per-day
@@ -159,7 +202,8 @@ internal abstract class LedgerJournal : IAsyncDisposable
 internal sealed class InMemoryJournal : LedgerJournal
 {
     private readonly Dictionary<string, List<McpGuardLedgerEntry>> _rows = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, (McpGuardLedgerEntry Usage, bool Refunded)> _charges = new(StringComparer.Ordinal);
+    /// <summary>Each request id's rows: most have one (a charge), so a list is made only for the second (a refund, a capture).</summary>
+    private readonly Dictionary<string, (McpGuardLedgerEntry First, List<McpGuardLedgerEntry>? More)> _byRequest = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
     private long _committed;
 
@@ -181,13 +225,14 @@ internal sealed class InMemoryJournal : LedgerJournal
                 rows.Add(entry);
                 if (entry.RequestId is { } requestId)
                 {
-                    if (entry.Kind == McpGuardLedgerEntryKind.Usage)
+                    if (!_byRequest.TryGetValue(requestId, out var requestRows))
                     {
-                        _charges[requestId] = (entry, false);
+                        _byRequest[requestId] = (entry, null);
                     }
-                    else if (entry.Kind == McpGuardLedgerEntryKind.Refund && _charges.TryGetValue(requestId, out var charge))
+                    else
                     {
-                        _charges[requestId] = (charge.Usage, true);
+                        (requestRows.More ??= []).Add(entry);
+                        _byRequest[requestId] = requestRows;
                     }
                 }
             }
@@ -202,9 +247,12 @@ internal sealed class InMemoryJournal : LedgerJournal
     {
         lock (_lock)
         {
-            return _charges.TryGetValue(requestId, out var charge)
-                ? new StoredCharge(charge.Usage.Account, charge.Usage.Tool, -charge.Usage.AmountMicro, charge.Usage.Free, charge.Usage.Timestamp, charge.Refunded)
+            return _byRequest.TryGetValue(requestId, out var rows)
+                ? StoredCharge.Of(rows.More is null ? [Read(rows.First)] : rows.More.Prepend(rows.First).Select(Read))
                 : null;
+
+            static (McpGuardLedgerEntryKind, StoredCharge) Read(McpGuardLedgerEntry r) =>
+                (r.Kind, new StoredCharge(r.Account, r.Tool, Math.Abs(r.AmountMicro), r.Free, r.Timestamp, Refunded: false));
         }
     }
 
@@ -249,7 +297,7 @@ internal sealed class InMemoryJournal : LedgerJournal
                 var upTo = rows.Where(r => r.Id <= lastId).ToList();
                 sums[account] = new LedgerSums(
                     upTo.Where(r => r.Kind == McpGuardLedgerEntryKind.TopUp).Sum(r => r.AmountMicro),
-                    upTo.Where(r => r.Kind == McpGuardLedgerEntryKind.Usage).Sum(r => r.AmountMicro),
+                    upTo.Where(r => r.Kind is McpGuardLedgerEntryKind.Usage or McpGuardLedgerEntryKind.Reservation or McpGuardLedgerEntryKind.Capture or McpGuardLedgerEntryKind.Release).Sum(r => r.AmountMicro),
                     upTo.Where(r => r.Kind == McpGuardLedgerEntryKind.Refund).Sum(r => r.AmountMicro),
                     upTo.Where(r => r.Kind == McpGuardLedgerEntryKind.Adjustment).Sum(r => r.AmountMicro),
                     upTo.Count,

@@ -14,6 +14,15 @@ public enum McpGuardLedgerEntryKind
 
     /// <summary>A manual correction by an operator.</summary>
     Adjustment,
+
+    /// <summary>A metered call's hold on its maximum price (negative amount), taken before the call runs.</summary>
+    Reservation,
+
+    /// <summary>What a metered call used (negative amount, at most its reservation), written after the release of its hold.</summary>
+    Capture,
+
+    /// <summary>A metered call's hold given back in full (positive amount): before its capture, or alone when the call was not served.</summary>
+    Release,
 }
 
 /// <summary>One append-only ledger row. Amounts are signed micro-units; an account's balance is the sum of its rows.</summary>
@@ -144,8 +153,9 @@ internal sealed class McpGuardLedgerTotal(DateTimeOffset bucketStart, string acc
 /// <summary>A priced call to charge.</summary>
 public sealed class McpGuardChargeRequest
 {
-    internal McpGuardChargeRequest(string account, string requestId, string tool, long priceMicro, int freeCallsPerMonth, DateTimeOffset now, bool newRequestId = false)
+    internal McpGuardChargeRequest(string account, string requestId, string tool, long priceMicro, int freeCallsPerMonth, DateTimeOffset now, bool newRequestId = false, bool reserve = false)
     {
+        Reserve = reserve;
         NewRequestId = newRequestId;
         Account = account;
         RequestId = requestId;
@@ -164,8 +174,14 @@ public sealed class McpGuardChargeRequest
     /// <summary>The tool or method.</summary>
     public string Tool { get; }
 
-    /// <summary>The price.</summary>
+    /// <summary>The price; for a metered call, its maximum.</summary>
     public long PriceMicro { get; }
+
+    /// <summary>
+    /// A metered call: hold <see cref="PriceMicro"/> with a <see cref="McpGuardLedgerEntryKind.Reservation"/> row, which
+    /// <see cref="IMcpGuardLedgerStore.CaptureAsync"/> or <see cref="IMcpGuardLedgerStore.RefundAsync"/> settles later.
+    /// </summary>
+    public bool Reserve { get; }
 
     /// <summary>The account's free-tier allowance.</summary>
     public int FreeCallsPerMonth { get; }
@@ -219,26 +235,6 @@ public sealed class McpGuardChargeResult(McpGuardChargeOutcome outcome, long bal
     public long? MonthlyCapMicro { get; } = monthlyCapMicro;
 }
 
-/// <summary>An account's starting point, applied once to an empty store.</summary>
-public sealed class McpGuardAccountSeed
-{
-    internal McpGuardAccountSeed(string account, long initialBalanceMicro, long? monthlyCapMicro)
-    {
-        Account = account;
-        InitialBalanceMicro = initialBalanceMicro;
-        MonthlyCapMicro = monthlyCapMicro;
-    }
-
-    /// <summary>The account id.</summary>
-    public string Account { get; }
-
-    /// <summary>Its first top-up.</summary>
-    public long InitialBalanceMicro { get; }
-
-    /// <summary>Its monthly cap, if any.</summary>
-    public long? MonthlyCapMicro { get; }
-}
-
 /// <summary>
 /// The money: balances, charges, refunds, top-ups, adjustments, monthly caps and the append-only ledger of rows that
 /// records them. McpGuard keeps it in its SQLite file or in memory (<c>McpGuard:Store</c>); register your own
@@ -247,14 +243,34 @@ public sealed class McpGuardAccountSeed
 /// </summary>
 public interface IMcpGuardLedgerStore
 {
-    /// <summary>Applies <paramref name="seeds"/> if the store has no accounts yet; returns whether it did.</summary>
-    ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now, CancellationToken cancellationToken);
+    /// <summary>
+    /// Applies <paramref name="accounts"/> (configuration's starting points) if the store has no accounts yet: each account's
+    /// <see cref="McpGuardAccount.BalanceMicro"/> as a seed top-up, and its <see cref="McpGuardAccount.MonthlyCapMicro"/>.
+    /// Returns whether it did.
+    /// </summary>
+    ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccount> accounts, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Charges a call atomically: free tier first, then balance, then cap. Durable before it returns.</summary>
     ValueTask<McpGuardChargeResult> ChargeAsync(McpGuardChargeRequest request, CancellationToken cancellationToken);
 
-    /// <summary>Gives a charge back with a refund row of the same amount. Idempotent; false when there is nothing to refund.</summary>
+    /// <summary>
+    /// Gives a charge back with a refund row of the same amount, or a held reservation with a release row. Idempotent;
+    /// false when there is nothing to give back.
+    /// </summary>
     ValueTask<bool> RefundAsync(string requestId, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Settles a held reservation atomically: a release row gives the whole hold back, then a capture row takes
+    /// <paramref name="amountMicro"/> (never more than the hold; the month's spend counts the capture). Returns the capture
+    /// row, or null when the request holds no reservation (never reserved, captured already, or released).
+    /// </summary>
+    ValueTask<McpGuardLedgerEntry?> CaptureAsync(string requestId, long amountMicro, DateTimeOffset now, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Releases every reservation placed before <paramref name="placedBefore"/> that is still held: those of calls whose
+    /// instance died before settling them. Returns how many it released.
+    /// </summary>
+    ValueTask<int> ReleaseReservationsAsync(DateTimeOffset placedBefore, DateTimeOffset now, CancellationToken cancellationToken);
 
     /// <summary>Adds credit.</summary>
     ValueTask<McpGuardLedgerEntry> TopUpAsync(string account, long amountMicro, string? note, DateTimeOffset now, CancellationToken cancellationToken);

@@ -26,6 +26,8 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
     private readonly SqliteCommand _rollUp;
     private readonly SqliteCommand _deleteRolledUp;
     private readonly SqliteCommand _checkpoint;
+    private readonly SqliteCommand _insertHold;
+    private readonly SqliteCommand _deleteHold;
     private readonly int _checkpointEvery;
 
     /// <summary>Each account's totals after its last row since the last checkpoint: what the next checkpoint writes.</summary>
@@ -60,6 +62,9 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         _updateTotals = Prepare("UPDATE accounts SET balance = $balance, month = $month, month_spent = $spent, month_free = $free WHERE id = $id;",
             "$balance", "$month", "$spent", "$free", "$id");
         _checkpoint = Prepare("UPDATE ledger_checkpoint SET last_id = $last WHERE id = 1;", "$last");
+        _insertHold = Prepare("INSERT INTO ledger_holds (request_id, account, tool, amount, created_at) VALUES ($id, $account, $tool, $amount, $at);",
+            "$id", "$account", "$tool", "$amount", "$at");
+        _deleteHold = Prepare("DELETE FROM ledger_holds WHERE request_id = $id;", "$id");
 
         // Usage and refund rows in an id range become daily totals (top-ups and adjustments stay rows), then go.
         _rollUp = Prepare("""
@@ -114,10 +119,22 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
             lastId = Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
         }
 
+        var holds = new List<StoredHold>();
+        using (var command = connection.CreateCommand())
+        {
+            command.CommandText = "SELECT request_id, account, tool, amount, created_at FROM ledger_holds;";
+            using var reader = command.ExecuteReader();
+            while (reader.Read())
+            {
+                holds.Add(new StoredHold(reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetInt64(3),
+                    DateTimeOffset.Parse(reader.GetString(4), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal)));
+            }
+        }
+
         // The rows of the tail stay to be checkpointed, with the totals the engine will have after applying them.
         _lastEntryId = lastId;
         _rowsSinceCheckpoint = tail.Count;
-        return new LedgerSnapshot(accounts, tail, lastId);
+        return new LedgerSnapshot(accounts, tail, lastId) { Holds = holds };
     }
 
     public override void Recovered(IReadOnlyDictionary<string, AccountTotals> totals)
@@ -211,6 +228,15 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
                 if (write.Entry is { } e)
                 {
                     _insertEntry.Run(e);
+                    if (e.Kind == McpGuardLedgerEntryKind.Reservation)
+                    {
+                        Run(_insertHold, e.RequestId, e.Account, e.Tool, -e.AmountMicro, SqliteText.Format(e.Timestamp));
+                    }
+                    else if (e.Kind == McpGuardLedgerEntryKind.Release)
+                    {
+                        Run(_deleteHold, e.RequestId);
+                    }
+
                     _dirty[e.Account] = write.Totals;
                     _lastEntryId = e.Id;
                     _rowsSinceCheckpoint++;
@@ -433,28 +459,17 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         try
         {
             lookup.Parameters[0].Value = requestId;
-            StoredCharge? usage = null, refund = null;
+            var rows = new List<(McpGuardLedgerEntryKind, StoredCharge)>(2);
             using (var reader = lookup.ExecuteReader())
             {
                 while (reader.Read())
                 {
-                    var row = new StoredCharge(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), Math.Abs(reader.GetInt64(2)), reader.GetInt64(3) != 0,
-                        DateTimeOffset.Parse(reader.GetString(4), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal), Refunded: false);
-                    switch (reader.GetString(5))
-                    {
-                        case nameof(McpGuardLedgerEntryKind.Usage):
-                            usage = row;
-                            break;
-                        case nameof(McpGuardLedgerEntryKind.Refund):
-                            refund = row;
-                            break;
-                    }
+                    rows.Add((Enum.Parse<McpGuardLedgerEntryKind>(reader.GetString(5)), new StoredCharge(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), Math.Abs(reader.GetInt64(2)), reader.GetInt64(3) != 0,
+                        DateTimeOffset.Parse(reader.GetString(4), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal), Refunded: false)));
                 }
             }
 
-            // A refund whose usage row was rolled up (it was older than the retention, the refund was not) still says the
-            // id was charged, and refunded: never charged again, never refunded again.
-            return usage is not null ? usage with { Refunded = refund is not null } : refund is not null ? refund with { Refunded = true } : null;
+            return StoredCharge.Of(rows);
         }
         finally
         {
@@ -494,7 +509,7 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
                 var slot = Enum.Parse<McpGuardLedgerEntryKind>(reader.GetString(1)) switch
                 {
                     McpGuardLedgerEntryKind.TopUp => 0,
-                    McpGuardLedgerEntryKind.Usage => 1,
+                    McpGuardLedgerEntryKind.Usage or McpGuardLedgerEntryKind.Reservation or McpGuardLedgerEntryKind.Capture or McpGuardLedgerEntryKind.Release => 1,
                     McpGuardLedgerEntryKind.Refund => 2,
                     _ => 3,
                 };

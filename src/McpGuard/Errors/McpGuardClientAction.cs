@@ -21,6 +21,9 @@ internal enum McpGuardClientAction
     /// <summary>Raise the monthly cap or wait for it to reset, then retry.</summary>
     RaiseCap,
 
+    /// <summary>Raise the call's (or the key's) spend ceiling, or pick a cheaper tool, then retry.</summary>
+    RaiseLimit,
+
     /// <summary>Wait for the advertised delay (<c>Retry-After</c>), then retry.</summary>
     BackOff,
 

@@ -33,6 +33,16 @@ internal sealed class McpGuardError
 
     /// <summary>Reason-specific fields rendered next to <c>reason</c> and <c>request_id</c> (snake_case keys).</summary>
     public IReadOnlyList<KeyValuePair<string, object?>> Data { get; init; } = [];
+
+    /// <summary>This error, saying that the call's charge was given back: <c>refunded: true</c> and <c>refunded_micro</c>.</summary>
+    public McpGuardError WithRefund(long refundedMicro) => new(Descriptor, Detail)
+    {
+        Id = Id,
+        RetryAfterSeconds = RetryAfterSeconds,
+        Challenge = Challenge,
+        Allow = Allow,
+        Data = [.. Data, new("refunded", true), new("refunded_micro", refundedMicro)],
+    };
 }
 
 /// <summary>

@@ -61,6 +61,8 @@ internal sealed class McpGuardErrorCatalog
             McpGuardClientAction.TopUp, "Top up the account, then retry.") { AllowsToolResult = true },
         new(McpGuardReasons.CapReached, StatusCodes.Status402PaymentRequired, -31302, "Monthly spending cap reached", false,
             McpGuardClientAction.RaiseCap, "Raise the monthly cap or wait for it to reset on the 1st (UTC).") { AllowsToolResult = true },
+        new(McpGuardReasons.PriceAboveLimit, StatusCodes.Status402PaymentRequired, -31306, "Price above limit", false,
+            McpGuardClientAction.RaiseLimit, "The price (or, metered, the most the call can cost) is above the call's mcpguard/max_price_micro or the key's ceiling; raise the ceiling or pick a cheaper tool.") { AllowsToolResult = true },
         new(McpGuardReasons.DuplicateRequest, StatusCodes.Status409Conflict, -31303, "Request id already charged", false,
             McpGuardClientAction.FixRequest, "Send each call with its own X-Request-Id (or none, and McpGuard makes one)."),
         new(McpGuardReasons.LedgerUnavailable, StatusCodes.Status503ServiceUnavailable, -31305, "Ledger unavailable", true,

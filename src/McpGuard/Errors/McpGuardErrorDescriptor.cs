@@ -29,6 +29,7 @@ internal sealed record McpGuardErrorDescriptor(
         McpGuardClientAction.RequestScope => "request_scope",
         McpGuardClientAction.TopUp => "top_up",
         McpGuardClientAction.RaiseCap => "raise_cap",
+        McpGuardClientAction.RaiseLimit => "raise_limit",
         McpGuardClientAction.BackOff => "back_off",
         McpGuardClientAction.RetryLater => "retry_later",
         McpGuardClientAction.Retry => "retry",

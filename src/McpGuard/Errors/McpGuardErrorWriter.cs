@@ -27,6 +27,12 @@ internal sealed class McpGuardErrorWriter
         var feature = context.Features.GetRequiredFeature<McpGuardFeature>();
         context.Response.Clear();
         context.Response.Headers[feature.State.RequestIdHeader] = feature.RequestId;
+        if (feature.Charge is { Refunded: true, Free: false } charge)
+        {
+            // The endpoint did not serve a charged call: the caller sees that its charge was given back, and how much.
+            error = error.WithRefund(charge.ChargedMicro);
+        }
+
         return WriteAsync(context, error);
     }
 

@@ -36,7 +36,7 @@ public static class McpGuardReasons
     internal const string HeaderMismatch = "header_mismatch";
 
     /// <summary>An unexpected failure inside the server. Not the caller's fault; do not loop on it.</summary>
-    public const string InternalError = "internal_error";
+    internal const string InternalError = "internal_error";
 
     /// <summary>No credentials were presented.</summary>
     internal const string Unauthorized = "unauthorized";
@@ -61,6 +61,12 @@ public static class McpGuardReasons
 
     /// <summary>The account's balance does not cover the price and no free call is left.</summary>
     internal const string OutOfCredit = "out_of_credit";
+
+    /// <summary>
+    /// The call's price (for a metered tool, its maximum) is above the spend ceiling of the call
+    /// (<c>params._meta["mcpguard/max_price_micro"]</c>) or of its API key; nothing was charged or counted.
+    /// </summary>
+    internal const string PriceAboveLimit = "price_above_limit";
 
     /// <summary>The request id was already charged; each call needs its own.</summary>
     internal const string DuplicateRequest = "duplicate_request";

@@ -102,6 +102,9 @@ internal sealed class McpEnvelope
     /// </summary>
     public string? ProtocolVersion { get; init; }
 
+    /// <summary>The caller's spend ceiling for this call: <c>params._meta["mcpguard/max_price_micro"]</c>, when given.</summary>
+    public long? MaxPriceMicro { get; init; }
+
     /// <summary>The tool name when this is a <c>tools/call</c> request.</summary>
     public string? ToolName => IsToolCall ? Name : null;
 

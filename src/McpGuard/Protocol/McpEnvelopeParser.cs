@@ -59,6 +59,7 @@ internal static class McpEnvelopeParser
     private static readonly MemberName[] MetaMembers =
     [
         new("io.modelcontextprotocol/protocolVersion", Field.MetaVersion),
+        new("mcpguard/max_price_micro", Field.MetaMaxPrice),
     ];
 
     private static ReadOnlySpan<byte> Version20 => "2.0"u8;
@@ -89,6 +90,7 @@ internal static class McpEnvelopeParser
         InitializeVersion,
         Arguments,
         MetaVersion,
+        MetaMaxPrice,
     }
 
     /// <summary>Which of McpGuard's objects a container is; everything nested elsewhere is <see cref="Other"/>.</summary>
@@ -210,6 +212,7 @@ internal static class McpEnvelopeParser
         public string? Uri;
         public string? InitializeVersion;
         public string? MetaVersion;
+        public long? MaxPrice;
         public bool LoneSurrogate;
         public string? Structural;
         public int ParamsStart;
@@ -447,8 +450,13 @@ internal static class McpEnvelopeParser
             case Field.MetaVersion:
                 state.MetaVersion = null;
                 break;
+            case Field.MetaMaxPrice:
+                state.Structural ??= MaxPriceShape;
+                break;
         }
     }
+
+    private const string MaxPriceShape = "Invalid Request: params._meta.mcpguard/max_price_micro must be a whole number of micro-units, 0 or more.";
 
     private static void ReadString(ref Utf8JsonReader reader, Field pending, ref ParseState state)
     {
@@ -478,6 +486,9 @@ internal static class McpEnvelopeParser
             case Field.MetaVersion:
                 state.MetaVersion = McpProtocolVersions.Read(ref reader);
                 break;
+            case Field.MetaMaxPrice:
+                state.Structural ??= MaxPriceShape;
+                break;
             case Field.Params:
                 state.Structural ??= "Invalid Request: params must be an object.";
                 break;
@@ -490,6 +501,9 @@ internal static class McpEnvelopeParser
         {
             case Field.Id when reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var number):
                 state.Id = new JsonRpcId(number);
+                break;
+            case Field.MetaMaxPrice when reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var ceiling) && ceiling >= 0:
+                state.MaxPrice = ceiling;
                 break;
             case Field.Params:
                 state.Structural ??= "Invalid Request: params must be an object.";
@@ -575,6 +589,7 @@ internal static class McpEnvelopeParser
             Method = state.Method,
             Name = state.Name,
             Uri = state.Uri,
+            MaxPriceMicro = state.MaxPrice,
             ProtocolVersion = !string.IsNullOrEmpty(protocolVersionHeader)
                 ? protocolVersionHeader
                 : state.MetaVersion ?? (state.Method == McpMethods.Initialize ? state.InitializeVersion : null),

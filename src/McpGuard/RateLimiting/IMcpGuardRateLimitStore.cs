@@ -66,7 +66,7 @@ public sealed class McpGuardRateLimitResult
 /// <param name="available">Permits left after this call.</param>
 /// <param name="reset">Time until the window next frees permits (the <c>RateLimit</c> header's <c>t</c>).</param>
 /// <param name="retryAfter">When the window has no permit for this call: time until it has one. Zero otherwise.</param>
-public readonly struct McpGuardRateLimitWindowState(long available, TimeSpan reset, TimeSpan retryAfter)
+public sealed class McpGuardRateLimitWindowState(long available, TimeSpan reset, TimeSpan retryAfter)
 {
     /// <summary>Permits left after this call.</summary>
     public long Available { get; } = available;

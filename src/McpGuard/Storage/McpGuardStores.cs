@@ -75,6 +75,7 @@ internal static class McpGuardStores
         });
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, StoreStartup>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, LedgerRetention>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, ReservationSweep>());
     }
 
     /// <summary>The shared rate-limit store: the app's own, else McpGuard.Redis's when <c>RateLimits:Store</c> is Redis, else none (in process).</summary>

@@ -10,7 +10,7 @@ namespace McpGuard.Storage;
 /// </summary>
 internal sealed class SqliteDatabase
 {
-    internal const int SchemaVersion = 3;
+    internal const int SchemaVersion = 4;
 
     private readonly Lazy<bool> _migrated;
 
@@ -143,6 +143,19 @@ internal sealed class SqliteDatabase
                     CREATE TABLE ledger_checkpoint (id INTEGER PRIMARY KEY CHECK (id = 1), last_id INTEGER NOT NULL);
                     INSERT INTO ledger_checkpoint (id, last_id) VALUES (1, COALESCE((SELECT MAX(id) FROM ledger), 0));
                     PRAGMA user_version = 3;
+                    """);
+                current = 3;
+            }
+
+            if (current == 3)
+            {
+                // Version 4 keeps the reservations still held beside their rows (metered prices): a start finds them without
+                // reading the ledger.
+                Execute(connection, transaction, """
+                    CREATE TABLE ledger_holds (request_id TEXT PRIMARY KEY, account TEXT NOT NULL, tool TEXT NULL,
+                        amount INTEGER NOT NULL, created_at TEXT NOT NULL) WITHOUT ROWID;
+                    ALTER TABLE api_keys ADD COLUMN max_price INTEGER NULL;
+                    PRAGMA user_version = 4;
                     """);
             }
         }

@@ -33,9 +33,10 @@ internal sealed partial class McpGuardToolExceptionFilter(McpGuardToolOptions op
     public McpRequestHandler<CallToolRequestParams, CallToolResult> Wrap(McpRequestHandler<CallToolRequestParams, CallToolResult> next) =>
         async (request, cancellationToken) =>
         {
+            CallToolResult result;
             try
             {
-                return await next(request, cancellationToken);
+                result = await next(request, cancellationToken);
             }
             catch (Exception ex) when (IsSdkSignal(ex))
             {
@@ -47,8 +48,10 @@ internal sealed partial class McpGuardToolExceptionFilter(McpGuardToolOptions op
             }
             catch (Exception ex)
             {
-                return Translate(request, ex);
+                result = Translate(request, ex);
             }
+
+            return await ChargedResults.SettleAsync(request, result);
         };
 
     private CallToolResult Translate(RequestContext<CallToolRequestParams> request, Exception exception)

@@ -34,13 +34,4 @@ public sealed class McpGuardToolOptions
         Mappings.Add((typeof(TException), ex => McpGuardToolError.From(map((TException)ex))));
         return this;
     }
-
-    /// <summary>Maps exceptions of type <typeparamref name="TException"/> to a fixed reason and message.</summary>
-    public McpGuardToolOptions Map<TException>(string reason, string message)
-        where TException : Exception
-    {
-        var error = new McpGuardToolError(reason, message);
-        Mappings.Add((typeof(TException), _ => error));
-        return this;
-    }
 }

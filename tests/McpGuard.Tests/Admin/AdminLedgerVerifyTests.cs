@@ -77,7 +77,7 @@ public sealed class AdminLedgerVerifyTests
         {
             await using (var old = StoreUnderTestFor(path, clock))
             {
-                await old.Engine.SeedAsync([new McpGuardAccountSeed("alice", 1_000_000, null), new McpGuardAccountSeed("bob", 240, null)], clock.GetUtcNow(), default);
+                await old.Engine.SeedAsync([new McpGuardAccount("alice", 1_000_000, null, 0, 0), new McpGuardAccount("bob", 240, null, 0, 0)], clock.GetUtcNow(), default);
                 await old.ChargeAsync("alice", "old-1", 800, tool: "add");
                 await old.ChargeAsync("alice", "old-2", 800, tool: "add");
                 Assert.True(await old.Engine.RefundAsync("old-2", clock.GetUtcNow(), default));

@@ -51,7 +51,7 @@ public sealed class AdminOpenApiTests
         Assert.Equal("#/components/schemas/TopUpRequest",
             paths["/admin/accounts/{id}/topup"]!["post"]!["requestBody"]!["content"]!["application/json"]!["schema"]!["$ref"]!.GetValue<string>());
         Assert.Equal(["amount_micro", "note"], schemas["TopUpRequest"]!["properties"]!.AsObject().Select(p => p.Key));
-        Assert.Equal(["account", "scopes", "expires_at", "id"], schemas["CreateKeyRequest"]!["properties"]!.AsObject().Select(p => p.Key));
+        Assert.Equal(["account", "scopes", "expires_at", "id", "max_price_micro"], schemas["CreateKeyRequest"]!["properties"]!.AsObject().Select(p => p.Key));
         Assert.Equal("McpGuardAdminTopUp", paths["/admin/accounts/{id}/topup"]!["post"]!["operationId"]!.GetValue<string>());
     }
 }

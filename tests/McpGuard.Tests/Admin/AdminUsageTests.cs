@@ -205,6 +205,7 @@ public sealed class AdminUsageTests : IAsyncLifetime
               {"tool":"echo","price_micro":0,"scopes":["tools:basic"],"configured_status":"live","status":"live"},
               {"tool":"fail","price_micro":100,"scopes":["tools:basic"],"configured_status":"live","status":"live"},
               {"tool":"premium_report","price_micro":5000,"scopes":["tools:premium"],"configured_status":"live","status":"live"},
+              {"tool":"search","price_micro":20,"scopes":["tools:basic"],"configured_status":"live","status":"live","per_unit_micro":2},
               {"tool":"slow","price_micro":100,"scopes":["tools:basic"],"configured_status":"live","status":"live"}
             ],"default_price_micro":0}
             """));
@@ -278,7 +279,7 @@ public sealed class AdminUsageTests : IAsyncLifetime
     /// <summary>An app's own ledger store: it implements the public interface, which holds no way to add up usage.</summary>
     private sealed class LedgerWithoutTotals : IMcpGuardLedgerStore
     {
-        public ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
+        public ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccount> seeds, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 
         public ValueTask<McpGuardChargeResult> ChargeAsync(McpGuardChargeRequest request, CancellationToken cancellationToken) => throw new NotSupportedException();
 
@@ -293,5 +294,9 @@ public sealed class AdminUsageTests : IAsyncLifetime
         public ValueTask SetMonthlyCapAsync(string account, long? capMicro, CancellationToken cancellationToken) => throw new NotSupportedException();
 
         public ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public ValueTask<McpGuardLedgerEntry?> CaptureAsync(string requestId, long amountMicro, DateTimeOffset now, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public ValueTask<int> ReleaseReservationsAsync(DateTimeOffset placedBefore, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(0);
     }
 }

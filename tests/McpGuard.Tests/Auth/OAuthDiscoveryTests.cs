@@ -32,7 +32,7 @@ public sealed class OAuthDiscoveryTests
         var tools = await client.ListToolsAsync(cancellationToken: timeout.Token);
         var result = await client.CallToolAsync("echo", new Dictionary<string, object?> { ["message"] = "hello over OAuth" }, cancellationToken: timeout.Token);
 
-        Assert.Equal(["add", "echo", "fail", "premium_report", "slow"], tools.Select(t => t.Name).Order());
+        Assert.Equal(["add", "echo", "fail", "premium_report", "search", "slow"], tools.Select(t => t.Name).Order());
         Assert.NotEqual(true, result.IsError);
         Assert.Equal("hello over OAuth", Assert.IsType<TextContentBlock>(Assert.Single(result.Content)).Text);
 
@@ -133,12 +133,12 @@ public sealed class OAuthDiscoveryTests
         var report = await client.CallToolAsync("premium_report", new Dictionary<string, object?> { ["topic"] = "step-up" }, cancellationToken: timeout.Token);
         var premiumTools = await client.ListToolsAsync(cancellationToken: timeout.Token);
 
-        Assert.Equal(["add", "echo", "fail", "slow"], basicTools.Select(t => t.Name).Order());
+        Assert.Equal(["add", "echo", "fail", "search", "slow"], basicTools.Select(t => t.Name).Order());
         Assert.NotEqual(true, report.IsError);
         Assert.Equal(
             "Premium report on step-up: demand is steady, risks are known, and the outlook is fair.",
             Assert.IsType<TextContentBlock>(Assert.Single(report.Content)).Text);
-        Assert.Equal(["add", "echo", "fail", "premium_report", "slow"], premiumTools.Select(t => t.Name).Order());
+        Assert.Equal(["add", "echo", "fail", "premium_report", "search", "slow"], premiumTools.Select(t => t.Name).Order());
 
         // The SDK proposed every scope from our 401, then the union with the scope our 403 named.
         Assert.Equal([AllScopes, AllScopes], proposals);

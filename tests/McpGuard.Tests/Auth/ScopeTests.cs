@@ -95,7 +95,7 @@ public sealed class ScopeTests
         {
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             var message = await Sse.ReadSingleMessageAsync(response);
-            Assert.Equal(5, message.GetProperty("result").GetProperty("tools").GetArrayLength());
+            Assert.Equal(6, message.GetProperty("result").GetProperty("tools").GetArrayLength());
         }
 
         using (var response = await host.PostMcpAsync(Request("tools/list"), apiKey: DemoKeys.Bob))
@@ -348,8 +348,8 @@ public sealed class ScopeTests
     {
         await using var host = await GuardedHost.StartSampleAsync();
 
-        Assert.Equal(["add", "echo", "fail", "premium_report", "slow"], await ListToolNamesAsync(host, DemoKeys.Alice));
-        Assert.Equal(["add", "echo", "fail", "slow"], await ListToolNamesAsync(host, DemoKeys.Bob));
+        Assert.Equal(["add", "echo", "fail", "premium_report", "search", "slow"], await ListToolNamesAsync(host, DemoKeys.Alice));
+        Assert.Equal(["add", "echo", "fail", "search", "slow"], await ListToolNamesAsync(host, DemoKeys.Bob));
     }
 
     [Fact]
@@ -357,7 +357,7 @@ public sealed class ScopeTests
     {
         await using var host = await GuardedHost.StartSampleAsync(new Dictionary<string, string?> { ["McpGuard:Auth:FilterToolList"] = "false" });
 
-        Assert.Equal(["add", "echo", "fail", "premium_report", "slow"], await ListToolNamesAsync(host, DemoKeys.Bob));
+        Assert.Equal(["add", "echo", "fail", "premium_report", "search", "slow"], await ListToolNamesAsync(host, DemoKeys.Bob));
     }
 
     private static async Task<string[]> ListToolNamesAsync(GuardedHost host, string key)

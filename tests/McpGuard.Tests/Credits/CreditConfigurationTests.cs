@@ -43,18 +43,20 @@ public sealed class CreditConfigurationTests
         Assert.True(credits.RefundToolInternalErrors);
         Assert.Equal(McpGuardCreditOptions.DefaultFreeMethods.Order(StringComparer.Ordinal), credits.FreeMethods.Order(StringComparer.Ordinal));
         Assert.Equal(
-            [("add", 800L), ("echo", 0L), ("fail", 100L), ("premium_report", 5000L), ("slow", 100L)],
+            [("add", 800L), ("echo", 0L), ("fail", 100L), ("premium_report", 5000L), ("search", 20L), ("slow", 100L)],
             credits.ToolPrices.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => (p.Key, p.Value)));
+        // search is metered: 2 per unit, at most 20 (what ToolPrices holds, the amount reserved before it runs).
+        Assert.Equal(new ToolMeter(2, 20), Assert.Single(credits.Meters, m => m.Key == "search").Value);
         Assert.Empty(credits.ToolStatuses);
         Assert.Equal([("bob", 3)], credits.FreeCalls.Select(p => (p.Key, p.Value)));
         ValueAssert.Equal(
             [
-                new McpGuardAccountSeed("alice", 1_000_000, 2_000_000),
-                new McpGuardAccountSeed("bob", 240, null),
+                new McpGuardAccount("alice", 1_000_000, 2_000_000, 0, 0),
+                new McpGuardAccount("bob", 240, null, 0, 0),
                 // Carol's suspension stays in configuration, where a reload can lift it; the ledger's flag is the admin API's.
-                new McpGuardAccountSeed("carol", 0, null),
+                new McpGuardAccount("carol", 0, null, 0, 0),
             ],
-            credits.Seeds.OrderBy(s => s.Account, StringComparer.Ordinal).ToArray());
+            credits.Seeds.OrderBy(s => s.Id, StringComparer.Ordinal).ToArray());
         var options = host.Services.GetRequiredService<IOptions<McpGuardOptions>>().Value;
         Assert.Equal(McpGuardStoreKind.Sqlite, options.Store);
         Assert.Null(options.Credits.Store);

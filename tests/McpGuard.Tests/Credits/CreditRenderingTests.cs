@@ -7,7 +7,7 @@ using Microsoft.Extensions.Time.Testing;
 namespace McpGuard.Tests.Credits;
 
 /// <summary>
-/// The credit errors (402 out_of_credit, 402 cap_reached, 410 tool_archived, 503 tool_paused, 504 upstream_timeout)
+/// The credit errors (402 out_of_credit, 402 cap_reached, 402 price_above_limit, 410 tool_archived, 503 tool_paused, 504 upstream_timeout)
 /// in each rendering: a JSON-RPC error, RFC 9457 problem details, and an in-band tool result.
 /// </summary>
 public sealed class CreditRenderingTests
@@ -42,7 +42,13 @@ public sealed class CreditRenderingTests
             new() { ["McpGuard:Credits:UpstreamTimeout"] = "00:00:00.2" },
             DemoKeys.Alice, CreditCalls.ToolCall(7, "slow", """{"ms":30000}"""),
             504, -31502, "Upstream timeout: no answer within 0.2 s; the charge was refunded.", "The server did not answer in time; any charge was refunded. Retry.", "retry", true,
-            []),
+            new JsonObject { ["refunded"] = true, ["refunded_micro"] = 100 }),
+        ["price_above_limit"] = new(
+            [],
+            DemoKeys.Alice, """{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"add","arguments":{"a":2,"b":3},"_meta":{"mcpguard/max_price_micro":799}}}""",
+            402, -31306, "Price above limit: the call costs up to 800 micro-units, above the call's mcpguard/max_price_micro of 799; nothing was charged.",
+            "The price (or, metered, the most the call can cost) is above the call's mcpguard/max_price_micro or the key's ceiling; raise the ceiling or pick a cheaper tool.", "raise_limit", false,
+            new JsonObject { ["price_micro"] = 800, ["max_price_micro"] = 799 }),
     };
 
     public static TheoryData<string> Reasons => [.. Cases.Keys];

@@ -64,7 +64,7 @@ public sealed class GateFailureTests
     /// <summary>Never answers a charge or a refund until cancelled.</summary>
     private sealed class HangingLedgerStore : IMcpGuardLedgerStore
     {
-        public ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
+        public ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccount> seeds, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 
         public async ValueTask<McpGuardChargeResult> ChargeAsync(McpGuardChargeRequest request, CancellationToken cancellationToken)
         {
@@ -87,11 +87,15 @@ public sealed class GateFailureTests
         public ValueTask SetMonthlyCapAsync(string account, long? capMicro, CancellationToken cancellationToken) => throw new NotSupportedException();
 
         public ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public ValueTask<McpGuardLedgerEntry?> CaptureAsync(string requestId, long amountMicro, DateTimeOffset now, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public ValueTask<int> ReleaseReservationsAsync(DateTimeOffset placedBefore, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(0);
     }
 
     internal sealed class ThrowingLedgerStore : IMcpGuardLedgerStore
     {
-        public ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
+        public ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccount> seeds, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(false);
 
         public ValueTask<McpGuardChargeResult> ChargeAsync(McpGuardChargeRequest request, CancellationToken cancellationToken) => throw new IOException("disk full");
 
@@ -106,5 +110,9 @@ public sealed class GateFailureTests
         public ValueTask SetMonthlyCapAsync(string account, long? capMicro, CancellationToken cancellationToken) => throw new NotSupportedException();
 
         public ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public ValueTask<McpGuardLedgerEntry?> CaptureAsync(string requestId, long amountMicro, DateTimeOffset now, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public ValueTask<int> ReleaseReservationsAsync(DateTimeOffset placedBefore, DateTimeOffset now, CancellationToken cancellationToken) => ValueTask.FromResult(0);
     }
 }

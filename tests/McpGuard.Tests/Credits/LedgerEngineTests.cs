@@ -307,7 +307,7 @@ public sealed class LedgerEngineTests : IAsyncLifetime
         var store = await OpenAsync(kind);
         var now = _clock.GetUtcNow();
 
-        Assert.True(await store.Engine.SeedAsync([Seed("a", 1000, cap: 5000), new McpGuardAccountSeed("b", 0, null)], now, default));
+        Assert.True(await store.Engine.SeedAsync([Seed("a", 1000, cap: 5000), new McpGuardAccount("b", 0, null, 0, 0)], now, default));
         Assert.False(await store.Engine.SeedAsync([Seed("a", 7777), Seed("z", 10)], now, default));
 
         Assert.Equal([new Row("a", "TopUp", 1000, 1000, null, null, false, "seed")], await store.RowsAsync("a"));
@@ -410,10 +410,10 @@ public sealed class LedgerEngineTests : IAsyncLifetime
     {
         var store = await OpenAsync(McpGuardStoreKind.Sqlite);
 
-        Assert.Equal(3, LedgerFile.Scalar(store.Path!, "PRAGMA user_version;"));
+        Assert.Equal(4, LedgerFile.Scalar(store.Path!, "PRAGMA user_version;"));
         Assert.Equal(["wal"], LedgerFile.Strings(store.Path!, "PRAGMA journal_mode;"));
         Assert.Equal(
-            ["account_status", "accounts", "api_keys", "ledger", "ledger_checkpoint", "ledger_daily", "tool_status"],
+            ["account_status", "accounts", "api_keys", "ledger", "ledger_checkpoint", "ledger_daily", "ledger_holds", "tool_status"],
             LedgerFile.Strings(store.Path!, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name;"));
         Assert.Equal(
             ["ledger_by_account", "ledger_by_request"],
@@ -462,14 +462,14 @@ public sealed class LedgerEngineTests : IAsyncLifetime
         {
             connection.Open();
             using var command = connection.CreateCommand();
-            command.CommandText = "CREATE TABLE future (x INTEGER); PRAGMA user_version = 4;";
+            command.CommandText = "CREATE TABLE future (x INTEGER); PRAGMA user_version = 5;";
             command.ExecuteNonQuery();
         }
 
         var ex = Assert.Throws<InvalidOperationException>(() => new SqliteJournal(new McpGuard.Storage.SqliteDatabase(path)));
 
-        Assert.Equal($"The McpGuard database '{path}' has schema version 4; this McpGuard knows up to 3. Use a newer McpGuard.", ex.Message);
-        Assert.Equal(4, LedgerFile.Scalar(path, "PRAGMA user_version;"));
+        Assert.Equal($"The McpGuard database '{path}' has schema version 5; this McpGuard knows up to 4. Use a newer McpGuard.", ex.Message);
+        Assert.Equal(5, LedgerFile.Scalar(path, "PRAGMA user_version;"));
         Assert.Equal(["future"], LedgerFile.Strings(path, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name;"));
     }
 
@@ -547,11 +547,11 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     // ---- helpers ----
 
-    private static McpGuardAccountSeed Seed(string account, long balance, long? cap = null) => new(account, balance, cap);
+    private static McpGuardAccount Seed(string account, long balance, long? cap = null) => new(account, balance, cap, 0, 0);
 
     private static McpGuardChargeResult Result(McpGuardChargeOutcome outcome, long balance, long spent, long? cap) => new(outcome, balance, spent, cap);
 
-    private async Task<StoreUnderTest> OpenAsync(McpGuardStoreKind kind, params McpGuardAccountSeed[] seeds)
+    private async Task<StoreUnderTest> OpenAsync(McpGuardStoreKind kind, params McpGuardAccount[] seeds)
     {
         var store = StoreUnderTest.Open(kind, _clock, kind == McpGuardStoreKind.Sqlite ? LedgerFile.NewPath() : null);
         _stores.Add(store);

@@ -257,7 +257,7 @@ public sealed class LedgerLongRunTests : IAsyncLifetime
         var accounts = new Dictionary<string, McpGuardAccount>();
         await using (var first = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, _clock, path))
         {
-            await first.Engine.SeedAsync([new McpGuardAccountSeed("a", 50_000, 40_000), new McpGuardAccountSeed("b", 900, null), new McpGuardAccountSeed("idle", 0, 5)], _clock.GetUtcNow(), default);
+            await first.Engine.SeedAsync([new McpGuardAccount("a", 50_000, 40_000, 0, 0), new McpGuardAccount("b", 900, null, 0, 0), new McpGuardAccount("idle", 0, 5, 0, 0)], _clock.GetUtcNow(), default);
             await first.ChargeAsync("a", "jan-1", 1_000, freeCalls: 1);
             await first.ChargeAsync("a", "jan-2", 1_000, freeCalls: 1);
             _clock.Advance(TimeSpan.FromDays(30)); // February
@@ -282,12 +282,13 @@ public sealed class LedgerLongRunTests : IAsyncLifetime
             McpGuard.Storage.SqliteDatabase.Execute(connection, """
                 ALTER TABLE accounts DROP COLUMN balance; ALTER TABLE accounts DROP COLUMN month;
                 ALTER TABLE accounts DROP COLUMN month_spent; ALTER TABLE accounts DROP COLUMN month_free;
-                DROP TABLE ledger_daily; DROP TABLE ledger_checkpoint; PRAGMA user_version = 2;
+                DROP TABLE ledger_daily; DROP TABLE ledger_checkpoint; DROP TABLE ledger_holds; ALTER TABLE api_keys DROP COLUMN max_price;
+                PRAGMA user_version = 2;
                 """);
         }
 
         var second = Open(McpGuardStoreKind.Sqlite, path: path);
-        Assert.Equal(3, LedgerFile.Scalar(path, "PRAGMA user_version;"));
+        Assert.Equal(4, LedgerFile.Scalar(path, "PRAGMA user_version;"));
         foreach (var (id, expected) in accounts)
         {
             ValueAssert.Equal(expected, await second.Engine.GetAccountAsync(id, 2, _clock.GetUtcNow(), default));
@@ -468,7 +469,7 @@ public sealed class LedgerLongRunTests : IAsyncLifetime
     {
         var path = NewPath();
         var store = Open(McpGuardStoreKind.Sqlite, path: path);
-        await store.Engine.SeedAsync([new McpGuardAccountSeed("a", 5_000, null), new McpGuardAccountSeed("b", 2_000, null)], _clock.GetUtcNow(), default);
+        await store.Engine.SeedAsync([new McpGuardAccount("a", 5_000, null, 0, 0), new McpGuardAccount("b", 2_000, null, 0, 0)], _clock.GetUtcNow(), default);
         await store.ChargeAsync("a", "a-1", 800);
         await store.ChargeAsync("b", "b-1", 300);
         await store.ChargeAsync("b", "b-2", 300);
@@ -546,7 +547,7 @@ public sealed class LedgerLongRunTests : IAsyncLifetime
     {
         var path = NewPath();
         var store = Open(McpGuardStoreKind.Sqlite, path: path);
-        await store.Engine.SeedAsync([new McpGuardAccountSeed("a", 10_000, null)], _clock.GetUtcNow(), default);
+        await store.Engine.SeedAsync([new McpGuardAccount("a", 10_000, null, 0, 0)], _clock.GetUtcNow(), default);
         await store.ChargeAsync("a", "jan5-1", 100, tool: "add");
         await store.ChargeAsync("a", "jan5-2", 100, tool: "add");
         await store.ChargeAsync("a", "jan5-3", 250, tool: "report");

@@ -159,7 +159,7 @@ public sealed class LedgerOutageTests
 
         public int ChargesLanded => Volatile.Read(ref _landed);
 
-        public ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccountSeed> seeds, DateTimeOffset now, CancellationToken cancellationToken) =>
+        public ValueTask<bool> SeedAsync(IReadOnlyList<McpGuardAccount> seeds, DateTimeOffset now, CancellationToken cancellationToken) =>
             Inner.SeedAsync(seeds, now, cancellationToken);
 
         public async ValueTask<McpGuardChargeResult> ChargeAsync(McpGuardChargeRequest request, CancellationToken cancellationToken)
@@ -201,6 +201,12 @@ public sealed class LedgerOutageTests
 
         public ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken) =>
             Inner.GetLedgerAsync(account, before, limit, cancellationToken);
+
+        public ValueTask<McpGuardLedgerEntry?> CaptureAsync(string requestId, long amountMicro, DateTimeOffset now, CancellationToken cancellationToken) =>
+            Inner.CaptureAsync(requestId, amountMicro, now, cancellationToken);
+
+        public ValueTask<int> ReleaseReservationsAsync(DateTimeOffset placedBefore, DateTimeOffset now, CancellationToken cancellationToken) =>
+            Inner.ReleaseReservationsAsync(placedBefore, now, cancellationToken);
     }
 
     /// <summary>The same ledger, able to refund one attempt's charge (as PostgreSQL's is).</summary>

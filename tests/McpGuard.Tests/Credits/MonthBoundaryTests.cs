@@ -82,7 +82,7 @@ public sealed class MonthBoundaryTests
         // 00:30 on Feb 1 at +01:00 is still January 31 in UTC.
         var clock = new FakeTimeProvider(new DateTimeOffset(2026, 2, 1, 0, 30, 0, TimeSpan.FromHours(1)));
         await using var store = StoreUnderTest.Open(McpGuardStoreKind.InMemory, clock, null);
-        await store.Engine.SeedAsync([new McpGuardAccountSeed("a", 5000, 1000)], clock.GetUtcNow(), default);
+        await store.Engine.SeedAsync([new McpGuardAccount("a", 5000, 1000, 0, 0)], clock.GetUtcNow(), default);
         var local = new DateTimeOffset(2026, 2, 1, 0, 30, 0, TimeSpan.FromHours(1));
 
         Assert.Equal(McpGuardChargeOutcome.Charged, (await store.ChargeAsync("a", "r1", 600, now: local)).Outcome);
@@ -99,7 +99,7 @@ public sealed class MonthBoundaryTests
         var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         var clock = new FakeTimeProvider(LastSecondOfJanuary);
         await using var store = StoreUnderTest.Open(kind, clock, kind == McpGuardStoreKind.Sqlite ? LedgerFile.NewPath() : null);
-        await store.Engine.SeedAsync([new McpGuardAccountSeed("a", 5000, 4000)], clock.GetUtcNow(), default);
+        await store.Engine.SeedAsync([new McpGuardAccount("a", 5000, 4000, 0, 0)], clock.GetUtcNow(), default);
         await store.ChargeAsync("a", "jan-free", 700, freeCalls: 1);
         await store.ChargeAsync("a", "jan-paid", 700, freeCalls: 1);
 
@@ -116,7 +116,7 @@ public sealed class MonthBoundaryTests
         var kind = Enum.Parse<McpGuardStoreKind>(kindName);
         var clock = new FakeTimeProvider(LastSecondOfJanuary);
         await using var store = StoreUnderTest.Open(kind, clock, kind == McpGuardStoreKind.Sqlite ? LedgerFile.NewPath() : null);
-        await store.Engine.SeedAsync([new McpGuardAccountSeed("a", 5000, 1000)], clock.GetUtcNow(), default);
+        await store.Engine.SeedAsync([new McpGuardAccount("a", 5000, 1000, 0, 0)], clock.GetUtcNow(), default);
         Assert.Equal(McpGuardChargeOutcome.Free, (await store.ChargeAsync("a", "jan-free", 800, freeCalls: 1)).Outcome);
         Assert.Equal(McpGuardChargeOutcome.Charged, (await store.ChargeAsync("a", "jan-paid", 800, freeCalls: 1)).Outcome);
         clock.Advance(TimeSpan.FromSeconds(1));
@@ -138,7 +138,7 @@ public sealed class MonthBoundaryTests
         var clock = new FakeTimeProvider(LastSecondOfJanuary);
         await using (var january = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, clock, path))
         {
-            await january.Engine.SeedAsync([new McpGuardAccountSeed("a", 5000, 1000)], clock.GetUtcNow(), default);
+            await january.Engine.SeedAsync([new McpGuardAccount("a", 5000, 1000, 0, 0)], clock.GetUtcNow(), default);
             await january.ChargeAsync("a", "jan-free", 800, freeCalls: 1);
             await january.ChargeAsync("a", "jan-paid", 800, freeCalls: 1);
         }

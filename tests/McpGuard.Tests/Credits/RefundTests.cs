@@ -18,6 +18,9 @@ namespace McpGuard.Tests.Credits;
 public sealed class RefundTests
 {
     private const long Price = 700;
+
+    /// <summary>What an error McpGuard writes for a refunded call says besides its reason: that the charge was given back, and how much.</summary>
+    private static readonly System.Text.Json.Nodes.JsonObject Refunded = new() { ["refunded"] = true, ["refunded_micro"] = Price };
     private const long Balance = 10_000;
     private const string Partial = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n";
     private static readonly string Work = CreditCalls.ToolCall(12, "work", "{}");
@@ -150,7 +153,7 @@ public sealed class RefundTests
 
         using var response = await guarded.SendAsync(Work, "refund-throw");
 
-        await WireAssert.JsonRpcErrorAsync(response, HttpStatusCode.InternalServerError, -32603, "Internal error", "internal_error", id: 12L);
+        await WireAssert.JsonRpcErrorAsync(response, HttpStatusCode.InternalServerError, -32603, "Internal error", "internal_error", id: 12L, extraData: Refunded);
         Assert.Equal("refund-throw", WireAssert.RequestId(response));
         Assert.Null(CreditCalls.Header(response, CreditCalls.ChargeHeader));
         Assert.Null(CreditCalls.Header(response, CreditCalls.BalanceHeader));
@@ -224,7 +227,7 @@ public sealed class RefundTests
 
         await observed.Task.WaitAsync(Bound);
         await WireAssert.JsonRpcErrorAsync(response, HttpStatusCode.GatewayTimeout, -31502,
-            "Upstream timeout: no answer within 5 s; the charge was refunded.", "upstream_timeout", id: 12L);
+            "Upstream timeout: no answer within 5 s; the charge was refunded.", "upstream_timeout", id: 12L, extraData: Refunded);
         Assert.Equal("refund-timeout", WireAssert.RequestId(response));
         Assert.Null(CreditCalls.Header(response, CreditCalls.ChargeHeader));
         Assert.Null(CreditCalls.Header(response, CreditCalls.BalanceHeader));
@@ -267,7 +270,7 @@ public sealed class RefundTests
         using var response = await send.WaitAsync(Bound);
 
         await WireAssert.JsonRpcErrorAsync(response, HttpStatusCode.GatewayTimeout, -31502,
-            "Upstream timeout: no answer within 5 s; the charge was refunded.", "upstream_timeout", id: 12L);
+            "Upstream timeout: no answer within 5 s; the charge was refunded.", "upstream_timeout", id: 12L, extraData: Refunded);
         Assert.Null(CreditCalls.Header(response, CreditCalls.ChargeHeader));
         Assert.Null(CreditCalls.Header(response, CreditCalls.BalanceHeader));
         await guarded.AssertRefundedAsync($"flushed-{flush}");
@@ -310,7 +313,8 @@ public sealed class RefundTests
         using var response = await CreditCalls.CallAsync(host, CreditCalls.ToolCall(8, "slow", """{"ms":30000}"""), "slow-timeout").WaitAsync(Bound);
 
         await WireAssert.JsonRpcErrorAsync(response, HttpStatusCode.GatewayTimeout, -31502,
-            "Upstream timeout: no answer within 0.2 s; the charge was refunded.", "upstream_timeout", id: 8L);
+            "Upstream timeout: no answer within 0.2 s; the charge was refunded.", "upstream_timeout", id: 8L,
+            extraData: new System.Text.Json.Nodes.JsonObject { ["refunded"] = true, ["refunded_micro"] = 100 });
         Assert.Null(CreditCalls.Header(response, CreditCalls.ChargeHeader));
         Assert.Equal(
             [("Usage", -100L, 999_900L), ("Refund", 100L, 1_000_000L)],
@@ -343,7 +347,7 @@ public sealed class RefundTests
 
         Assert.True(observed.Task.IsCompleted, "the endpoint did not see the cancellation");
         await WireAssert.JsonRpcErrorAsync(response, HttpStatusCode.GatewayTimeout, -31502,
-            "Upstream timeout: no answer within 0.2 s; the charge was refunded.", "upstream_timeout", id: 12L);
+            "Upstream timeout: no answer within 0.2 s; the charge was refunded.", "upstream_timeout", id: 12L, extraData: Refunded);
         await guarded.AssertRefundedAsync("refund-timeout-real");
     }
 

@@ -11,7 +11,7 @@ public sealed class ErrorCatalogTests
     private const string KnownReasons =
         "parse_error, invalid_request, payload_too_large, request_timeout, unsupported_media_type, not_acceptable, method_not_allowed, "
         + "origin_not_allowed, header_mismatch, internal_error, unauthorized, invalid_token, insufficient_scope, suspended, "
-        + "rate_limited, limiter_unavailable, out_of_credit, cap_reached, duplicate_request, ledger_unavailable, streamable_http_required, tool_paused, tool_archived, session_not_found, upstream_error, upstream_timeout, "
+        + "rate_limited, limiter_unavailable, out_of_credit, cap_reached, price_above_limit, duplicate_request, ledger_unavailable, streamable_http_required, tool_paused, tool_archived, session_not_found, upstream_error, upstream_timeout, "
         + "invalid_parameter, not_found, forbidden, timeout";
 
     private const string Formats = "JsonRpc, ProblemDetails, ToolResult";
@@ -33,7 +33,7 @@ public sealed class ErrorCatalogTests
         var constants = ReasonConstants();
         var entries = McpGuardErrorCatalog.Defaults.Select(d => d.Reason).ToList();
 
-        Assert.Equal(30, constants.Count);
+        Assert.Equal(31, constants.Count);
         Assert.Equal(constants.Count, constants.Distinct(StringComparer.Ordinal).Count());
         Assert.Equal(entries.Count, entries.Distinct(StringComparer.Ordinal).Count());
         Assert.Equal(constants.Order(StringComparer.Ordinal), entries.Order(StringComparer.Ordinal));
@@ -93,7 +93,7 @@ public sealed class ErrorCatalogTests
         var names = Enum.GetValues<McpGuardClientAction>().Select(McpGuardErrorDescriptor.ActionToWire).ToList();
 
         Assert.Equal(
-            ["fix_request", "authenticate", "request_scope", "top_up", "raise_cap", "back_off", "retry_later", "retry", "do_not_retry", "contact_support"],
+            ["fix_request", "authenticate", "request_scope", "top_up", "raise_cap", "raise_limit", "back_off", "retry_later", "retry", "do_not_retry", "contact_support"],
             names);
         Assert.Throws<ArgumentOutOfRangeException>(() => McpGuardErrorDescriptor.ActionToWire((McpGuardClientAction)99));
     }
@@ -212,7 +212,7 @@ public sealed class ErrorCatalogTests
 
         // Nothing else changed, and the shared default catalog was not touched.
         Assert.All(catalog.Entries.Where(d => d.Reason != McpGuardReasons.RateLimited), d => Assert.Same(McpGuardErrorCatalog.Default[d.Reason], d));
-        Assert.Equal(30, catalog.Entries.Count());
+        Assert.Equal(31, catalog.Entries.Count());
         Assert.Equal(-31201, McpGuardErrorCatalog.Default[McpGuardReasons.RateLimited].Code);
         Assert.False(McpGuardErrorCatalog.Default.IsMessageOverridden(McpGuardReasons.RateLimited));
     }
@@ -252,7 +252,7 @@ public sealed class ErrorCatalogTests
 
         var catalog = McpGuardErrorCatalog.Create(options);
 
-        Assert.Equal(30, catalog.Entries.Count());
+        Assert.Equal(31, catalog.Entries.Count());
         Assert.False(catalog.IsMessageOverridden("no_such_reason"));
         Assert.Throws<KeyNotFoundException>(() => catalog["no_such_reason"]);
     }

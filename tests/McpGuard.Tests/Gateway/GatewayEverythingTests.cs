@@ -269,7 +269,7 @@ public sealed class GatewayEverythingTests
         using var slow = await session.PostAsync(CreditCalls.ToolCall(1, "trigger-long-running-operation", """{"duration":3,"steps":1}"""), DemoKeys.Alice, "req-slow");
         Assert.Equal(HttpStatusCode.GatewayTimeout, slow.StatusCode);
         Assert.Equal(
-            """{"jsonrpc":"2.0","id":1,"error":{"code":-31502,"message":"Upstream timeout: the MCP server sent nothing for 1 s; nothing was charged.","data":{"reason":"upstream_timeout","request_id":"req-slow"}}}""",
+            """{"jsonrpc":"2.0","id":1,"error":{"code":-31502,"message":"Upstream timeout: the MCP server sent nothing for 1 s; nothing was charged.","data":{"reason":"upstream_timeout","request_id":"req-slow","refunded":true,"refunded_micro":100}}}""",
             await slow.Content.ReadAsStringAsync());
 
         // Failing: the upstream answers 500 (its test hook), which passes through.
@@ -283,7 +283,7 @@ public sealed class GatewayEverythingTests
         using var down = await session.PostAsync(CreditCalls.ToolCall(3, "get-sum", """{"a":1,"b":2}"""), DemoKeys.Alice, "req-down");
         Assert.Equal(HttpStatusCode.BadGateway, down.StatusCode);
         Assert.Equal(
-            """{"jsonrpc":"2.0","id":3,"error":{"code":-31501,"message":"Upstream error: the MCP server could not be reached or did not answer; nothing was charged.","data":{"reason":"upstream_error","request_id":"req-down"}}}""",
+            """{"jsonrpc":"2.0","id":3,"error":{"code":-31501,"message":"Upstream error: the MCP server could not be reached or did not answer; nothing was charged.","data":{"reason":"upstream_error","request_id":"req-down","refunded":true,"refunded_micro":500}}}""",
             await down.Content.ReadAsStringAsync());
 
         Assert.Equal(1_000_000, LedgerFile.Balance(gateway.LedgerPath, "alice"));

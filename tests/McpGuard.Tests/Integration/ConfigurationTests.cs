@@ -39,7 +39,7 @@ public sealed class ConfigurationTests : IDisposable
         Assert.Equal(
             "parse_error, invalid_request, payload_too_large, request_timeout, unsupported_media_type, not_acceptable, method_not_allowed, "
             + "origin_not_allowed, header_mismatch, internal_error, unauthorized, invalid_token, insufficient_scope, suspended, "
-            + "rate_limited, limiter_unavailable, out_of_credit, cap_reached, duplicate_request, ledger_unavailable, streamable_http_required, tool_paused, tool_archived, session_not_found, upstream_error, upstream_timeout, "
+            + "rate_limited, limiter_unavailable, out_of_credit, cap_reached, price_above_limit, duplicate_request, ledger_unavailable, streamable_http_required, tool_paused, tool_archived, session_not_found, upstream_error, upstream_timeout, "
             + "invalid_parameter, not_found, forbidden, timeout",
             knownReasons);
         string[] expected =

@@ -85,7 +85,7 @@ public sealed class LegacySseTests
         var message = await bob.ReadMessageAsync();
         Assert.Equal(5, message.GetProperty("id").GetInt32());
         Assert.Equal(
-            ["add", "echo", "fail", "slow"],
+            ["add", "echo", "fail", "search", "slow"],
             message.GetProperty("result").GetProperty("tools").EnumerateArray().Select(t => t.GetProperty("name").GetString()).Order(StringComparer.Ordinal));
     }
 

@@ -164,8 +164,8 @@ public sealed class MapMcpClientTests
         var aliceTools = await alice.Client.ListToolsAsync();
         var bobTools = await bob.Client.ListToolsAsync();
 
-        Assert.Equal(["add", "echo", "fail", "premium_report", "slow"], aliceTools.Select(t => t.Name).Order(StringComparer.Ordinal));
-        Assert.Equal(["add", "echo", "fail", "slow"], bobTools.Select(t => t.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(["add", "echo", "fail", "premium_report", "search", "slow"], aliceTools.Select(t => t.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(["add", "echo", "fail", "search", "slow"], bobTools.Select(t => t.Name).Order(StringComparer.Ordinal));
     }
 
     [Theory]

@@ -331,7 +331,7 @@ public sealed class RenderingTests
         var inBand = McpGuardErrorCatalog.Defaults.Where(d => d.AllowsToolResult).Select(d => d.Reason).Order(StringComparer.Ordinal);
 
         Assert.Equal(
-            ["cap_reached", "forbidden", "invalid_parameter", "ledger_unavailable", "limiter_unavailable", "not_found", "out_of_credit", "rate_limited", "suspended", "timeout", "tool_archived", "tool_paused", "upstream_error", "upstream_timeout"],
+            ["cap_reached", "forbidden", "invalid_parameter", "ledger_unavailable", "limiter_unavailable", "not_found", "out_of_credit", "price_above_limit", "rate_limited", "suspended", "timeout", "tool_archived", "tool_paused", "upstream_error", "upstream_timeout"],
             inBand);
     }
 

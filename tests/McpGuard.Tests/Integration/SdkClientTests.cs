@@ -31,7 +31,7 @@ public sealed class SdkClientTests : IAsyncLifetime
         await using var client = await ConnectAsync();
 
         var tools = await client.ListToolsAsync();
-        Assert.Equal(["add", "echo", "fail", "premium_report", "slow"], tools.Select(t => t.Name).Order());
+        Assert.Equal(["add", "echo", "fail", "premium_report", "search", "slow"], tools.Select(t => t.Name).Order());
 
         var result = await client.CallToolAsync("echo", new Dictionary<string, object?> { ["message"] = "hello through the guard" });
         Assert.NotEqual(true, result.IsError);

@@ -31,7 +31,7 @@ public sealed class TypeScriptInteropTests
         var output = await RunScriptAsync(host.McpEndpoint.ToString(), DemoKeys.Alice);
 
         // (a) A session with the API key.
-        Assert.Equal(["add", "echo", "fail", "premium_report", "slow"], Strings(output.GetProperty("tools")));
+        Assert.Equal(["add", "echo", "fail", "premium_report", "search", "slow"], Strings(output.GetProperty("tools")));
         AssertEcho(output.GetProperty("echo"));
 
         // (b) Our 401, as the SDK parses it (first Bearer challenge, comma-separated parameters).
@@ -80,7 +80,7 @@ public sealed class TypeScriptInteropTests
 
         var output = await RunScriptAsync("--oauth", host.McpEndpoint.ToString());
 
-        Assert.Equal(["add", "echo", "fail", "premium_report", "slow"], Strings(output.GetProperty("tools")));
+        Assert.Equal(["add", "echo", "fail", "premium_report", "search", "slow"], Strings(output.GetProperty("tools")));
         AssertEcho(output.GetProperty("echo"));
         Assert.Equal("dcr-client-1", output.GetProperty("clientId").GetString());
         Assert.Equal(AllScopes, output.GetProperty("grantedScope").GetString());
@@ -146,8 +146,8 @@ public sealed class TypeScriptInteropTests
         Assert.Equal(mode == HttpServerSessionMode.Stateless, alice.GetProperty("sessionId").ValueKind == JsonValueKind.Null);
 
         // tools/list, filtered by scope.
-        Assert.Equal(["add", "echo", "fail", "premium_report", "slow"], Strings(alice.GetProperty("tools")));
-        Assert.Equal(["add", "echo", "fail", "slow"], Strings(bob.GetProperty("tools")));
+        Assert.Equal(["add", "echo", "fail", "premium_report", "search", "slow"], Strings(alice.GetProperty("tools")));
+        Assert.Equal(["add", "echo", "fail", "search", "slow"], Strings(bob.GetProperty("tools")));
 
         // A free call: no charge headers.
         Assert.Equal("hello", ResultText(alice.GetProperty("free")));
@@ -249,7 +249,7 @@ public sealed class TypeScriptInteropTests
     private static string[] Strings(JsonElement array) => [.. array.EnumerateArray().Select(e => e.GetString()!)];
 
     /// <summary>Runs tests/interop-ts/interop.mjs with a 60-second limit and parses the JSON it prints.</summary>
-    private static async Task<JsonElement> RunScriptAsync(params string[] arguments)
+    internal static async Task<JsonElement> RunScriptAsync(params string[] arguments)
     {
         var node = FindOnPath(OperatingSystem.IsWindows() ? ["node.exe"] : ["node"])
             ?? throw new Xunit.Sdk.XunitException(

@@ -59,7 +59,7 @@ public sealed class ProxyHardeningTests
         Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
         Assert.Null(response.Content.Headers.ContentEncoding.FirstOrDefault());
         Assert.Equal(
-            """{"jsonrpc":"2.0","id":1,"error":{"code":-31501,"message":"Upstream error: the MCP server sent its answer compressed (Content-Encoding), which the guard cannot read; it was not passed on.","data":{"reason":"upstream_error","request_id":"req-gzip"}}}""",
+            """{"jsonrpc":"2.0","id":1,"error":{"code":-31501,"message":"Upstream error: the MCP server sent its answer compressed (Content-Encoding), which the guard cannot read; it was not passed on.","data":{"reason":"upstream_error","request_id":"req-gzip","refunded":true,"refunded_micro":800}}}""",
             await response.Content.ReadAsStringAsync());
         Assert.Equal(DemoKeys.AliceBalance, LedgerFile.Balance(guard, "alice"));
     }
@@ -78,7 +78,7 @@ public sealed class ProxyHardeningTests
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal(
-            $$$"""{"jsonrpc":"2.0","id":{{{id}}},"error":{"code":-32600,"message":"Invalid Request: a numeric id must lie between -9007199254740991 and 9007199254740991 (an upstream in JavaScript reads larger ones as other numbers); use a string id.","data":{"reason":"invalid_request","request_id":"req-big-id"}""" + "}}",
+            $$$"""{"jsonrpc":"2.0","id":{{{id}}},"error":{"code":-32600,"message":"Invalid Request: a numeric id must lie between -9007199254740991 and 9007199254740991 (an upstream in JavaScript reads larger ones as other numbers); use a string id.","data":{"reason":"invalid_request","request_id":"req-big-id","refunded":true,"refunded_micro":800}""" + "}}",
             await response.Content.ReadAsStringAsync());
         Assert.Equal(HttpStatusCode.OK, largestSafe.StatusCode);
         Assert.Equal(CreditCalls.Add(9007199254740991L), Assert.Single(upstream.Requests).Body);
@@ -98,15 +98,20 @@ public sealed class ProxyHardeningTests
         });
         await using var guard = await ProxyTests.StartProxyAsync(upstream.Url);
 
-        using var priced = await CreditCalls.CallAsync(guard, CreditCalls.Add(1));
+        using var priced = await CreditCalls.CallAsync(guard, CreditCalls.Add(1), requestId: "req-priced");
         using var free = await CreditCalls.CallAsync(guard, CreditCalls.ToolCall(1, "echo", """{"message":"hi"}"""));
 
-        foreach (var response in new[] { priced, free })
+        // The priced call's answer also carries its charge in its _meta (ChargedAnswerBody); the free call's is as it came.
+        foreach (var (response, result) in new[]
+        {
+            (priced, """{"_meta":{"mcpguard/charge":{"charged_micro":800,"balance_micro":999200,"request_id":"req-priced"}}}"""),
+            (free, "{}"),
+        })
         {
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
             Assert.Equal(
                 "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\r\n\r\n"
-                + "retry: 1000\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n",
+                + "retry: 1000\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":" + result + "}\n\n",
                 await response.Content.ReadAsStringAsync());
         }
 

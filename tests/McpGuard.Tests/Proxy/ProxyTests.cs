@@ -125,7 +125,8 @@ public sealed class ProxyTests
         {
             Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
             Assert.Equal(
-                $$$"""{"jsonrpc":"2.0","id":{{{id}}},"error":{"code":-31107,"message":"Session not found: the Mcp-Session-Id names no session of yours; start a new one with initialize.","data":{"reason":"session_not_found","request_id":"{{{requestId}}}"}""" + "}}",
+                // The priced call was charged before the proxy refused it: its error says the charge was given back.
+                $$$"""{"jsonrpc":"2.0","id":{{{id}}},"error":{"code":-31107,"message":"Session not found: the Mcp-Session-Id names no session of yours; start a new one with initialize.","data":{"reason":"session_not_found","request_id":"{{{requestId}}}"{{{(requestId == "req-stolen-add" ? ",\"refunded\":true,\"refunded_micro\":100" : "")}}}}""" + "}}",
                 await response.Content.ReadAsStringAsync());
         }
 
@@ -235,6 +236,8 @@ public sealed class ProxyTests
     [InlineData("result", HttpStatusCode.OK, "application/json", """{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"5"}]}}""", true)]
     [InlineData("result in SSE", HttpStatusCode.OK, "text/event-stream", "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"content\":[]}}\n\n", true)]
     [InlineData("tool error result", HttpStatusCode.OK, "application/json", """{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"no"}],"isError":true}}""", true)]
+    [InlineData("result with _meta", HttpStatusCode.OK, "application/json", """{"jsonrpc":"2.0","id":1,"result":{"content":[],"_meta":{"trace":"t1"}}}""", true)]
+    [InlineData("result not an object", HttpStatusCode.OK, "application/json", """{"jsonrpc":"2.0","id":1,"result":[]}""", true)]
     [InlineData("JSON-RPC error", HttpStatusCode.OK, "application/json", """{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Unknown tool"}}""", false)]
     [InlineData("JSON-RPC error in SSE", HttpStatusCode.OK, "text/event-stream", "data: {\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32603,\"message\":\"boom\"}}\n\n", false)]
     [InlineData("status 500", HttpStatusCode.InternalServerError, "application/json", """{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"Internal server error"}}""", false)]
@@ -247,6 +250,7 @@ public sealed class ProxyTests
         {
             context.Response.StatusCode = (int)status;
             context.Response.ContentType = contentType;
+            context.Response.ContentLength = Encoding.UTF8.GetByteCount(body);
             await context.Response.WriteAsync(body);
         });
         await using var guard = await StartProxyAsync(upstream.Url);
@@ -255,7 +259,20 @@ public sealed class ProxyTests
 
         Assert.Equal(status, response.StatusCode);
         Assert.Equal(contentType, response.Content.Headers.ContentType?.MediaType);
-        Assert.Equal(body, await response.Content.ReadAsStringAsync());
+        // A charged result (an object) carries its charge in its _meta; every other answer passes exactly as it came.
+        var requestId = "req-" + name.Replace(' ', '-');
+        var charge = $"\"mcpguard/charge\":{{\"charged_micro\":800,\"balance_micro\":{DemoKeys.AliceBalance - 800},\"request_id\":\"{requestId}\"}}";
+        var expected = !charged || name == "result not an object" ? body
+            : body.Contains("\"_meta\":{", StringComparison.Ordinal) ? body.Replace("}}}", "," + charge + "}}}", StringComparison.Ordinal)
+            : body.Replace("}}", ",\"_meta\":{" + charge + "}}}", StringComparison.Ordinal);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.Equal(expected, text);
+        // The upstream sent its own Content-Length: a rewritten JSON answer goes out with its new one.
+        if (contentType == "application/json")
+        {
+            Assert.Equal(Encoding.UTF8.GetByteCount(text), response.Content.Headers.ContentLength);
+        }
+
         Assert.Equal(charged ? "800" : null, CreditCalls.Header(response, CreditCalls.ChargeHeader));
         Assert.Equal(DemoKeys.AliceBalance - (charged ? 800 : 0), LedgerFile.Balance(guard, "alice"));
         Assert.Single(upstream.Requests);
@@ -272,7 +289,7 @@ public sealed class ProxyTests
         Assert.Equal(HttpStatusCode.BadGateway, response.StatusCode);
         Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
         Assert.Equal(
-            """{"jsonrpc":"2.0","id":1,"error":{"code":-31501,"message":"Upstream error: the MCP server could not be reached or did not answer; nothing was charged.","data":{"reason":"upstream_error","request_id":"req-unreachable"}}}""",
+            """{"jsonrpc":"2.0","id":1,"error":{"code":-31501,"message":"Upstream error: the MCP server could not be reached or did not answer; nothing was charged.","data":{"reason":"upstream_error","request_id":"req-unreachable","refunded":true,"refunded_micro":800}}}""",
             await response.Content.ReadAsStringAsync());
         Assert.Null(CreditCalls.Header(response, CreditCalls.ChargeHeader));
         Assert.Equal(DemoKeys.AliceBalance, LedgerFile.Balance(guard, "alice"));
@@ -291,7 +308,7 @@ public sealed class ProxyTests
 
         Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
         Assert.Equal(
-            """{"jsonrpc":"2.0","id":1,"error":{"code":-31502,"message":"Upstream timeout: the MCP server sent nothing for 1 s; nothing was charged.","data":{"reason":"upstream_timeout","request_id":"req-silent"}}}""",
+            """{"jsonrpc":"2.0","id":1,"error":{"code":-31502,"message":"Upstream timeout: the MCP server sent nothing for 1 s; nothing was charged.","data":{"reason":"upstream_timeout","request_id":"req-silent","refunded":true,"refunded_micro":800}}}""",
             await response.Content.ReadAsStringAsync());
         Assert.Equal(DemoKeys.AliceBalance, LedgerFile.Balance(guard, "alice"));
     }
@@ -318,7 +335,7 @@ public sealed class ProxyTests
 
         Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
         Assert.Equal(
-            """{"jsonrpc":"2.0","id":1,"error":{"code":-31502,"message":"Upstream timeout: the MCP server sent nothing for 1 s; nothing was charged.","data":{"reason":"upstream_timeout","request_id":"req-quiet"}}}""",
+            """{"jsonrpc":"2.0","id":1,"error":{"code":-31502,"message":"Upstream timeout: the MCP server sent nothing for 1 s; nothing was charged.","data":{"reason":"upstream_timeout","request_id":"req-quiet","refunded":true,"refunded_micro":800}}}""",
             await response.Content.ReadAsStringAsync());
         Assert.Equal(DemoKeys.AliceBalance, LedgerFile.Balance(guard, "alice"));
         // The configured credential replaced the caller's own Authorization header.
@@ -337,7 +354,7 @@ public sealed class ProxyTests
 
         Assert.Equal(HttpStatusCode.GatewayTimeout, response.StatusCode);
         Assert.Equal(
-            """{"jsonrpc":"2.0","id":1,"error":{"code":-31502,"message":"Upstream timeout: no answer within 1 s; the charge was refunded.","data":{"reason":"upstream_timeout","request_id":"req-credit-timeout"}}}""",
+            """{"jsonrpc":"2.0","id":1,"error":{"code":-31502,"message":"Upstream timeout: no answer within 1 s; the charge was refunded.","data":{"reason":"upstream_timeout","request_id":"req-credit-timeout","refunded":true,"refunded_micro":800}}}""",
             await response.Content.ReadAsStringAsync());
         Assert.Equal(DemoKeys.AliceBalance, LedgerFile.Balance(guard, "alice"));
     }

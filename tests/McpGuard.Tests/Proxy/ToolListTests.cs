@@ -34,10 +34,10 @@ public sealed class ToolListTests
         var aliceTools = await alice.ListToolsAsync();
         var bobTools = await bob.ListToolsAsync();
 
-        Assert.Equal(["add", "echo", "premium_report", "progress", "slow"], aliceTools.Select(t => t.Name).Order(StringComparer.Ordinal));
-        Assert.Equal(["add", "echo", "progress", "slow"], bobTools.Select(t => t.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(["add", "echo", "premium_report", "progress", "search", "slow"], aliceTools.Select(t => t.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(["add", "echo", "progress", "search", "slow"], bobTools.Select(t => t.Name).Order(StringComparer.Ordinal));
         Assert.Equal(
-            [("add", null), ("echo", null), ("premium_report", null), ("progress", "paused"), ("slow", "paused")],
+            [("add", null), ("echo", null), ("premium_report", null), ("progress", "paused"), ("search", null), ("slow", "paused")],
             aliceTools.OrderBy(t => t.Name, StringComparer.Ordinal).Select(t => (t.Name, t.ProtocolTool.Meta?["mcpguard/status"]?.GetValue<string>())));
         // The rest of each tool is the upstream's own.
         Assert.Equal("Adds two integers.", aliceTools.Single(t => t.Name == "add").Description);
@@ -59,7 +59,7 @@ public sealed class ToolListTests
         var tools = await alice.ListToolsAsync();
 
         Assert.Equal(
-            [("add", null), ("echo", null), ("fail", "archived"), ("premium_report", null), ("progress", null)],
+            [("add", null), ("echo", null), ("fail", "archived"), ("premium_report", null), ("progress", null), ("search", null)],
             tools.OrderBy(t => t.Name, StringComparer.Ordinal).Select(t => (t.Name, t.ProtocolTool.Meta?["mcpguard/status"]?.GetValue<string>())));
     }
 

@@ -316,7 +316,7 @@ public sealed class RateLimitGateTests
             {
                 Assert.Equal(HttpStatusCode.OK, list.StatusCode);
                 var message = await Sse.ReadSingleMessageAsync(list);
-                Assert.Equal(["add", "echo", "fail", "slow"], message.GetProperty("result").GetProperty("tools").EnumerateArray().Select(t => t.GetProperty("name").GetString()).Order());
+                Assert.Equal(["add", "echo", "fail", "search", "slow"], message.GetProperty("result").GetProperty("tools").EnumerateArray().Select(t => t.GetProperty("name").GetString()).Order());
                 RateLimitWire.AssertHeaders(list, Policy, state);
             }
 

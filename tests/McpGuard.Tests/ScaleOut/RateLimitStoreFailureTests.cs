@@ -51,7 +51,7 @@ public sealed class RateLimitStoreFailureTests
         Assert.False(response.Headers.Contains("RateLimit"));
         Assert.False(response.Headers.Contains("RateLimit-Policy"));
         var message = await Sse.ReadSingleMessageAsync(response);
-        Assert.Equal(5, message.GetProperty("result").GetProperty("tools").GetArrayLength());
+        Assert.Equal(6, message.GetProperty("result").GetProperty("tools").GetArrayLength());
         Assert.DoesNotContain(host.Logs.Entries, e => e.EventId.Id is 5002 or 5003);
     }
 

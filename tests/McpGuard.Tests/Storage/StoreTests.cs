@@ -111,7 +111,7 @@ public sealed class StoreTests : IDisposable
 
         Assert.True(await AccountStore(sqlite: true).IsSuspendedAsync("carol", default));
         Assert.False(await AccountStore(sqlite: true).IsSuspendedAsync("alice", default));
-        Assert.Equal(3, LedgerFile.Scalar(_path, "PRAGMA user_version;"));
+        Assert.Equal(4, LedgerFile.Scalar(_path, "PRAGMA user_version;"));
         Assert.Equal(["id", "monthly_cap", "created_at", "balance", "month", "month_spent", "month_free"], LedgerFile.Strings(_path, "SELECT name FROM pragma_table_info('accounts');"));
         await using var ledger = new McpGuard.Credits.LedgerEngine(new McpGuard.Credits.SqliteJournal(new SqliteDatabase(_path)), _clock, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
         ValueAssert.Equal(new McpGuardAccount("alice", 700, 5000, 0, 0), await ledger.GetAccountAsync("alice", 0, _clock.GetUtcNow(), default));

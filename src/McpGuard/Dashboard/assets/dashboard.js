@@ -340,7 +340,7 @@
 
   // ---- activity ----
 
-  const kinds = { top_up: "top-up", usage: "usage", refund: "refund", adjustment: "adjustment" };
+  const kinds = { top_up: "top-up", usage: "usage", refund: "refund", adjustment: "adjustment", reservation: "reservation", capture: "capture", release: "release" };
 
   async function loadActivity(account, older) {
     const query = older && activity.cursor ? `?before=${activity.cursor}` : "";

@@ -9,8 +9,10 @@ namespace McpGuard.Tests.ScaleOut.PostgreSql;
 
 /// <summary>
 /// The PostgreSQL ledger against the embedded one (LedgerEngine on SQLite): generated sequences of charges (repeated ids,
-/// free tiers, caps), refunds (twice, unknown ids), top-ups, adjustments (some refused below zero), cap changes and days
-/// passing across month ends, run step by step on both. Every answer, every account and every row must be the same.
+/// free tiers, caps), reservations (metered prices: the same ids as the charges), captures (below and above the hold,
+/// twice, of ids never reserved), releases of old holds, refunds (of charges, holds and captures; twice, unknown ids),
+/// top-ups, adjustments (some refused below zero), cap changes and days passing across month ends, run step by step on
+/// both. Every answer, every account and every row must be the same.
 /// </summary>
 public sealed class LedgerDifferentialTests(PostgreSqlCluster cluster) : IClassFixture<PostgreSqlCluster>
 {
@@ -21,7 +23,7 @@ public sealed class LedgerDifferentialTests(PostgreSqlCluster cluster) : IClassF
     public async Task Generated_sequences_give_the_same_outcomes_balances_month_totals_and_rows_as_the_embedded_ledger()
     {
         var connectionString = await cluster.CreateDatabaseAsync();
-        var operation = Gen.Select(Gen.Int[0, 9], Gen.Int[0, 1], Gen.Int[0, 5], Gen.Int[-300, 400], Gen.Int[0, 2])
+        var operation = Gen.Select(Gen.Int[0, 13], Gen.Int[0, 1], Gen.Int[0, 5], Gen.Int[-300, 400], Gen.Int[0, 2])
             .Select((kind, account, slot, amount, free) => new Step(kind, account, slot, amount, free));
         var cases = 0;
         var steps = 0;
@@ -53,7 +55,7 @@ public sealed class LedgerDifferentialTests(PostgreSqlCluster cluster) : IClassF
         try
         {
             IMcpGuardLedgerStore[] both = [engine, store];
-            await Both(both, async s => (object)await s.SeedAsync([new("a", 10_000, 1_000)], clock.GetUtcNow(), default), "seed");
+            await Both(both, async s => (object)await s.SeedAsync([new("a", 10_000, 1_000, 0, 0)], clock.GetUtcNow(), default), "seed");
             var jan31 = new DateTimeOffset(2026, 1, 31, 23, 59, 59, TimeSpan.Zero);
             var feb1 = new DateTimeOffset(2026, 2, 1, 0, 0, 1, TimeSpan.Zero);
             var feb28 = new DateTimeOffset(2026, 2, 28, 23, 59, 59, TimeSpan.Zero);
@@ -73,6 +75,14 @@ public sealed class LedgerDifferentialTests(PostgreSqlCluster cluster) : IClassF
                 ("late February charge", async s => Describe(await s.ChargeAsync(new McpGuardChargeRequest("a", "f3", "add", 50, 0, feb28), default))),
                 ("refund of the March charge dated February", async s => (object)await s.RefundAsync("m1", feb28, default)),
                 ("refund of the February free call dated February", async s => (object)await s.RefundAsync("f2", feb28, default)),
+                ("late February reservation in March", async s => Describe(await s.ChargeAsync(new McpGuardChargeRequest("a", "f4", "search", 70, 0, feb28, reserve: true), default))),
+                ("its capture in March", async s => DescribeCapture(await s.CaptureAsync("f4", 30, mar1, default))),
+                ("its refund", async s => (object)await s.RefundAsync("f4", mar1, default)),
+                ("March reservation", async s => Describe(await s.ChargeAsync(new McpGuardChargeRequest("a", "m3", "search", 90, 0, mar1, reserve: true), default))),
+                ("late February reservation held", async s => Describe(await s.ChargeAsync(new McpGuardChargeRequest("a", "f5", "search", 40, 0, feb28, reserve: true), default))),
+                ("release of the holds placed before March", async s => (object)await s.ReleaseReservationsAsync(mar1.AddSeconds(-1), mar1, default)),
+                ("capture of the March reservation dated February", async s => DescribeCapture(await s.CaptureAsync("m3", 500, feb28, default))),
+                ("refund of the March capture dated February", async s => (object)await s.RefundAsync("m3", feb28, default)),
                 ("another March charge", async s => Describe(await s.ChargeAsync(new McpGuardChargeRequest("a", "m2", "add", 10, 0, mar1), default))),
             ];
             foreach (var (what, step) in steps)
@@ -106,7 +116,7 @@ public sealed class LedgerDifferentialTests(PostgreSqlCluster cluster) : IClassF
         try
         {
             IMcpGuardLedgerStore[] both = [engine, store];
-            McpGuardAccountSeed[] seeds = [new("a", 1_000, 1_500), new("b", 200, null)];
+            McpGuardAccount[] seeds = [new("a", 1_000, 1_500, 0, 0), new("b", 200, null, 0, 0)];
             await Both(both, async s => (object)await s.SeedAsync(seeds, clock.GetUtcNow(), default), "seed");
             for (var i = 0; i < sequence.Length; i++)
             {
@@ -133,8 +143,18 @@ public sealed class LedgerDifferentialTests(PostgreSqlCluster cluster) : IClassF
                     case 8:
                         await Both(both, async s => { await s.SetMonthlyCapAsync(account, step.Amount < 0 ? null : step.Amount * 3, default); return "cap set"; }, what);
                         break;
-                    default:
+                    case 9:
                         clock.Advance(TimeSpan.FromDays(step.Slot * 3) + TimeSpan.FromSeconds(1));
+                        break;
+                    case 10 or 11:
+                        var reservation = new McpGuardChargeRequest(account, id, "search", Math.Abs(step.Amount) * 2, step.FreeCalls, now, reserve: true);
+                        await Both(both, async s => Describe(await s.ChargeAsync(reservation, default)), what);
+                        break;
+                    case 12:
+                        await Both(both, async s => DescribeCapture(await s.CaptureAsync(step.Slot == 5 ? "never-reserved" : id, Math.Abs(step.Amount) * 3, now, default)), what);
+                        break;
+                    default:
+                        await Both(both, async s => (object)await s.ReleaseReservationsAsync(now - TimeSpan.FromDays(step.Slot), now, default), what);
                         break;
                 }
 
@@ -187,7 +207,14 @@ public sealed class LedgerDifferentialTests(PostgreSqlCluster cluster) : IClassF
 
     private static string Describe(McpGuardLedgerEntry e) => $"{e.Account} {e.Kind} {e.AmountMicro} -> {e.BalanceAfterMicro} {e.Note} {e.Timestamp:O}";
 
-    /// <summary>The account's rows, oldest first, paged 3 at a time through the store (ids differ: PostgreSQL's identity may skip).</summary>
+    private static string DescribeCapture(McpGuardLedgerEntry? e) =>
+        e is null ? "nothing held" : $"{Describe(e)} tool={e.Tool} id={e.RequestId} free={e.Free}";
+
+    /// <summary>
+    /// The account's rows, oldest first, paged 3 at a time through the store (ids differ: PostgreSQL's identity may skip).
+    /// The release rows one release of old holds wrote (the same time, one after another) come in no particular order:
+    /// they are compared as a set, each with the balance after the last of them.
+    /// </summary>
     private static async Task<List<string>> RowsAsync(IMcpGuardLedgerStore store, string account)
     {
         var entries = new List<McpGuardLedgerEntry>();
@@ -203,7 +230,25 @@ public sealed class LedgerDifferentialTests(PostgreSqlCluster cluster) : IClassF
 
         Assert.True(entries.Zip(entries.Skip(1)).All(p => p.First.Id > p.Second.Id), "pages are newest first, ids decreasing");
         entries.Reverse();
-        return [.. entries.Select(e => $"{e.Kind} {e.AmountMicro} -> {e.BalanceAfterMicro} tool={e.Tool} id={e.RequestId} free={e.Free} note={e.Note} at={e.Timestamp.UtcDateTime:O}")];
+        var rows = new List<string>();
+        for (var i = 0; i < entries.Count;)
+        {
+            var run = 1;
+            if (entries[i].Kind == McpGuardLedgerEntryKind.Release)
+            {
+                while (i + run < entries.Count && entries[i + run].Kind == McpGuardLedgerEntryKind.Release && entries[i + run].Timestamp == entries[i].Timestamp)
+                {
+                    run++;
+                }
+            }
+
+            var last = entries[i + run - 1].BalanceAfterMicro;
+            rows.AddRange(entries.Skip(i).Take(run).OrderBy(e => e.RequestId, StringComparer.Ordinal)
+                .Select(e => $"{e.Kind} {e.AmountMicro} -> {(run > 1 ? $"{last} (after the run)" : e.BalanceAfterMicro)} tool={e.Tool} id={e.RequestId} free={e.Free} note={e.Note} at={e.Timestamp.UtcDateTime:O}"));
+            i += run;
+        }
+
+        return rows;
     }
 
     private sealed record Step(int Kind, int Account, int Slot, int Amount, int FreeCalls);

@@ -236,7 +236,7 @@ public sealed class LedgerStoreTests(PostgreSqlCluster cluster) : IClassFixture<
         await cluster.StopAsync();
         try
         {
-            Assert.False(await store.SeedAsync([new("alice", 5_000, 9_000)], Now, default));
+            Assert.False(await store.SeedAsync([new("alice", 5_000, 9_000, 0, 0)], Now, default));
 
             // Until the seed is written, this instance's ledger refuses every operation (priced calls answer 503).
             await Assert.ThrowsAsync<InvalidOperationException>(async () => await store.ChargeAsync(new McpGuardChargeRequest("alice", "early", "add", 100, 0, Now), default));
@@ -284,7 +284,7 @@ public sealed class LedgerStoreTests(PostgreSqlCluster cluster) : IClassFixture<
         Assert.Equal(700, (await store.GetAccountAsync("bob", 0, Now, default))!.BalanceMicro);
         Assert.Equal(McpGuardChargeOutcome.Charged, (await store.ChargeAsync(new McpGuardChargeRequest("alice", "later", "add", 100, 0, Now), default)).Outcome);
         // Seeded once: a start after it (this instance again, or another) leaves it alone.
-        Assert.False(await other.SeedAsync([new("alice", 5_000, 9_000)], Now, default));
+        Assert.False(await other.SeedAsync([new("alice", 5_000, 9_000, 0, 0)], Now, default));
         Assert.Equal([5_000L], await PostgreSqlCluster.QueryAsync<long>(connectionString, "SELECT amount FROM mcpguard.ledger WHERE note = 'seed';"));
     }
 
@@ -307,7 +307,7 @@ public sealed class LedgerStoreTests(PostgreSqlCluster cluster) : IClassFixture<
             """);
 
         await using var store = new PostgreSqlLedgerStore(database, TimeProvider.System, NullLogger.Instance);
-        Assert.False(await store.SeedAsync([new("alice", 5_000, null)], Now, default));
+        Assert.False(await store.SeedAsync([new("alice", 5_000, null, 0, 0)], Now, default));
         Assert.Null(await store.GetAccountAsync("alice", 0, Now, default));
         Assert.Equal(Enumerable.Range(1, PostgreSqlSchema.Migrations.Length), await PostgreSqlCluster.QueryAsync<int>(connectionString, "SELECT version FROM mcpguard.schema_version ORDER BY version;"));
 
@@ -315,8 +315,8 @@ public sealed class LedgerStoreTests(PostgreSqlCluster cluster) : IClassFixture<
         var empty = await cluster.CreateDatabaseAsync();
         await using var emptyDatabase = new PostgreSqlDatabase(empty, "mcpguard", TimeSpan.FromSeconds(5), NullLogger.Instance);
         await using var emptyStore = new PostgreSqlLedgerStore(emptyDatabase, TimeProvider.System, NullLogger.Instance);
-        Assert.True(await emptyStore.SeedAsync([new("alice", 5_000, null)], Now, default));
-        Assert.False(await emptyStore.SeedAsync([new("alice", 5_000, null)], Now, default));
+        Assert.True(await emptyStore.SeedAsync([new("alice", 5_000, null, 0, 0)], Now, default));
+        Assert.False(await emptyStore.SeedAsync([new("alice", 5_000, null, 0, 0)], Now, default));
         Assert.Equal(5_000, (await emptyStore.GetAccountAsync("alice", 0, Now, default))!.BalanceMicro);
     }
 
