@@ -285,6 +285,8 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses, IMcpGu
     {
         if (value is null)
         {
+            // Only McpGuard says what a call costs or what an account holds: the upstream's own key goes.
+            (target["_meta"] as JsonObject)?.Remove(key);
             return;
         }
 

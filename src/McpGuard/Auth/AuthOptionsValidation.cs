@@ -78,6 +78,10 @@ internal static class AuthOptionsValidation
             }
 
             CheckScopes(key.Scopes, $"{keyAt}:Scopes", errors);
+            if (key.MaxPriceMicro is < 0)
+            {
+                errors.Add($"{keyAt}:MaxPriceMicro must be 0 or more micro-units, or unset for no ceiling (got {key.MaxPriceMicro}).");
+            }
         }
 
         var jwt = auth.Jwt;

@@ -13,6 +13,8 @@ internal sealed class ChargeTicket(HttpResponse response, long priceMicro, strin
 {
     private long _balanceAfter = balanceAfterMicro;
     private long _captured = -1;
+    private int _captureTried;
+    private volatile bool _refunded;
 
     /// <summary>Adds the charge headers when the response starts; the ticket is the callback's state, so registering it allocates nothing more.</summary>
     public static readonly Func<object, Task> OnStarting = static state =>
@@ -45,12 +47,27 @@ internal sealed class ChargeTicket(HttpResponse response, long priceMicro, strin
         Volatile.Write(ref _captured, -capture.AmountMicro);
     }
 
-    /// <summary>Set once the charge was given back; a response that starts after that carries no charge headers.</summary>
-    public bool Refunded { get; set; }
+    /// <summary>
+    /// Set once the charge was given back; a response that starts after that carries no charge headers. Written by the
+    /// settlement and read by the tool filter, which may run on another thread.
+    /// </summary>
+    public bool Refunded
+    {
+        get => _refunded;
+        set => _refunded = value;
+    }
+
+    /// <summary>
+    /// Claims the one capture a metered call gets: true the first time only. A capture that failed (the ledger did not
+    /// answer) is not tried again at the maximum: its hold is released when it expires, and the call is not billed.
+    /// </summary>
+    public bool TryStartCapture() => Interlocked.Exchange(ref _captureTried, 1) == 0;
 
     private void WriteHeaders()
     {
-        if (response.StatusCode < StatusCodes.Status400BadRequest && !Refunded)
+        // A metered call not captured yet (its answer comes after the headers, in a stream) has no charge to announce: the
+        // result's _meta["mcpguard/charge"] says what it cost.
+        if (response.StatusCode < StatusCodes.Status400BadRequest && !Refunded && (Meter is null || CapturedMicro is not null))
         {
             response.Headers[CreditGate.ChargeHeader] = Free ? "0" : CapturedMicro is { } captured ? captured.ToString(CultureInfo.InvariantCulture) : priceText;
             response.Headers[CreditGate.BalanceHeader] = BalanceAfterMicro.ToString(CultureInfo.InvariantCulture);
@@ -103,7 +120,7 @@ internal sealed partial class CreditGate(IMcpGuardLedgerStore ledger, TimeProvid
     /// </summary>
     public async ValueTask<bool> CaptureAsync(McpGuardFeature feature, long? units)
     {
-        if (feature.Charge is not { Meter: { } meter } ticket || ticket.CapturedMicro is not null || ticket.Refunded)
+        if (feature.Charge is not { Meter: { } meter } ticket || ticket.Refunded || !ticket.TryStartCapture())
         {
             return false;
         }

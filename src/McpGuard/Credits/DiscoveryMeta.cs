@@ -38,11 +38,15 @@ internal static class DiscoveryMeta
         return tag;
     }
 
-    /// <summary>Puts <paramref name="price"/> (when there is one) in an item's <c>_meta</c>.</summary>
+    /// <summary>
+    /// Puts <paramref name="price"/> in an item's <c>_meta</c>; without one, takes out a <c>mcpguard/price</c> the server put
+    /// there itself (only McpGuard says what a call costs).
+    /// </summary>
     public static void Tag(JsonObject? price, Func<JsonObject?> getMeta, Action<JsonObject> setMeta)
     {
         if (price is null)
         {
+            getMeta()?.Remove(PriceMeta);
             return;
         }
 

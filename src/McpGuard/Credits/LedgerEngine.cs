@@ -223,15 +223,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
                 account.Unspend(charge);
 
                 write = AppendEntry(account, McpGuardLedgerEntryKind.Refund, charge.Amount, charge.Tool, requestId, now, charge.Free, null);
-                if (held)
-                {
-                    // Held until the refund row is durable too: until then, the journal would not know it was refunded.
-                    charge.Sequence = _appended;
-                }
-                else
-                {
-                    Remember(charge);
-                }
+                KeepUntilDurable(charge);
             }
         }
 
@@ -253,22 +245,15 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
                 return null;
             }
 
-            // The whole hold back, then what was used: the month's spend counts the capture instead of the hold.
-            Release(hold, now);
+            // The whole hold back, then what was used, in one write: the month's spend counts the capture instead of the hold.
+            var release = ReleaseRow(hold, now);
             var account = _accounts[hold.Account];
             hold.Amount = Math.Min(amountMicro, hold.Amount);
             account.Balance -= hold.Amount;
             account.Spend(hold);
             capture = NewEntry(account, McpGuardLedgerEntryKind.Capture, -hold.Amount, hold.Tool, requestId, now, false, null);
-            write = Append(new JournalWrite { Entry = capture, Totals = account.Totals });
-            if (_recent.ContainsKey(requestId))
-            {
-                hold.Sequence = _appended;
-            }
-            else
-            {
-                Remember(hold);
-            }
+            write = Append(new JournalWrite { Preceding = release, Entry = capture, Totals = account.Totals });
+            KeepUntilDurable(hold);
         }
 
         _journal.Flush();
@@ -303,22 +288,37 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
     /// <summary>Under the lock: gives a hold (taken out of <see cref="_holds"/>) back to its account with a release row.</summary>
     private Task Release(ChargeRecord hold, DateTimeOffset now)
     {
+        var release = ReleaseRow(hold, now);
+        var write = Append(new JournalWrite { Entry = release, Totals = _accounts[hold.Account].Totals });
+        KeepUntilDurable(hold);
+        return write;
+    }
+
+    /// <summary>Under the lock: the hold back in its account's balance (and out of the month's spend), and its release row, not yet written.</summary>
+    private McpGuardLedgerEntry ReleaseRow(ChargeRecord hold, DateTimeOffset now)
+    {
         var account = _accounts[hold.Account];
         account.Roll(MonthKey(now));
         account.Balance += hold.Amount;
         account.Unspend(hold);
-        var write = AppendEntry(account, McpGuardLedgerEntryKind.Release, hold.Amount, hold.Tool, hold.RequestId, now, false, null);
-        if (_recent.ContainsKey(hold.RequestId))
+        return NewEntry(account, McpGuardLedgerEntryKind.Release, hold.Amount, hold.Tool, hold.RequestId, now, false, null);
+    }
+
+    /// <summary>
+    /// Under the lock, after a charge's latest row (a refund, a release, a capture) was appended: the charge stays held by
+    /// request id until that row is durable too (until then, the journal would not know of it), or is held again when it
+    /// had already left memory.
+    /// </summary>
+    private void KeepUntilDurable(ChargeRecord charge)
+    {
+        if (_recent.ContainsKey(charge.RequestId))
         {
-            // Held until the release row is durable too.
-            hold.Sequence = _appended;
+            charge.Sequence = _appended;
         }
         else
         {
-            Remember(hold);
+            Remember(charge);
         }
-
-        return write;
     }
 
     public async ValueTask<McpGuardLedgerEntry> TopUpAsync(string account, long amountMicro, string? note, DateTimeOffset now, CancellationToken cancellationToken)
@@ -594,13 +594,19 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
                     account.Roll(placed);
                     account.Spend(charges[requestId] = new ChargeRecord(requestId, entry.Account, entry.Tool, -entry.AmountMicro, false, placed));
                     break;
+                case McpGuardLedgerEntryKind.Release when entry.RequestId is { } requestId:
+                    // The hold given back (its own amount, which a capture after it may not equal), in its reservation's month.
+                    var heldIn = ReservedMonth(requestId, charges, entry);
+                    account.Roll(MonthKey(entry.Timestamp));
+                    account.Unspend(charges[requestId] = new ChargeRecord(requestId, entry.Account, entry.Tool, entry.AmountMicro, false, heldIn));
+                    break;
                 case McpGuardLedgerEntryKind.Capture when entry.RequestId is { } requestId:
                     // After its release row: the capture counts in the month its reservation was placed.
-                    var reservedIn = charges.GetValueOrDefault(requestId)?.Month ?? MonthKey(entry.Timestamp);
+                    var reservedIn = ReservedMonth(requestId, charges, entry);
                     account.Roll(MonthKey(entry.Timestamp));
                     account.Spend(charges[requestId] = new ChargeRecord(requestId, entry.Account, entry.Tool, -entry.AmountMicro, false, reservedIn));
                     break;
-                case McpGuardLedgerEntryKind.Refund or McpGuardLedgerEntryKind.Release when entry.RequestId is { } requestId:
+                case McpGuardLedgerEntryKind.Refund when entry.RequestId is { } requestId:
                     var charge = charges.GetValueOrDefault(requestId) ?? (_journal.FindCharge(requestId) is { } stored ? ChargeRecord.From(requestId, stored) : null);
                     account.Roll(MonthKey(entry.Timestamp));
                     if (charge is not null)
@@ -628,6 +634,12 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
             _journal.Recovered(snapshot.Tail.Select(e => e.Account).Distinct(StringComparer.Ordinal).ToDictionary(id => id, id => _accounts[id].Totals, StringComparer.Ordinal));
         }
     }
+
+    /// <summary>The month a metered call's reservation was placed in: from the rows read so far, else from the journal.</summary>
+    private int ReservedMonth(string requestId, Dictionary<string, ChargeRecord> charges, McpGuardLedgerEntry entry) =>
+        charges.TryGetValue(requestId, out var charge) ? charge.Month
+        : _journal.FindCharge(requestId)?.ReservedAt is { } placed ? MonthKey(placed)
+        : MonthKey(entry.Timestamp);
 
     private sealed class AccountState(string id, DateTimeOffset created)
     {
@@ -700,7 +712,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
 
         /// <summary>A charge as the journal holds it, for an id no longer held in memory.</summary>
         public static ChargeRecord From(string requestId, StoredCharge stored) =>
-            new(requestId, stored.Account, stored.Tool, stored.Amount, stored.Free, MonthKey(stored.Timestamp));
+            new(requestId, stored.Account, stored.Tool, stored.Amount, stored.Free, MonthKey(stored.ReservedAt ?? stored.Timestamp));
 
         public string? Tool { get; } = tool;
 

@@ -6,6 +6,9 @@ namespace McpGuard.Credits;
 /// </summary>
 internal sealed record JournalWrite
 {
+    /// <summary>A row written just before <see cref="Entry"/>, in the same commit: a metered call's release, before its capture.</summary>
+    public McpGuardLedgerEntry? Preceding { get; init; }
+
     public McpGuardLedgerEntry? Entry { get; init; }
 
     /// <summary>The totals of <see cref="Entry"/>'s account once the row is applied (kept with the rows, read on start).</summary>
@@ -52,6 +55,9 @@ internal sealed record StoredHold(string RequestId, string Account, string? Tool
 /// </summary>
 internal sealed record StoredCharge(string Account, string? Tool, long Amount, bool Free, DateTimeOffset Timestamp, bool Refunded)
 {
+    /// <summary>When the request's reservation was placed, for a metered call: the month its hold and capture count in.</summary>
+    public DateTimeOffset? ReservedAt { get; init; }
+
     /// <summary>Reads a request's rows (any order): null when none is a charge, a capture, a reservation or a refund.</summary>
     public static StoredCharge? Of(IEnumerable<(McpGuardLedgerEntryKind Kind, StoredCharge Row)> rows)
     {
@@ -79,10 +85,11 @@ internal sealed record StoredCharge(string Account, string? Tool, long Amount, b
         // A refund whose usage row was rolled up (it was older than the retention, the refund was not) still says the id
         // was charged, and refunded: never charged again, never refunded again. A reservation released and never captured
         // was given back whole. (One still held is the engine's, in memory.)
-        return usage is not null ? usage with { Refunded = refund is not null }
+        var found = usage is not null ? usage with { Refunded = refund is not null }
             : refund is not null ? refund with { Refunded = true }
             : reservation is not null ? reservation with { Refunded = released }
             : null;
+        return found is not null && reservation is not null ? found with { ReservedAt = reservation.Timestamp } : found;
     }
 }
 
@@ -215,32 +222,45 @@ internal sealed class InMemoryJournal : LedgerJournal
     {
         lock (_lock)
         {
+            if (write.Preceding is { } preceding)
+            {
+                Add(preceding);
+            }
+
             if (write.Entry is { } entry)
             {
-                if (!_rows.TryGetValue(entry.Account, out var rows))
-                {
-                    _rows[entry.Account] = rows = [];
-                }
-
-                rows.Add(entry);
-                if (entry.RequestId is { } requestId)
-                {
-                    if (!_byRequest.TryGetValue(requestId, out var requestRows))
-                    {
-                        _byRequest[requestId] = (entry, null);
-                    }
-                    else
-                    {
-                        (requestRows.More ??= []).Add(entry);
-                        _byRequest[requestId] = requestRows;
-                    }
-                }
+                Add(entry);
             }
 
             _committed++;
         }
 
         return Task.CompletedTask;
+    }
+
+    /// <summary>Under the lock: keeps a row by account and by request id.</summary>
+    private void Add(McpGuardLedgerEntry entry)
+    {
+        if (!_rows.TryGetValue(entry.Account, out var rows))
+        {
+            _rows[entry.Account] = rows = [];
+        }
+
+        rows.Add(entry);
+        if (entry.RequestId is not { } requestId)
+        {
+            return;
+        }
+
+        if (!_byRequest.TryGetValue(requestId, out var requestRows))
+        {
+            _byRequest[requestId] = (entry, null);
+        }
+        else
+        {
+            (requestRows.More ??= []).Add(entry);
+            _byRequest[requestId] = requestRows;
+        }
     }
 
     public override StoredCharge? FindCharge(string requestId)

@@ -6,10 +6,11 @@ namespace McpGuard.Credits;
 
 /// <summary>
 /// Releases the reservations of metered calls nobody will settle: those whose instance died (killed, crashed) between the
-/// hold and its capture. A hold older than the upstream timeout plus the store timeout cannot belong to a call still
-/// running (the call is cancelled at the upstream timeout, and its capture or release is given the store timeout), so it
-/// is released: at start, then every half upstream timeout (between 1 and 30 s) while a tool is metered. A failed pass
-/// is logged and tried again at the next; it never stops the app.
+/// hold and its capture. A hold is placed at the time of its call, before the charge reaches the store (up to the store
+/// timeout); the call then runs for at most the upstream timeout, and its capture or release gets the store timeout
+/// again. So a hold older than <see cref="Age"/> (those, plus <see cref="ClockSlack"/> for instances whose clocks differ)
+/// cannot belong to a call still running, and is released: at start, then every half upstream timeout (between 1 and 30
+/// s) while a tool is metered. A failed pass is logged and tried again at the next; it never stops the app.
 /// </summary>
 internal sealed partial class ReservationSweep(
     McpGuardStateProvider states,
@@ -48,11 +49,17 @@ internal sealed partial class ReservationSweep(
         }
     }
 
-    /// <summary>One pass; returns how many holds it released.</summary>
+    /// <summary>How far two instances' clocks may differ and still agree on which holds have expired.</summary>
+    internal static readonly TimeSpan ClockSlack = TimeSpan.FromSeconds(5);
+
+    /// <summary>The age past which no running call can own a hold.</summary>
+    internal static TimeSpan Age(McpGuardState state) => state.Credits.UpstreamTimeout + (2 * state.Options.StoreTimeout) + ClockSlack;
+
+    /// <summary>One pass; returns how many holds it released. It runs with credits off too: holds left from before still go.</summary>
     internal async Task<int> RunOnceAsync(CancellationToken cancellationToken)
     {
         var state = states.Current;
-        if (!state.Credits.Enabled || services.GetService<IMcpGuardLedgerStore>() is not { } ledger)
+        if (services.GetService<IMcpGuardLedgerStore>() is not { } ledger)
         {
             return 0;
         }
@@ -62,7 +69,7 @@ internal sealed partial class ReservationSweep(
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(state.Options.StoreTimeout);
-            var released = await ledger.ReleaseReservationsAsync(now - state.Credits.UpstreamTimeout - state.Options.StoreTimeout, now, timeout.Token);
+            var released = await ledger.ReleaseReservationsAsync(now - Age(state), now, timeout.Token);
             if (released > 0)
             {
                 Log.Released(logger, released);

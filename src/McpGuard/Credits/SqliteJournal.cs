@@ -66,16 +66,17 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
             "$id", "$account", "$tool", "$amount", "$at");
         _deleteHold = Prepare("DELETE FROM ledger_holds WHERE request_id = $id;", "$id");
 
-        // Usage and refund rows in an id range become daily totals (top-ups and adjustments stay rows), then go.
+        // Usage and refund rows (and a metered call's reservation, release and capture) in an id range become daily totals
+        // (top-ups and adjustments stay rows), then go.
         _rollUp = Prepare("""
             INSERT INTO ledger_daily (account, day, tool, kind, free, rows, amount, last_id)
             SELECT account, substr(created_at, 1, 10), COALESCE(tool, ''), kind, free, COUNT(*), SUM(amount), MAX(id)
-            FROM ledger WHERE id BETWEEN $from AND $to AND kind IN ('Usage', 'Refund')
+            FROM ledger WHERE id BETWEEN $from AND $to AND kind IN ('Usage', 'Refund', 'Reservation', 'Release', 'Capture')
             GROUP BY account, substr(created_at, 1, 10), COALESCE(tool, ''), kind, free
             ON CONFLICT (account, day, tool, kind, free)
             DO UPDATE SET rows = rows + excluded.rows, amount = amount + excluded.amount, last_id = max(last_id, excluded.last_id);
             """, "$from", "$to");
-        _deleteRolledUp = Prepare("DELETE FROM ledger WHERE id BETWEEN $from AND $to AND kind IN ('Usage', 'Refund');", "$from", "$to");
+        _deleteRolledUp = Prepare("DELETE FROM ledger WHERE id BETWEEN $from AND $to AND kind IN ('Usage', 'Refund', 'Reservation', 'Release', 'Capture');", "$from", "$to");
     }
 
     public override long Committed => Volatile.Read(ref _committed);
@@ -225,21 +226,15 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
                     Run(_upsertAccount, account.Id, account.Cap, SqliteText.Format(account.Now));
                 }
 
+                if (write.Preceding is { } preceding)
+                {
+                    Insert(preceding);
+                }
+
                 if (write.Entry is { } e)
                 {
-                    _insertEntry.Run(e);
-                    if (e.Kind == McpGuardLedgerEntryKind.Reservation)
-                    {
-                        Run(_insertHold, e.RequestId, e.Account, e.Tool, -e.AmountMicro, SqliteText.Format(e.Timestamp));
-                    }
-                    else if (e.Kind == McpGuardLedgerEntryKind.Release)
-                    {
-                        Run(_deleteHold, e.RequestId);
-                    }
-
+                    Insert(e);
                     _dirty[e.Account] = write.Totals;
-                    _lastEntryId = e.Id;
-                    _rowsSinceCheckpoint++;
                 }
 
                 if (write.RollUp is { } rollUp)
@@ -302,6 +297,23 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         batch.Clear();
         _spare = batch;
         Telemetry?.LedgerCommitted(size, seconds);
+    }
+
+    /// <summary>Inside the open transaction: one ledger row, and the hold a reservation places or a release ends.</summary>
+    private void Insert(McpGuardLedgerEntry entry)
+    {
+        _insertEntry.Run(entry);
+        if (entry.Kind == McpGuardLedgerEntryKind.Reservation)
+        {
+            Run(_insertHold, entry.RequestId, entry.Account, entry.Tool, -entry.AmountMicro, SqliteText.Format(entry.Timestamp));
+        }
+        else if (entry.Kind == McpGuardLedgerEntryKind.Release)
+        {
+            Run(_deleteHold, entry.RequestId);
+        }
+
+        _lastEntryId = entry.Id;
+        _rowsSinceCheckpoint++;
     }
 
     /// <summary>
@@ -550,7 +562,7 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         await using var connection = _database.Open();
 
         // The oldest usage or refund row (rolled-up rows are gone, so this passes over kept top-ups only).
-        if (await ScalarAsync(connection, "SELECT id FROM ledger WHERE kind IN ('Usage', 'Refund') ORDER BY id LIMIT 1;", cancellationToken) is not long from
+        if (await ScalarAsync(connection, "SELECT id FROM ledger WHERE kind IN ('Usage', 'Refund', 'Reservation', 'Release', 'Capture') ORDER BY id LIMIT 1;", cancellationToken) is not long from
             || await ScalarAsync(connection, "SELECT MAX(id) FROM ledger;", cancellationToken) is not long last)
         {
             return null;

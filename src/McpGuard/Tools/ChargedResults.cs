@@ -46,6 +46,8 @@ internal static class ChargedResults
     /// </summary>
     public static async ValueTask<JsonObject?> SettleAsync(McpGuardFeature feature, CreditGate credits, JsonObject? meta, bool refunded)
     {
+        // Only McpGuard says what a call cost: a charge the tool (or the upstream) wrote itself goes.
+        meta?.Remove(ChargeMeta);
         var units = TakeUnits(meta);
         if (meta is { Count: 0 })
         {

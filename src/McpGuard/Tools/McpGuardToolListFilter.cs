@@ -44,51 +44,36 @@ internal static class McpGuardToolListFilter
         };
 
     public static McpRequestHandler<ListPromptsRequestParams, ListPromptsResult> WrapPrompts(McpRequestHandler<ListPromptsRequestParams, ListPromptsResult> next) =>
-        async (request, cancellationToken) =>
-        {
-            var result = await next(request, cancellationToken);
-            if (request.Services?.GetService<McpGuardStateProvider>()?.Current is { } state)
-            {
-                foreach (var prompt in result.Prompts)
-                {
-                    DiscoveryMeta.Tag(DiscoveryMeta.Price(state.Credits, McpMethods.PromptsGet, prompt.Name), () => prompt.Meta, meta => prompt.Meta = meta);
-                }
-
-                await TagAccountAsync(request.Services, state, McpGuardCallerIdentity.Find(request.User)?.Caller, result);
-            }
-
-            return result;
-        };
+        WrapPriced(next, McpMethods.PromptsGet, result => result.Prompts.Select(p => new PricedItem(p.Name, () => p.Meta, meta => p.Meta = meta)));
 
     public static McpRequestHandler<ListResourcesRequestParams, ListResourcesResult> WrapResources(McpRequestHandler<ListResourcesRequestParams, ListResourcesResult> next) =>
-        async (request, cancellationToken) =>
-        {
-            var result = await next(request, cancellationToken);
-            if (request.Services?.GetService<McpGuardStateProvider>()?.Current is { } state)
-            {
-                foreach (var resource in result.Resources)
-                {
-                    DiscoveryMeta.Tag(DiscoveryMeta.Price(state.Credits, McpMethods.ResourcesRead, null), () => resource.Meta, meta => resource.Meta = meta);
-                }
-
-                await TagAccountAsync(request.Services, state, McpGuardCallerIdentity.Find(request.User)?.Caller, result);
-            }
-
-            return result;
-        };
+        WrapPriced(next, McpMethods.ResourcesRead, result => result.Resources.Select(r => new PricedItem(null, () => r.Meta, meta => r.Meta = meta)));
 
     public static McpRequestHandler<ListResourceTemplatesRequestParams, ListResourceTemplatesResult> WrapResourceTemplates(McpRequestHandler<ListResourceTemplatesRequestParams, ListResourceTemplatesResult> next) =>
+        WrapPriced(next, McpMethods.ResourcesRead, result => result.ResourceTemplates.Select(t => new PricedItem(null, () => t.Meta, meta => t.Meta = meta)));
+
+    /// <summary>An item of a list, as its price needs it: its name (null where the price is the method's alone) and its <c>_meta</c>.</summary>
+    private sealed record PricedItem(string? Name, Func<System.Text.Json.Nodes.JsonObject?> GetMeta, Action<System.Text.Json.Nodes.JsonObject> SetMeta);
+
+    /// <summary>A list filter that prices each item as a call of <paramref name="method"/> would be, and adds the caller's account.</summary>
+    private static McpRequestHandler<TParams, TResult> WrapPriced<TParams, TResult>(
+        McpRequestHandler<TParams, TResult> next, string method, Func<TResult, IEnumerable<PricedItem>> items)
+        where TResult : Result =>
         async (request, cancellationToken) =>
         {
             var result = await next(request, cancellationToken);
             if (request.Services?.GetService<McpGuardStateProvider>()?.Current is { } state)
             {
-                foreach (var template in result.ResourceTemplates)
+                foreach (var item in items(result))
                 {
-                    DiscoveryMeta.Tag(DiscoveryMeta.Price(state.Credits, McpMethods.ResourcesRead, null), () => template.Meta, meta => template.Meta = meta);
+                    DiscoveryMeta.Tag(DiscoveryMeta.Price(state.Credits, method, item.Name), item.GetMeta, item.SetMeta);
                 }
 
-                await TagAccountAsync(request.Services, state, McpGuardCallerIdentity.Find(request.User)?.Caller, result);
+                if (state.Credits.Enabled && state.Credits.Price(method, null) > 0)
+                {
+                    // As the proxy does: the account goes with a list whose items cost something to use.
+                    await TagAccountAsync(request.Services, state, McpGuardCallerIdentity.Find(request.User)?.Caller, result);
+                }
             }
 
             return result;

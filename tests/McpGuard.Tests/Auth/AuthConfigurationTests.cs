@@ -110,6 +110,16 @@ public sealed class AuthConfigurationTests
         "McpGuard:Auth:ApiKeys:Keys:1:Id 'demo-alice' is used by another key.")]
     [InlineData("McpGuard:Auth:ApiKeys:Keys:0:Scopes:1=tools:basic,tools:premium",
         $"McpGuard:Auth:ApiKeys:Keys:0:Scopes:1 'tools:basic,tools:premium' {NotAScopeToken}")]
+    [InlineData("McpGuard:Auth:ApiKeys:Keys:0:MaxPriceMicro=-1",
+        "McpGuard:Auth:ApiKeys:Keys:0:MaxPriceMicro must be 0 or more micro-units, or unset for no ceiling (got -1).")]
+    [InlineData("McpGuard:Tools:search:Price:PerUnitMicro=0",
+        "McpGuard:Tools:search:Price is a metered price: it needs PerUnitMicro and MaxMicro, whole numbers above 0, PerUnitMicro at most MaxMicro (got PerUnitMicro '0', MaxMicro '20').")]
+    [InlineData("McpGuard:Tools:search:Price:PerUnitMicro=30",
+        "McpGuard:Tools:search:Price is a metered price: it needs PerUnitMicro and MaxMicro, whole numbers above 0, PerUnitMicro at most MaxMicro (got PerUnitMicro '30', MaxMicro '20').")]
+    [InlineData("McpGuard:Tools:search:Price:Units=2",
+        "McpGuard:Tools:search:Price has unknown setting(s) Units: a metered price is { \"PerUnitMicro\": 2, \"MaxMicro\": 20000 }.")]
+    [InlineData("McpGuard:Tools:add:Price:MaxMicro=900",
+        "McpGuard:Tools:add:Price is both a number (800) and a metered price; give one.")]
     [InlineData("McpGuard:Tools:echo:Scopes:0=tools basic",
         $"McpGuard:Tools:echo:Scopes:0 'tools basic' {NotAScopeToken}")]
     [InlineData("McpGuard:Methods:resources/read:Scopes:0=a,b",

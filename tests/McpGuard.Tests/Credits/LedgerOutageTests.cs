@@ -40,6 +40,25 @@ public sealed class LedgerOutageTests
         Assert.Equal(0, host.Services.GetRequiredService<RefundRetry>().PendingCount);
     }
 
+    [Fact]
+    public async Task A_capture_the_ledger_fails_is_not_tried_again_at_the_maximum_and_the_call_shows_no_charge()
+    {
+        // The sample's metered search, through WithMcpGuard(): the tool reports 7 units, the ledger refuses the capture.
+        var ledger = new FlakyLedger { CaptureFailures = 1 };
+        await using var host = await GuardedHost.StartSampleAsync(configure: builder => builder.ConfigureServices(services => services.AddSingleton<IMcpGuardLedgerStore>(ledger)));
+
+        using var response = await CreditCalls.CallAsync(host, CreditCalls.ToolCall(1, "search", """{"query":"berry","limit":7}"""), "capture-fails");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Null(CreditCalls.Header(response, CreditCalls.ChargeHeader));
+        var result = (await Sse.ReadSingleMessageAsync(response)).GetProperty("result");
+        Assert.False(result.TryGetProperty("_meta", out _));
+        Assert.Equal("CaptureFailed", Assert.Single(host.Logs.Entries, e => e.EventId.Id == 6108).EventId.Name);
+        // Only the hold: no capture of the maximum after the failed one. The hold goes when it expires; the call is not billed.
+        var rows = (await ledger.Inner.GetLedgerAsync("alice", null, 10, default)).Entries.Where(r => r.RequestId == "capture-fails");
+        Assert.Equal([(McpGuardLedgerEntryKind.Reservation, -20L)], rows.Select(r => (r.Kind, r.AmountMicro)));
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -145,6 +164,7 @@ public sealed class LedgerOutageTests
     private class FlakyLedger : IMcpGuardLedgerStore
     {
         private int _refundFailures;
+        private int _captureFailures;
         private int _landed;
         private int _charges;
 
@@ -202,8 +222,12 @@ public sealed class LedgerOutageTests
         public ValueTask<McpGuardLedgerPage> GetLedgerAsync(string account, long? before, int limit, CancellationToken cancellationToken) =>
             Inner.GetLedgerAsync(account, before, limit, cancellationToken);
 
+        public int CaptureFailures { get => _captureFailures; init => _captureFailures = value; }
+
         public ValueTask<McpGuardLedgerEntry?> CaptureAsync(string requestId, long amountMicro, DateTimeOffset now, CancellationToken cancellationToken) =>
-            Inner.CaptureAsync(requestId, amountMicro, now, cancellationToken);
+            Interlocked.Decrement(ref _captureFailures) >= 0
+                ? throw new IOException("connection refused")
+                : Inner.CaptureAsync(requestId, amountMicro, now, cancellationToken);
 
         public ValueTask<int> ReleaseReservationsAsync(DateTimeOffset placedBefore, DateTimeOffset now, CancellationToken cancellationToken) =>
             Inner.ReleaseReservationsAsync(placedBefore, now, cancellationToken);

@@ -6,8 +6,8 @@ namespace McpGuard.Tests.Credits;
 
 /// <summary>
 /// A metered call's reservation outlives its process: the sample is killed (SIGKILL) while a metered call runs, and the
-/// sample started again on the same ledger releases the hold once it is older than the upstream timeout (plus the store
-/// timeout), leaving no reservation held and the balance whole.
+/// sample started again on the same ledger releases the hold once it is older than the upstream timeout (plus twice the
+/// store timeout and the clock slack), leaving no reservation held and the balance whole.
 /// </summary>
 public sealed class ReservationCrashTests(ITestOutputHelper output)
 {
@@ -25,6 +25,7 @@ public sealed class ReservationCrashTests(ITestOutputHelper output)
             "--McpGuard:Tools:slow:Price:PerUnitMicro=1",
             "--McpGuard:Tools:slow:Price:MaxMicro=300",
             "--McpGuard:Credits:UpstreamTimeout=00:00:02",
+            "--McpGuard:StoreTimeout=00:00:01",
         ];
         try
         {

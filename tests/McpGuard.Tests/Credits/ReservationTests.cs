@@ -158,6 +158,58 @@ public sealed class ReservationTests : IAsyncLifetime
         Assert.Empty((await second.Engine.VerifyAsync(default)).Differences);
     }
 
+    [Fact]
+    public async Task A_crash_after_a_capture_whose_reservation_came_before_the_checkpoint_restarts_with_the_same_month_spend()
+    {
+        var path = LedgerFile.NewPath();
+        var first = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, _clock, path, checkpointEvery: 3);
+        _stores.Add(first);
+        await first.Engine.TopUpAsync("a", 1000, "start", _clock.GetUtcNow(), default);
+        await ReserveAsync(first, "held", 20);
+        await first.ChargeAsync("a", "flat-1", 10);
+        await first.Engine.CaptureAsync("held", 14, _clock.GetUtcNow(), default);
+        var live = (await first.Engine.GetAccountAsync("a", 0, _clock.GetUtcNow(), default))!;
+        Assert.Equal((976L, 24L), (live.BalanceMicro, live.SpentThisMonthMicro));
+
+        // The files as a kill leaves them: the reservation is before the last checkpoint (the third row), its release and
+        // capture after it.
+        var copy = LedgerFile.NewPath();
+        File.Copy(path, copy);
+        File.Copy(path + "-wal", copy + "-wal");
+        var second = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, _clock, copy, checkpointEvery: 3);
+        _stores.Add(second);
+
+        Assert.Equal(2, second.Engine.RowsReadAtStart);
+        var restarted = (await second.Engine.GetAccountAsync("a", 0, _clock.GetUtcNow(), default))!;
+        Assert.Equal((976L, 24L), (restarted.BalanceMicro, restarted.SpentThisMonthMicro));
+        // Its refund gives back the capture, and takes it out of the month's spend.
+        Assert.True(await second.Engine.RefundAsync("held", _clock.GetUtcNow(), default));
+        Assert.Equal(10L, (await second.Engine.GetAccountAsync("a", 0, _clock.GetUtcNow(), default))!.SpentThisMonthMicro);
+        Assert.Empty((await second.Engine.VerifyAsync(default)).Differences);
+    }
+
+    [Fact]
+    public async Task A_metered_calls_rows_roll_up_whole_and_its_id_is_not_refunded_again_after()
+    {
+        var path = LedgerFile.NewPath();
+        var store = StoreUnderTest.Open(McpGuardStoreKind.Sqlite, _clock, path, recentCapacity: 1);
+        _stores.Add(store);
+        await store.Engine.TopUpAsync("a", 1000, "start", _clock.GetUtcNow(), default);
+        await ReserveAsync(store, "old", 20);
+        await store.Engine.CaptureAsync("old", 14, _clock.GetUtcNow(), default);
+        Assert.True(await store.Engine.RefundAsync("old", _clock.GetUtcNow(), default));
+        _clock.Advance(TimeSpan.FromDays(40));
+        await store.ChargeAsync("a", "new-1", 10);
+        await store.ChargeAsync("a", "new-2", 10);
+
+        Assert.Equal(4, await store.Engine.RollUpAsync(_clock.GetUtcNow().AddDays(-30), chunk: 2, default));
+
+        Assert.Equal(["TopUp", "Usage", "Usage"], (await store.RowsAsync("a")).Select(r => r.Kind));
+        Assert.False(await store.Engine.RefundAsync("old", _clock.GetUtcNow(), default));
+        Assert.Equal(980, (await store.Engine.GetAccountAsync("a", 0, _clock.GetUtcNow(), default))!.BalanceMicro);
+        Assert.Empty((await store.Engine.VerifyAsync(default)).Differences);
+    }
+
     /// <summary>
     /// Many callers at once on one account with a small balance, each call a flat charge (refunded or not) or a reservation
     /// (captured at a random amount, or refunded): no result ever shows a balance below zero, and at the end the balance is

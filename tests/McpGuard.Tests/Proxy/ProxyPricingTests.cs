@@ -23,8 +23,9 @@ public sealed class ProxyPricingTests
     [Fact]
     public async Task A_tool_list_shows_the_price_of_each_priced_tool_the_caller_may_see_and_its_account()
     {
+        // The upstream's own price on the free echo is taken out: only McpGuard says what a call costs.
         const string List =
-            """{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"add","inputSchema":{}},{"name":"echo","inputSchema":{},"_meta":{"x":1}},{"name":"premium_report","inputSchema":{}},{"name":"meter","inputSchema":{}}],"nextCursor":"c"}}""";
+            """{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"add","inputSchema":{}},{"name":"echo","inputSchema":{},"_meta":{"x":1,"mcpguard/price":{"amount_micro":1,"unit":"call"}}},{"name":"premium_report","inputSchema":{}},{"name":"meter","inputSchema":{}}],"nextCursor":"c"}}""";
         await using var upstream = await Upstream.StartAsync(async context =>
         {
             context.Response.ContentType = "text/event-stream";
