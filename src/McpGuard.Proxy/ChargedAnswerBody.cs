@@ -508,9 +508,10 @@ internal sealed class ChargedAnswerBody(IHttpResponseBodyFeature inner, HttpResp
             meta = metaObject;
         }
 
-        var hadUnits = meta?.ContainsKey(ChargedResults.UnitsMeta) == true;
+        // Units or a charge of the upstream's own are taken out: then the answer changes even when no charge goes in.
+        var takesOut = meta is not null && (meta.ContainsKey(ChargedResults.UnitsMeta) || meta.ContainsKey(ChargedResults.ChargeMeta));
         var settled = await ChargedResults.SettleAsync(feature, credits, meta, Refunded(result));
-        if (!hadUnits && settled?.ContainsKey(ChargedResults.ChargeMeta) != true)
+        if (!takesOut && settled?.ContainsKey(ChargedResults.ChargeMeta) != true)
         {
             return (true, null);
         }
@@ -540,7 +541,6 @@ internal sealed class ChargedAnswerBody(IHttpResponseBodyFeature inner, HttpResp
 
         return feature.State.Credits.RefundToolInternalErrors
             && result["isError"] is JsonValue isError && isError.TryGetValue<bool>(out var error) && error
-            && result["structuredContent"] is { } structured
-            && ChargedResults.IsInternalError(JsonSerializer.SerializeToElement(structured, McpGuardJsonNode.Default.JsonNode));
+            && ChargedResults.IsInternalError(result["structuredContent"]);
     }
 }

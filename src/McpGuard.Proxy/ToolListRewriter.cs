@@ -43,7 +43,7 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses, IMcpGu
         McpMethods.ToolsList => ("tools", McpMethods.ToolsCall),
         McpMethods.PromptsList => ("prompts", McpMethods.PromptsGet),
         McpMethods.ResourcesList => ("resources", McpMethods.ResourcesRead),
-        "resources/templates/list" => ("resourceTemplates", McpMethods.ResourcesRead),
+        McpMethods.ResourcesTemplatesList => ("resourceTemplates", McpMethods.ResourcesRead),
         _ => null,
     };
 
@@ -280,22 +280,7 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses, IMcpGu
         return filtered;
     }
 
-    /// <summary>Puts <paramref name="value"/> (when there is one) in the object's <c>_meta</c> under <paramref name="key"/>; a <c>_meta</c> that is not an object is replaced.</summary>
-    private static void Tag(JsonObject target, string key, JsonNode? value)
-    {
-        if (value is null)
-        {
-            // Only McpGuard says what a call costs or what an account holds: the upstream's own key goes.
-            (target["_meta"] as JsonObject)?.Remove(key);
-            return;
-        }
-
-        if (target["_meta"] is not JsonObject meta)
-        {
-            meta = [];
-            target["_meta"] = meta;
-        }
-
-        meta[key] = value;
-    }
+    /// <summary>Puts <paramref name="value"/> in the object's <c>_meta</c> under <paramref name="key"/>, or takes the upstream's own out (<see cref="DiscoveryMeta.Tag"/>); a <c>_meta</c> that is not an object is replaced.</summary>
+    private static void Tag(JsonObject target, string key, JsonNode? value) =>
+        DiscoveryMeta.Tag(key, value, () => target["_meta"] as JsonObject, meta => target["_meta"] = meta);
 }

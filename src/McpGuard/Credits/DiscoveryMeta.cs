@@ -39,14 +39,15 @@ internal static class DiscoveryMeta
     }
 
     /// <summary>
-    /// Puts <paramref name="price"/> in an item's <c>_meta</c>; without one, takes out a <c>mcpguard/price</c> the server put
-    /// there itself (only McpGuard says what a call costs).
+    /// Puts <paramref name="value"/> in a <c>_meta</c> under <paramref name="key"/> (making the <c>_meta</c> when there is
+    /// none); without a value, takes out the key the server put there itself: only McpGuard says what a call costs, or
+    /// what an account holds. The SDK's objects and the proxy's JSON reach their <c>_meta</c> through the two delegates.
     /// </summary>
-    public static void Tag(JsonObject? price, Func<JsonObject?> getMeta, Action<JsonObject> setMeta)
+    public static void Tag(string key, JsonNode? value, Func<JsonObject?> getMeta, Action<JsonObject> setMeta)
     {
-        if (price is null)
+        if (value is null)
         {
-            getMeta()?.Remove(PriceMeta);
+            getMeta()?.Remove(key);
             return;
         }
 
@@ -57,7 +58,7 @@ internal static class DiscoveryMeta
             setMeta(meta);
         }
 
-        meta[PriceMeta] = price;
+        meta[key] = value;
     }
 
     /// <summary>

@@ -34,7 +34,8 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
     private readonly Queue<ChargeRecord> _recentOrder;
 
     /// <summary>The reservations held now, by request id: never let go of until released or captured, whatever their age.</summary>
-    private readonly Dictionary<string, ChargeRecord> _holds = new(StringComparer.Ordinal);
+    /// <remarks>Each with the time it was placed, which only a hold needs (not every charge held by request id).</remarks>
+    private readonly Dictionary<string, (ChargeRecord Charge, DateTimeOffset Placed)> _holds = new(StringComparer.Ordinal);
     private long _lastId;
     private long _appended;
     private long _maxEvictedSequence;
@@ -162,8 +163,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
                     if (request.Reserve)
                     {
                         // A hold on the maximum, counted in the month's spend until it is settled.
-                        charge.Placed = request.Now;
-                        _holds[request.RequestId] = charge;
+                        _holds[request.RequestId] = (charge, request.Now);
                     }
 
                     write = AppendEntry(account, request.Reserve ? McpGuardLedgerEntryKind.Reservation : McpGuardLedgerEntryKind.Usage, -request.PriceMicro, request.Tool, request.RequestId, request.Now, false, null);
@@ -190,7 +190,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
         lock (_lock)
         {
             ThrowIfFaulted();
-            if (_holds.Remove(requestId, out var hold))
+            if (_holds.Remove(requestId, out var reservation) && reservation.Charge is var hold)
             {
                 // A reservation still held: given back whole, with a release row.
                 write = Release(hold, now);
@@ -240,10 +240,12 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
         lock (_lock)
         {
             ThrowIfFaulted();
-            if (!_holds.Remove(requestId, out var hold))
+            if (!_holds.Remove(requestId, out var held))
             {
                 return null;
             }
+
+            var hold = held.Charge;
 
             // The whole hold back, then what was used, in one write: the month's spend counts the capture instead of the hold.
             var release = ReleaseRow(hold, now);
@@ -267,7 +269,7 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
         lock (_lock)
         {
             ThrowIfFaulted();
-            foreach (var hold in _holds.Values.Where(h => h.Placed < placedBefore).ToList())
+            foreach (var hold in _holds.Values.Where(h => h.Placed < placedBefore).Select(h => h.Charge).ToList())
             {
                 _holds.Remove(hold.RequestId);
                 writes.Add(Release(hold, now));
@@ -622,8 +624,8 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
         {
             // Held when the process stopped: settled by a capture or refund of a call still running elsewhere (a shared
             // store), or released once older than the upstream timeout (ReleaseReservationsAsync).
-            var record = new ChargeRecord(hold.RequestId, hold.Account, hold.Tool, hold.Amount, false, MonthKey(hold.Placed)) { Placed = hold.Placed };
-            _holds[hold.RequestId] = record;
+            var record = new ChargeRecord(hold.RequestId, hold.Account, hold.Tool, hold.Amount, false, MonthKey(hold.Placed));
+            _holds[hold.RequestId] = (record, hold.Placed);
             Remember(record);
         }
 
@@ -719,8 +721,6 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
         /// <summary>What was debited (0 for a free call): for a reservation, what it holds, then what its capture took.</summary>
         public long Amount { get; set; } = amount;
 
-        /// <summary>When a reservation was placed (a flat charge has none).</summary>
-        public DateTimeOffset Placed { get; set; }
 
         public bool Free { get; } = free;
 

@@ -59,7 +59,7 @@ internal sealed class McpGuardCreditOptions
 
     internal static readonly string[] DefaultFreeMethods =
     [
-        "initialize", "ping", "server/discover", "tools/list", "resources/list", "resources/templates/list",
+        "initialize", "ping", "server/discover", "tools/list", "resources/list", McpGuard.Protocol.McpMethods.ResourcesTemplatesList,
         "prompts/list", "completion/complete", "logging/setLevel",
     ];
 }

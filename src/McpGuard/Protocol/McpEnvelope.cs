@@ -128,6 +128,7 @@ internal static class McpMethods
     public const string ToolsList = "tools/list";
     public const string ResourcesRead = "resources/read";
     public const string ResourcesList = "resources/list";
+    public const string ResourcesTemplatesList = "resources/templates/list";
     public const string ResourcesSubscribe = "resources/subscribe";
     public const string ResourcesUnsubscribe = "resources/unsubscribe";
     public const string PromptsGet = "prompts/get";
@@ -150,7 +151,7 @@ internal static class McpMethods
         Initialize, Ping, ToolsCall, ToolsList, ResourcesRead, ResourcesList, ResourcesSubscribe,
         ResourcesUnsubscribe, PromptsGet, PromptsList, NotificationsInitialized, ServerDiscover,
         "notifications/cancelled", "notifications/progress", "completion/complete", LoggingSetLevel,
-        "resources/templates/list", "subscriptions/listen",
+        ResourcesTemplatesList, "subscriptions/listen",
     ]);
 
     /// <summary>Returns the interned name for a known method, else a new string.</summary>

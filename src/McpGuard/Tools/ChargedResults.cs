@@ -94,6 +94,11 @@ internal static class ChargedResults
             && element.TryGetInt64(out var units) && units >= 0 ? units : null;
     }
 
+    /// <summary>Whether a tool result's <c>structuredContent</c>, as the proxy reads it, is McpGuard's <c>internal_error</c>.</summary>
+    public static bool IsInternalError(JsonNode? structuredContent) =>
+        structuredContent is JsonObject structured && structured["reason"] is JsonValue reason
+        && reason.TryGetValue<string>(out var text) && text == McpGuardReasons.InternalError;
+
     /// <summary>Whether a tool result's <c>structuredContent</c> is McpGuard's <c>internal_error</c> (as the settlement reads it).</summary>
     public static bool IsInternalError(JsonElement? structuredContent) =>
         structuredContent is { ValueKind: JsonValueKind.Object } structured

@@ -36,7 +36,7 @@ internal static class McpGuardToolListFilter
 
             foreach (var tool in result.Tools)
             {
-                DiscoveryMeta.Tag(DiscoveryMeta.Price(state.Credits, McpMethods.ToolsCall, tool.Name), () => tool.Meta, meta => tool.Meta = meta);
+                DiscoveryMeta.Tag(DiscoveryMeta.PriceMeta, DiscoveryMeta.Price(state.Credits, McpMethods.ToolsCall, tool.Name), () => tool.Meta, meta => tool.Meta = meta);
             }
 
             await TagAccountAsync(request.Services, state, caller, result);
@@ -66,7 +66,7 @@ internal static class McpGuardToolListFilter
             {
                 foreach (var item in items(result))
                 {
-                    DiscoveryMeta.Tag(DiscoveryMeta.Price(state.Credits, method, item.Name), item.GetMeta, item.SetMeta);
+                    DiscoveryMeta.Tag(DiscoveryMeta.PriceMeta, DiscoveryMeta.Price(state.Credits, method, item.Name), item.GetMeta, item.SetMeta);
                 }
 
                 if (state.Credits.Enabled && state.Credits.Price(method, null) > 0)
@@ -81,12 +81,9 @@ internal static class McpGuardToolListFilter
 
     private static async ValueTask TagAccountAsync(IServiceProvider services, McpGuardState state, McpGuardCaller? caller, Result result)
     {
-        if (services.GetService<IMcpGuardLedgerStore>() is not { } ledger
-            || await DiscoveryMeta.AccountAsync(ledger, state, caller, services.GetService<TimeProvider>() ?? TimeProvider.System) is not { } account)
-        {
-            return;
-        }
-
-        (result.Meta ??= [])[DiscoveryMeta.AccountMeta] = account;
+        var account = services.GetService<IMcpGuardLedgerStore>() is { } ledger
+            ? await DiscoveryMeta.AccountAsync(ledger, state, caller, services.GetService<TimeProvider>() ?? TimeProvider.System)
+            : null;
+        DiscoveryMeta.Tag(DiscoveryMeta.AccountMeta, account, () => result.Meta, meta => result.Meta = meta);
     }
 }
