@@ -57,7 +57,7 @@ public sealed class PricingTests
         var result = (await Sse.ReadSingleMessageAsync(response)).GetProperty("result");
         Assert.Equal(["add", "echo", "fail", "search", "slow"], result.GetProperty("tools").EnumerateArray().Select(t => t.GetProperty("name").GetString()).Order());
         Assert.Equal(
-            """{"mcpguard/account":{"account":"bob","balance_micro":240,"free_calls_left":3}}""",
+            """{"mcpguard/account":{"account":"bob","balance_micro":240,"free_calls_left":3,"max_price_micro":1000}}""",
             result.GetProperty("_meta").GetRawText());
     }
 
