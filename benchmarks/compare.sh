@@ -7,6 +7,8 @@
 #   CONNECTIONS="32" TOOLS=echo ROUNDS=5 DURATION=5 benchmarks/compare.sh
 #   REV=HEAD benchmarks/compare.sh        # measure a commit (exported with git archive), not the working tree
 #   GUARD_ARGS="--McpGuard:Credits:Enabled=false" benchmarks/compare.sh   # the guarded server with more configuration
+#   TOGETHER=1 CONNECTIONS=32 benchmarks/compare.sh   # both servers under load at once (one wrk thread each) instead of
+#                                         # in turn: the machine's drift hits both alike; read the CPU per request
 #   STORE=PostgreSql CONNECTIONS=32 benchmarks/compare.sh   # scaled out: ledger, keys and statuses on PostgreSQL,
 #                                         # counters on Redis (a throwaway redis-server and PostgreSQL, eng/stores.sh)
 #
@@ -30,7 +32,7 @@ case "${1:-}" in
     "" | --concurrency) ;;
     --sizes) MODE=sizes ;;
     --all) MODE=all ;;
-    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "usage: $0 [--concurrency | --sizes | --all]" >&2; exit 2 ;;
 esac
 
@@ -45,6 +47,7 @@ SIZE_CONNECTIONS=${SIZE_CONNECTIONS:-8}            # sizes mode: connections
 STORE=${STORE:-Sqlite}                             # the guarded server's stores: Sqlite (the sample's), InMemory or PostgreSql (+ Redis)
 REV=${REV:-}                                       # a commit to measure instead of the working tree (needs Sample:Guard)
 GUARD_ARGS=${GUARD_ARGS:-}                         # more configuration for the guarded server, e.g. "--McpGuard:Credits:Enabled=false"
+TOGETHER=${TOGETHER:-0}                            # 1: each round loads both servers at once, each with its own wrk
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -171,7 +174,7 @@ expect "unguarded echo without a key" '^HTTP 200$' "$(call open echo '')"
 echo "both answer echo and add; without a key the guarded server answers 401, the unguarded one 200"
 
 run_wrk() { # run_wrk <server> <script> <connections> <seconds>: prints wrk's RESULT line
-    local threads=$(( $3 < 2 ? $3 : 2 )) out
+    local threads=$(( $3 < 2 || TOGETHER == 1 ? 1 : 2 )) out
     out=$(timeout $(( $4 + 30 )) wrk -t"$threads" -c"$3" -d"$4"s --timeout 10s --latency -s "benchmarks/wrk/$2.lua" "$(url_of "$1")") \
         || { echo "wrk failed against $1 ($2, $3 connections)" >&2; echo "$out" >&2; exit 1; }
     grep '^RESULT' <<<"$out" || { echo "wrk printed no RESULT line:" >&2; echo "$out" >&2; exit 1; }
@@ -189,14 +192,31 @@ cpu_ticks() { # cpu_ticks <pid>: user + system CPU of the process so far, in clo
     sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
 
-measure() { # measure <mode> <row key> <label> <script> <connections>: warm-up, then ROUNDS alternating runs
+measure() { # measure <mode> <row key> <label> <script> <connections>: warm-up, then ROUNDS alternating (or TOGETHER) runs
     local mode=$1 key=$2 label=$3 script=$4 c=$5 line before after cpu
     for server in guarded open; do run_wrk "$server" "$script" "$c" "$WARMUP" >/dev/null; done
     for round in $(seq 1 "$ROUNDS"); do
+        if [ "$TOGETHER" = 1 ]; then
+            # Both servers at once: each run's line and CPU are read after both wrk processes end.
+            local -A started=() waiting=()
+            for server in guarded open; do
+                started[$server]=$(cpu_ticks "$(pid_of $server)")
+                run_wrk "$server" "$script" "$c" "$DURATION" >"$work/$server.run" &
+                waiting[$server]=$!
+            done
+            for server in guarded open; do wait "${waiting[$server]}" || exit 1; done
+            for server in guarded open; do started[$server.after]=$(cpu_ticks "$(pid_of $server)"); done
+        fi
         for server in guarded open; do
-            before=$(cpu_ticks "$(pid_of $server)")
-            line=$(run_wrk "$server" "$script" "$c" "$DURATION")
-            after=$(cpu_ticks "$(pid_of $server)")
+            if [ "$TOGETHER" = 1 ]; then
+                before=${started[$server]}
+                line=$(cat "$work/$server.run")
+                after=${started[$server.after]}
+            else
+                before=$(cpu_ticks "$(pid_of $server)")
+                line=$(run_wrk "$server" "$script" "$c" "$DURATION")
+                after=$(cpu_ticks "$(pid_of $server)")
+            fi
             # The server's CPU per answered request: what the machine's other load cannot inflate much.
             cpu=$(awk -v t=$(( after - before )) -v hz="$tick" -v n="$(field requests "$line")" 'BEGIN { printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0) }')
             printf '%-8s %-6s %-9s %5s %10s %9s %9s %9s %7s %7s %6s\n' "$key" "$label" "$server" "$round" "$(field rps "$line")" \
@@ -254,6 +274,7 @@ summary() { # summary <mode> <row heading>: one line per row, medians over the r
 
 echo "== commit $commit; $(nproc) cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== guarded ledger: $STORE; ${ROUNDS} rounds of ${DURATION}s per server and row after ${WARMUP}s warm-ups; medians over the rounds"
+if [ "$TOGETHER" = 1 ]; then echo "== TOGETHER: each round loads both servers at once (one wrk thread each); compare the CPU per request"; fi
 
 echo "== JIT warm-up: ${JIT_WARMUP}s per server and tool at 8 connections, not reported"
 for tool in echo add; do
@@ -287,7 +308,11 @@ if [ "$MODE" != concurrency ]; then
     summary sizes bytes
 fi
 
-if [ "$MODE" != sizes ]; then
+if [ "$MODE" != sizes ] && [ "$TOGETHER" = 1 ]; then
+    echo
+    echo "== targets not checked: with TOGETHER=1 the two servers share the cores (the scheduler, not the request's cost, splits"
+    echo "   the throughput between them), so the req/s ratio is not the targets' ratio; compare the CPU per request (cpu, +cpu)"
+elif [ "$MODE" != sizes ]; then
     echo
     echo "== targets (32 connections)"
     summary concurrency conns | awk '
