@@ -485,8 +485,7 @@ internal sealed class ChargedAnswerBody(IHttpResponseBodyFeature inner, HttpResp
             return (false, null);
         }
 
-        if (node is not JsonObject message || !message.TryGetPropertyValue("id", out var id) || ToolListRewriter.IdOf(id) is not { } found
-            || found != feature.Envelope!.Id || !(message.ContainsKey("result") || message.ContainsKey("error")))
+        if (node is not JsonObject message || !ToolListRewriter.IsAnswer(message, feature))
         {
             return (false, null);
         }

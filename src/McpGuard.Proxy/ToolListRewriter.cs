@@ -165,11 +165,12 @@ internal sealed class ToolListRewriter(IMcpGuardToolStatusStore statuses, IMcpGu
         return data?.ToString();
     }
 
-    private static bool IsAnswer(JsonObject message, McpGuardFeature feature) =>
+    /// <summary>Whether the message is the answer (a <c>result</c> or an <c>error</c>) to the request of <paramref name="feature"/>.</summary>
+    internal static bool IsAnswer(JsonObject message, McpGuardFeature feature) =>
         message.TryGetPropertyValue("id", out var id) && IdOf(id) is { } found && found == feature.Envelope!.Id
         && (message.ContainsKey("result") || message.ContainsKey("error"));
 
-    internal static JsonRpcId? IdOf(JsonNode? id) => id switch
+    private static JsonRpcId? IdOf(JsonNode? id) => id switch
     {
         JsonValue value when value.TryGetValue<string>(out var text) => new JsonRpcId(text),
         JsonValue value when value.TryGetValue<long>(out var number) => new JsonRpcId(number),

@@ -79,7 +79,7 @@ internal static class McpGuardMeteredPrices
                 continue;
             }
 
-            var known = price.GetChildren().Select(c => c.Key).Where(k => k is not ("PerUnitMicro" or "MaxMicro")).ToList();
+            var unknown = price.GetChildren().Select(c => c.Key).Where(k => k is not ("PerUnitMicro" or "MaxMicro")).ToList();
             var perUnit = Whole(price["PerUnitMicro"]);
             var max = Whole(price["MaxMicro"]);
             policy.Meter = null;
@@ -92,8 +92,8 @@ internal static class McpGuardMeteredPrices
 
             policy.MeterError = flat is not null
                 ? $"is both a number ({flat}) and a metered price; give one."
-                : known.Count > 0
-                ? $"has unknown setting(s) {string.Join(", ", known)}: a metered price is {{ \"PerUnitMicro\": 2, \"MaxMicro\": 20000 }}."
+                : unknown.Count > 0
+                ? $"has unknown setting(s) {string.Join(", ", unknown)}: a metered price is {{ \"PerUnitMicro\": 2, \"MaxMicro\": 20000 }}."
                 : perUnit is not > 0 || max is not > 0 || perUnit > max
                     ? $"is a metered price: it needs PerUnitMicro and MaxMicro, whole numbers above 0, PerUnitMicro at most MaxMicro (got PerUnitMicro '{price["PerUnitMicro"]}', MaxMicro '{price["MaxMicro"]}')."
                     : null;

@@ -76,7 +76,6 @@ internal static class AdminInput
     public const string OptionalNote = "a string of at most 500 characters, or null";
     public const string RequiredNote = "a non-empty string of at most 500 characters saying why";
     public const string Cap = "a whole number of micro-units, 0 or more, or null for no cap";
-
     public const string MaxPrice = "the most one call made with the key may cost: a whole number of micro-units, 0 or more, or null for no ceiling";
     public const string AccountId = "an account id: 1 to 200 characters, no control characters";
     public const string KeyId = "a key id: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit";

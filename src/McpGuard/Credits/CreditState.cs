@@ -98,5 +98,5 @@ internal sealed record ToolMeter(long PerUnitMicro, long MaxMicro)
 {
     /// <summary>What <paramref name="units"/> cost, never more than <paramref name="reserved"/>.</summary>
     public long Cost(long units, long reserved) =>
-        units <= 0 ? 0 : units > reserved / PerUnitMicro ? reserved : Math.Min(units * PerUnitMicro, reserved);
+        units <= 0 ? 0 : units > reserved / PerUnitMicro ? reserved : units * PerUnitMicro;
 }

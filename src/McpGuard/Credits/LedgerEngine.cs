@@ -190,11 +190,11 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
         lock (_lock)
         {
             ThrowIfFaulted();
-            if (_holds.Remove(requestId, out var reservation) && reservation.Charge is var hold)
+            if (_holds.Remove(requestId, out var reservation))
             {
                 // A reservation still held: given back whole, with a release row.
-                write = Release(hold, now);
-                hold.Refunded = true;
+                write = Release(reservation.Charge, now);
+                reservation.Charge.Refunded = true;
             }
             else
             {
@@ -720,7 +720,6 @@ internal partial class LedgerEngine : IMcpGuardLedgerStore, ILedgerTotals, Micro
 
         /// <summary>What was debited (0 for a free call): for a reservation, what it holds, then what its capture took.</summary>
         public long Amount { get; set; } = amount;
-
 
         public bool Free { get; } = free;
 

@@ -109,6 +109,10 @@ internal sealed record LedgerRollUp(long FromId, long ToId)
 internal sealed record LedgerSums(long TopUps, long Usage, long Refunds, long Adjustments, long Rows, long? LastBalanceAfter)
 {
     public long Total => TopUps + Usage + Refunds + Adjustments;
+
+    /// <summary>Whether a row of <paramref name="kind"/> adds to <see cref="Usage"/>: a charge, and a metered call's hold, release and capture.</summary>
+    public static bool IsUsage(McpGuardLedgerEntryKind kind) =>
+        kind is McpGuardLedgerEntryKind.Usage or McpGuardLedgerEntryKind.Reservation or McpGuardLedgerEntryKind.Capture or McpGuardLedgerEntryKind.Release;
 }
 
 /// <summary>An account whose balance is not what its rows add up to.</summary>
@@ -317,7 +321,7 @@ internal sealed class InMemoryJournal : LedgerJournal
                 var upTo = rows.Where(r => r.Id <= lastId).ToList();
                 sums[account] = new LedgerSums(
                     upTo.Where(r => r.Kind == McpGuardLedgerEntryKind.TopUp).Sum(r => r.AmountMicro),
-                    upTo.Where(r => r.Kind is McpGuardLedgerEntryKind.Usage or McpGuardLedgerEntryKind.Reservation or McpGuardLedgerEntryKind.Capture or McpGuardLedgerEntryKind.Release).Sum(r => r.AmountMicro),
+                    upTo.Where(r => LedgerSums.IsUsage(r.Kind)).Sum(r => r.AmountMicro),
                     upTo.Where(r => r.Kind == McpGuardLedgerEntryKind.Refund).Sum(r => r.AmountMicro),
                     upTo.Where(r => r.Kind == McpGuardLedgerEntryKind.Adjustment).Sum(r => r.AmountMicro),
                     upTo.Count,

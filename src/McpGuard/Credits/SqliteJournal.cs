@@ -48,6 +48,9 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
     /// <summary>Rows between checkpoints by default: a start reads at most this many rows, whatever the history.</summary>
     internal const int DefaultCheckpointEvery = 4_096;
 
+    /// <summary>The rows a roll-up turns into daily totals (a metered call's reservation, release and capture with them); top-ups and adjustments stay rows.</summary>
+    private const string RolledUpKinds = "('Usage', 'Refund', 'Reservation', 'Release', 'Capture')";
+
     public SqliteJournal(SqliteDatabase database, McpGuardLedgerDurability durability = McpGuardLedgerDurability.ProcessCrash, int checkpointEvery = DefaultCheckpointEvery)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(checkpointEvery, 1);
@@ -68,15 +71,15 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
 
         // Usage and refund rows (and a metered call's reservation, release and capture) in an id range become daily totals
         // (top-ups and adjustments stay rows), then go.
-        _rollUp = Prepare("""
+        _rollUp = Prepare($$"""
             INSERT INTO ledger_daily (account, day, tool, kind, free, rows, amount, last_id)
             SELECT account, substr(created_at, 1, 10), COALESCE(tool, ''), kind, free, COUNT(*), SUM(amount), MAX(id)
-            FROM ledger WHERE id BETWEEN $from AND $to AND kind IN ('Usage', 'Refund', 'Reservation', 'Release', 'Capture')
+            FROM ledger WHERE id BETWEEN $from AND $to AND kind IN {{RolledUpKinds}}
             GROUP BY account, substr(created_at, 1, 10), COALESCE(tool, ''), kind, free
             ON CONFLICT (account, day, tool, kind, free)
             DO UPDATE SET rows = rows + excluded.rows, amount = amount + excluded.amount, last_id = max(last_id, excluded.last_id);
             """, "$from", "$to");
-        _deleteRolledUp = Prepare("DELETE FROM ledger WHERE id BETWEEN $from AND $to AND kind IN ('Usage', 'Refund', 'Reservation', 'Release', 'Capture');", "$from", "$to");
+        _deleteRolledUp = Prepare($"DELETE FROM ledger WHERE id BETWEEN $from AND $to AND kind IN {RolledUpKinds};", "$from", "$to");
     }
 
     public override long Committed => Volatile.Read(ref _committed);
@@ -521,7 +524,7 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
                 var slot = Enum.Parse<McpGuardLedgerEntryKind>(reader.GetString(1)) switch
                 {
                     McpGuardLedgerEntryKind.TopUp => 0,
-                    McpGuardLedgerEntryKind.Usage or McpGuardLedgerEntryKind.Reservation or McpGuardLedgerEntryKind.Capture or McpGuardLedgerEntryKind.Release => 1,
+                    var kind when LedgerSums.IsUsage(kind) => 1,
                     McpGuardLedgerEntryKind.Refund => 2,
                     _ => 3,
                 };
@@ -562,7 +565,7 @@ internal sealed class SqliteJournal : LedgerJournal, IThreadPoolWorkItem
         await using var connection = _database.Open();
 
         // The oldest usage or refund row (rolled-up rows are gone, so this passes over kept top-ups only).
-        if (await ScalarAsync(connection, "SELECT id FROM ledger WHERE kind IN ('Usage', 'Refund', 'Reservation', 'Release', 'Capture') ORDER BY id LIMIT 1;", cancellationToken) is not long from
+        if (await ScalarAsync(connection, $"SELECT id FROM ledger WHERE kind IN {RolledUpKinds} ORDER BY id LIMIT 1;", cancellationToken) is not long from
             || await ScalarAsync(connection, "SELECT MAX(id) FROM ledger;", cancellationToken) is not long last)
         {
             return null;

@@ -16,7 +16,6 @@ namespace McpGuard.Tools;
 /// </summary>
 internal static class ChargedResults
 {
-
     /// <summary>Where a metered tool reports the units it used (a whole number, 0 or more); read and removed by the guard.</summary>
     public const string UnitsMeta = "mcpguard/units";
 

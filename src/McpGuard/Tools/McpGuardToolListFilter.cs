@@ -34,11 +34,7 @@ internal static class McpGuardToolListFilter
                 result.Tools = [.. result.Tools.Where(tool => auth.ListsTool(tool.Name, caller))];
             }
 
-            foreach (var tool in result.Tools)
-            {
-                DiscoveryMeta.Tag(DiscoveryMeta.PriceMeta, DiscoveryMeta.Price(state.Credits, McpMethods.ToolsCall, tool.Name), () => tool.Meta, meta => tool.Meta = meta);
-            }
-
+            TagPrices(state.Credits, McpMethods.ToolsCall, result.Tools.Select(t => new PricedItem(t.Name, () => t.Meta, meta => t.Meta = meta)));
             await TagAccountAsync(request.Services, state, caller, result);
             return result;
         };
@@ -64,11 +60,7 @@ internal static class McpGuardToolListFilter
             var result = await next(request, cancellationToken);
             if (request.Services?.GetService<McpGuardStateProvider>()?.Current is { } state)
             {
-                foreach (var item in items(result))
-                {
-                    DiscoveryMeta.Tag(DiscoveryMeta.PriceMeta, DiscoveryMeta.Price(state.Credits, method, item.Name), item.GetMeta, item.SetMeta);
-                }
-
+                TagPrices(state.Credits, method, items(result));
                 if (state.Credits.Enabled && state.Credits.Price(method, null) > 0)
                 {
                     // As the proxy does: the account goes with a list whose items cost something to use.
@@ -78,6 +70,15 @@ internal static class McpGuardToolListFilter
 
             return result;
         };
+
+    /// <summary>Each item's price as a call of <paramref name="method"/> (taking out a price the server wrote on a free one).</summary>
+    private static void TagPrices(CreditState credits, string method, IEnumerable<PricedItem> items)
+    {
+        foreach (var item in items)
+        {
+            DiscoveryMeta.Tag(DiscoveryMeta.PriceMeta, DiscoveryMeta.Price(credits, method, item.Name), item.GetMeta, item.SetMeta);
+        }
+    }
 
     private static async ValueTask TagAccountAsync(IServiceProvider services, McpGuardState state, McpGuardCaller? caller, Result result)
     {
