@@ -21,14 +21,7 @@ public sealed class LedgerEngineTests : IAsyncLifetime
 
     public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task DisposeAsync()
-    {
-        foreach (var store in _stores)
-        {
-            await store.DisposeAsync();
-            LedgerFile.Delete(store.Path);
-        }
-    }
+    public Task DisposeAsync() => StoreUnderTest.DisposeAllAsync(_stores);
 
     public static TheoryData<string> Stores => new() { nameof(McpGuardStoreKind.InMemory), nameof(McpGuardStoreKind.Sqlite) };
 
@@ -586,6 +579,16 @@ internal sealed class StoreUnderTest : IAsyncDisposable
     public LedgerJournal Journal { get; }
 
     public string? Path { get; }
+
+    /// <summary>Disposes the stores a test opened and deletes their files.</summary>
+    public static async Task DisposeAllAsync(IEnumerable<StoreUnderTest> stores)
+    {
+        foreach (var store in stores)
+        {
+            await store.DisposeAsync();
+            LedgerFile.Delete(store.Path);
+        }
+    }
 
     public static StoreUnderTest Open(
         McpGuardStoreKind kind, TimeProvider clock, string? path, int recentCapacity = LedgerEngine.DefaultRecentCapacity, int checkpointEvery = SqliteJournal.DefaultCheckpointEvery)

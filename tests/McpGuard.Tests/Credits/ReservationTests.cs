@@ -20,14 +20,7 @@ public sealed class ReservationTests : IAsyncLifetime
 
     public Task InitializeAsync() => Task.CompletedTask;
 
-    public async Task DisposeAsync()
-    {
-        foreach (var store in _stores)
-        {
-            await store.DisposeAsync();
-            LedgerFile.Delete(store.Path);
-        }
-    }
+    public Task DisposeAsync() => StoreUnderTest.DisposeAllAsync(_stores);
 
     public static TheoryData<string> Stores => new() { nameof(McpGuardStoreKind.InMemory), nameof(McpGuardStoreKind.Sqlite) };
 
