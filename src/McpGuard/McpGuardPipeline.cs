@@ -49,50 +49,59 @@ internal sealed partial class McpGuardPipeline(
         context.Features.Set(feature);
         context.TraceIdentifier = requestId;
         context.Response.Headers[state.RequestIdHeader] = requestId;
-
-        McpGuardError? error;
         try
         {
-            error = await CheckAsync(context, feature);
-        }
-        catch (Exception ex) when (ClientDisconnect.Caused(ex, context))
-        {
-            // Nobody is left to answer. Aborting also stops the server from draining a body that will never arrive.
-            Log.ClientDisconnected(logger, requestId);
-            Ended(activity, feature, TelemetryNames.Method(feature.Envelope), TelemetryNames.Tool(feature.Envelope, state), McpGuardTelemetry.Outcomes.Abandoned, null, Stopwatch.GetElapsedTime(started).TotalSeconds);
-            context.Abort();
-            return;
-        }
-        catch (Exception ex)
-        {
-            // A gate that fails (say, a ledger that can no longer write) is McpGuard's own failure: answer it as such.
-            Log.GateFailed(logger, ex, requestId);
-            McpGuardTelemetry.Failed(activity, ex);
-            error = new McpGuardError(state.Catalog[McpGuardReasons.InternalError]);
-        }
+            McpGuardError? error;
+            try
+            {
+                error = await CheckAsync(context, feature);
+            }
+            catch (Exception ex) when (ClientDisconnect.Caused(ex, context))
+            {
+                // Nobody is left to answer. Aborting also stops the server from draining a body that will never arrive.
+                Log.ClientDisconnected(logger, requestId);
+                Ended(activity, feature, TelemetryNames.Method(feature.Envelope), TelemetryNames.Tool(feature.Envelope, state), McpGuardTelemetry.Outcomes.Abandoned, null, Stopwatch.GetElapsedTime(started).TotalSeconds);
+                context.Abort();
+                return;
+            }
+            catch (Exception ex)
+            {
+                // A gate that fails (say, a ledger that can no longer write) is McpGuard's own failure: answer it as such.
+                Log.GateFailed(logger, ex, requestId);
+                McpGuardTelemetry.Failed(activity, ex);
+                error = new McpGuardError(state.Catalog[McpGuardReasons.InternalError]);
+            }
 
-        var guardSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        var method = TelemetryNames.Method(feature.Envelope);
-        var tool = TelemetryNames.Tool(feature.Envelope, state);
-        Describe(activity, context, feature, method, tool);
-        if (error is not null)
-        {
-            Log.Rejected(logger, error.Descriptor.Reason, error.Descriptor.StatusCode, requestId);
-            Ended(activity, feature, method, tool, McpGuardTelemetry.Outcomes.Refused, error.Descriptor, guardSeconds);
-            await writer.WriteAsync(context, error);
-            return;
-        }
+            var guardSeconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            var method = TelemetryNames.Method(feature.Envelope);
+            var tool = TelemetryNames.Tool(feature.Envelope, state);
+            Describe(activity, context, feature, method, tool);
+            if (error is not null)
+            {
+                Log.Rejected(logger, error.Descriptor.Reason, error.Descriptor.StatusCode, requestId);
+                Ended(activity, feature, method, tool, McpGuardTelemetry.Outcomes.Refused, error.Descriptor, guardSeconds);
+                await writer.WriteAsync(context, error);
+                return;
+            }
 
-        if (feature.Caller is null)
-        {
-            // The SDK hands a handler the request's principal only when it is authenticated; an anonymous request's id reaches
-            // McpGuard's tool filters through the execution context instead (as IHttpContextAccessor would, without
-            // registering that for the whole app). Set here, in the frame that runs the endpoint, so the endpoint sees it.
-            McpGuardFeature.AnonymousRequest.Value = feature;
-        }
+            if (feature.Caller is null)
+            {
+                // The SDK hands a handler the request's principal only when it is authenticated; an anonymous request's id reaches
+                // McpGuard's tool filters through the execution context instead (as IHttpContextAccessor would, without
+                // registering that for the whole app). Set here, in the frame that runs the endpoint, so the endpoint sees it.
+                McpGuardFeature.AnonymousRequest.Value = feature;
+            }
 
-        var failure = await InvokeEndpointAsync(context, next, feature) ?? feature.Settlement?.AnsweredWith;
-        Ended(activity, feature, method, tool, McpGuardTelemetry.Outcomes.Of(failure), failure, guardSeconds);
+            var failure = await InvokeEndpointAsync(context, next, feature) ?? feature.Settlement?.AnsweredWith;
+            Ended(activity, feature, method, tool, McpGuardTelemetry.Outcomes.Of(failure), failure, guardSeconds);
+        }
+        finally
+        {
+            if (feature.BodyInPlace)
+            {
+                FrontDoor.ReleaseBody(context.Request);
+            }
+        }
     }
 
     /// <summary>Names the request's span after what it asks (<c>McpGuard tools/call add</c>) and tags it, once the front door has read it.</summary>

@@ -61,28 +61,47 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
             return TooLarge(catalog, state);
         }
 
-        var (buffer, length, outcome) = await ReadBodyAsync(context, state.MaxRequestBodySize);
-        if (buffer is null)
+        var protocolVersion = request.Headers[ProtocolVersionHeader].ToString();
+        McpEnvelope? envelope;
+        EnvelopeFailure failure;
+        if (request.ContentLength is <= InPlaceLimit)
         {
-            return outcome switch
+            var (body, outcome) = await PeekBodyAsync(context);
+            if (outcome != BodyOutcome.Read)
             {
-                BodyOutcome.TooSlow => new McpGuardError(catalog[McpGuardReasons.RequestTimeout], "Request Timeout: the request body arrived too slowly."),
-                BodyOutcome.Malformed => new McpGuardError(catalog[McpGuardReasons.InvalidRequest],
-                    "Invalid Request: the request body could not be read; its chunked encoding or Content-Length is broken."),
-                _ => TooLarge(catalog, state),
-            };
+                return Refused(catalog, state, outcome);
+            }
+
+            // Looked at, not consumed: the endpoint reads these very bytes from the server's own request pipe.
+            feature.BodyInPlace = true;
+            try
+            {
+                envelope = Parse(body, protocolVersion, state.MaxJsonDepth, out failure);
+            }
+            finally
+            {
+                request.BodyReader.AdvanceTo(body.Start, body.End);
+            }
+        }
+        else
+        {
+            var (buffer, length, outcome) = await ReadBodyAsync(context, state.MaxRequestBodySize);
+            if (buffer is null)
+            {
+                return Refused(catalog, state, outcome);
+            }
+
+            feature.AttachBody(buffer);
+            context.Response.RegisterForDispose(feature);
+            request.Body = new MemoryStream(buffer, 0, length, writable: false);
+            envelope = McpEnvelopeParser.TryParse(buffer.AsSpan(0, length), protocolVersion, state.MaxJsonDepth, out var parsed, out failure) ? parsed : null;
         }
 
-        feature.AttachBody(buffer);
-        context.Response.RegisterForDispose(feature);
-        request.Body = new MemoryStream(buffer, 0, length, writable: false);
-
-        // The endpoint reads the body from the guard's buffer, as JSON in UTF-8 (checked above): say so in the one form
-        // every JSON reader takes. ASP.NET Core's ReadFromJsonAsync (MapMcp's) fails with a 500 on a quoted charset.
+        // The endpoint reads the body as JSON in UTF-8 (checked above): say so in the one form every JSON reader takes.
+        // ASP.NET Core's ReadFromJsonAsync (MapMcp's) fails with a 500 on a quoted charset.
         request.ContentType = CanonicalContentType;
 
-        var protocolVersion = request.Headers[ProtocolVersionHeader].ToString();
-        if (!McpEnvelopeParser.TryParse(buffer.AsSpan(0, length), protocolVersion, state.MaxJsonDepth, out var envelope, out var failure))
+        if (envelope is null)
         {
             return new McpGuardError(catalog[failure.Reason], failure.Detail) { Id = failure.Id };
         }
@@ -93,6 +112,92 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
 
     private static McpGuardError TooLarge(McpGuardErrorCatalog catalog, McpGuardState state) =>
         new(catalog[McpGuardReasons.PayloadTooLarge], $"Payload Too Large: the request body exceeds {state.MaxRequestBodySize} bytes.");
+
+    private static McpGuardError Refused(McpGuardErrorCatalog catalog, McpGuardState state, BodyOutcome outcome) => outcome switch
+    {
+        BodyOutcome.TooSlow => new McpGuardError(catalog[McpGuardReasons.RequestTimeout], "Request Timeout: the request body arrived too slowly."),
+        BodyOutcome.Malformed => new McpGuardError(catalog[McpGuardReasons.InvalidRequest],
+            "Invalid Request: the request body could not be read; its chunked encoding or Content-Length is broken."),
+        _ => TooLarge(catalog, state),
+    };
+
+    /// <summary>
+    /// A body with a <c>Content-Length</c> up to this many bytes is read in place (<see cref="PeekBodyAsync"/>); a larger or
+    /// chunked one is copied into a pooled buffer (<see cref="ReadBodyAsync"/>). Far below what the server's request pipe
+    /// holds before it stops reading the socket (Kestrel's <c>MaxRequestBufferSize</c>, 1 MB; HTTP/2's stream window,
+    /// 768 KB), so a body left unconsumed there never stalls its own arrival.
+    /// </summary>
+    internal const int InPlaceLimit = 16 * 1024;
+
+    /// <summary>
+    /// Buffers the whole body in the server's request pipe and returns it without consuming it: the caller parses it, then
+    /// marks it examined and not consumed, and the endpoint reads the same bytes. The outcome is <see cref="BodyOutcome.Read"/>
+    /// or why the body could not be read, as for <see cref="ReadBodyAsync"/>.
+    /// </summary>
+    private static async ValueTask<(ReadOnlySequence<byte> Body, BodyOutcome Outcome)> PeekBodyAsync(HttpContext context)
+    {
+        var reader = context.Request.BodyReader;
+        try
+        {
+            while (true)
+            {
+                // No cancellation token, as in ReadBodyAsync.
+                var result = await reader.ReadAsync(CancellationToken.None);
+                if (result.IsCompleted)
+                {
+                    return (result.Buffer, BodyOutcome.Read);
+                }
+
+                reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+            }
+        }
+        catch (IOException ex) when (!ClientDisconnect.Caused(ex, context))
+        {
+            return (default, Outcome(ex));
+        }
+    }
+
+    /// <summary>
+    /// Consumes what the endpoint left of a body read in place, once the endpoint is done. The server holds its
+    /// connection's input while a fully read body is not consumed, and drains it only for a request that was not aborted:
+    /// a body nobody consumed would otherwise fail the connection's next read (Kestrel logs "Reading is already in
+    /// progress" when a client that disconnected is let go), and callbacks registered for the response's end come too late.
+    /// </summary>
+    internal static void ReleaseBody(HttpRequest request)
+    {
+        try
+        {
+            var reader = request.BodyReader;
+            if (reader.TryRead(out var rest))
+            {
+                reader.AdvanceTo(rest.Buffer.End);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // The endpoint completed the reader, or left a read of its own open: the server is left to end the body.
+        }
+    }
+
+    private static McpEnvelope? Parse(ReadOnlySequence<byte> body, string protocolVersion, int maxDepth, out EnvelopeFailure failure)
+    {
+        if (body.IsSingleSegment)
+        {
+            return McpEnvelopeParser.TryParse(body.FirstSpan, protocolVersion, maxDepth, out var envelope, out failure) ? envelope : null;
+        }
+
+        // The body spans the pipe's blocks: the parser reads one span, so copy it (at most InPlaceLimit bytes).
+        var copy = ArrayPool<byte>.Shared.Rent((int)body.Length);
+        try
+        {
+            body.CopyTo(copy);
+            return McpEnvelopeParser.TryParse(copy.AsSpan(0, (int)body.Length), protocolVersion, maxDepth, out var envelope, out failure) ? envelope : null;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(copy);
+        }
+    }
 
     /// <summary>
     /// Reads the whole body into a pooled buffer (null unless the outcome is <see cref="BodyOutcome.Read"/>). The
@@ -137,13 +242,7 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
             // The server refused the body while we read it (Kestrel says why with a BadHttpRequestException, or with a
             // bare IOException for a chunk size that overflows): the client's fault, answered with the status it chose.
             ArrayPool<byte>.Shared.Return(buffer);
-            return (null, 0, (ex as BadHttpRequestException)?.StatusCode switch
-            {
-                // The server's own body limit is lower than ours; answer the same way.
-                StatusCodes.Status413PayloadTooLarge => BodyOutcome.TooLarge,
-                StatusCodes.Status408RequestTimeout => BodyOutcome.TooSlow,
-                _ => BodyOutcome.Malformed,
-            });
+            return (null, 0, Outcome(ex));
         }
         catch
         {
@@ -151,6 +250,15 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
             throw;
         }
     }
+
+    /// <summary>What a refused body read says about the body (Kestrel says why with a <c>BadHttpRequestException</c>).</summary>
+    private static BodyOutcome Outcome(IOException ex) => (ex as BadHttpRequestException)?.StatusCode switch
+    {
+        // The server's own body limit is lower than ours; answer the same way.
+        StatusCodes.Status413PayloadTooLarge => BodyOutcome.TooLarge,
+        StatusCodes.Status408RequestTimeout => BodyOutcome.TooSlow,
+        _ => BodyOutcome.Malformed,
+    };
 
     /// <summary>What reading the body came to.</summary>
     private enum BodyOutcome

@@ -33,6 +33,12 @@ internal sealed class McpGuardFeature(string requestId, McpGuardState state) : I
     /// </summary>
     public bool LegacySse { get; init; }
 
+    /// <summary>
+    /// Whether the front door left the body in the server's request pipe, read and not consumed, for the endpoint to read
+    /// (<see cref="FrontDoor.InPlaceLimit"/>); the pipeline consumes what the endpoint left of it.
+    /// </summary>
+    public bool BodyInPlace { get; set; }
+
     /// <summary>Null until the front door accepted a POST body (and for GET/DELETE passed through).</summary>
     public McpEnvelope? Envelope { get; private set; }
 

@@ -92,6 +92,7 @@ public static class RawHttp
         private readonly Socket _socket;
         private readonly CancellationTokenSource _deadline;
         private readonly TimeSpan _timeout;
+        private SocketReader? _reader;
 
         private RawConnection(Socket socket, TimeSpan timeout)
         {
@@ -124,7 +125,9 @@ public static class RawHttp
         {
             try
             {
-                return await RawHttp.ReadResponseAsync(_socket, _deadline.Token);
+                // One reader for the connection's life: it may have read ahead into the next response.
+                _reader ??= new SocketReader(_socket);
+                return await RawHttp.ReadResponseAsync(_reader, _deadline.Token);
             }
             catch (OperationCanceledException) when (_deadline.IsCancellationRequested)
             {
@@ -140,9 +143,8 @@ public static class RawHttp
         }
     }
 
-    private static async Task<RawResponse?> ReadResponseAsync(Socket socket, CancellationToken cancellationToken)
+    private static async Task<RawResponse?> ReadResponseAsync(SocketReader reader, CancellationToken cancellationToken)
     {
-        var reader = new SocketReader(socket);
         while (true)
         {
             var statusLine = await reader.ReadLineAsync(cancellationToken);

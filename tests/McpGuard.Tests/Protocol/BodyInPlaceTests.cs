@@ -1,0 +1,164 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.IO.Pipelines;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using McpGuard.Protocol;
+using McpGuard.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace McpGuard.Tests.Protocol;
+
+/// <summary>
+/// The front door reads a body of up to <see cref="FrontDoor.InPlaceLimit"/> bytes with a <c>Content-Length</c> in place
+/// (left in Kestrel's request pipe, read and not consumed) and copies a larger or chunked one. On both sides of the limit
+/// the SDK's <c>MapMcp()</c> must read exactly the bytes the client sent and the guard parsed, and the connection must go
+/// on serving the requests that follow, whether or not anyone read the body.
+/// </summary>
+public sealed class BodyInPlaceTests : IAsyncLifetime
+{
+    private const string SkipHeader = "X-Test-Answer-Without-Reading";
+
+    private readonly ConcurrentDictionary<string, byte[]> _endpointRead = new();
+    private GuardedHost _host = null!;
+
+    public async Task InitializeAsync() =>
+        _host = await GuardedHost.StartMcpAsync(
+            server => server.WithTools<DifferentialTools>(),
+            GuardConfiguration.ApiKeys(GuardConfiguration.Bob("tools:basic")).With(new Dictionary<string, string?>
+            {
+                ["McpGuard:Auth:AuthorizationServers:0"] = "http://127.0.0.1/issuer",
+                ["McpGuard:Tools:echo:Scopes:0"] = "tools:basic",
+            }),
+            beforeMcp: app => app.Use(async (context, next) =>
+            {
+                if (context.Request.Headers.ContainsKey(SkipHeader))
+                {
+                    // An endpoint that answers without reading the body at all.
+                    context.Response.StatusCode = StatusCodes.Status204NoContent;
+                    return;
+                }
+
+                // What the endpoint will read, looked at without consuming it: MapMcp then reads the same pipe.
+                _endpointRead[context.TraceIdentifier] = await PeekAsync(context.Request.BodyReader);
+                await next(context);
+            }));
+
+    public async Task DisposeAsync() => await _host.DisposeAsync();
+
+    [Theory]
+    [InlineData(300, false)]
+    [InlineData(5_000, false)]     // over one of Kestrel's 4 KB memory blocks: the guard parses a copy of the segments
+    [InlineData(12_345, false)]
+    [InlineData(FrontDoor.InPlaceLimit - 1, false)]
+    [InlineData(FrontDoor.InPlaceLimit, false)]
+    [InlineData(FrontDoor.InPlaceLimit + 1, false)] // copied from here on
+    [InlineData(100_000, false)]
+    [InlineData(300, true)]        // chunked: no Content-Length, always copied
+    [InlineData(40_000, true)]
+    public async Task The_endpoint_reads_exactly_the_bytes_the_client_sent(int size, bool chunked)
+    {
+        var requestId = $"in-place-{size}-{chunked}-{Guid.NewGuid():N}";
+        var (body, message) = EchoCall(size);
+        Assert.Equal(size, body.Length);
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/mcp") { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new("application/json");
+        request.Headers.Accept.ParseAdd("application/json, text/event-stream");
+        request.Headers.Authorization = new("Bearer", DemoKeys.Bob);
+        request.Headers.Add("X-Request-Id", requestId);
+        if (chunked)
+        {
+            request.Headers.TransferEncodingChunked = true;
+        }
+        else
+        {
+            request.Content.Headers.ContentLength = size;
+        }
+
+        using var response = await _host.Client.SendAsync(request);
+
+        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        var answer = await Sse.ReadSingleMessageAsync(response);
+        Assert.Equal(7, answer.GetProperty("id").GetInt32());
+        Assert.Equal(message, answer.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
+        Assert.Equal(body, _endpointRead[requestId]);
+    }
+
+    [Fact]
+    public async Task Pipelined_requests_on_one_connection_each_get_their_own_answer()
+    {
+        // Three requests in one write: the first refused by the guard after it read the body in place, the second answered
+        // by an endpoint that never reads its body, the third served. None may read into the next one's bytes.
+        var (first, _) = EchoCall(400);
+        var (second, _) = EchoCall(900);
+        var (third, message) = EchoCall(700);
+        byte[] bytes = [.. Post(first, apiKey: null, skip: false), .. Post(second, DemoKeys.Bob, skip: true), .. Post(third, DemoKeys.Bob, skip: false)];
+
+        await using var connection = await RawHttp.RawConnection.OpenAsync(_host.BaseAddress);
+        await connection.SendAsync(bytes);
+        var refused = await connection.ReadResponseAsync();
+        var unread = await connection.ReadResponseAsync();
+        var served = await connection.ReadResponseAsync();
+
+        Assert.Equal(401, refused?.Status);
+        Assert.Equal(204, unread?.Status);
+        Assert.Equal(200, served?.Status);
+        var data = served!.BodyText.Split('\n').Single(line => line.StartsWith("data: ", StringComparison.Ordinal))["data: ".Length..];
+        using var answer = JsonDocument.Parse(data);
+        Assert.Equal(message, answer.RootElement.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
+    }
+
+    /// <summary>A <c>tools/call echo</c> body of exactly <paramref name="size"/> UTF-8 bytes, with multi-byte characters in its message.</summary>
+    private static (byte[] Body, string Message) EchoCall(int size)
+    {
+        const string Prefix = "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"message\":\"";
+        const string Suffix = "\"}}}";
+        const string Mixed = "é€😀";
+        var fill = size - Encoding.UTF8.GetByteCount(Prefix + Suffix + Mixed);
+        var message = Mixed + new string('x', fill);
+        return (Encoding.UTF8.GetBytes(Prefix + message + Suffix), message);
+    }
+
+    private static byte[] Post(byte[] body, string? apiKey, bool skip)
+    {
+        var headers = new List<KeyValuePair<string, string>>
+        {
+            new("Host", "127.0.0.1"),
+            new("Content-Type", "application/json"),
+            new("Accept", "application/json, text/event-stream"),
+            new("Content-Length", body.Length.ToString(CultureInfo.InvariantCulture)),
+        };
+        if (apiKey is not null)
+        {
+            headers.Add(new("Authorization", $"Bearer {apiKey}"));
+        }
+
+        if (skip)
+        {
+            headers.Add(new(SkipHeader, "1"));
+        }
+
+        return RawHttp.Request("POST", "/mcp", headers, body);
+    }
+
+    private static async Task<byte[]> PeekAsync(PipeReader reader)
+    {
+        while (true)
+        {
+            var result = await reader.ReadAsync();
+            if (result.IsCompleted)
+            {
+                var bytes = result.Buffer.ToArray();
+                reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+                return bytes;
+            }
+
+            reader.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+        }
+    }
+}
