@@ -82,7 +82,7 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
 
         using var response = await _host.Client.SendAsync(request);
 
-        Assert.True(response.StatusCode == HttpStatusCode.OK, await response.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var answer = await Sse.ReadSingleMessageAsync(response);
         Assert.Equal(7, answer.GetProperty("id").GetInt32());
         Assert.Equal(message, answer.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
