@@ -8,6 +8,8 @@ using System.Text.Json;
 using McpGuard.Protocol;
 using McpGuard.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -26,14 +28,24 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
     private readonly ConcurrentDictionary<string, byte[]> _endpointRead = new();
     private GuardedHost _host = null!;
 
-    public async Task InitializeAsync() =>
-        _host = await GuardedHost.StartMcpAsync(
+    public async Task InitializeAsync() => _host = await StartAsync(http2: false);
+
+    private Task<GuardedHost> StartAsync(bool http2) =>
+        GuardedHost.StartMcpAsync(
             server => server.WithTools<DifferentialTools>(),
             GuardConfiguration.ApiKeys(GuardConfiguration.Bob("tools:basic")).With(new Dictionary<string, string?>
             {
                 ["McpGuard:Auth:AuthorizationServers:0"] = "http://127.0.0.1/issuer",
                 ["McpGuard:Tools:echo:Scopes:0"] = "tools:basic",
             }),
+            build: builder =>
+            {
+                if (http2)
+                {
+                    // HTTP/2 without TLS: clients must know in advance (h2c with prior knowledge).
+                    builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Protocols = HttpProtocols.Http2));
+                }
+            },
             beforeMcp: app => app.Use(async (context, next) =>
             {
                 if (context.Request.Headers.ContainsKey(SkipHeader))
@@ -87,6 +99,61 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
         Assert.Equal(7, answer.GetProperty("id").GetInt32());
         Assert.Equal(message, answer.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
         Assert.Equal(body, _endpointRead[requestId]);
+    }
+
+    [Fact]
+    public async Task Over_http2_the_endpoint_reads_exactly_the_bytes_the_client_sent_and_the_stream_after_an_unread_body_is_served()
+    {
+        await using var host = await StartAsync(http2: true);
+        using var client = new HttpClient { BaseAddress = host.BaseAddress };
+
+        foreach (var size in new[] { 300, 12_345, FrontDoor.InPlaceLimit, FrontDoor.InPlaceLimit + 1, 100_000 })
+        {
+            var requestId = $"h2-{size}-{Guid.NewGuid():N}";
+            var (body, message) = EchoCall(size);
+            using var response = await client.SendAsync(EchoRequest(body, requestId, DemoKeys.Bob));
+
+            Assert.Equal(HttpVersion.Version20, response.Version);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var answer = await Sse.ReadSingleMessageAsync(response);
+            Assert.Equal(message, answer.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
+            Assert.Equal(body, _endpointRead[requestId]);
+        }
+
+        // On the same connection: a body the guard read in place and refused, one nobody read, then one served.
+        var (small, echoed) = EchoCall(500);
+        using var refused = await client.SendAsync(EchoRequest(small, $"h2-refused-{Guid.NewGuid():N}", apiKey: null));
+        using var skipping = EchoRequest(small, $"h2-unread-{Guid.NewGuid():N}", DemoKeys.Bob);
+        skipping.Headers.Add(SkipHeader, "1");
+        using var unread = await client.SendAsync(skipping);
+        using var served = await client.SendAsync(EchoRequest(small, $"h2-served-{Guid.NewGuid():N}", DemoKeys.Bob));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, unread.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+        var last = await Sse.ReadSingleMessageAsync(served);
+        Assert.Equal(echoed, last.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
+    }
+
+    /// <summary>An HTTP/2 POST of <paramref name="body"/> with its <c>Content-Length</c>.</summary>
+    private static HttpRequestMessage EchoRequest(byte[] body, string requestId, string? apiKey)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, "/mcp")
+        {
+            Content = new ByteArrayContent(body),
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+        };
+        request.Content.Headers.ContentType = new("application/json");
+        request.Content.Headers.ContentLength = body.Length;
+        request.Headers.Accept.ParseAdd("application/json, text/event-stream");
+        request.Headers.Add("X-Request-Id", requestId);
+        if (apiKey is not null)
+        {
+            request.Headers.Authorization = new("Bearer", apiKey);
+        }
+
+        return request;
     }
 
     [Fact]
