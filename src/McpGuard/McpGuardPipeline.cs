@@ -97,9 +97,9 @@ internal sealed partial class McpGuardPipeline(
         }
         finally
         {
-            if (feature.BodyInPlace)
+            if (feature.BodyInPlace is { } body)
             {
-                FrontDoor.ReleaseBody(context.Request);
+                FrontDoor.ReleaseBody(body);
             }
         }
     }

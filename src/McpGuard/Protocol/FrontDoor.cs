@@ -1,6 +1,8 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using McpGuard.Errors;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Primitives;
 using ModelContextProtocol.Protocol;
@@ -10,7 +12,8 @@ namespace McpGuard.Protocol;
 /// <summary>
 /// The checks every request to the guarded endpoint passes before anything else runs: Origin, HTTP method,
 /// Content-Type, Accept, body size, the JSON-RPC envelope, and the Mcp-Method / Mcp-Name headers.
-/// The body is read once into a pooled buffer, parsed once, and handed to the endpoint from that buffer.
+/// The body is read once and parsed once, and the endpoint reads the same bytes: in place in the server's request pipe
+/// when it is small and the server's own, else from a pooled buffer the front door copied it into.
 /// </summary>
 internal sealed class FrontDoor(AllowedMethods allowedMethods)
 {
@@ -58,29 +61,30 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
 
         if (request.ContentLength > state.MaxRequestBodySize)
         {
-            return TooLarge(catalog, state);
+            return TooLarge(catalog, state.MaxRequestBodySize);
         }
 
         var protocolVersion = request.Headers[ProtocolVersionHeader].ToString();
         McpEnvelope? envelope;
         EnvelopeFailure failure;
-        if (request.ContentLength is <= InPlaceLimit)
+        if (request.ContentLength is <= InPlaceLimit && ServerOwnsBody(context))
         {
-            var (body, outcome) = await PeekBodyAsync(context);
+            var reader = request.BodyReader;
+            var (body, outcome) = await PeekBodyAsync(context, reader);
             if (outcome != BodyOutcome.Read)
             {
-                return Refused(catalog, state, outcome);
+                return Refused(context, catalog, state, outcome);
             }
 
             // Looked at, not consumed: the endpoint reads these very bytes from the server's own request pipe.
-            feature.BodyInPlace = true;
+            feature.BodyInPlace = reader;
             try
             {
                 envelope = Parse(body, protocolVersion, state.MaxJsonDepth, out failure);
             }
             finally
             {
-                request.BodyReader.AdvanceTo(body.Start, body.End);
+                reader.AdvanceTo(body.Start, body.End);
             }
         }
         else
@@ -88,7 +92,7 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
             var (buffer, length, outcome) = await ReadBodyAsync(context, state.MaxRequestBodySize);
             if (buffer is null)
             {
-                return Refused(catalog, state, outcome);
+                return Refused(context, catalog, state, outcome);
             }
 
             feature.AttachBody(buffer);
@@ -110,15 +114,16 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
         return CheckStandardHeaders(request.Headers, envelope!, protocolVersion, catalog);
     }
 
-    private static McpGuardError TooLarge(McpGuardErrorCatalog catalog, McpGuardState state) =>
-        new(catalog[McpGuardReasons.PayloadTooLarge], $"Payload Too Large: the request body exceeds {state.MaxRequestBodySize} bytes.");
+    private static McpGuardError TooLarge(McpGuardErrorCatalog catalog, long limit) =>
+        new(catalog[McpGuardReasons.PayloadTooLarge], $"Payload Too Large: the request body exceeds {limit} bytes.");
 
-    private static McpGuardError Refused(McpGuardErrorCatalog catalog, McpGuardState state, BodyOutcome outcome) => outcome switch
+    private static McpGuardError Refused(HttpContext context, McpGuardErrorCatalog catalog, McpGuardState state, BodyOutcome outcome) => outcome switch
     {
         BodyOutcome.TooSlow => new McpGuardError(catalog[McpGuardReasons.RequestTimeout], "Request Timeout: the request body arrived too slowly."),
         BodyOutcome.Malformed => new McpGuardError(catalog[McpGuardReasons.InvalidRequest],
             "Invalid Request: the request body could not be read; its chunked encoding or Content-Length is broken."),
-        _ => TooLarge(catalog, state),
+        // The lower of the two limits refused it: McpGuard's, or the server's own (Kestrel's MaxRequestBodySize).
+        _ => TooLarge(catalog, Math.Min(state.MaxRequestBodySize, context.Features.Get<IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize ?? long.MaxValue)),
     };
 
     /// <summary>
@@ -134,9 +139,8 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
     /// marks it examined and not consumed, and the endpoint reads the same bytes. The outcome is <see cref="BodyOutcome.Read"/>
     /// or why the body could not be read, as for <see cref="ReadBodyAsync"/>.
     /// </summary>
-    private static async ValueTask<(ReadOnlySequence<byte> Body, BodyOutcome Outcome)> PeekBodyAsync(HttpContext context)
+    private static async ValueTask<(ReadOnlySequence<byte> Body, BodyOutcome Outcome)> PeekBodyAsync(HttpContext context, PipeReader reader)
     {
-        var reader = context.Request.BodyReader;
         try
         {
             while (true)
@@ -158,24 +162,39 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
     }
 
     /// <summary>
+    /// Whether the body reader is the server's own request pipe with the server's own stream over it (Kestrel's): then the
+    /// endpoint reads from the pipe the front door left the body in, whether it reads the pipe or the stream. Elsewhere
+    /// (TestServer, HTTP.sys, or a body stream that middleware before the guard replaced, as <c>EnableBuffering</c> does)
+    /// the reader is a wrapper over the stream that keeps what it read to itself, and the stream would then read nothing:
+    /// the body is copied instead.
+    /// </summary>
+    private static bool ServerOwnsBody(HttpContext context)
+    {
+        var pipe = context.Features.Get<IRequestBodyPipeFeature>();
+        return pipe is not null
+            && ReferenceEquals(pipe, context.Features.Get<IHttpRequestFeature>())
+            && context.Request.Body.GetType().Assembly == pipe.GetType().Assembly;
+    }
+
+    /// <summary>
     /// Consumes what the endpoint left of a body read in place, once the endpoint is done. The server holds its
     /// connection's input while a fully read body is not consumed, and drains it only for a request that was not aborted:
     /// a body nobody consumed would otherwise fail the connection's next read (Kestrel logs "Reading is already in
     /// progress" when a client that disconnected is let go), and callbacks registered for the response's end come too late.
     /// </summary>
-    internal static void ReleaseBody(HttpRequest request)
+    internal static void ReleaseBody(PipeReader reader)
     {
         try
         {
-            var reader = request.BodyReader;
             if (reader.TryRead(out var rest))
             {
                 reader.AdvanceTo(rest.Buffer.End);
             }
         }
-        catch (InvalidOperationException)
+        catch (Exception ex) when (ex is InvalidOperationException or IOException)
         {
-            // The endpoint completed the reader, or left a read of its own open: the server is left to end the body.
+            // The endpoint completed the reader, or left a read of its own open (Kestrel says so with an InvalidOperation
+            // or a BadHttpRequest exception): the server is left to end the body.
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.IO.Pipelines;
 using McpGuard.Auth;
 using McpGuard.Credits;
 
@@ -34,10 +35,11 @@ internal sealed class McpGuardFeature(string requestId, McpGuardState state) : I
     public bool LegacySse { get; init; }
 
     /// <summary>
-    /// Whether the front door left the body in the server's request pipe, read and not consumed, for the endpoint to read
-    /// (<see cref="FrontDoor.InPlaceLimit"/>); the pipeline consumes what the endpoint left of it.
+    /// The server's request pipe when the front door left the body there, read and not consumed, for the endpoint to read
+    /// (<see cref="FrontDoor.InPlaceLimit"/>); the pipeline consumes what the endpoint left of it. Null when the body was
+    /// copied.
     /// </summary>
-    public bool BodyInPlace { get; set; }
+    public PipeReader? BodyInPlace { get; set; }
 
     /// <summary>Null until the front door accepted a POST body (and for GET/DELETE passed through).</summary>
     public McpEnvelope? Envelope { get; private set; }

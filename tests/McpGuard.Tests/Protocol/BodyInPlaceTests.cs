@@ -10,6 +10,9 @@ using McpGuard.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -26,6 +29,7 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
     private const string SkipHeader = "X-Test-Answer-Without-Reading";
 
     private readonly ConcurrentDictionary<string, byte[]> _endpointRead = new();
+    private readonly ConcurrentDictionary<string, bool> _inPlace = new();
     private GuardedHost _host = null!;
 
     public async Task InitializeAsync() => _host = await StartAsync(http2: false);
@@ -57,6 +61,7 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
 
                 // What the endpoint will read, looked at without consuming it: MapMcp then reads the same pipe.
                 _endpointRead[context.TraceIdentifier] = await PeekAsync(context.Request.BodyReader);
+                _inPlace[context.TraceIdentifier] = context.Features.Get<McpGuardFeature>()?.BodyInPlace is not null;
                 await next(context);
             }));
 
@@ -99,6 +104,7 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
         Assert.Equal(7, answer.GetProperty("id").GetInt32());
         Assert.Equal(message, answer.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
         Assert.Equal(body, _endpointRead[requestId]);
+        Assert.Equal(!chunked && size <= FrontDoor.InPlaceLimit, _inPlace[requestId]);
     }
 
     [Fact]
@@ -118,6 +124,7 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
             var answer = await Sse.ReadSingleMessageAsync(response);
             Assert.Equal(message, answer.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
             Assert.Equal(body, _endpointRead[requestId]);
+            Assert.Equal(size <= FrontDoor.InPlaceLimit, _inPlace[requestId]);
         }
 
         // On the same connection: a body the guard read in place and refused, one nobody read, then one served.
@@ -135,13 +142,117 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
         Assert.Equal(echoed, last.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
     }
 
-    /// <summary>An HTTP/2 POST of <paramref name="body"/> with its <c>Content-Length</c>.</summary>
-    private static HttpRequestMessage EchoRequest(byte[] body, string requestId, string? apiKey)
+    /// <summary>Which servers, and which body streams, the in-place read may trust.</summary>
+    public enum Server
+    {
+        /// <summary>Kestrel, its own request pipe and stream: a small body is read in place.</summary>
+        Kestrel,
+
+        /// <summary>Kestrel with <c>EnableBuffering</c> before the guard: the body stream is no longer the server's.</summary>
+        KestrelBuffered,
+
+        /// <summary>ASP.NET Core's TestServer: its body pipe is a wrapper over its stream.</summary>
+        TestServer,
+    }
+
+    [Theory]
+    [InlineData(Server.Kestrel, 300)]
+    [InlineData(Server.Kestrel, FrontDoor.InPlaceLimit + 1)]
+    [InlineData(Server.KestrelBuffered, 300)]
+    [InlineData(Server.KestrelBuffered, FrontDoor.InPlaceLimit + 1)]
+    [InlineData(Server.TestServer, 300)]
+    [InlineData(Server.TestServer, FrontDoor.InPlaceLimit + 1)]
+    public async Task An_endpoint_that_reads_the_body_stream_reads_exactly_the_bytes_sent(Server server, int size)
+    {
+        // The endpoint reads Request.Body, the stream (as YARP and many hand-written endpoints do), not the pipe MapMcp reads.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Production" });
+        builder.Logging.ClearProviders();
+        builder.Configuration.AddInMemoryCollection(GuardConfiguration.ApiKeys(GuardConfiguration.Bob("tools:basic")).With(new Dictionary<string, string?>
+        {
+            ["McpGuard:Auth:AuthorizationServers:0"] = "http://127.0.0.1/issuer",
+            ["McpGuard:Tools:echo:Scopes:0"] = "tools:basic",
+            ["McpGuard:Store"] = "InMemory",
+        }));
+        if (server == Server.TestServer)
+        {
+            builder.WebHost.UseTestServer();
+        }
+        else
+        {
+            builder.WebHost.UseUrls("http://127.0.0.1:0");
+        }
+
+        builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard"));
+        await using var app = builder.Build();
+        if (server == Server.KestrelBuffered)
+        {
+            app.Use((context, next) =>
+            {
+                context.Request.EnableBuffering();
+                return next(context);
+            });
+        }
+
+        app.UseMcpGuard();
+        app.MapPost("/mcp", async context =>
+        {
+            using var read = new MemoryStream();
+            await context.Request.Body.CopyToAsync(read);
+            context.Response.Headers["X-In-Place"] = (context.Features.Get<McpGuardFeature>()?.BodyInPlace is not null) ? "yes" : "no";
+            context.Response.ContentType = "application/octet-stream";
+            await context.Response.Body.WriteAsync(read.ToArray());
+        });
+        await app.StartAsync();
+        using var client = server == Server.TestServer ? app.GetTestClient() : new HttpClient { BaseAddress = new Uri(app.Urls.Single()) };
+
+        var (body, _) = EchoCall(size);
+        using var request = EchoRequest(body, $"stream-{server}-{size}-{Guid.NewGuid():N}", DemoKeys.Bob, HttpVersion.Version11);
+        using var response = await client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(body, await response.Content.ReadAsByteArrayAsync());
+        Assert.Equal(server == Server.Kestrel && size <= FrontDoor.InPlaceLimit ? "yes" : "no", response.Headers.GetValues("X-In-Place").Single());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_body_over_the_servers_own_lower_limit_is_413_naming_that_limit(bool chunked)
+    {
+        // Kestrel refuses the body while the front door reads it, in place (Content-Length) or into its buffer (chunked).
+        await using var host = await GuardedHost.StartMcpAsync(
+            server => server.WithTools<DifferentialTools>(),
+            GuardConfiguration.ApiKeys(GuardConfiguration.Bob("tools:basic")).With(new Dictionary<string, string?>
+            {
+                ["McpGuard:Auth:AuthorizationServers:0"] = "http://127.0.0.1/issuer",
+                ["McpGuard:Tools:echo:Scopes:0"] = "tools:basic",
+            }),
+            build: builder => builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 1_000));
+        var (body, _) = EchoCall(5_000);
+        using var request = EchoRequest(body, $"over-{Guid.NewGuid():N}", DemoKeys.Bob, HttpVersion.Version11);
+        if (chunked)
+        {
+            request.Content!.Headers.ContentLength = null;
+            request.Headers.TransferEncodingChunked = true;
+        }
+
+        using var response = await host.Client.SendAsync(request);
+
+        await WireAssert.JsonRpcErrorAsync(response, HttpStatusCode.RequestEntityTooLarge, -32600,
+            "Payload Too Large: the request body exceeds 1000 bytes.", "payload_too_large", id: null);
+        var (small, message) = EchoCall(500);
+        using var served = await host.Client.SendAsync(EchoRequest(small, $"under-{Guid.NewGuid():N}", DemoKeys.Bob, HttpVersion.Version11));
+        Assert.Equal(HttpStatusCode.OK, served.StatusCode);
+        Assert.Equal(message, (await Sse.ReadSingleMessageAsync(served)).GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
+    }
+
+    /// <summary>A POST of <paramref name="body"/> with its <c>Content-Length</c>, over HTTP/2 unless <paramref name="version"/> says otherwise.</summary>
+    private static HttpRequestMessage EchoRequest(byte[] body, string requestId, string? apiKey, Version? version = null)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, "/mcp")
         {
             Content = new ByteArrayContent(body),
-            Version = HttpVersion.Version20,
+            Version = version ?? HttpVersion.Version20,
             VersionPolicy = HttpVersionPolicy.RequestVersionExact,
         };
         request.Content.Headers.ContentType = new("application/json");
