@@ -162,7 +162,8 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
     }
 
     /// <summary>
-    /// Whether the body reader is the server's own request pipe with the server's own stream over it (Kestrel's): then the
+    /// Whether the body reader is the server's own request pipe with the server's own stream over it (Kestrel's; IIS and
+    /// HTTP.sys have no request pipe of their own): then the
     /// endpoint reads from the pipe the front door left the body in, whether it reads the pipe or the stream. Elsewhere
     /// (TestServer, HTTP.sys, or a body stream that middleware before the guard replaced, as <c>EnableBuffering</c> does)
     /// the reader is a wrapper over the stream that keeps what it read to itself, and the stream would then read nothing:
@@ -171,9 +172,14 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
     private static bool ServerOwnsBody(HttpContext context)
     {
         var pipe = context.Features.Get<IRequestBodyPipeFeature>();
-        return pipe is not null
-            && ReferenceEquals(pipe, context.Features.Get<IHttpRequestFeature>())
-            && context.Request.Body.GetType().Assembly == pipe.GetType().Assembly;
+        if (pipe is null || !ReferenceEquals(pipe, context.Features.Get<IHttpRequestFeature>()))
+        {
+            return false;
+        }
+
+        // The server's stream, and its pipe rather than a wrapper it made over a stream that was swapped in and back out.
+        var server = pipe.GetType().Assembly;
+        return context.Request.Body.GetType().Assembly == server && context.Request.BodyReader.GetType().Assembly == server;
     }
 
     /// <summary>
@@ -191,10 +197,10 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
                 reader.AdvanceTo(rest.Buffer.End);
             }
         }
-        catch (Exception ex) when (ex is InvalidOperationException or IOException)
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or OperationCanceledException)
         {
-            // The endpoint completed the reader, or left a read of its own open (Kestrel says so with an InvalidOperation
-            // or a BadHttpRequest exception): the server is left to end the body.
+            // The endpoint completed the reader or left a read of its own open (an InvalidOperation or BadHttpRequest
+            // exception), or the request was aborted (ConnectionAborted): the server is left to end the body.
         }
     }
 

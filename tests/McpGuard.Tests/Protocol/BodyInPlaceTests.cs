@@ -151,6 +151,12 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
         /// <summary>Kestrel with <c>EnableBuffering</c> before the guard: the body stream is no longer the server's.</summary>
         KestrelBuffered,
 
+        /// <summary>
+        /// Kestrel behind a middleware that swapped the body stream for its own, read through the request's pipe, and put
+        /// Kestrel's stream back: the pipe is then a wrapper over Kestrel's stream, not Kestrel's pipe.
+        /// </summary>
+        KestrelRestored,
+
         /// <summary>ASP.NET Core's TestServer: its body pipe is a wrapper over its stream.</summary>
         TestServer,
     }
@@ -160,6 +166,7 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
     [InlineData(Server.Kestrel, FrontDoor.InPlaceLimit + 1)]
     [InlineData(Server.KestrelBuffered, 300)]
     [InlineData(Server.KestrelBuffered, FrontDoor.InPlaceLimit + 1)]
+    [InlineData(Server.KestrelRestored, 300)]
     [InlineData(Server.TestServer, 300)]
     [InlineData(Server.TestServer, FrontDoor.InPlaceLimit + 1)]
     public async Task An_endpoint_that_reads_the_body_stream_reads_exactly_the_bytes_sent(Server server, int size)
@@ -192,6 +199,17 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
                 return next(context);
             });
         }
+        else if (server == Server.KestrelRestored)
+        {
+            app.Use((context, next) =>
+            {
+                var kestrels = context.Request.Body;
+                context.Request.Body = new BufferedStream(kestrels);
+                _ = context.Request.BodyReader;
+                context.Request.Body = kestrels;
+                return next(context);
+            });
+        }
 
         app.UseMcpGuard();
         app.MapPost("/mcp", async context =>
@@ -212,6 +230,61 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         Assert.Equal(body, await response.Content.ReadAsByteArrayAsync());
         Assert.Equal(server == Server.Kestrel && size <= FrontDoor.InPlaceLimit ? "yes" : "no", response.Headers.GetValues("X-In-Place").Single());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task An_endpoint_that_aborts_the_request_after_reading_the_body_raises_nothing_from_the_guard(bool http2)
+    {
+        // The endpoint reads the body, then aborts; the guard then gives back what is left of the body it read in place,
+        // on a reader that Kestrel has poisoned with the abort. Nothing of that may escape the guard.
+        var escaped = new TaskCompletionSource<Exception?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var host = await GuardedHost.StartAsync(
+            builder =>
+            {
+                builder.Services.AddMcpGuard(builder.Configuration.GetSection("McpGuard"));
+                builder.Services.AddMcpServer().WithHttpTransport().WithTools<DifferentialTools>();
+                if (http2)
+                {
+                    builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Protocols = HttpProtocols.Http2));
+                }
+            },
+            app =>
+            {
+                app.Use(async (context, next) =>
+                {
+                    try
+                    {
+                        await next(context);
+                        escaped.TrySetResult(null);
+                    }
+                    catch (Exception ex)
+                    {
+                        escaped.TrySetResult(ex);
+                    }
+                });
+                app.UseMcpGuard();
+                app.Use(async (HttpContext context, RequestDelegate _) =>
+                {
+                    await PeekAsync(context.Request.BodyReader);
+                    var read = await context.Request.BodyReader.ReadAsync();
+                    context.Request.BodyReader.AdvanceTo(read.Buffer.End);
+                    context.Abort();
+                });
+                app.MapMcp("/mcp");
+            },
+            GuardConfiguration.ApiKeys(GuardConfiguration.Bob("tools:basic")).With(new Dictionary<string, string?>
+            {
+                ["McpGuard:Auth:AuthorizationServers:0"] = "http://127.0.0.1/issuer",
+                ["McpGuard:Tools:echo:Scopes:0"] = "tools:basic",
+            }));
+        var (body, _) = EchoCall(300);
+
+        await Assert.ThrowsAnyAsync<HttpRequestException>(() => host.Client.SendAsync(
+            EchoRequest(body, $"abort-{Guid.NewGuid():N}", DemoKeys.Bob, http2 ? HttpVersion.Version20 : HttpVersion.Version11)));
+
+        Assert.Null(await escaped.Task.WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
     [Theory]
