@@ -9,20 +9,21 @@ using McpGuard.Protocol;
 using McpGuard.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Logging;
-using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace McpGuard.Tests.Protocol;
 
 /// <summary>
 /// The front door reads a body of up to <see cref="FrontDoor.InPlaceLimit"/> bytes with a <c>Content-Length</c> in place
-/// (left in Kestrel's request pipe, read and not consumed) and copies a larger or chunked one. On both sides of the limit
-/// the SDK's <c>MapMcp()</c> must read exactly the bytes the client sent and the guard parsed, and the connection must go
-/// on serving the requests that follow, whether or not anyone read the body.
+/// (left in Kestrel's request pipe, read and not consumed) and copies a larger or chunked one, or any body whose pipe is
+/// not Kestrel's own. On both sides of the limit, over HTTP/1.1 and HTTP/2, an endpoint reading the pipe (the SDK's
+/// <c>MapMcp()</c>) or the stream must read exactly the bytes the client sent and the guard parsed, and the connection
+/// must go on serving the requests that follow, whether or not anyone read the body, and whatever became of the request.
 /// </summary>
 public sealed class BodyInPlaceTests : IAsyncLifetime
 {
@@ -37,11 +38,7 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
     private Task<GuardedHost> StartAsync(bool http2) =>
         GuardedHost.StartMcpAsync(
             server => server.WithTools<DifferentialTools>(),
-            GuardConfiguration.ApiKeys(GuardConfiguration.Bob("tools:basic")).With(new Dictionary<string, string?>
-            {
-                ["McpGuard:Auth:AuthorizationServers:0"] = "http://127.0.0.1/issuer",
-                ["McpGuard:Tools:echo:Scopes:0"] = "tools:basic",
-            }),
+            Configuration(),
             build: builder =>
             {
                 if (http2)
@@ -66,6 +63,14 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
             }));
 
     public async Task DisposeAsync() => await _host.DisposeAsync();
+
+    /// <summary>Bob's key with <c>tools:basic</c>, which <c>echo</c> needs.</summary>
+    private static Dictionary<string, string?> Configuration() =>
+        GuardConfiguration.ApiKeys(GuardConfiguration.Bob("tools:basic")).With(new Dictionary<string, string?>
+        {
+            ["McpGuard:Auth:AuthorizationServers:0"] = "http://127.0.0.1/issuer",
+            ["McpGuard:Tools:echo:Scopes:0"] = "tools:basic",
+        });
 
     [Theory]
     [InlineData(300, false)]
@@ -174,12 +179,7 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
         // The endpoint reads Request.Body, the stream (as YARP and many hand-written endpoints do), not the pipe MapMcp reads.
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = "Production" });
         builder.Logging.ClearProviders();
-        builder.Configuration.AddInMemoryCollection(GuardConfiguration.ApiKeys(GuardConfiguration.Bob("tools:basic")).With(new Dictionary<string, string?>
-        {
-            ["McpGuard:Auth:AuthorizationServers:0"] = "http://127.0.0.1/issuer",
-            ["McpGuard:Tools:echo:Scopes:0"] = "tools:basic",
-            ["McpGuard:Store"] = "InMemory",
-        }));
+        builder.Configuration.AddInMemoryCollection(Configuration().With(new Dictionary<string, string?> { ["McpGuard:Store"] = "InMemory" }));
         if (server == Server.TestServer)
         {
             builder.WebHost.UseTestServer();
@@ -274,11 +274,7 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
                 });
                 app.MapMcp("/mcp");
             },
-            GuardConfiguration.ApiKeys(GuardConfiguration.Bob("tools:basic")).With(new Dictionary<string, string?>
-            {
-                ["McpGuard:Auth:AuthorizationServers:0"] = "http://127.0.0.1/issuer",
-                ["McpGuard:Tools:echo:Scopes:0"] = "tools:basic",
-            }));
+            Configuration());
         var (body, _) = EchoCall(300);
 
         await Assert.ThrowsAnyAsync<HttpRequestException>(() => host.Client.SendAsync(
@@ -295,11 +291,7 @@ public sealed class BodyInPlaceTests : IAsyncLifetime
         // Kestrel refuses the body while the front door reads it, in place (Content-Length) or into its buffer (chunked).
         await using var host = await GuardedHost.StartMcpAsync(
             server => server.WithTools<DifferentialTools>(),
-            GuardConfiguration.ApiKeys(GuardConfiguration.Bob("tools:basic")).With(new Dictionary<string, string?>
-            {
-                ["McpGuard:Auth:AuthorizationServers:0"] = "http://127.0.0.1/issuer",
-                ["McpGuard:Tools:echo:Scopes:0"] = "tools:basic",
-            }),
+            Configuration(),
             build: builder => builder.WebHost.ConfigureKestrel(kestrel => kestrel.Limits.MaxRequestBodySize = 1_000));
         var (body, _) = EchoCall(5_000);
         using var request = EchoRequest(body, $"over-{Guid.NewGuid():N}", DemoKeys.Bob, HttpVersion.Version11);
