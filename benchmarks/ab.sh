@@ -8,15 +8,16 @@
 # compare.sh measures the guard against no guard; this measures one guard against another. Both builds run side by side
 # on 127.0.0.1 with the same configuration as compare.sh's guarded server (rate limits raised, alice's balance and cap
 # large enough), each under its own wrk (one thread, CONNECTIONS connections) at the same time, so the machine's drift
-# hits both alike. The server started second costs 1-2 µs more per request on this VM (the same build against
-# itself), so there are two passes, A started first, then B: the difference is read over both. Each round prints both
-# servers' CPU per request (from /proc) and B − A; the summary gives the medians and how many rounds B was lower in.
+# hits both alike. One server process can cost 1-2 µs per request more than another of the same build for its whole
+# life (the same build against itself), so there are two passes, the servers restarted in the other order for the
+# second, and the difference is read over both. Each round prints both servers' CPU per request (from /proc) and
+# B − A; the summary gives the medians and how many rounds B was lower in.
 # A difference of about 1 µs shows as the same sign in most rounds; a single round means nothing. Both servers are
 # stopped by their PIDs on every exit. Exits non-zero when a build or a server fails, or when wrk sees a non-2xx
 # answer or a socket error.
 set -euo pipefail
 
-if [ $# -ne 2 ] || [ "$1" = -h ] || [ "$1" = --help ]; then sed -n '2,16p' "$0"; exit 2; fi
+if [ $# -ne 2 ] || [ "$1" = -h ] || [ "$1" = --help ]; then sed -n '2,17p' "$0"; exit 2; fi
 
 TOOLS=${TOOLS:-"echo add"}
 ROUNDS=${ROUNDS:-6}
@@ -109,8 +110,8 @@ both() { # both <tool> <seconds> [first]: one wrk per server at once, <first>'s 
 }
 
 echo "== $(nproc) cores; store $STORE; $CONNECTIONS connections; per pass and tool ${WARMUP}s warm-up, then $ROUNDS rounds of ${DURATION}s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
-# Two passes, the servers started in the opposite order: the server started second costs 1-2 us more per request here
-# (the same build measured against itself), and the two passes cancel that out.
+# Two passes, the servers started in the opposite order: one server process can cost 1-2 us per request more than
+# another of the same build for its whole life, and the two passes average that out.
 for pass in 1 2; do
     if [ "$pass" = 1 ]; then start A B; else start B A; fi
     echo "== pass $pass: $([ "$pass" = 1 ] && echo "A started first" || echo "B started first")"
