@@ -30,6 +30,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # shellcheck source=benchmarks/ensure-wrk.sh
 source benchmarks/ensure-wrk.sh
+# shellcheck source=benchmarks/unlimited.sh
+source benchmarks/unlimited.sh
 
 work=$(mktemp -d -t mcpguard-ab.XXXXXX)
 pids=()
@@ -74,11 +76,7 @@ start() { # start <first> <second>: both servers, in that order, and wait until 
         port[$name]=$(free_port)
         dotnet "${!dir}/McpGuard.Sample.dll" --contentRoot "${!dir}" --urls "http://127.0.0.1:${port[$name]}" \
             --Sample:Guard=true --McpGuard:Store="$STORE" --McpGuard:SqlitePath="$work/$name-$(date +%s%N).db" \
-            --McpGuard:RateLimits:Policies:default:Windows:0:Permits=100000000 \
-            --McpGuard:RateLimits:Policies:default:Windows:1:Permits=100000000 \
-            --McpGuard:RateLimits:Policies:add:Windows:0:Permits=100000000 \
-            --McpGuard:Accounts:alice:InitialBalance=1000000000000 \
-            --McpGuard:Accounts:alice:MonthlyCap=2000000000000 >"$work/$name.log" 2>&1 &
+            "${UNLIMITED_ARGS[@]}" >"$work/$name.log" 2>&1 &
         pid[$name]=$!
         pids+=("$!")
         for i in $(seq 1 150); do

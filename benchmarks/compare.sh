@@ -54,6 +54,8 @@ cd "$root"
 
 # shellcheck source=benchmarks/ensure-wrk.sh
 source benchmarks/ensure-wrk.sh
+# shellcheck source=benchmarks/unlimited.sh
+source benchmarks/unlimited.sh
 
 
 free_port() {
@@ -115,18 +117,13 @@ if [ "$STORE" = PostgreSql ]; then
     store_args=(--McpGuard:PostgreSql:ConnectionString="$PG_CONNECTION" --McpGuard:RateLimits:Store=Redis --McpGuard:Redis:Configuration="$REDIS_CONFIGURATION")
 fi
 
-limit=100000000
 echo "== starting guarded on 127.0.0.1:$guarded_port, unguarded on 127.0.0.1:$open_port"
 dotnet "$dll" --contentRoot "$content_root" --urls "http://127.0.0.1:$guarded_port" \
     --Sample:Guard=true \
     --McpGuard:Store="$STORE" \
     --McpGuard:SqlitePath="$work/ledger.db" \
     "${store_args[@]}" \
-    --McpGuard:RateLimits:Policies:default:Windows:0:Permits=$limit \
-    --McpGuard:RateLimits:Policies:default:Windows:1:Permits=$limit \
-    --McpGuard:RateLimits:Policies:add:Windows:0:Permits=$limit \
-    --McpGuard:Accounts:alice:InitialBalance=1000000000000 \
-    --McpGuard:Accounts:alice:MonthlyCap=2000000000000 \
+    "${UNLIMITED_ARGS[@]}" \
     $GUARD_ARGS \
     >"$work/guarded.log" 2>&1 &
 guarded_pid=$!

@@ -24,6 +24,8 @@ cd "$root"
 
 # shellcheck source=benchmarks/ensure-wrk.sh
 source benchmarks/ensure-wrk.sh
+# shellcheck source=benchmarks/unlimited.sh
+source benchmarks/unlimited.sh
 
 echo "== building Release"
 dotnet build -c Release samples/McpGuard.Sample -nologo -v quiet >/dev/null
@@ -58,16 +60,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-limit=100000000
 echo "== starting the sample on $url (ledger $db)"
 dotnet "$dll" --contentRoot "$content_root" --urls "http://127.0.0.1:$PORT" \
     --McpGuard:Store=Sqlite \
     --McpGuard:SqlitePath="$db" \
-    --McpGuard:RateLimits:Policies:default:Windows:0:Permits=$limit \
-    --McpGuard:RateLimits:Policies:default:Windows:1:Permits=$limit \
-    --McpGuard:RateLimits:Policies:add:Windows:0:Permits=$limit \
-    --McpGuard:Accounts:alice:InitialBalance=1000000000000 \
-    --McpGuard:Accounts:alice:MonthlyCap=2000000000000 \
+    "${UNLIMITED_ARGS[@]}" \
     >"$work/server.log" 2>&1 &
 pid=$!
 

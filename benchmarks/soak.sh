@@ -105,17 +105,14 @@ dotnet build -c Release samples/McpGuard.Sample -nologo -v quiet >/dev/null
 dll=samples/McpGuard.Sample/bin/Release/net10.0/McpGuard.Sample.dll
 content_root=$(cd "$(dirname "$dll")" && pwd)   # the sample's appsettings.json sits next to it
 
-limit=100000000
+# shellcheck source=benchmarks/unlimited.sh
+source benchmarks/unlimited.sh
 server_args=(--contentRoot "$content_root" --urls "http://127.0.0.1:$port"
     --Sample:Guard=true
     --Logging:LogLevel:Default=Warning
     --McpGuard:Store=Sqlite
     --McpGuard:SqlitePath="$db"
-    --McpGuard:RateLimits:Policies:default:Windows:0:Permits="$limit"
-    --McpGuard:RateLimits:Policies:default:Windows:1:Permits="$limit"
-    --McpGuard:RateLimits:Policies:add:Windows:0:Permits="$limit"
-    --McpGuard:Accounts:alice:InitialBalance=1000000000000
-    --McpGuard:Accounts:alice:MonthlyCap=2000000000000)
+    "${UNLIMITED_ARGS[@]}")
 
 rss_mb() { # rss_mb <pid>: VmRSS in MB
     awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"

@@ -97,10 +97,7 @@ internal sealed partial class McpGuardPipeline(
         }
         finally
         {
-            if (feature.BodyInPlace is { } body)
-            {
-                FrontDoor.ReleaseBody(body);
-            }
+            feature.ReleaseBodyInPlace();
         }
     }
 

@@ -67,9 +67,8 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
         var protocolVersion = request.Headers[ProtocolVersionHeader].ToString();
         McpEnvelope? envelope;
         EnvelopeFailure failure;
-        if (request.ContentLength is <= InPlaceLimit && ServerOwnsBody(context))
+        if (request.ContentLength is <= InPlaceLimit && ServerBodyPipe(context) is { } reader)
         {
-            var reader = request.BodyReader;
             var (body, outcome) = await PeekBodyAsync(context, reader);
             if (outcome != BodyOutcome.Read)
             {
@@ -77,7 +76,7 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
             }
 
             // Looked at, not consumed: the endpoint reads these very bytes from the server's own request pipe.
-            feature.BodyInPlace = reader;
+            feature.AttachBody(reader);
             try
             {
                 envelope = Parse(body, protocolVersion, state.MaxJsonDepth, out failure);
@@ -98,7 +97,7 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
             feature.AttachBody(buffer);
             context.Response.RegisterForDispose(feature);
             request.Body = new MemoryStream(buffer, 0, length, writable: false);
-            envelope = McpEnvelopeParser.TryParse(buffer.AsSpan(0, length), protocolVersion, state.MaxJsonDepth, out var parsed, out failure) ? parsed : null;
+            envelope = Parse(new ReadOnlySequence<byte>(buffer, 0, length), protocolVersion, state.MaxJsonDepth, out failure);
         }
 
         // The endpoint reads the body as JSON in UTF-8 (checked above): say so in the one form every JSON reader takes.
@@ -110,8 +109,8 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
             return new McpGuardError(catalog[failure.Reason], failure.Detail) { Id = failure.Id };
         }
 
-        feature.RecordEnvelope(envelope!);
-        return CheckStandardHeaders(request.Headers, envelope!, protocolVersion, catalog);
+        feature.RecordEnvelope(envelope);
+        return CheckStandardHeaders(request.Headers, envelope, protocolVersion, catalog);
     }
 
     private static McpGuardError TooLarge(McpGuardErrorCatalog catalog, long limit) =>
@@ -162,48 +161,27 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
     }
 
     /// <summary>
-    /// Whether the body reader is the server's own request pipe with the server's own stream over it (Kestrel's; IIS and
-    /// HTTP.sys have no request pipe of their own): then the
-    /// endpoint reads from the pipe the front door left the body in, whether it reads the pipe or the stream. Elsewhere
-    /// (TestServer, HTTP.sys, or a body stream that middleware before the guard replaced, as <c>EnableBuffering</c> does)
-    /// the reader is a wrapper over the stream that keeps what it read to itself, and the stream would then read nothing:
-    /// the body is copied instead.
+    /// The body reader when it is the server's own request pipe with the server's own stream over it (Kestrel's; IIS and
+    /// HTTP.sys have no request pipe of their own): then the endpoint reads from the pipe the front door left the body
+    /// in, whether it reads the pipe or the stream. Null elsewhere (TestServer, or a body stream that middleware before the
+    /// guard replaced, as <c>EnableBuffering</c> does): the reader is then a wrapper over the stream that keeps what it
+    /// read to itself, the stream would read nothing after it, and the body is copied instead.
     /// </summary>
-    private static bool ServerOwnsBody(HttpContext context)
+    private static PipeReader? ServerBodyPipe(HttpContext context)
     {
         var pipe = context.Features.Get<IRequestBodyPipeFeature>();
         if (pipe is null || !ReferenceEquals(pipe, context.Features.Get<IHttpRequestFeature>()))
         {
-            return false;
+            return null;
         }
 
         // The server's stream, and its pipe rather than a wrapper it made over a stream that was swapped in and back out.
         var server = pipe.GetType().Assembly;
-        return context.Request.Body.GetType().Assembly == server && context.Request.BodyReader.GetType().Assembly == server;
+        var reader = pipe.Reader;
+        return context.Request.Body.GetType().Assembly == server && reader.GetType().Assembly == server ? reader : null;
     }
 
-    /// <summary>
-    /// Consumes what the endpoint left of a body read in place, once the endpoint is done. The server holds its
-    /// connection's input while a fully read body is not consumed, and drains it only for a request that was not aborted:
-    /// a body nobody consumed would otherwise fail the connection's next read (Kestrel logs "Reading is already in
-    /// progress" when a client that disconnected is let go), and callbacks registered for the response's end come too late.
-    /// </summary>
-    internal static void ReleaseBody(PipeReader reader)
-    {
-        try
-        {
-            if (reader.TryRead(out var rest))
-            {
-                reader.AdvanceTo(rest.Buffer.End);
-            }
-        }
-        catch (Exception ex) when (ex is InvalidOperationException or IOException or OperationCanceledException)
-        {
-            // The endpoint completed the reader or left a read of its own open (an InvalidOperation or BadHttpRequest
-            // exception), or the request was aborted (ConnectionAborted): the server is left to end the body.
-        }
-    }
-
+    /// <summary>The envelope of the body (read in place, or copied: one segment), or null with why not.</summary>
     private static McpEnvelope? Parse(ReadOnlySequence<byte> body, string protocolVersion, int maxDepth, out EnvelopeFailure failure)
     {
         if (body.IsSingleSegment)
@@ -211,7 +189,7 @@ internal sealed class FrontDoor(AllowedMethods allowedMethods)
             return McpEnvelopeParser.TryParse(body.FirstSpan, protocolVersion, maxDepth, out var envelope, out failure) ? envelope : null;
         }
 
-        // The body spans the pipe's blocks: the parser reads one span, so copy it (at most InPlaceLimit bytes).
+        // A body read in place across the pipe's blocks: the parser reads one span, so copy it (at most InPlaceLimit bytes).
         var copy = ArrayPool<byte>.Shared.Rent((int)body.Length);
         try
         {

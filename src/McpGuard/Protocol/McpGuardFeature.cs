@@ -36,10 +36,9 @@ internal sealed class McpGuardFeature(string requestId, McpGuardState state) : I
 
     /// <summary>
     /// The server's request pipe when the front door left the body there, read and not consumed, for the endpoint to read
-    /// (<see cref="FrontDoor.InPlaceLimit"/>); the pipeline consumes what the endpoint left of it. Null when the body was
-    /// copied.
+    /// (<see cref="FrontDoor.InPlaceLimit"/>); null when the body was copied (<see cref="AttachBody(byte[])"/>).
     /// </summary>
-    public PipeReader? BodyInPlace { get; set; }
+    public PipeReader? BodyInPlace { get; private set; }
 
     /// <summary>Null until the front door accepted a POST body (and for GET/DELETE passed through).</summary>
     public McpEnvelope? Envelope { get; private set; }
@@ -69,7 +68,38 @@ internal sealed class McpGuardFeature(string requestId, McpGuardState state) : I
         where T : class =>
         current is null ? value : throw new InvalidOperationException($"The request's {typeof(T).Name} was already recorded.");
 
+    /// <summary>The body the front door copied: returned to the pool when the response is done.</summary>
     public void AttachBody(byte[] pooled) => _body = pooled;
+
+    /// <summary>The body the front door read in place: what the endpoint leaves of it is consumed by <see cref="ReleaseBodyInPlace"/>.</summary>
+    public void AttachBody(PipeReader inPlace) => BodyInPlace = inPlace;
+
+    /// <summary>
+    /// Consumes what the endpoint left of a body read in place, once the endpoint is done (the pipeline's last step). The
+    /// server holds its connection's input while a fully read body is not consumed, and drains it only for a request that
+    /// was not aborted: a body nobody consumed would otherwise fail the connection's next read (Kestrel logs "Reading is
+    /// already in progress" as it lets go of a client that left). <see cref="Dispose"/> runs too late for that.
+    /// </summary>
+    public void ReleaseBodyInPlace()
+    {
+        if (BodyInPlace is not { } reader)
+        {
+            return;
+        }
+
+        try
+        {
+            if (reader.TryRead(out var rest))
+            {
+                reader.AdvanceTo(rest.Buffer.End);
+            }
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or IOException or OperationCanceledException)
+        {
+            // The endpoint completed the reader or left a read of its own open (an InvalidOperation or BadHttpRequest
+            // exception), or the request was aborted (ConnectionAborted): the server is left to end the body.
+        }
+    }
 
     public void Dispose()
     {
