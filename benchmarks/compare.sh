@@ -9,6 +9,10 @@
 #   GUARD_ARGS="--McpGuard:Credits:Enabled=false" benchmarks/compare.sh   # the guarded server with more configuration
 #   TOGETHER=1 CONNECTIONS=32 benchmarks/compare.sh   # both servers under load at once (one wrk thread each) instead of
 #                                         # in turn: the machine's drift hits both alike; read the CPU per request
+#   GUARDED=floor CONNECTIONS=32 TOOLS=add benchmarks/compare.sh   # the floor under the guard: instead of the guarded
+#                                         # sample, the benchmarks' guard-floor server (an API-key authentication scheme and
+#                                         # a durable SQLite charge in front of the same MapMcp() server, none of McpGuard's gates;
+#                                         # with STORE=PostgreSql the charge is on PostgreSQL and the add call's windows on Redis)
 #   STORE=PostgreSql CONNECTIONS=32 benchmarks/compare.sh   # scaled out: ledger, keys and statuses on PostgreSQL,
 #                                         # counters on Redis (a throwaway redis-server and PostgreSQL, eng/stores.sh)
 #
@@ -32,7 +36,7 @@ case "${1:-}" in
     "" | --concurrency) ;;
     --sizes) MODE=sizes ;;
     --all) MODE=all ;;
-    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "usage: $0 [--concurrency | --sizes | --all]" >&2; exit 2 ;;
 esac
 
@@ -48,6 +52,8 @@ STORE=${STORE:-Sqlite}                             # the guarded server's stores
 REV=${REV:-}                                       # a commit to measure instead of the working tree (needs Sample:Guard)
 GUARD_ARGS=${GUARD_ARGS:-}                         # more configuration for the guarded server, e.g. "--McpGuard:Credits:Enabled=false"
 TOGETHER=${TOGETHER:-0}                            # 1: each round loads both servers at once, each with its own wrk
+GUARDED=${GUARDED:-sample}                         # sample: the guarded sample; floor: the benchmarks' guard-floor server
+                                                   # (GUARD_ARGS then takes it apart: "--auth false", "--charge false", "--journal memory")
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -117,15 +123,24 @@ if [ "$STORE" = PostgreSql ]; then
     store_args=(--McpGuard:PostgreSql:ConnectionString="$PG_CONNECTION" --McpGuard:RateLimits:Store=Redis --McpGuard:Redis:Configuration="$REDIS_CONFIGURATION")
 fi
 
-echo "== starting guarded on 127.0.0.1:$guarded_port, unguarded on 127.0.0.1:$open_port"
-dotnet "$dll" --contentRoot "$content_root" --urls "http://127.0.0.1:$guarded_port" \
-    --Sample:Guard=true \
-    --McpGuard:Store="$STORE" \
-    --McpGuard:SqlitePath="$work/ledger.db" \
-    "${store_args[@]}" \
-    "${UNLIMITED_ARGS[@]}" \
-    $GUARD_ARGS \
-    >"$work/guarded.log" 2>&1 &
+echo "== starting guarded ($GUARDED) on 127.0.0.1:$guarded_port, unguarded on 127.0.0.1:$open_port"
+if [ "$GUARDED" = floor ]; then
+    bench_dir="$(dirname "$(dirname "$sample")")/benchmarks/McpGuard.Benchmarks"
+    dotnet build -c Release "$bench_dir" -nologo -v quiet >/dev/null
+    floor_args=()
+    if [ "$STORE" = PostgreSql ]; then floor_args=(--redis "$REDIS_CONFIGURATION" --postgres "$PG_CONNECTION"); fi
+    dotnet "$bench_dir/bin/Release/net10.0/McpGuard.Benchmarks.dll" guard-floor --urls "http://127.0.0.1:$guarded_port" \
+        --ledger "$work/ledger.db" "${floor_args[@]}" $GUARD_ARGS >"$work/guarded.log" 2>&1 &
+else
+    dotnet "$dll" --contentRoot "$content_root" --urls "http://127.0.0.1:$guarded_port" \
+        --Sample:Guard=true \
+        --McpGuard:Store="$STORE" \
+        --McpGuard:SqlitePath="$work/ledger.db" \
+        "${store_args[@]}" \
+        "${UNLIMITED_ARGS[@]}" \
+        $GUARD_ARGS \
+        >"$work/guarded.log" 2>&1 &
+fi
 guarded_pid=$!
 dotnet "$dll" --contentRoot "$content_root" --urls "http://127.0.0.1:$open_port" --Sample:Guard=false >"$work/open.log" 2>&1 &
 open_pid=$!
@@ -162,7 +177,9 @@ for server in guarded open; do
     expect "$server echo" '"text":"hello"' "$(call $server echo)"
     expect "$server add" '"text":"5"' "$(call $server add)"
 done
-if [ -z "$GUARD_ARGS" ]; then
+if [ -z "$GUARD_ARGS" ] && [ "$GUARDED" = floor ]; then
+    expect "guard-floor echo without a key" '^HTTP 401$' "$(call guarded echo '')"
+elif [ -z "$GUARD_ARGS" ]; then
     expect "guarded echo without a key" '^HTTP 401$' "$(call guarded echo '')"
 else
     echo "GUARD_ARGS: $GUARD_ARGS (the guarded server's answer without a key is not checked)"
