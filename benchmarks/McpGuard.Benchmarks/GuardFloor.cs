@@ -48,7 +48,7 @@ internal static class GuardFloor
         var ledgerPath = builder.Configuration["ledger"] ?? throw new ArgumentException("guard-floor needs --ledger <path of a new SQLite file>");
         // To take the floor apart: --auth false (no authentication), --charge false (no charge), --journal memory (the
         // ledger's in-memory journal instead of SQLite), --recent N (how many charges the ledger holds by request id), --defer true
-        // (the charge waited for after the endpoint instead of before it).
+        // (the charge waited for after the endpoint instead of before it), --tool echo (the Redis windows of a free call).
         var authenticate = builder.Configuration.GetValue("auth", defaultValue: true);
         var charged = builder.Configuration.GetValue("charge", defaultValue: true);
         var deferred = builder.Configuration.GetValue("defer", defaultValue: false);
@@ -60,12 +60,14 @@ internal static class GuardFloor
         await using var disposeLedger = (IAsyncDisposable)ledger;
         await ledger.TopUpAsync("alice", 1_000_000_000_000, "floor", clock.GetUtcNow(), CancellationToken.None);
 
-        // --redis <configuration>: each call also checks and spends the add call's three windows (add-1m, default-1m,
-        // default-1d, as in the sample, raised so they never refuse) on Redis, in McpGuard's one script and round trip.
+        // --redis <configuration>: each call also checks and spends its windows on Redis, in McpGuard's one script and round
+        // trip, as in the sample (raised so they never refuse): for add (--tool add, the default) add-1m, default-1m and
+        // default-1d; for any other tool (--tool echo) the default policy's two.
         await using var limits = builder.Configuration["redis"] is { Length: > 0 } redis ? new RedisRateLimitStore(redis, "mcpguard:", TimeSpan.FromSeconds(2)) : null;
+        var tool = builder.Configuration["tool"] ?? "add";
         McpGuardRateLimiterWindow[] windows =
         [
-            new("add", "add-1m", McpGuardRateLimitAlgorithm.FixedWindow, 100_000_000, TimeSpan.FromMinutes(1), 1, perTool: true),
+            .. tool == "add" ? [new McpGuardRateLimiterWindow("add", "add-1m", McpGuardRateLimitAlgorithm.FixedWindow, 100_000_000, TimeSpan.FromMinutes(1), 1, perTool: true)] : Array.Empty<McpGuardRateLimiterWindow>(),
             new("default", "default-1m", McpGuardRateLimitAlgorithm.FixedWindow, 100_000_000, TimeSpan.FromMinutes(1), 1),
             new("default", "default-1d", McpGuardRateLimitAlgorithm.FixedWindow, 100_000_000, TimeSpan.FromDays(1), 1),
         ];
@@ -88,7 +90,7 @@ internal static class GuardFloor
 
             if (limits is not null && HttpMethods.IsPost(context.Request.Method))
             {
-                var permit = await limits.AcquireAsync(new McpGuardRateLimitRequest("account:alice", "add", windows, spend: true), context.RequestAborted);
+                var permit = await limits.AcquireAsync(new McpGuardRateLimitRequest("account:alice", tool, windows, spend: true), context.RequestAborted);
                 if (!permit.Acquired)
                 {
                     context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
@@ -135,7 +137,7 @@ internal static class GuardFloor
             }
 
             Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
-            Span<byte> key = stackalloc byte[256];
+            Span<byte> key = stackalloc byte[Encoding.UTF8.GetMaxByteCount(200)];
             var length = Encoding.UTF8.GetBytes(header.AsSpan(7).Trim(), key);
             SHA256.HashData(key[..length], hash);
             if (!CryptographicOperations.FixedTimeEquals(hash, AliceKeyHash))
