@@ -73,8 +73,9 @@ pids+=($!)
 wait_for "http://127.0.0.1:$upstream_port/mcp" || exit 1
 wait_for "http://127.0.0.1:$gateway_port/health" || exit 1
 if [ "$BASELINE" = 1 ]; then
-    dotnet benchmarks/McpGuard.Benchmarks/bin/Release/net10.0/McpGuard.Benchmarks.dll bare-proxy --urls "http://127.0.0.1:$bare_port" \
-        --upstream "http://127.0.0.1:$upstream_port" >"$work/yarp.log" 2>&1 &
+    # The benchmarks are a console app: server GC, as the gateway and the sample (web apps) have it, and a content root of its own.
+    DOTNET_gcServer=1 dotnet benchmarks/McpGuard.Benchmarks/bin/Release/net10.0/McpGuard.Benchmarks.dll bare-proxy --urls "http://127.0.0.1:$bare_port" \
+        --contentRoot "$root/benchmarks/McpGuard.Benchmarks/bin/Release/net10.0" --upstream "http://127.0.0.1:$upstream_port" >"$work/yarp.log" 2>&1 &
     pids+=($!)
     wait_for "http://127.0.0.1:$bare_port/mcp" || exit 1
 fi
