@@ -36,7 +36,7 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
 {
     private const int MaxCapture = 256;
 
-    private readonly JsonScanner _json = new();
+    private readonly JsonScanner _json = new(IdCapacity(id));
     private Framing _framing = Framing.Unknown;
 
     // SSE line state.
@@ -57,6 +57,14 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
         EventStream,
         Other,
     }
+
+    /// <summary>
+    /// The most bytes of an <c>id</c> value that can still be the charged request's: its JSON text is at most 6 bytes per
+    /// UTF-16 character (a <c>\uXXXX</c> escape; a server's serializer may escape any character it likes). A longer id
+    /// cannot be the request's; a shorter limit would leave a long id unread, and a served call unanswered and refunded.
+    /// </summary>
+    private static int IdCapacity(JsonRpcId id) =>
+        id.ToObject() is string text ? Math.Max(MaxCapture, (6 * text.Length) + 2) : MaxCapture;
 
     /// <summary>The answer to the charged request, once written in full.</summary>
     public AnswerKind Answer { get; private set; }
@@ -245,12 +253,12 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
     /// A byte-at-a-time reader of one JSON value that remembers only the few members settlement needs. It assumes the
     /// JSON is well formed (the endpoint wrote it); malformed input simply never produces an answer.
     /// </summary>
-    private sealed class JsonScanner
+    private sealed class JsonScanner(int idCapacity)
     {
         private const int TrackedDepth = 3;
 
         private readonly byte[] _key = new byte[MaxCapture];
-        private readonly byte[] _value = new byte[MaxCapture];
+        private byte[] _value = new byte[MaxCapture];
         private readonly Container[] _containers = new Container[TrackedDepth + 1];
         private int _depth;
         private State _state = State.Value;
@@ -550,6 +558,12 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
                 return;
             }
 
+            if (_valueLength == _value.Length && _slot == Slot.Id && _valueLength < idCapacity)
+            {
+                // Only an id can be long and still matter (it may be the charged request's, however long that one is).
+                Array.Resize(ref _value, Math.Min(idCapacity, _value.Length * 2));
+            }
+
             if (_valueLength < _value.Length)
             {
                 _value[_valueLength++] = b;
@@ -562,8 +576,20 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
 
         private void EndScalar()
         {
-            if (_slot == Slot.None || _captureOverflow)
+            if (_slot == Slot.None)
             {
+                return;
+            }
+
+            if (_captureOverflow)
+            {
+                // Too long to be what settlement compares with: an id that is not the request's, a reason that is not
+                // internal_error, an isError that is not true; but a resultType string that is not "complete".
+                if (_slot == Slot.ResultType && _state == State.String)
+                {
+                    _resultType = "(long)";
+                }
+
                 return;
             }
 
@@ -657,7 +683,9 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
                 return Encoding.UTF8.GetString(text);
             }
 
-            Span<byte> quoted = stackalloc byte[text.Length + 2];
+            // An id may be long (as long as the request's): only a short text goes on the stack.
+            Span<byte> quoted = text.Length <= 510 ? stackalloc byte[512] : new byte[text.Length + 2];
+            quoted = quoted[..(text.Length + 2)];
             quoted[0] = (byte)'"';
             text.CopyTo(quoted[1..]);
             quoted[^1] = (byte)'"';

@@ -20,7 +20,11 @@ public sealed class ResponseAnswerReaderDifferentialTests
     private static readonly string? Seed = Environment.GetEnvironmentVariable("CsCheck_Seed");
     private static readonly int Iterations = int.TryParse(Environment.GetEnvironmentVariable("MCPGUARD_ANSWER_READER_ITER"), out var n) ? n : 4_000;
 
-    private static readonly JsonRpcId[] RequestIds = [new(5), new(-3), new(12_345_678_901), new("req-5")];
+    // Long ids too: the reader must read an id as long as the request's, however the server escapes it.
+    private static readonly string LongId = "req-" + new string('a', 300);
+    private static readonly string EscapedId = string.Concat(Enumerable.Repeat("<é&'+", 60));
+
+    private static readonly JsonRpcId[] RequestIds = [new(5), new(-3), new(12_345_678_901), new("req-5"), new(LongId), new(EscapedId)];
 
     [Fact]
     public void The_reader_finds_the_answer_System_Text_Json_finds_in_a_json_body()
@@ -145,7 +149,7 @@ public sealed class ResponseAnswerReaderDifferentialTests
         var space = sse ? Gen.OneOf<string>("", "", "", " ", "\t") : Gen.OneOf<string>("", "", "", " ", "\n", "\r\n  ", "\t");
         var id = Gen.OneOf(
             Gen.OneOf<string>("5", "-3", "12345678901", "6", "0", "5.0", "5e0", "-0", "1e2", "\"5\"", "null", "{}", "[5]", "true"),
-            JsonString(Gen.OneOf<string>("req-5", "req-6", "req-", "5", "")));
+            JsonString(Gen.OneOf<string>("req-5", "req-6", "req-", "5", "", LongId, LongId[..^1] + "b", LongId + "a", EscapedId, EscapedId[1..])));
         var resultObject = Members(space, [
             ("isError", Gen.OneOf<string>("true", "false", "\"true\"", "1", "null")),
             ("resultType", Gen.OneOf(JsonString(Gen.OneOf<string>("complete", "input_required", "incomplete", "")), Gen.OneOf<string>("1", "null", "{}"))),

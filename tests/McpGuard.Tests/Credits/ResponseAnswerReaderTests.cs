@@ -33,6 +33,8 @@ public sealed class ResponseAnswerReaderTests
         { "text/event-stream", "data: {\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}", 5, "Result" },
         { "text/event-stream", "retry: 10\nid: 9\nevent: message\ndata\ndata: {\"id\":5,\"result\":{}}\n\n", 5, "Result" },
         { "text/plain", "{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}", 5, "None" },
+        { "application/json", "{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{\"resultType\":\"" + new string('x', 300) + "\"}}", 5, "Incomplete" },
+        { "application/json", "{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{\"isError\":true,\"structuredContent\":{\"reason\":\"internal_error" + new string(' ', 300) + "\"}}}", 5, "Result" },
     };
 
     [Theory]
@@ -43,6 +45,24 @@ public sealed class ResponseAnswerReaderTests
         var requestId = id == -1 ? new JsonRpcId("req-5") : new JsonRpcId(id);
         Assert.Equal(expected, Read(contentType, Encoding.UTF8.GetBytes(body), requestId, [int.MaxValue]));
         Assert.Equal(expected, Read(contentType, Encoding.UTF8.GetBytes(body), requestId, [1]));
+    }
+
+    /// <summary>An id is read whole however long it is, written as it is or escaped (up to 6 bytes a character).</summary>
+    [Theory]
+    [InlineData(300, 'a', false)]
+    [InlineData(60, '<', true)]
+    [InlineData(5_000, '\u00e9', true)]
+    [InlineData(5_000, '\u00e9', false)]
+    public void A_long_string_id_is_read_whole(int length, char character, bool escaped)
+    {
+        var id = new string(character, length);
+        foreach (var (written, expected) in new[] { (id, AnswerKind.Result), (id[..^1] + "b", AnswerKind.None), (id + "a", AnswerKind.None) })
+        {
+            var text = escaped ? string.Concat(written.Select(c => $"\\u{(int)c:x4}")) : written;
+            var body = Encoding.UTF8.GetBytes("data: {\"result\":{},\"id\":\"" + text + "\",\"jsonrpc\":\"2.0\"}\n\n");
+            Assert.Equal(expected, Read("text/event-stream", body, new JsonRpcId(id), [int.MaxValue]));
+            Assert.Equal(expected, Read("text/event-stream", body, new JsonRpcId(id), [7]));
+        }
     }
 
     [Fact]

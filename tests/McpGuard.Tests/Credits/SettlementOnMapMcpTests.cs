@@ -104,6 +104,33 @@ public sealed class SettlementOnMapMcpTests
         Assert.Equal(0, host.WorkRuns);
     }
 
+    /// <summary>
+    /// A served call keeps its charge whatever its id: the SDK echoes an id of 300 characters as it came, and one of
+    /// 60 <c>&lt;</c> as <c>\u003C</c> escapes (360 bytes). Settlement once read only the first 256 bytes of an id, so
+    /// such a call found no answer and was refunded after it was served: a free call for any client.
+    /// </summary>
+    [Theory]
+    [InlineData(Mode.Stateless, "a", 300)]
+    [InlineData(Mode.Stateless, "<", 60)]
+    [InlineData(Mode.Stateful, "a", 300)]
+    [InlineData(Mode.Stateful, "<", 60)]
+    public async Task A_served_call_with_a_long_id_keeps_its_charge(Mode mode, string character, int length)
+    {
+        await using var host = await SettlementHost.StartAsync(mode);
+        var session = await host.OpenSessionAsync(mode, DemoKeys.Alice);
+        var id = string.Concat(Enumerable.Repeat(character, length));
+
+        using var response = await host.PostAsync("{\"jsonrpc\":\"2.0\",\"id\":\"" + id + "\",\"method\":\"tools/call\",\"params\":{\"name\":\"work\",\"arguments\":{}}}", DemoKeys.Alice, session);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var answer = await Sse.ReadSingleMessageAsync(response);
+        Assert.Equal(id, answer.GetProperty("id").GetString());
+        Assert.Equal("done", answer.GetProperty("result").GetProperty("content")[0].GetProperty("text").GetString());
+        Assert.Equal("700", CreditCalls.Header(response, CreditCalls.ChargeHeader));
+        Assert.Equal([("Usage", -700L)], await host.CallRowsAsync("alice"));
+        Assert.Equal(Balance - 700, await host.BalanceAsync("alice"));
+    }
+
     [Theory]
     [MemberData(nameof(Modes))]
     public async Task Progress_before_the_result_streams_first_and_the_charge_stands(Mode mode)
