@@ -64,7 +64,7 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
     /// cannot be the request's; a shorter limit would leave a long id unread, and a served call unanswered and refunded.
     /// </summary>
     private static int IdCapacity(JsonRpcId id) =>
-        id.ToObject() is string text ? Math.Max(MaxCapture, (6 * text.Length) + 2) : MaxCapture;
+        id.ToObject() is string text ? (int)Math.Min(Array.MaxLength, Math.Max(MaxCapture, (6L * text.Length) + 2)) : MaxCapture;
 
     /// <summary>The answer to the charged request, once written in full.</summary>
     public AnswerKind Answer { get; private set; }
@@ -428,7 +428,7 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
                         _containers[_depth] = role;
                     }
 
-                    _objects = isObject ? _objects | (1UL << Math.Min(_depth, 63)) : _objects & ~(1UL << Math.Min(_depth, 63));
+                    SetObject(_depth, isObject);
                     _state = isObject ? State.Key : State.Value;
                     if (!isObject)
                     {
@@ -457,10 +457,23 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
             }
         }
 
-        private ulong _objects;
+        // Whether each open container is an object, a bit per depth, as deep as the message goes: a result nests as deep
+        // as a tool makes it, and a depth read wrong would lose a closing bracket and, with it, the answer.
+        private ulong[] _objects = new ulong[1];
         private bool _emptyArrayPossible;
 
-        private bool IsObject(int depth) => (_objects & (1UL << Math.Min(depth, 63))) != 0;
+        private bool IsObject(int depth) => (depth >> 6) < _objects.Length && (_objects[depth >> 6] & (1UL << (depth & 63))) != 0;
+
+        private void SetObject(int depth, bool isObject)
+        {
+            var word = depth >> 6;
+            if (word >= _objects.Length)
+            {
+                Array.Resize(ref _objects, Math.Max(word + 1, _objects.Length * 2));
+            }
+
+            _objects[word] = isObject ? _objects[word] | (1UL << (depth & 63)) : _objects[word] & ~(1UL << (depth & 63));
+        }
 
         private bool CloseContainer()
         {
@@ -561,7 +574,7 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
             if (_valueLength == _value.Length && _slot == Slot.Id && _valueLength < idCapacity)
             {
                 // Only an id can be long and still matter (it may be the charged request's, however long that one is).
-                Array.Resize(ref _value, Math.Min(idCapacity, _value.Length * 2));
+                Array.Resize(ref _value, (int)Math.Min(idCapacity, 2L * _value.Length));
             }
 
             if (_valueLength < _value.Length)

@@ -56,7 +56,7 @@ public sealed class ResponseAnswerReaderDifferentialTests
     /// <summary>The documented rules, applied by System.Text.Json to the whole message.</summary>
     private static AnswerKind Expected(string message, JsonRpcId id)
     {
-        using var document = JsonDocument.Parse(message);
+        using var document = JsonDocument.Parse(message, new JsonDocumentOptions { MaxDepth = 1_000 });
         var root = document.RootElement;
         if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("id", out var idValue))
         {
@@ -201,7 +201,23 @@ public sealed class ResponseAnswerReaderDifferentialTests
             Members(space, [("id", Gen.Const("5")), ("result", Gen.Const("{}")), ("error", Gen.Const("{}")), ("isError", Gen.Const("true"))]),
             Gen.Select(Members(space, [("resultType", JsonString(Gen.Const("input_required"))), ("reason", JsonString(Gen.Const("internal_error")))]), o => "[1,[]," + o + ",\"]\"]"),
             JsonString(Gen.OneOf<string>("{\"id\":5,\"result\":{}}", "\\\"}]", "plain")),
-            Gen.OneOf<string>("[]", "[[]]", "{}", "-1.5e3", "null", "false"));
+            Gen.OneOf<string>("[]", "[[]]", "{}", "-1.5e3", "null", "false"),
+            Gen.Select(Gen.Int[1, 130], Gen.Bool, (depth, objects) => Deep(depth, objects)));
+
+    /// <summary>Arrays (or objects and arrays) nested this deep around an object and a number: closing brackets to count.</summary>
+    private static string Deep(int depth, bool objects)
+    {
+        var open = new StringBuilder();
+        var close = new StringBuilder();
+        for (var i = 0; i < depth; i++)
+        {
+            var asObject = objects && i % 3 == 1 && i < depth - 1;
+            open.Append(asObject ? "{\"k\":" : "[");
+            close.Insert(0, asObject ? "}" : "]");
+        }
+
+        return open + "{},0" + close;
+    }
 
     private static Gen<string> Name(string name) => JsonString(Gen.Const(name));
 

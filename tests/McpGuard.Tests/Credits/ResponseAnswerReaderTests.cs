@@ -65,6 +65,24 @@ public sealed class ResponseAnswerReaderTests
         }
     }
 
+    /// <summary>
+    /// A result nested deeper than 63 levels (a tool may return what it was given) still ends where it ends: the reader
+    /// once kept depths 63 and beyond in one bit, lost an array's closing bracket after an object at that depth, never
+    /// saw the message end, and refunded the served call.
+    /// </summary>
+    [Theory]
+    [InlineData(60)]
+    [InlineData(63)]
+    [InlineData(64)]
+    [InlineData(200)]
+    public void A_deeply_nested_result_ends_where_it_ends(int depth)
+    {
+        var nested = new string('[', depth) + "{},0" + new string(']', depth);
+        var body = Encoding.UTF8.GetBytes("data: {\"result\":{\"structuredContent\":{\"v\":" + nested + "},\"isError\":false},\"id\":5,\"jsonrpc\":\"2.0\"}\n\n");
+        Assert.Equal(AnswerKind.Result, Read("text/event-stream", body, new JsonRpcId(5), [int.MaxValue]));
+        Assert.Equal(AnswerKind.Result, Read("text/event-stream", body, new JsonRpcId(5), [3]));
+    }
+
     [Fact]
     public void Any_split_of_the_body_gives_the_same_answer()
     {
