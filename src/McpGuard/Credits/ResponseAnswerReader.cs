@@ -93,6 +93,39 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
 
     public void Write(ReadOnlySpan<byte> bytes)
     {
+        if (_bomSeen >= 0)
+        {
+            // A body may start with a UTF-8 byte order mark, which JSON readers and the event-stream format skip.
+            while (!bytes.IsEmpty && _bomSeen < 3 && bytes[0] == Utf8Bom[_bomSeen])
+            {
+                _bomSeen++;
+                bytes = bytes[1..];
+            }
+
+            if (_bomSeen < 3 && bytes.IsEmpty)
+            {
+                return;
+            }
+
+            var notABom = _bomSeen < 3 ? _bomSeen : 0;
+            _bomSeen = -1;
+            if (notABom > 0)
+            {
+                // The start of something else: read as it came.
+                Push(Utf8Bom[..notABom]);
+            }
+        }
+
+        Push(bytes);
+    }
+
+    private static ReadOnlySpan<byte> Utf8Bom => [0xEF, 0xBB, 0xBF];
+
+    /// <summary>How many bytes of a leading byte order mark the body has begun with; -1 once past its start.</summary>
+    private int _bomSeen;
+
+    private void Push(ReadOnlySpan<byte> bytes)
+    {
         switch (_framing)
         {
             case Framing.Json:
@@ -118,6 +151,13 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
     /// <summary>The body is complete: an event not closed by a blank line still counts.</summary>
     public void Complete()
     {
+        if (_bomSeen > 0)
+        {
+            // The body ended inside what looked like a byte order mark: it was not one.
+            Push(Utf8Bom[.._bomSeen]);
+        }
+
+        _bomSeen = -1;
         if (_framing == Framing.EventStream && _eventHasData)
         {
             EndEvent();

@@ -83,6 +83,24 @@ public sealed class ResponseAnswerReaderTests
         Assert.Equal(AnswerKind.Result, Read("text/event-stream", body, new JsonRpcId(5), [3]));
     }
 
+    /// <summary>A body that starts with a UTF-8 byte order mark is read past it, however the mark is split.</summary>
+    [Theory]
+    [InlineData("application/json", "{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}", "None")]
+    [InlineData("text/event-stream", "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}\n\n", "Result")]
+    [InlineData("text/event-stream", "data: {\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}\n\n", "None")]
+    public void A_leading_byte_order_mark_is_skipped(string contentType, string body, string withTwoMarks)
+    {
+        var bytes = (byte[])[0xEF, 0xBB, 0xBF, .. Encoding.UTF8.GetBytes(body)];
+        foreach (var chunk in new[] { int.MaxValue, 1, 2, 4 })
+        {
+            Assert.Equal(AnswerKind.Result, Read(contentType, bytes, new JsonRpcId(5), [chunk]));
+        }
+
+        // Only one mark is skipped: a second one is not JSON, and in an event stream it is part of the first field's name
+        // (an unknown field, ignored; a "data" line after it still counts).
+        Assert.Equal(Enum.Parse<AnswerKind>(withTwoMarks), Read(contentType, [0xEF, 0xBB, 0xBF, .. bytes], new JsonRpcId(5), [1]));
+    }
+
     [Fact]
     public void Any_split_of_the_body_gives_the_same_answer()
     {
