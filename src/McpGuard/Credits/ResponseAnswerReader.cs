@@ -30,7 +30,7 @@ internal enum AnswerKind
 /// a series of events whose <c>data</c> lines each hold one. Only the top of each message is looked at (its <c>id</c>,
 /// whether it has <c>result</c> or <c>error</c>, and in a result <c>resultType</c>, <c>isError</c> and
 /// <c>structuredContent.reason</c>); nested values stream past without being kept, so memory stays constant whatever the
-/// response's size.
+/// response's size, but for a bit per level of nesting and an id as long as the request's.
 /// </summary>
 internal sealed class ResponseAnswerReader(JsonRpcId id)
 {
@@ -350,8 +350,12 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
             Reason,
         }
 
+        /// <summary>Whether the message so far is not JSON (a closing bracket with nothing open).</summary>
+        private bool _broken;
+
         public void Reset()
         {
+            _broken = false;
             _depth = 0;
             _state = State.Value;
             _escape = false;
@@ -364,6 +368,11 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
         /// <summary>Reads one byte; true when it ended the top-level value.</summary>
         public bool Push(byte b)
         {
+            if (_broken)
+            {
+                return false;
+            }
+
             switch (_state)
             {
                 case State.String:
@@ -517,6 +526,14 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
 
         private bool CloseContainer()
         {
+            if (_depth == 0)
+            {
+                // A bracket that closes nothing: not JSON. Nothing more of this message is read (an event stream's next
+                // event starts afresh), so it answers nothing, as a JSON reader would refuse it.
+                _broken = true;
+                return false;
+            }
+
             _depth--;
             _slot = Slot.None;
             _emptyArrayPossible = false;

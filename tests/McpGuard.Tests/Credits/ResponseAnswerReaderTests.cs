@@ -33,6 +33,9 @@ public sealed class ResponseAnswerReaderTests
         { "text/event-stream", "data: {\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}", 5, "Result" },
         { "text/event-stream", "retry: 10\nid: 9\nevent: message\ndata\ndata: {\"id\":5,\"result\":{}}\n\n", 5, "Result" },
         { "text/plain", "{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}", 5, "None" },
+        { "application/json", "5}{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}", 5, "None" },
+        { "application/json", "true]{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}", 5, "None" },
+        { "text/event-stream", "data: 5}{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{}}\n\ndata: {\"jsonrpc\":\"2.0\",\"id\":5,\"error\":{}}\n\n", 5, "Error" },
         { "application/json", "{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{\"resultType\":\"" + new string('x', 300) + "\"}}", 5, "Incomplete" },
         { "application/json", "{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":{\"isError\":true,\"structuredContent\":{\"reason\":\"internal_error" + new string(' ', 300) + "\"}}}", 5, "Result" },
     };
