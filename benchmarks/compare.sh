@@ -63,6 +63,8 @@ cd "$root"
 source benchmarks/ensure-wrk.sh
 # shellcheck source=benchmarks/unlimited.sh
 source benchmarks/unlimited.sh
+# shellcheck source=benchmarks/bench-server.sh
+source benchmarks/bench-server.sh
 
 
 free_port() {
@@ -131,10 +133,8 @@ if [ "$GUARDED" = floor ]; then
     floor_args=()
     if [ "$STORE" = PostgreSql ]; then floor_args=(--redis "$REDIS_CONFIGURATION" --postgres "$PG_CONNECTION"); fi
     if [ "$STORE" = InMemory ]; then floor_args=(--journal memory); fi
-    # The benchmarks are a console app: server GC, as both samples (web apps) have it, and a content root of its own.
-    DOTNET_gcServer=1 dotnet "$bench_dir/bin/Release/net10.0/McpGuard.Benchmarks.dll" guard-floor \
-        --contentRoot "$(cd "$bench_dir/bin/Release/net10.0" && pwd)" --urls "http://127.0.0.1:$guarded_port" \
-        --ledger "$work/ledger.db" "${floor_args[@]}" $GUARD_ARGS >"$work/guarded.log" 2>&1 &
+    (bench_server "$bench_dir" guard-floor --urls "http://127.0.0.1:$guarded_port" \
+        --ledger "$work/ledger.db" "${floor_args[@]}" $GUARD_ARGS) >"$work/guarded.log" 2>&1 &
 else
     dotnet "$dll" --contentRoot "$content_root" --urls "http://127.0.0.1:$guarded_port" \
         --Sample:Guard=true \

@@ -25,6 +25,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # shellcheck source=benchmarks/ensure-wrk.sh
 source benchmarks/ensure-wrk.sh
+# shellcheck source=benchmarks/bench-server.sh
+source benchmarks/bench-server.sh
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 upstream_port=$(free_port)
@@ -73,9 +75,8 @@ pids+=($!)
 wait_for "http://127.0.0.1:$upstream_port/mcp" || exit 1
 wait_for "http://127.0.0.1:$gateway_port/health" || exit 1
 if [ "$BASELINE" = 1 ]; then
-    # The benchmarks are a console app: server GC, as the gateway and the sample (web apps) have it, and a content root of its own.
-    DOTNET_gcServer=1 dotnet benchmarks/McpGuard.Benchmarks/bin/Release/net10.0/McpGuard.Benchmarks.dll bare-proxy --urls "http://127.0.0.1:$bare_port" \
-        --contentRoot "$root/benchmarks/McpGuard.Benchmarks/bin/Release/net10.0" --upstream "http://127.0.0.1:$upstream_port" >"$work/yarp.log" 2>&1 &
+    (bench_server benchmarks/McpGuard.Benchmarks bare-proxy --urls "http://127.0.0.1:$bare_port" \
+        --upstream "http://127.0.0.1:$upstream_port") >"$work/yarp.log" 2>&1 &
     pids+=($!)
     wait_for "http://127.0.0.1:$bare_port/mcp" || exit 1
 fi

@@ -39,6 +39,9 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
     private readonly JsonScanner _json = new(IdCapacity(id));
     private Framing _framing = Framing.Unknown;
 
+    /// <summary>How many bytes of a leading byte order mark the body has begun with; -1 once past its start.</summary>
+    private int _bomSeen;
+
     // SSE line state.
     private bool _atLineStart = true;
     private bool _skipLineFeed;
@@ -65,6 +68,8 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
     /// </summary>
     private static int IdCapacity(JsonRpcId id) =>
         id.ToObject() is string text ? (int)Math.Min(Array.MaxLength, Math.Max(MaxCapture, (6L * text.Length) + 2)) : MaxCapture;
+
+    private static ReadOnlySpan<byte> Utf8Bom => [0xEF, 0xBB, 0xBF];
 
     /// <summary>The answer to the charged request, once written in full.</summary>
     public AnswerKind Answer { get; private set; }
@@ -118,11 +123,6 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
 
         Push(bytes);
     }
-
-    private static ReadOnlySpan<byte> Utf8Bom => [0xEF, 0xBB, 0xBF];
-
-    /// <summary>How many bytes of a leading byte order mark the body has begun with; -1 once past its start.</summary>
-    private int _bomSeen;
 
     private void Push(ReadOnlySpan<byte> bytes)
     {
@@ -644,6 +644,9 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
             }
         }
 
+        /// <summary>A <c>resultType</c> string too long to keep: whatever it says, it is not <c>complete</c>.</summary>
+        private const string UnreadResultType = "(too long to read)";
+
         private void EndScalar()
         {
             if (_slot == Slot.None)
@@ -657,7 +660,7 @@ internal sealed class ResponseAnswerReader(JsonRpcId id)
                 // internal_error, an isError that is not true; but a resultType string that is not "complete".
                 if (_slot == Slot.ResultType && _state == State.String)
                 {
-                    _resultType = "(long)";
+                    _resultType = UnreadResultType;
                 }
 
                 return;

@@ -33,7 +33,7 @@ public sealed class ResponseAnswerReaderDifferentialTests
         {
             var id = RequestIds[which];
             var expected = Expected(message, id);
-            var actual = Read("application/json", Encoding.UTF8.GetBytes(message), id, chunks);
+            var actual = ResponseAnswerReaderTests.Read("application/json", Encoding.UTF8.GetBytes(message), id, chunks);
             return actual == expected;
         }, iter: Iterations, seed: Seed, print: t => $"id {RequestIds[t.Item1]}: {t.Item2}");
     }
@@ -48,7 +48,7 @@ public sealed class ResponseAnswerReaderDifferentialTests
             var (messages, crlf, extras, noSpace) = stream;
             var body = EventStream(messages, crlf, extras, noSpace);
             var expected = messages.Select(m => Expected(m, id)).FirstOrDefault(a => a != AnswerKind.None);
-            var actual = Read("text/event-stream", Encoding.UTF8.GetBytes(body), id, chunks);
+            var actual = ResponseAnswerReaderTests.Read("text/event-stream", Encoding.UTF8.GetBytes(body), id, chunks);
             return actual == expected;
         }, iter: Iterations, seed: Seed, print: t => $"id {RequestIds[t.Item1]}: {EventStream(t.Item2.Item1, t.Item2.Item2, t.Item2.Item3, t.Item2.Item4)}");
     }
@@ -98,23 +98,6 @@ public sealed class ResponseAnswerReaderDifferentialTests
             && long.TryParse(value.GetRawText(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var written) && written == expected,
         _ => false,
     };
-
-    private static AnswerKind Read(string contentType, byte[] body, JsonRpcId id, int[] chunks)
-    {
-        var reader = new ResponseAnswerReader(id);
-        reader.Start(contentType);
-        var offset = 0;
-        var next = 0;
-        while (offset < body.Length)
-        {
-            var size = Math.Min(chunks[next++ % chunks.Length], body.Length - offset);
-            reader.Write(body.AsSpan(offset, size));
-            offset += size;
-        }
-
-        reader.Complete();
-        return reader.Answer;
-    }
 
     /// <summary>Events with one message each, with comments and other fields before some of them.</summary>
     private static string EventStream(string[] messages, bool crlf, int[] extras, bool noSpace)
@@ -176,7 +159,7 @@ public sealed class ResponseAnswerReaderDifferentialTests
     /// <summary>An object holding each candidate member with some probability, once, in a random order, names escaped or not.</summary>
     private static Gen<string> Members(Gen<string> space, (string Name, Gen<string> Value)[] candidates)
     {
-        var chosen = Gen.Const(ImmutableMembers.Empty);
+        var chosen = Gen.Const(ImmutableList<string?>.Empty);
         foreach (var (name, value) in candidates)
         {
             var member = Gen.Select(Gen.Int[0, 3], Name(name), value, (keep, n, v) => keep == 0 ? null : n + ":" + v);
@@ -188,11 +171,6 @@ public sealed class ResponseAnswerReaderDifferentialTests
             var present = order.Select(i => members[i]).Where(m => m is not null).Select(m => s1 + m + s2);
             return "{" + string.Join(",", present) + "}";
         });
-    }
-
-    private static class ImmutableMembers
-    {
-        public static readonly ImmutableList<string?> Empty = [];
     }
 
     /// <summary>A value with the names settlement looks at, one or two levels down, where they must not count.</summary>

@@ -119,7 +119,8 @@ public sealed class ResponseAnswerReaderTests
 
     private static readonly string? TestSeedsForThisClass = Environment.GetEnvironmentVariable("CsCheck_Seed");
 
-    private static AnswerKind Read(string contentType, byte[] body, JsonRpcId id, int[] chunks)
+    /// <summary>The reader's answer to a body written in chunks of the given sizes (repeated), then completed.</summary>
+    internal static AnswerKind Read(string contentType, byte[] body, JsonRpcId id, int[] chunks)
     {
         var reader = new ResponseAnswerReader(id);
         reader.Start(contentType);
